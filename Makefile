@@ -1,0 +1,58 @@
+# Rewind — build, test and run.
+#
+# Two commands set up and run everything on a fresh Debian machine:
+#   make run    the main job
+#   make test   the whole suite (installs what it needs first)
+
+GO          ?= go
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME    ?= 10s
+BENCHTIME   ?= 1s
+
+# Debian packages the project needs: flatc for `make generate`, Xvfb for the
+# window tests, and the X/GL runtime libraries an Ebiten window loads.
+DEB_PACKAGES := flatbuffers-compiler xvfb xauth libgl1 libgl1-mesa-dri \
+	libx11-6 libxrandr2 libxcursor1 libxinerama1 libxi6 libxxf86vm1 libxext6
+
+.PHONY: all deps build test check bench fuzz generate run clean
+
+all: build
+
+## deps: install the Debian packages that are missing (a no-op when all are there).
+deps:
+	@DEB_PACKAGES="$(DEB_PACKAGES)" sh scripts/deps.sh
+
+## build: compile every package and command.
+build:
+	$(GO) build ./...
+
+## test: the whole suite with the race detector and shuffled test order.
+test: deps
+	$(GO) test -race -shuffle=on -timeout 20m ./...
+
+## check: formatting, vet, staticcheck and a tidy module.
+check:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) mod tidy -diff
+
+## bench: every benchmark, with allocation counts.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+
+## fuzz: each fuzz target for FUZZTIME (default 10s).
+fuzz:
+	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh scripts/fuzz.sh
+
+## generate: regenerate the FlatBuffers Go code (needs flatc from `make deps`).
+generate: deps
+	$(GO) generate ./...
+
+## run: the netcode example program.
+run: build
+	$(GO) run ./netcode/cmd/rewind-example
+
+clean:
+	$(GO) clean -testcache
