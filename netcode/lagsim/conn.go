@@ -2,6 +2,7 @@ package lagsim
 
 import (
 	"container/heap"
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -69,10 +70,12 @@ type Conn struct {
 
 	mu       sync.Mutex // guards the fields below
 	out, in  direction
-	pending  delayHeap // both directions, earliest first
-	seq      uint64    // tie-breaker keeping equal departure times FIFO
-	readErr  error     // the wrapped conn's read error, once it failed
-	deadline time.Time // read deadline
+	pending  delayHeap     // both directions, earliest first
+	seq      uint64        // tie-breaker keeping equal departure times FIFO
+	readErr  error         // the wrapped conn's read error, once it failed
+	drained  chan struct{} // closed when nothing is in flight; nil when nobody waits
+	handing  bool          // the scheduler is delivering popped packets
+	deadline time.Time     // read deadline
 	dlChange chan struct{}
 }
 
@@ -255,11 +258,19 @@ func (c *Conn) schedule() {
 		if len(c.pending) > 0 {
 			wait = c.pending[0].at.Sub(now)
 		}
+		c.handing = len(due) > 0
 		c.mu.Unlock()
 
 		for _, p := range due {
 			c.deliver(p)
 		}
+		c.mu.Lock()
+		c.handing = false
+		if len(c.pending) == 0 && c.drained != nil {
+			close(c.drained)
+			c.drained = nil
+		}
+		c.mu.Unlock()
 		timer.Reset(wait)
 		select {
 		case <-timer.C:
@@ -387,6 +398,32 @@ func (c *Conn) Close() error {
 		return fmt.Errorf("lagsim: close: %w", err)
 	}
 	return nil
+}
+
+// Drain waits until no packet is in flight in either direction (every
+// delayed packet was delivered or the Conn closed), or ctx ends. Tests use it
+// to count what a link delivered once it went quiet; packets sent during
+// Drain extend the wait.
+func (c *Conn) Drain(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		if len(c.pending) == 0 && !c.handing {
+			c.mu.Unlock()
+			return nil
+		}
+		if c.drained == nil {
+			c.drained = make(chan struct{})
+		}
+		ch := c.drained
+		c.mu.Unlock()
+		select {
+		case <-ch:
+		case <-c.closed:
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("lagsim: drain: %w", ctx.Err())
+		}
+	}
 }
 
 // LocalAddr returns the wrapped conn's address.
