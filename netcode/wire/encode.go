@@ -1,0 +1,555 @@
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	flatbuffers "github.com/google/flatbuffers/go"
+
+	"github.com/rewindnet/rewind/netcode/wire/fb"
+)
+
+// Encoder builds the frames of one direction of a connection. It owns that
+// direction's path dictionary, so the frames it returns must all reach the
+// peer's Decoder, in order; after a lost frame both sides must be replaced
+// (a new connection starts a new Encoder/Decoder pair). An Encoder is not
+// safe for concurrent use.
+type Encoder struct {
+	lim  Limits
+	dict encDict
+	b    *flatbuffers.Builder
+
+	// Scratch reused across calls.
+	rec        []byte
+	offs       []flatbuffers.UOffsetT
+	frameStart int
+}
+
+// NewEncoder returns an Encoder enforcing lim (zero fields take defaults).
+func NewEncoder(lim Limits) (*Encoder, error) {
+	if err := lim.Validate(); err != nil {
+		return nil, err
+	}
+	lim = lim.withDefaults()
+	return &Encoder{lim: lim, dict: newEncDict(lim.MaxPaths), b: flatbuffers.NewBuilder(1024)}, nil
+}
+
+// BeginFrame appends a frame header to dst and starts a frame there: the
+// Append methods that follow add messages to it and keep it within
+// Limits.MaxFrameBytes. Pass dst[:0] (or any buffer whose tail is the
+// frame) and send the result after the last Append.
+func (e *Encoder) BeginFrame(dst []byte) []byte {
+	e.frameStart = len(dst)
+	return append(dst, ProtocolVersion)
+}
+
+// Append appends the message m.Kind to the frame in dst. On error dst is
+// returned unchanged and the dictionary is as before the call, so the frame
+// built so far is still valid.
+func (e *Encoder) Append(dst []byte, m *Message) ([]byte, error) {
+	switch m.Kind {
+	case KindHello:
+		return e.AppendHello(dst, &m.Hello)
+	case KindWelcome:
+		return e.AppendWelcome(dst, &m.Welcome)
+	case KindTimeSyncRequest:
+		return e.AppendTimeSyncRequest(dst, &m.TimeSyncRequest)
+	case KindTimeSyncReply:
+		return e.AppendTimeSyncReply(dst, &m.TimeSyncReply)
+	case KindWatch:
+		return e.AppendWatch(dst, &m.Watch)
+	case KindUnwatch:
+		return e.AppendUnwatch(dst, &m.Unwatch)
+	case KindValues:
+		return e.AppendValues(dst, &m.Values)
+	case KindValidStates:
+		return e.AppendValidStates(dst, &m.ValidStates)
+	case KindCall:
+		return e.AppendCall(dst, &m.Call)
+	case KindCallResult:
+		return e.AppendCallResult(dst, &m.CallResult)
+	case KindWrite:
+		return e.AppendWrite(dst, &m.Write)
+	case KindError:
+		return e.AppendError(dst, &m.Error)
+	case KindPing:
+		return e.AppendPing(dst, &m.Ping)
+	}
+	return dst, fmt.Errorf("%w: cannot encode %v", ErrUnknownKind, m.Kind)
+}
+
+// finish appends the finished builder contents as a message of kind k.
+func (e *Encoder) finish(dst []byte, k Kind, root flatbuffers.UOffsetT) ([]byte, error) {
+	e.b.Finish(root)
+	body := e.b.FinishedBytes()
+	n := len(dst)
+	dst = append(dst, byte(k))
+	dst = binary.AppendUvarint(dst, uint64(len(body)))
+	dst = append(dst, body...)
+	if len(dst)-e.frameStart > e.lim.MaxFrameBytes {
+		return dst[:n], fmt.Errorf("%w: %v message of %d bytes would make the frame exceed %d bytes", ErrTooLarge, k, len(body), e.lim.MaxFrameBytes)
+	}
+	return dst, nil
+}
+
+func (e *Encoder) checkBytes(what string, b []byte, max int) error {
+	if len(b) > max {
+		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrTooLarge, what, len(b), max)
+	}
+	return nil
+}
+
+func (e *Encoder) checkPath(what, p string) error {
+	if p == "" {
+		return fmt.Errorf("%w: empty %s", ErrInvalid, what)
+	}
+	if len(p) > e.lim.MaxPathBytes {
+		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrTooLarge, what, len(p), e.lim.MaxPathBytes)
+	}
+	return nil
+}
+
+// byteVector adds b as a [ubyte], or returns 0 for nil so the field is
+// left out (a nil slice round-trips as nil, an empty one as empty).
+func (e *Encoder) byteVector(b []byte) flatbuffers.UOffsetT {
+	if b == nil {
+		return 0
+	}
+	return e.b.CreateByteVector(b)
+}
+
+// AppendHello appends a Hello.
+func (e *Encoder) AppendHello(dst []byte, m *Hello) ([]byte, error) {
+	if err := e.checkBytes("Hello token", m.Token, e.lim.MaxTextBytes); err != nil {
+		return dst, err
+	}
+	if err := e.checkBytes("Hello nonce", m.Nonce, e.lim.MaxTextBytes); err != nil {
+		return dst, err
+	}
+	b := e.b
+	b.Reset()
+	tok, non := e.byteVector(m.Token), e.byteVector(m.Nonce)
+	fb.HelloStart(b)
+	fb.HelloAddVersion(b, m.Version)
+	if tok != 0 {
+		fb.HelloAddToken(b, tok)
+	}
+	if non != 0 {
+		fb.HelloAddNonce(b, non)
+	}
+	return e.finish(dst, KindHello, fb.HelloEnd(b))
+}
+
+// AppendWelcome appends a Welcome.
+func (e *Encoder) AppendWelcome(dst []byte, m *Welcome) ([]byte, error) {
+	b := e.b
+	b.Reset()
+	fb.WelcomeStart(b)
+	fb.WelcomeAddCreator(b, m.Creator)
+	fb.WelcomeAddServerTimeNs(b, m.ServerTime)
+	fb.WelcomeAddMaxChangeAgeNs(b, int64(m.MaxChangeAge))
+	fb.WelcomeAddMaxRewindNs(b, int64(m.MaxRewind))
+	fb.WelcomeAddMaxFutureSkewNs(b, int64(m.MaxFutureSkew))
+	return e.finish(dst, KindWelcome, fb.WelcomeEnd(b))
+}
+
+// AppendTimeSyncRequest appends a TimeSyncRequest.
+func (e *Encoder) AppendTimeSyncRequest(dst []byte, m *TimeSyncRequest) ([]byte, error) {
+	b := e.b
+	b.Reset()
+	fb.TimeSyncRequestStart(b)
+	fb.TimeSyncRequestAddClientSendNs(b, m.ClientSend)
+	return e.finish(dst, KindTimeSyncRequest, fb.TimeSyncRequestEnd(b))
+}
+
+// AppendTimeSyncReply appends a TimeSyncReply.
+func (e *Encoder) AppendTimeSyncReply(dst []byte, m *TimeSyncReply) ([]byte, error) {
+	b := e.b
+	b.Reset()
+	fb.TimeSyncReplyStart(b)
+	fb.TimeSyncReplyAddClientSendNs(b, m.ClientSend)
+	fb.TimeSyncReplyAddServerRecvNs(b, m.ServerRecv)
+	fb.TimeSyncReplyAddServerSendNs(b, m.ServerSend)
+	return e.finish(dst, KindTimeSyncReply, fb.TimeSyncReplyEnd(b))
+}
+
+// prefixes adds a vector of prefixes after checking them.
+func (e *Encoder) prefixes(what string, ps []string) (flatbuffers.UOffsetT, error) {
+	if len(ps) > e.lim.MaxPrefixes {
+		return 0, fmt.Errorf("%w: %s of %d prefixes, limit %d", ErrTooLarge, what, len(ps), e.lim.MaxPrefixes)
+	}
+	if ps == nil {
+		return 0, nil
+	}
+	e.offs = e.offs[:0]
+	for _, p := range ps {
+		if err := e.checkPath(what+" prefix", p); err != nil {
+			return 0, err
+		}
+		e.offs = append(e.offs, e.b.CreateString(p))
+	}
+	return e.vectorOfOffsets(), nil
+}
+
+func (e *Encoder) vectorOfOffsets() flatbuffers.UOffsetT {
+	e.b.StartVector(4, len(e.offs), 4)
+	for i := len(e.offs) - 1; i >= 0; i-- {
+		e.b.PrependUOffsetT(e.offs[i])
+	}
+	return e.b.EndVector(len(e.offs))
+}
+
+// AppendWatch appends a Watch.
+func (e *Encoder) AppendWatch(dst []byte, m *Watch) ([]byte, error) {
+	if m.Mode > maxWatchMode {
+		return dst, fmt.Errorf("%w: watch mode %d", ErrInvalid, m.Mode)
+	}
+	e.b.Reset()
+	ps, err := e.prefixes("Watch", m.Prefixes)
+	if err != nil {
+		return dst, err
+	}
+	b := e.b
+	fb.WatchStart(b)
+	if ps != 0 {
+		fb.WatchAddPrefixes(b, ps)
+	}
+	fb.WatchAddMode(b, byte(m.Mode))
+	fb.WatchAddWindowNs(b, int64(m.Window))
+	return e.finish(dst, KindWatch, fb.WatchEnd(b))
+}
+
+// AppendUnwatch appends an Unwatch.
+func (e *Encoder) AppendUnwatch(dst []byte, m *Unwatch) ([]byte, error) {
+	e.b.Reset()
+	ps, err := e.prefixes("Unwatch", m.Prefixes)
+	if err != nil {
+		return dst, err
+	}
+	fb.UnwatchStart(e.b)
+	if ps != 0 {
+		fb.UnwatchAddPrefixes(e.b, ps)
+	}
+	return e.finish(dst, KindUnwatch, fb.UnwatchEnd(e.b))
+}
+
+// AppendCall appends a Call.
+func (e *Encoder) AppendCall(dst []byte, m *Call) ([]byte, error) {
+	if len(m.Name) > e.lim.MaxTextBytes {
+		return dst, fmt.Errorf("%w: call name of %d bytes, limit %d", ErrTooLarge, len(m.Name), e.lim.MaxTextBytes)
+	}
+	if err := e.checkBytes("call args", m.Args, e.lim.MaxValueBytes); err != nil {
+		return dst, err
+	}
+	b := e.b
+	b.Reset()
+	name := b.CreateString(m.Name)
+	args := e.byteVector(m.Args)
+	fb.CallStart(b)
+	fb.CallAddId(b, fb.CreateCallID(b, m.ID.Creator, m.ID.Seq))
+	fb.CallAddName(b, name)
+	if args != 0 {
+		fb.CallAddArgs(b, args)
+	}
+	fb.CallAddTime(b, fb.CreateTime(b, m.Time.Nanos, m.Time.Version, m.Time.Creator))
+	fb.CallAddViewDelayNs(b, int64(m.ViewDelay))
+	return e.finish(dst, KindCall, fb.CallEnd(b))
+}
+
+// AppendCallResult appends a CallResult. Output paths travel in full: a
+// result names few values, and keeping them out of the dictionary keeps it
+// for the paths that repeat.
+func (e *Encoder) AppendCallResult(dst []byte, m *CallResult) ([]byte, error) {
+	if len(m.Error) > e.lim.MaxTextBytes {
+		return dst, fmt.Errorf("%w: call error text of %d bytes, limit %d", ErrTooLarge, len(m.Error), e.lim.MaxTextBytes)
+	}
+	if len(m.Outputs) > e.lim.MaxBatch {
+		return dst, fmt.Errorf("%w: %d call outputs, limit %d", ErrTooLarge, len(m.Outputs), e.lim.MaxBatch)
+	}
+	b := e.b
+	b.Reset()
+	var outs flatbuffers.UOffsetT
+	if m.Outputs != nil {
+		e.offs = e.offs[:0]
+		for _, r := range m.Outputs {
+			if err := e.checkPath("call output path", r.Path); err != nil {
+				return dst, err
+			}
+			p := b.CreateString(r.Path)
+			fb.ValueRefStart(b)
+			fb.ValueRefAddPath(b, p)
+			fb.ValueRefAddTime(b, fb.CreateTime(b, r.Time.Nanos, r.Time.Version, r.Time.Creator))
+			e.offs = append(e.offs, fb.ValueRefEnd(b))
+		}
+		outs = e.vectorOfOffsets()
+	}
+	var text flatbuffers.UOffsetT
+	if m.Error != "" {
+		text = b.CreateString(m.Error)
+	}
+	fb.CallResultStart(b)
+	fb.CallResultAddId(b, fb.CreateCallID(b, m.ID.Creator, m.ID.Seq))
+	fb.CallResultAddStatus(b, byte(m.Status))
+	if text != 0 {
+		fb.CallResultAddError(b, text)
+	}
+	if outs != 0 {
+		fb.CallResultAddOutputs(b, outs)
+	}
+	return e.finish(dst, KindCallResult, fb.CallResultEnd(b))
+}
+
+// AppendError appends an Error message.
+func (e *Encoder) AppendError(dst []byte, m *Error) ([]byte, error) {
+	if len(m.Text) > e.lim.MaxTextBytes {
+		return dst, fmt.Errorf("%w: error text of %d bytes, limit %d", ErrTooLarge, len(m.Text), e.lim.MaxTextBytes)
+	}
+	b := e.b
+	b.Reset()
+	var text flatbuffers.UOffsetT
+	if m.Text != "" {
+		text = b.CreateString(m.Text)
+	}
+	fb.ErrorStart(b)
+	fb.ErrorAddCode(b, uint16(m.Code))
+	if text != 0 {
+		fb.ErrorAddText(b, text)
+	}
+	return e.finish(dst, KindError, fb.ErrorEnd(b))
+}
+
+// AppendPing appends a Ping.
+func (e *Encoder) AppendPing(dst []byte, m *Ping) ([]byte, error) {
+	e.b.Reset()
+	fb.PingStart(e.b)
+	fb.PingAddSeq(e.b, m.Seq)
+	return e.finish(dst, KindPing, fb.PingEnd(e.b))
+}
+
+// AppendValues appends a Values message, preceded by a PathDefs message if
+// any of its paths (or lock paths) is new to the peer.
+func (e *Encoder) AppendValues(dst []byte, m *Values) ([]byte, error) {
+	return e.appendValueBatch(dst, KindValues, m.Items)
+}
+
+// AppendWrite appends a Write message, preceded by a PathDefs message if
+// any of its paths (or lock paths) is new to the peer.
+func (e *Encoder) AppendWrite(dst []byte, m *Write) ([]byte, error) {
+	return e.appendValueBatch(dst, KindWrite, m.Items)
+}
+
+// AppendValidStates appends a ValidStates message, preceded by a PathDefs
+// message if any of its paths is new to the peer.
+func (e *Encoder) AppendValidStates(dst []byte, m *ValidStates) ([]byte, error) {
+	if len(m.Items) > e.lim.MaxBatch {
+		return dst, fmt.Errorf("%w: ValidStates of %d items, limit %d", ErrTooLarge, len(m.Items), e.lim.MaxBatch)
+	}
+	var base Time
+	if len(m.Items) > 0 {
+		base = m.Items[0].Time
+	}
+	e.dict.begin()
+	rec := e.rec[:0]
+	for i := range m.Items {
+		c := &m.Items[i]
+		if c.State > maxState {
+			e.dict.rollback()
+			return dst, fmt.Errorf("%w: state %d", ErrInvalid, c.State)
+		}
+		id, err := e.pathID(c.Path)
+		if err != nil {
+			e.dict.rollback()
+			return dst, err
+		}
+		rec = appendRecordHead(rec, byte(c.State), id, c.Time, base)
+	}
+	e.rec = rec
+	return e.finishBatch(dst, KindValidStates, base, len(m.Items))
+}
+
+func (e *Encoder) pathID(p string) (uint32, error) {
+	if err := e.checkPath("path", p); err != nil {
+		return 0, err
+	}
+	return e.dict.id(p)
+}
+
+func (e *Encoder) appendValueBatch(dst []byte, k Kind, items []Value) ([]byte, error) {
+	if len(items) > e.lim.MaxBatch {
+		return dst, fmt.Errorf("%w: %v of %d items, limit %d", ErrTooLarge, k, len(items), e.lim.MaxBatch)
+	}
+	var base Time
+	if len(items) > 0 {
+		base = items[0].Time
+	}
+	e.dict.begin()
+	rec := e.rec[:0]
+	for i := range items {
+		v := &items[i]
+		var err error
+		if rec, err = e.appendValueRecord(rec, v, base); err != nil {
+			e.rec = rec
+			e.dict.rollback()
+			return dst, err
+		}
+	}
+	e.rec = rec
+	return e.finishBatch(dst, k, base, len(items))
+}
+
+// appendValueRecord appends one value record (layout in doc.go).
+func (e *Encoder) appendValueRecord(rec []byte, v *Value, base Time) ([]byte, error) {
+	if v.State > maxState {
+		return rec, fmt.Errorf("%w: state %d of %q", ErrInvalid, v.State, v.Path)
+	}
+	if len(v.Value) > e.lim.MaxValueBytes {
+		return rec, fmt.Errorf("%w: value of %q has %d bytes, limit %d", ErrTooLarge, v.Path, len(v.Value), e.lim.MaxValueBytes)
+	}
+	if len(v.Locks) > e.lim.MaxLocks {
+		return rec, fmt.Errorf("%w: value of %q has %d locks, limit %d", ErrTooLarge, v.Path, len(v.Locks), e.lim.MaxLocks)
+	}
+	id, err := e.pathID(v.Path)
+	if err != nil {
+		return rec, err
+	}
+	h := byte(v.State)
+	if v.Flags != 0 {
+		h |= hdrFlags
+	}
+	if v.Value == nil {
+		h |= hdrNil
+	}
+	if len(v.Locks) > 0 {
+		h |= hdrLocks
+	}
+	rec = appendRecordHead(rec, h, id, v.Time, base)
+	if v.Flags != 0 {
+		rec = append(rec, byte(v.Flags))
+	}
+	if v.Value != nil {
+		rec = binary.AppendUvarint(rec, uint64(len(v.Value)))
+		rec = append(rec, v.Value...)
+	}
+	if len(v.Locks) > 0 {
+		rec = binary.AppendUvarint(rec, uint64(len(v.Locks)))
+		for i := range v.Locks {
+			l := &v.Locks[i]
+			lid, err := e.pathID(l.Path)
+			if err != nil {
+				return rec, err
+			}
+			rec = binary.AppendUvarint(rec, uint64(lid))
+			rec = appendFullTime(rec, l.Start, base)
+			rec = appendFullTime(rec, l.End, base)
+		}
+	}
+	return rec, nil
+}
+
+// finishBatch appends the pending PathDefs, then the batch in e.rec as a
+// message of kind k, rolling the dictionary back if either does not fit.
+func (e *Encoder) finishBatch(dst []byte, k Kind, base Time, count int) ([]byte, error) {
+	n := len(dst)
+	var err error
+	if len(e.dict.defs) > 0 {
+		if dst, err = e.appendPathDefs(dst, e.dict.defs); err != nil {
+			e.dict.rollback()
+			return dst[:n], err
+		}
+	}
+	b := e.b
+	b.Reset()
+	recs := b.CreateByteVector(e.rec)
+	var root flatbuffers.UOffsetT
+	switch k {
+	case KindValues:
+		fb.ValuesStart(b)
+		fb.ValuesAddBase(b, fb.CreateTime(b, base.Nanos, base.Version, base.Creator))
+		fb.ValuesAddCount(b, uint32(count))
+		fb.ValuesAddRecords(b, recs)
+		root = fb.ValuesEnd(b)
+	case KindWrite:
+		fb.WriteStart(b)
+		fb.WriteAddBase(b, fb.CreateTime(b, base.Nanos, base.Version, base.Creator))
+		fb.WriteAddCount(b, uint32(count))
+		fb.WriteAddRecords(b, recs)
+		root = fb.WriteEnd(b)
+	default:
+		fb.ValidStatesStart(b)
+		fb.ValidStatesAddBase(b, fb.CreateTime(b, base.Nanos, base.Version, base.Creator))
+		fb.ValidStatesAddCount(b, uint32(count))
+		fb.ValidStatesAddRecords(b, recs)
+		root = fb.ValidStatesEnd(b)
+	}
+	if dst, err = e.finish(dst, k, root); err != nil {
+		e.dict.rollback()
+		return dst[:n], err
+	}
+	return dst, nil
+}
+
+// appendPathDefs appends a PathDefs message defining defs.
+func (e *Encoder) appendPathDefs(dst []byte, defs []pathDef) ([]byte, error) {
+	if len(defs) > e.lim.MaxBatch {
+		return dst, fmt.Errorf("%w: %d new paths in one message, limit %d", ErrTooLarge, len(defs), e.lim.MaxBatch)
+	}
+	b := e.b
+	b.Reset()
+	e.offs = e.offs[:0]
+	for _, d := range defs {
+		p := b.CreateString(d.path)
+		fb.PathDefStart(b)
+		fb.PathDefAddId(b, d.id)
+		fb.PathDefAddPath(b, p)
+		e.offs = append(e.offs, fb.PathDefEnd(b))
+	}
+	v := e.vectorOfOffsets()
+	fb.PathDefsStart(b)
+	fb.PathDefsAddDefs(b, v)
+	return e.finish(dst, KindPathDefs, fb.PathDefsEnd(b))
+}
+
+// Record layout helpers, shared with the decoder.
+
+// Record header bits.
+const (
+	hdrState   = 0x03 // bits 0-1: State
+	hdrFlags   = 0x04 // a Flags byte follows the time
+	hdrVersion = 0x08 // Time.Version differs from the base: uvarint follows
+	hdrCreator = 0x10 // Time.Creator differs from the base: uvarint follows
+	hdrNil     = 0x20 // nil value (deletion): no length, no bytes
+	hdrLocks   = 0x40 // a lock count and locks follow the value
+	hdrUnknown = 0x80 // reserved; must be zero
+
+	// ValidStates records use only the state, version and creator bits.
+	hdrStateMask = hdrState | hdrVersion | hdrCreator
+)
+
+// appendRecordHead appends the header byte h (with the version and creator
+// bits added as needed), the path id and t relative to base.
+func appendRecordHead(rec []byte, h byte, id uint32, t, base Time) []byte {
+	if t.Version != base.Version {
+		h |= hdrVersion
+	}
+	if t.Creator != base.Creator {
+		h |= hdrCreator
+	}
+	rec = append(rec, h)
+	rec = binary.AppendUvarint(rec, uint64(id))
+	rec = binary.AppendVarint(rec, t.Nanos-base.Nanos) // wraps; the decoder wraps back
+	if h&hdrVersion != 0 {
+		rec = binary.AppendUvarint(rec, uint64(t.Version))
+	}
+	if h&hdrCreator != 0 {
+		rec = binary.AppendUvarint(rec, uint64(t.Creator))
+	}
+	return rec
+}
+
+// appendFullTime appends a lock time: nanos relative to base, version and
+// creator in full.
+func appendFullTime(rec []byte, t, base Time) []byte {
+	rec = binary.AppendVarint(rec, t.Nanos-base.Nanos)
+	rec = binary.AppendUvarint(rec, uint64(t.Version))
+	return binary.AppendUvarint(rec, uint64(t.Creator))
+}

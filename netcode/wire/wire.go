@@ -1,0 +1,308 @@
+package wire
+
+import (
+	"errors"
+	"time"
+)
+
+// ProtocolVersion is the version of the frame format and of the message
+// set. It is the first byte of every frame and is carried in Hello. It
+// changes only when an old peer could misread a new frame; appending a
+// message kind or a table field does not change it.
+const ProtocolVersion = 1
+
+// Kind identifies a message within a frame. Kinds are append-only: a value,
+// once assigned, is never reused or renumbered.
+type Kind uint8
+
+// Message kinds. Zero is never a valid kind.
+const (
+	KindHello           Kind = 1
+	KindWelcome         Kind = 2
+	KindTimeSyncRequest Kind = 3
+	KindTimeSyncReply   Kind = 4
+	KindWatch           Kind = 5
+	KindUnwatch         Kind = 6
+	KindValues          Kind = 7
+	KindValidStates     Kind = 8
+	KindCall            Kind = 9
+	KindCallResult      Kind = 10
+	KindWrite           Kind = 11
+	KindPathDefs        Kind = 12
+	KindError           Kind = 13
+	KindPing            Kind = 14
+
+	maxKind = KindPing
+)
+
+var kindNames = [...]string{
+	KindHello:           "Hello",
+	KindWelcome:         "Welcome",
+	KindTimeSyncRequest: "TimeSyncRequest",
+	KindTimeSyncReply:   "TimeSyncReply",
+	KindWatch:           "Watch",
+	KindUnwatch:         "Unwatch",
+	KindValues:          "Values",
+	KindValidStates:     "ValidStates",
+	KindCall:            "Call",
+	KindCallResult:      "CallResult",
+	KindWrite:           "Write",
+	KindPathDefs:        "PathDefs",
+	KindError:           "Error",
+	KindPing:            "Ping",
+}
+
+func (k Kind) String() string {
+	if k >= 1 && k <= maxKind {
+		return kindNames[k]
+	}
+	return "Kind(" + itoa(uint64(k)) + ")"
+}
+
+func itoa(v uint64) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			return string(b[i:])
+		}
+	}
+}
+
+// Errors. Every error returned by this package wraps one of these, so callers
+// match them with errors.Is; the wrapping text names the field at fault.
+var (
+	// ErrTruncated: the input ends inside a header, varint, table or vector.
+	ErrTruncated = errors.New("wire: truncated input")
+	// ErrTooLarge: a frame, message, field, batch or dictionary exceeds its
+	// limit (see Limits).
+	ErrTooLarge = errors.New("wire: too large")
+	// ErrUnknownKind: a message kind this version does not know.
+	ErrUnknownKind = errors.New("wire: unknown message kind")
+	// ErrBadOffset: a FlatBuffers offset, vtable or vector points outside its
+	// message or is otherwise inconsistent.
+	ErrBadOffset = errors.New("wire: bad offset")
+	// ErrUnknownPathID: a path id that the peer never defined.
+	ErrUnknownPathID = errors.New("wire: unknown path id")
+	// ErrVersion: a frame of another protocol version.
+	ErrVersion = errors.New("wire: protocol version mismatch")
+	// ErrMalformed: a structurally sound message whose content breaks a rule
+	// (a reserved bit set, an out-of-range enum, a count that does not match,
+	// trailing bytes).
+	ErrMalformed = errors.New("wire: malformed message")
+	// ErrInvalid: the encoder was handed a message it cannot encode (an empty
+	// path, an out-of-range state, ...).
+	ErrInvalid = errors.New("wire: invalid message")
+)
+
+// Time is a value's time stamp, ordered by Nanos, then Version, then
+// Creator. Nanos is on the synced clock. The zero Time means "before
+// everything".
+type Time struct {
+	Nanos   int64
+	Version uint32
+	Creator uint32
+}
+
+// State is the validity state of a value.
+type State uint8
+
+// States. The numbering is part of the protocol and append-only.
+const (
+	StateValid   State = 0
+	StateInvalid State = 1
+	StatePending State = 2
+
+	maxState = StatePending
+)
+
+// Flags qualify a value. Bits are append-only; unknown bits are carried
+// through unchanged.
+type Flags uint8
+
+// Flag bits.
+const (
+	// FlagEvent: the value is delivered but not kept in history.
+	FlagEvent Flags = 1 << 0
+	// FlagPredicted: a client-local prediction not yet confirmed.
+	FlagPredicted Flags = 1 << 1
+)
+
+// Lock is a read lock: when its value was written, the value of Path
+// written at Start was the latest over the open interval (Start, End).
+type Lock struct {
+	Path       string
+	Start, End Time
+}
+
+// Value is one path value. A nil Value.Value is a deletion; an empty non-nil
+// one is an empty value, and the two round-trip distinctly.
+type Value struct {
+	Path  string
+	Time  Time
+	Value []byte
+	State State
+	Flags Flags
+	// Locks are sent only between authorities; clients never validate.
+	Locks []Lock
+}
+
+// StateChange reports that the value of Path at Time changed state.
+type StateChange struct {
+	Path  string
+	Time  Time
+	State State
+}
+
+// CallID names a call: the caller's creator id and its sequence number.
+type CallID struct {
+	Creator uint32
+	Seq     uint64
+}
+
+// ValueRef names one stored value.
+type ValueRef struct {
+	Path string
+	Time Time
+}
+
+// WatchMode says what a watch delivers.
+type WatchMode uint8
+
+// Watch modes, append-only.
+const (
+	// WatchLatest delivers the latest value of each path.
+	WatchLatest WatchMode = 0
+	// WatchHistory delivers every value within Window before now.
+	WatchHistory WatchMode = 1
+
+	maxWatchMode = WatchHistory
+)
+
+// CallStatus is the outcome of a call.
+type CallStatus uint8
+
+// Call statuses, append-only.
+const (
+	// CallOK: the function ran and its writes were stored.
+	CallOK CallStatus = 0
+	// CallFailed: the function returned an error; nothing was stored.
+	CallFailed CallStatus = 1
+	// CallRejected: the call was refused before running (unknown function,
+	// time outside the accepted window, limits).
+	CallRejected CallStatus = 2
+)
+
+// ErrorCode classifies an Error message. Codes are append-only.
+type ErrorCode uint16
+
+// Hello opens a connection (client or authority to authority).
+type Hello struct {
+	Version uint16 // ProtocolVersion of the sender
+	Token   []byte // authentication token
+	Nonce   []byte // client nonce
+}
+
+// Welcome answers Hello.
+type Welcome struct {
+	Creator       uint32        // id assigned to this connection
+	ServerTime    int64         // authority clock, ns
+	MaxChangeAge  time.Duration // writes older than this are refused
+	MaxRewind     time.Duration // past-time reads are clamped to this
+	MaxFutureSkew time.Duration // writes further ahead are refused
+}
+
+// TimeSyncRequest starts one clock sample; times are ns on the sender's clock.
+type TimeSyncRequest struct {
+	ClientSend int64
+}
+
+// TimeSyncReply answers a TimeSyncRequest with the authority's receive and
+// send times (ns on its clock) and the request's ClientSend echoed.
+type TimeSyncReply struct {
+	ClientSend, ServerRecv, ServerSend int64
+}
+
+// Watch subscribes to every path under the given prefixes.
+type Watch struct {
+	Prefixes []string
+	Mode     WatchMode
+	Window   time.Duration // history depth for WatchHistory
+}
+
+// Unwatch ends watches on the given prefixes.
+type Unwatch struct {
+	Prefixes []string
+}
+
+// Values is a batch of values, authority to watcher.
+type Values struct {
+	Items []Value
+}
+
+// ValidStates is a batch of state changes of values already sent.
+type ValidStates struct {
+	Items []StateChange
+}
+
+// Call asks the authority to run a registered function.
+type Call struct {
+	ID        CallID
+	Name      string
+	Args      []byte
+	Time      Time          // write time W
+	ViewDelay time.Duration // past-time reads happen at W - ViewDelay
+}
+
+// CallResult answers a Call.
+type CallResult struct {
+	ID      CallID
+	Status  CallStatus
+	Error   string     // error text when Status != CallOK
+	Outputs []ValueRef // values the call wrote
+}
+
+// Write carries raw values with their locks (authority to authority).
+type Write struct {
+	Items []Value
+}
+
+// Error is a protocol error report, sent before a peer closes the session.
+// It is a message, not a Go error.
+type Error struct {
+	Code ErrorCode
+	Text string
+}
+
+// Ping keeps a session alive and can be echoed to measure round trips.
+type Ping struct {
+	Seq uint64
+}
+
+// Message is any one message. Kind selects which field is meaningful; the
+// others are ignored by the encoder and left as they were by the decoder, so
+// one Message can be reused for every decode, keeping its slices' capacity.
+// PathDefs never appear here: the codec sends and applies them itself.
+type Message struct {
+	Kind Kind
+
+	Hello           Hello
+	Welcome         Welcome
+	TimeSyncRequest TimeSyncRequest
+	TimeSyncReply   TimeSyncReply
+	Watch           Watch
+	Unwatch         Unwatch
+	Values          Values
+	ValidStates     ValidStates
+	Call            Call
+	CallResult      CallResult
+	Write           Write
+	Error           Error
+	Ping            Ping
+
+	// locks is the decoder's reusable backing store for Value.Locks.
+	locks []Lock
+}

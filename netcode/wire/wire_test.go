@@ -1,0 +1,458 @@
+package wire
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+// cmpMsg compares decoded messages with what was encoded: nil and empty
+// slices of items are the same message (byte fields are compared exactly).
+var cmpMsg = []cmp.Option{
+	cmpopts.EquateEmpty(),
+	cmp.AllowUnexported(Message{}),
+	cmpopts.IgnoreFields(Message{}, "locks"),
+}
+
+// sampleMessages returns one or more messages of every kind, exercising
+// optional fields, extreme numbers, nil versus empty values and locks.
+func sampleMessages() []Message {
+	t0 := Time{Nanos: 1_700_000_000_000_000_000, Version: 0, Creator: 7}
+	return []Message{
+		{Kind: KindHello, Hello: Hello{Version: ProtocolVersion, Token: []byte("secret-token"), Nonce: []byte{1, 2, 3, 4, 5, 6, 7, 8}}},
+		{Kind: KindHello, Hello: Hello{Version: 9}},
+		{Kind: KindWelcome, Welcome: Welcome{Creator: 42, ServerTime: 123456789, MaxChangeAge: time.Second, MaxRewind: 500 * time.Millisecond, MaxFutureSkew: 50 * time.Millisecond}},
+		{Kind: KindTimeSyncRequest, TimeSyncRequest: TimeSyncRequest{ClientSend: -5}},
+		{Kind: KindTimeSyncReply, TimeSyncReply: TimeSyncReply{ClientSend: 1, ServerRecv: math.MaxInt64, ServerSend: math.MinInt64}},
+		{Kind: KindWatch, Watch: Watch{Prefixes: []string{"players/", "world/items/"}, Mode: WatchHistory, Window: 2 * time.Second}},
+		{Kind: KindWatch, Watch: Watch{}},
+		{Kind: KindUnwatch, Unwatch: Unwatch{Prefixes: []string{"players/"}}},
+		{Kind: KindValues, Values: Values{Items: []Value{
+			{Path: "players/1/pos", Time: t0, Value: []byte{1, 2, 3, 4, 5, 6, 7, 8}},
+			{Path: "players/2/pos", Time: Time{Nanos: t0.Nanos - 3_000_000, Version: 2, Creator: 9}, Value: []byte{}, State: StatePending, Flags: FlagEvent},
+			{Path: "players/1/hp", Time: Time{Nanos: math.MinInt64, Creator: math.MaxUint32, Version: math.MaxUint32}, State: StateInvalid, Flags: FlagEvent | FlagPredicted | 0x80},
+			{Path: "players/1/pos", Time: Time{Nanos: math.MaxInt64}, Value: []byte("again")},
+		}}},
+		{Kind: KindValues, Values: Values{}},
+		{Kind: KindValidStates, ValidStates: ValidStates{Items: []StateChange{
+			{Path: "players/1/pos", Time: t0, State: StateInvalid},
+			{Path: "bullets/3", Time: Time{Nanos: 1, Version: 4, Creator: 5}, State: StatePending},
+		}}},
+		{Kind: KindCall, Call: Call{ID: CallID{Creator: 3, Seq: math.MaxUint64}, Name: "move", Args: []byte{0, 1}, Time: t0, ViewDelay: 100 * time.Millisecond}},
+		{Kind: KindCall, Call: Call{}},
+		{Kind: KindCallResult, CallResult: CallResult{ID: CallID{Creator: 3, Seq: 17}, Status: CallOK, Outputs: []ValueRef{{Path: "players/3/pos", Time: t0}, {Path: "players/3/vel", Time: Time{Nanos: 5}}}}},
+		{Kind: KindCallResult, CallResult: CallResult{ID: CallID{Creator: 3, Seq: 18}, Status: CallFailed, Error: "out of ammo"}},
+		{Kind: KindWrite, Write: Write{Items: []Value{
+			{Path: "players/1/pos", Time: t0, Value: []byte{9}, Locks: []Lock{
+				{Path: "players/1/pos", Start: Time{}, End: t0},
+				{Path: "world/walls", Start: Time{Nanos: 10, Version: 1, Creator: 2}, End: Time{Nanos: 20, Version: 3, Creator: 4}},
+			}},
+			{Path: "players/2/pos", Time: t0, Value: nil},
+		}}},
+		{Kind: KindError, Error: Error{Code: 3, Text: "bad token"}},
+		{Kind: KindError, Error: Error{}},
+		{Kind: KindPing, Ping: Ping{Seq: 99}},
+	}
+}
+
+func newPair(t testing.TB, lim Limits) (*Encoder, *Decoder) {
+	t.Helper()
+	e, err := NewEncoder(lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := NewDecoder(lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, d
+}
+
+// decodeAll decodes every message of frame.
+func decodeAll(d *Decoder, frame []byte) ([]Message, error) {
+	if err := d.Start(frame); err != nil {
+		return nil, err
+	}
+	var out []Message
+	for {
+		var m Message
+		err := d.Next(&m)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+	}
+}
+
+func TestRoundTripEachKind(t *testing.T) {
+	for i, m := range sampleMessages() {
+		t.Run(fmt.Sprintf("%d-%v", i, m.Kind), func(t *testing.T) {
+			e, d := newPair(t, Limits{})
+			frame, err := e.Append(e.BeginFrame(nil), &m)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := decodeAll(d, frame)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff([]Message{m}, got, cmpMsg...); diff != "" {
+				t.Errorf("round trip (-sent +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestRoundTripManyPerFrame(t *testing.T) {
+	e, d := newPair(t, Limits{})
+	msgs := sampleMessages()
+	frame := e.BeginFrame(nil)
+	for i := range msgs {
+		var err error
+		if frame, err = e.Append(frame, &msgs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := decodeAll(d, frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(msgs, got, cmpMsg...); diff != "" {
+		t.Errorf("round trip (-sent +got):\n%s", diff)
+	}
+}
+
+// TestNilAndEmptyValues checks that a deletion (nil) and an empty value
+// stay distinct, which EquateEmpty would hide.
+func TestNilAndEmptyValues(t *testing.T) {
+	e, d := newPair(t, Limits{})
+	in := Values{Items: []Value{{Path: "a", Value: nil}, {Path: "b", Value: []byte{}}}}
+	frame, err := e.AppendValues(e.BeginFrame(nil), &in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeAll(d, frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := got[0].Values.Items; v[0].Value != nil || v[1].Value == nil {
+		t.Errorf("got values %#v and %#v, want nil and empty", v[0].Value, v[1].Value)
+	}
+}
+
+// TestDictionaryFollowsEviction streams random batches through a small
+// dictionary, frame by frame, and checks that every decoded path matches
+// what was sent: the decoder follows the encoder's evictions.
+func TestDictionaryFollowsEviction(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
+	lim := Limits{MaxPaths: 16}
+	e, d := newPair(t, lim)
+	var m Message
+	var frame []byte
+	for f := range 300 {
+		frame = e.BeginFrame(frame[:0])
+		var sent []Values
+		for range 1 + rng.IntN(3) {
+			var vs Values
+			for range rng.IntN(12) { // never more than MaxPaths distinct paths per message
+				p := fmt.Sprintf("p/%d", rng.IntN(40))
+				v := Value{Path: p, Time: Time{Nanos: rng.Int64N(1e9)}, Value: []byte(p)}
+				if rng.IntN(4) == 0 {
+					v.Locks = []Lock{{Path: fmt.Sprintf("p/%d", rng.IntN(40)), End: v.Time}}
+				}
+				vs.Items = append(vs.Items, v)
+			}
+			var err error
+			if frame, err = e.AppendValues(frame, &vs); err != nil {
+				t.Fatalf("seed %d frame %d: %v", seed, f, err)
+			}
+			sent = append(sent, vs)
+		}
+		if err := d.Start(frame); err != nil {
+			t.Fatalf("seed %d frame %d: %v", seed, f, err)
+		}
+		for _, want := range sent {
+			if err := d.Next(&m); err != nil {
+				t.Fatalf("seed %d frame %d: %v", seed, f, err)
+			}
+			if diff := cmp.Diff(want, m.Values, cmpMsg...); diff != "" {
+				t.Fatalf("seed %d frame %d (-sent +got):\n%s", seed, f, diff)
+			}
+		}
+		if err := d.Next(&m); err != io.EOF {
+			t.Fatalf("seed %d frame %d: got %v after the last message, want EOF", seed, f, err)
+		}
+	}
+	if len(e.dict.paths) != lim.MaxPaths {
+		t.Errorf("dictionary holds %d ids, want it full at %d", len(e.dict.paths), lim.MaxPaths)
+	}
+}
+
+func TestDictionaryTooManyPathsInOneMessage(t *testing.T) {
+	e, d := newPair(t, Limits{MaxPaths: 4})
+	var vs Values
+	for i := range 5 {
+		vs.Items = append(vs.Items, Value{Path: fmt.Sprintf("p/%d", i)})
+	}
+	frame := e.BeginFrame(nil)
+	if _, err := e.AppendValues(frame, &vs); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("got %v, want ErrTooLarge", err)
+	}
+	// The failed message left no trace: the next one defines its paths.
+	vs.Items = vs.Items[1:]
+	frame, err := e.AppendValues(frame, &vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeAll(d, frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(vs, got[0].Values, cmpMsg...); diff != "" {
+		t.Errorf("(-sent +got):\n%s", diff)
+	}
+}
+
+// TestFailedAppendRollsBack fills a frame to its limit and checks that a
+// message that does not fit leaves the frame and dictionary usable.
+func TestFailedAppendRollsBack(t *testing.T) {
+	e, d := newPair(t, Limits{MaxFrameBytes: 200})
+	frame := e.BeginFrame(nil)
+	small := Values{Items: []Value{{Path: "a/1", Value: []byte{1}}}}
+	frame, err := e.AppendValues(frame, &small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := Values{Items: []Value{{Path: "b/new", Value: make([]byte, 300)}}}
+	before := len(frame)
+	frame, err = e.AppendValues(frame, &big)
+	if !errors.Is(err, ErrTooLarge) || len(frame) != before {
+		t.Fatalf("got %v and %d bytes, want ErrTooLarge and %d bytes", err, len(frame), before)
+	}
+	if got, err := decodeAll(d, frame); err != nil || len(got) != 1 {
+		t.Fatalf("frame after rollback: %d messages, %v", len(got), err)
+	}
+	// b/new was rolled back, so it is defined again in the next frame.
+	big.Items[0].Value = []byte{2}
+	frame, err = e.AppendValues(e.BeginFrame(frame[:0]), &big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeAll(d, frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(big, got[0].Values, cmpMsg...); diff != "" {
+		t.Errorf("(-sent +got):\n%s", diff)
+	}
+}
+
+func TestEncoderRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		lim  Limits
+		m    Message
+		want error
+	}{
+		{"empty path", Limits{}, Message{Kind: KindValues, Values: Values{Items: []Value{{Path: ""}}}}, ErrInvalid},
+		{"long path", Limits{MaxPathBytes: 4}, Message{Kind: KindValues, Values: Values{Items: []Value{{Path: "abcde"}}}}, ErrTooLarge},
+		{"bad state", Limits{}, Message{Kind: KindValues, Values: Values{Items: []Value{{Path: "a", State: 3}}}}, ErrInvalid},
+		{"big value", Limits{MaxValueBytes: 2}, Message{Kind: KindWrite, Write: Write{Items: []Value{{Path: "a", Value: []byte{1, 2, 3}}}}}, ErrTooLarge},
+		{"many locks", Limits{MaxLocks: 1}, Message{Kind: KindWrite, Write: Write{Items: []Value{{Path: "a", Locks: make([]Lock, 2)}}}}, ErrTooLarge},
+		{"empty lock path", Limits{}, Message{Kind: KindWrite, Write: Write{Items: []Value{{Path: "a", Locks: make([]Lock, 1)}}}}, ErrInvalid},
+		{"big batch", Limits{MaxBatch: 1}, Message{Kind: KindValidStates, ValidStates: ValidStates{Items: make([]StateChange, 2)}}, ErrTooLarge},
+		{"bad watch mode", Limits{}, Message{Kind: KindWatch, Watch: Watch{Mode: 7}}, ErrInvalid},
+		{"many prefixes", Limits{MaxPrefixes: 1}, Message{Kind: KindUnwatch, Unwatch: Unwatch{Prefixes: []string{"a/", "b/"}}}, ErrTooLarge},
+		{"long call name", Limits{MaxTextBytes: 3}, Message{Kind: KindCall, Call: Call{Name: "fire"}}, ErrTooLarge},
+		{"long token", Limits{MaxTextBytes: 3}, Message{Kind: KindHello, Hello: Hello{Token: []byte("toolong")}}, ErrTooLarge},
+		{"path defs by hand", Limits{}, Message{Kind: KindPathDefs}, ErrUnknownKind},
+		{"zero kind", Limits{}, Message{}, ErrUnknownKind},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e, _ := newPair(t, tt.lim)
+			frame := e.BeginFrame(nil)
+			got, err := e.Append(frame, &tt.m)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+			if len(got) != len(frame) {
+				t.Errorf("frame grew to %d bytes on error", len(got))
+			}
+		})
+	}
+}
+
+// validFrame returns a frame holding all sample messages.
+func validFrame(t testing.TB) []byte {
+	e, _ := newPair(t, Limits{})
+	msgs := sampleMessages()
+	frame := e.BeginFrame(nil)
+	for i := range msgs {
+		var err error
+		if frame, err = e.Append(frame, &msgs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return frame
+}
+
+func TestDecoderRejects(t *testing.T) {
+	ping := func() []byte {
+		e, _ := newPair(t, Limits{})
+		f, err := e.AppendPing(e.BeginFrame(nil), &Ping{Seq: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	values := func(limits Limits) []byte {
+		e, _ := newPair(t, limits)
+		f, err := e.AppendValues(e.BeginFrame(nil), &Values{Items: []Value{{Path: "a/b", Value: []byte{1, 2, 3}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	// pathDefsLen is the length of the PathDefs message that opens values().
+	pathDefsLen := func(f []byte) int { return 2 + int(f[2]) }
+	tests := []struct {
+		name  string
+		lim   Limits
+		frame func() []byte
+		want  error
+	}{
+		{"empty", Limits{}, func() []byte { return nil }, ErrTruncated},
+		{"version", Limits{}, func() []byte { return []byte{ProtocolVersion + 1} }, ErrVersion},
+		{"frame too large", Limits{MaxFrameBytes: 8}, func() []byte { return make([]byte, 9) }, ErrTooLarge},
+		{"unknown kind", Limits{}, func() []byte { f := ping(); f[1] = 200; return f }, ErrUnknownKind},
+		{"zero kind", Limits{}, func() []byte { f := ping(); f[1] = 0; return f }, ErrUnknownKind},
+		{"length overruns", Limits{}, func() []byte { f := ping(); f[2]++; return f }, ErrTruncated},
+		{"length cut", Limits{}, func() []byte { return []byte{ProtocolVersion, byte(KindPing), 0x80} }, ErrTruncated},
+		{"body too short", Limits{}, func() []byte { return []byte{ProtocolVersion, byte(KindPing), 2, 0, 0} }, ErrTruncated},
+		{"root offset out", Limits{}, func() []byte { return []byte{ProtocolVersion, byte(KindPing), 4, 0xff, 0xff, 0, 0} }, ErrBadOffset},
+		{"vtable out", Limits{}, func() []byte { f := ping(); f[3+int(f[3])] = 0x7f; return f }, ErrBadOffset},
+		{"too many messages", Limits{MaxMessages: 2}, func() []byte {
+			f := ping()
+			return append(f, append(f[1:], f[1:]...)...)
+		}, nil},
+		{"unknown path id", Limits{}, func() []byte {
+			f := values(Limits{})
+			// Drop the PathDefs message so the id is undefined.
+			return append([]byte{ProtocolVersion}, f[1+pathDefsLen(f):]...)
+		}, ErrUnknownPathID},
+		{"path id beyond dictionary", Limits{MaxPaths: 1}, func() []byte {
+			e, _ := newPair(t, Limits{MaxPaths: 2})
+			f, err := e.AppendValues(e.BeginFrame(nil), &Values{Items: []Value{{Path: "a"}, {Path: "b"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}, ErrTooLarge},
+		{"value over limit", Limits{MaxValueBytes: 2}, func() []byte { return values(Limits{}) }, ErrTooLarge},
+		{"path over limit", Limits{MaxPathBytes: 2}, func() []byte { return values(Limits{}) }, ErrTooLarge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, d := newPair(t, tt.lim)
+			_, err := decodeAll(d, tt.frame())
+			if tt.want == nil {
+				tt.want = ErrTooLarge
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+			if !strings.HasPrefix(err.Error(), "wire: ") && !strings.Contains(err.Error(), "wire: ") {
+				t.Errorf("error %q does not name the package", err)
+			}
+		})
+	}
+}
+
+// TestDecoderErrorIsSticky: after an error, Next keeps failing rather than
+// resynchronising on garbage.
+func TestDecoderErrorIsSticky(t *testing.T) {
+	_, d := newPair(t, Limits{})
+	f := validFrame(t)
+	f[1] = 250
+	if err := d.Start(f); err != nil {
+		t.Fatal(err)
+	}
+	var m Message
+	for range 3 {
+		if err := d.Next(&m); !errors.Is(err, ErrUnknownKind) {
+			t.Fatalf("got %v, want ErrUnknownKind", err)
+		}
+	}
+}
+
+// TestEveryCutAndFlip cuts a valid frame at every length and flips every
+// byte: decoding must return an error or messages that were sent, never
+// panic. A cut that succeeds must fall between messages and yield a prefix
+// of what was sent.
+func TestEveryCutAndFlip(t *testing.T) {
+	f := validFrame(t)
+	msgs := sampleMessages()
+	for n := range len(f) {
+		_, d := newPair(t, Limits{})
+		got, err := decodeAll(d, f[:n])
+		if err != nil {
+			continue
+		}
+		if diff := cmp.Diff(msgs[:len(got)], got, cmpMsg...); diff != "" {
+			t.Fatalf("frame cut at %d decoded to something never sent (-sent +got):\n%s", n, diff)
+		}
+	}
+	for i := range f {
+		g := append([]byte(nil), f...)
+		g[i] ^= 0xff
+		_, d := newPair(t, Limits{})
+		_, _ = decodeAll(d, g) // only the absence of a panic matters here
+	}
+}
+
+func TestDecodeValuesAllocs(t *testing.T) {
+	e, d := newPair(t, Limits{})
+	vs := benchValues(64)
+	// Warm the dictionary, as on a live connection.
+	first, err := e.AppendValues(e.BeginFrame(nil), &vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame, err := e.AppendValues(e.BeginFrame(nil), &vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m Message
+	if _, err := decodeAll(d, first); err != nil { // defines the paths
+		t.Fatal(err)
+	}
+	var buf []byte
+	encAllocs := testing.AllocsPerRun(100, func() {
+		buf, _ = e.AppendValues(e.BeginFrame(buf[:0]), &vs)
+	})
+	decAllocs := testing.AllocsPerRun(100, func() {
+		if err := d.Start(frame); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Next(&m); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if encAllocs != 0 || decAllocs != 0 {
+		t.Errorf("warm 64-value frame: %v allocs to encode, %v to decode; want 0 and 0", encAllocs, decAllocs)
+	}
+}
