@@ -1,0 +1,194 @@
+package netcode
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Func is a game function: deterministic, reading and writing state only
+// through tx. Returning an error stores nothing; the error is reported to
+// the caller.
+type Func func(tx *Tx, args []byte) error
+
+// TimePolicy says which write time the authority gives a call.
+type TimePolicy uint8
+
+const (
+	// KeepClientTime runs the call at the write time the client chose
+	// (the default): what the player did happens when the player did it.
+	KeepClientTime TimePolicy = iota
+	// ClampToMaxLag runs the call at max(client time, now - MaxLag), so a
+	// laggy client cannot act further in the past than MaxLag.
+	ClampToMaxLag
+	// ReceiveTime runs the call at the time the authority received it.
+	ReceiveTime
+)
+
+// FuncOptions configure one registered function.
+type FuncOptions struct {
+	Policy TimePolicy
+	MaxLag time.Duration // for ClampToMaxLag
+}
+
+// Function is a registered function.
+type Function struct {
+	Name    string
+	Fn      Func
+	Options FuncOptions
+}
+
+// MaxFuncName is the longest function name a registry accepts, in bytes.
+const MaxFuncName = 64
+
+// Registry maps function names to functions. A game builds one registry and
+// links it into both its client and its authority, so that both run the
+// same code. Register everything before use; lookups are then safe from
+// several goroutines.
+type Registry struct {
+	funcs map[string]*Function
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{funcs: make(map[string]*Function)}
+}
+
+// Register adds fn under name. The name must be 1 to MaxFuncName bytes and
+// not taken.
+func (r *Registry) Register(name string, fn Func, opts FuncOptions) error {
+	if name == "" || len(name) > MaxFuncName {
+		return fmt.Errorf("netcode: function name %q must be 1 to %d bytes", name, MaxFuncName)
+	}
+	if fn == nil {
+		return fmt.Errorf("netcode: function %q is nil", name)
+	}
+	if opts.Policy > ReceiveTime {
+		return fmt.Errorf("%w: function %q has time policy %d", ErrBadConfig, name, opts.Policy)
+	}
+	if _, ok := r.funcs[name]; ok {
+		return fmt.Errorf("%w: %q", ErrDuplicateFunction, name)
+	}
+	r.funcs[name] = &Function{Name: name, Fn: fn, Options: opts}
+	return nil
+}
+
+// Lookup returns the function registered under name.
+func (r *Registry) Lookup(name string) (*Function, bool) {
+	f, ok := r.funcs[name]
+	return f, ok
+}
+
+// Names returns the registered names, sorted.
+func (r *Registry) Names() []string {
+	out := make([]string, 0, len(r.funcs))
+	for n := range r.funcs {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// CallID identifies a call: the caller's Creator id and its own sequence
+// number.
+type CallID struct {
+	Creator uint32
+	Seq     uint64
+}
+
+// Call asks for a function to run at write time Time (synced nanoseconds).
+// ViewDelay is how far behind W the caller's view of others was (its
+// interpolation delay): past-time reads at tx.ViewTime() see what it saw.
+type Call struct {
+	ID        CallID
+	Name      string
+	Args      []byte
+	Time      int64
+	ViewDelay time.Duration
+}
+
+// Outcome is the result of running a call: the writes it buffered, stamped
+// with the write time and carrying the transaction's read locks, or the
+// error that stored nothing.
+type Outcome struct {
+	Call   Call
+	Time   Time
+	Locks  []ReadLock
+	Writes []PathValue // every write shares Locks
+	Err    error
+}
+
+// Run executes call against view at write time
+// {call.Time, version, call.ID.Creator}. A function error, a transaction
+// error or a panic in the function yields an Outcome with Err set and no
+// writes. Run does not store anything: the authority commits the outcome
+// with Store.Commit, a client keeps it as a prediction.
+func (r *Registry) Run(view View, cfg *Config, call Call, version uint32) Outcome {
+	out := Outcome{Call: call, Time: Time{Nanos: call.Time, Version: version, Creator: call.ID.Creator}}
+	f, ok := r.funcs[call.Name]
+	if !ok {
+		out.Err = fmt.Errorf("%w: %q", ErrUnknownFunction, call.Name)
+		return out
+	}
+	if call.Time <= 0 {
+		out.Err = fmt.Errorf("%w: call %q at %d", ErrZeroTime, call.Name, call.Time)
+		return out
+	}
+	viewNanos := call.Time - int64(call.ViewDelay)
+	if call.ViewDelay < 0 {
+		viewNanos = call.Time
+	}
+	if min := call.Time - int64(cfg.MaxRewind); viewNanos < min {
+		viewNanos = min
+	}
+	tx := &Tx{view: view, cfg: cfg, time: out.Time, viewNanos: viewNanos, id: call.ID}
+	err := runGuarded(f.Fn, tx, call.Args)
+	switch {
+	case err != nil:
+		out.Err = err
+	case tx.err != nil:
+		out.Err = tx.err
+	default:
+		out.Locks = tx.locks
+		for i := range tx.writes {
+			tx.writes[i].Locks = tx.locks
+		}
+		out.Writes = tx.writes
+	}
+	return out
+}
+
+func runGuarded(fn Func, tx *Tx, args []byte) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", ErrFunctionPanic, p)
+		}
+	}()
+	return fn(tx, args)
+}
+
+// Commit stores the writes of a successful outcome atomically at time now,
+// taking ownership of their slices (Run made them; nothing else may hold
+// them). It returns the changes, or the refusal that stored nothing.
+func (s *Store) Commit(now int64, out *Outcome) ([]Change, error) {
+	if out.Err != nil {
+		return nil, out.Err
+	}
+	s.changes = s.changes[:0]
+	vs := out.Writes
+	for i := range vs {
+		if err := s.check(now, &vs[i]); err != nil {
+			s.stats.Refused++
+			return nil, err
+		}
+	}
+	if err := s.checkCapacity(vs); err != nil {
+		s.stats.Refused++
+		return nil, err
+	}
+	for i := range vs {
+		s.insertOwned(vs[i])
+	}
+	s.runCascade()
+	return s.changes, nil
+}
