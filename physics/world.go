@@ -1,0 +1,520 @@
+package physics
+
+import (
+	"fmt"
+	"math"
+)
+
+// MaxPathLen bounds the length of a body path in bytes.
+const MaxPathLen = 1024
+
+// Body is one shape moving along a piecewise-linear motion.
+type Body struct {
+	// Path names the body, e.g. "players/42". Queries break ties by path.
+	Path string
+	// Shape is the body's shape in its local frame, for its whole history.
+	Shape Shape
+	// Layers is the body's layer bit set, matched against Filter.Layers.
+	Layers uint32
+	// Motion is the body's keyframes in strictly increasing time order.
+	Motion []Keyframe
+}
+
+// World indexes bodies moving over time and answers spatial queries at
+// present and past times. It is a pure core: it reads no clock (time is an
+// argument of every call) and owns no goroutine. A World is not safe for
+// concurrent use, queries included: they reuse scratch state.
+type World struct {
+	// immutable after construction
+	cfg    Config
+	inv    float64 // 1 / cfg.CellSize
+	bucket int64   // cfg.Bucket in nanoseconds
+	extrap int64   // cfg.Extrapolate in nanoseconds
+
+	// bodies: ids maps a path to its slot in bodies; free lists empty slots.
+	ids    map[string]int32
+	bodies []body
+	free   []int32
+
+	// index: cells holds grid cells by (x, y, bucket), the rest layer under
+	// bucket restBucket; layers lists the cells of each time bucket so that
+	// Advance can drop a whole bucket; big is the oversize list.
+	cells     map[cellKey]*cell
+	layers    map[int64][]cellKey
+	big       []entry
+	pool      []*cell
+	restCells int
+	ext       extent
+
+	// time: now is the latest Advance, horizon = now - Window.
+	now, horizon int64
+
+	// query scratch
+	stamp uint64
+	ids32 []int32
+}
+
+type body struct {
+	path   string
+	shape  Shape
+	layers uint32
+	live   bool
+	mark   uint64 // query stamp that last considered this body
+	seq    uint32 // next piece sequence number; never reset, even on reuse
+	keys   []Keyframe
+	meta   []pieceMeta // parallel to keys
+}
+
+// pieceMeta records where a piece is indexed: over [T, ixEnd] (ixEnd ≥ the
+// piece's end, or math.MaxInt64 in the rest layer), in the grid or in the
+// oversize list.
+type pieceMeta struct {
+	seq   uint32
+	big   bool
+	ixEnd int64
+}
+
+// entry is one piece in one cell: body id, piece seq, indexed time interval
+// and bounds. Entries are conservative: a piece's true extent is within them.
+type entry struct {
+	id     int32
+	seq    uint32
+	t0, t1 int64
+	box    AABB
+}
+
+type cellKey struct {
+	x, y int32
+	b    int64
+}
+
+type cell struct{ es []entry }
+
+type extent struct {
+	ok             bool
+	x0, y0, x1, y1 int32
+}
+
+const restBucket = math.MinInt64
+
+// New returns an empty World, or ErrConfig if cfg is invalid.
+func New(cfg Config) (*World, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &World{
+		cfg:     cfg,
+		inv:     1 / cfg.CellSize,
+		bucket:  int64(cfg.Bucket),
+		extrap:  int64(cfg.Extrapolate),
+		ids:     make(map[string]int32),
+		cells:   make(map[cellKey]*cell),
+		layers:  make(map[int64][]cellKey),
+		now:     math.MinInt64,
+		horizon: math.MinInt64,
+	}, nil
+}
+
+// Len returns the number of bodies.
+func (w *World) Len() int { return len(w.ids) }
+
+// Horizon returns the oldest time queries may ask about: the latest Advance
+// minus Config.Window (math.MinInt64 before the first Advance).
+func (w *World) Horizon() int64 { return w.horizon }
+
+// Position returns the position of the body at path at time t, and false
+// when there is no such body or its motion does not cover t.
+func (w *World) Position(path string, t int64) (Vec2, bool) {
+	id, ok := w.ids[path]
+	if !ok {
+		return Vec2{}, false
+	}
+	return positionAt(w.bodies[id].keys, t, w.extrap)
+}
+
+// Motion appends the retained keyframes of the body at path to dst.
+func (w *World) Motion(path string, dst []Keyframe) []Keyframe {
+	if id, ok := w.ids[path]; ok {
+		dst = append(dst, w.bodies[id].keys...)
+	}
+	return dst
+}
+
+func validatePath(p string) error {
+	if p == "" || len(p) > MaxPathLen {
+		return fmt.Errorf("%w: length %d must be in [1, %d]", ErrPath, len(p), MaxPathLen)
+	}
+	return nil
+}
+
+func (w *World) checkTime(t int64) error {
+	if t < MinTime || t > MaxTime {
+		return fmt.Errorf("%w: %d", ErrTime, t)
+	}
+	if t < w.horizon {
+		return fmt.Errorf("%w: %d is before %d", ErrTooOld, t, w.horizon)
+	}
+	return nil
+}
+
+// Upsert sets the motion of the body at path from k.T on: keyframes at or
+// after k.T are replaced by k, so an append is the common case and a
+// correction rewrites the recent past. A new path creates the body with
+// Layers 0. A shape different from the body's current one replaces it for
+// the whole retained history.
+func (w *World) Upsert(path string, shape Shape, k Keyframe) error {
+	if err := validatePath(path); err != nil {
+		return err
+	}
+	if err := shape.Validate(); err != nil {
+		return err
+	}
+	if err := k.validate(); err != nil {
+		return err
+	}
+	if k.T < w.horizon {
+		return fmt.Errorf("%w: keyframe at %d is before %d", ErrTooOld, k.T, w.horizon)
+	}
+	id, ok := w.ids[path]
+	if !ok {
+		if len(w.ids) >= w.cfg.MaxBodies {
+			return fmt.Errorf("%w: limit %d", ErrTooManyBodies, w.cfg.MaxBodies)
+		}
+		id = w.alloc(path, shape, 0)
+		w.appendKey(id, k)
+		return nil
+	}
+	b := &w.bodies[id]
+	cut := countBefore(b.keys, k.T)
+	if cut+1 > w.cfg.MaxKeyframes {
+		return fmt.Errorf("%w: %q holds %d keyframes, limit %d", ErrHistoryFull, path, cut, w.cfg.MaxKeyframes)
+	}
+	if b.shape != shape {
+		w.unindexFrom(id, 0)
+		b.shape = shape
+		w.reindexFrom(id, 0)
+	}
+	w.unindexFrom(id, cut)
+	b.keys, b.meta = b.keys[:cut], b.meta[:cut]
+	w.appendKey(id, k)
+	return nil
+}
+
+// Set replaces the body b.Path (creating it if needed) with b.
+func (w *World) Set(b Body) error {
+	return w.Seed([]Body{b})
+}
+
+// Seed adds or replaces many bodies at once. It validates every body first
+// and changes nothing if any is invalid, repeats a path, or would exceed
+// MaxBodies.
+func (w *World) Seed(bodies []Body) error {
+	seen := make(map[string]struct{}, len(bodies))
+	added := 0
+	for i := range bodies {
+		b := &bodies[i]
+		if err := validatePath(b.Path); err != nil {
+			return err
+		}
+		if _, dup := seen[b.Path]; dup {
+			return fmt.Errorf("%w: %q", ErrDuplicate, b.Path)
+		}
+		seen[b.Path] = struct{}{}
+		if err := b.Shape.Validate(); err != nil {
+			return fmt.Errorf("%q: %w", b.Path, err)
+		}
+		if err := validateMotion(b.Motion, w.cfg.MaxKeyframes); err != nil {
+			return fmt.Errorf("%q: %w", b.Path, err)
+		}
+		if last := b.Motion[len(b.Motion)-1].T; last < w.horizon {
+			return fmt.Errorf("%q: %w: last keyframe at %d is before %d", b.Path, ErrTooOld, last, w.horizon)
+		}
+		if _, ok := w.ids[b.Path]; !ok {
+			added++
+		}
+	}
+	if len(w.ids)+added > w.cfg.MaxBodies {
+		return fmt.Errorf("%w: %d + %d exceeds %d", ErrTooManyBodies, len(w.ids), added, w.cfg.MaxBodies)
+	}
+	for i := range bodies {
+		b := &bodies[i]
+		w.Remove(b.Path)
+		id := w.alloc(b.Path, b.Shape, b.Layers)
+		nb := &w.bodies[id]
+		nb.keys = append(nb.keys[:0], b.Motion...)
+		nb.meta = append(nb.meta[:0], make([]pieceMeta, len(b.Motion))...)
+		w.trim(id)
+		w.reindexFrom(id, 0)
+	}
+	return nil
+}
+
+// Remove deletes the body at path and reports whether it existed.
+func (w *World) Remove(path string) bool {
+	id, ok := w.ids[path]
+	if !ok {
+		return false
+	}
+	w.unindexFrom(id, 0)
+	b := &w.bodies[id]
+	seq := b.seq
+	*b = body{seq: seq, keys: b.keys[:0], meta: b.meta[:0]}
+	delete(w.ids, path)
+	w.free = append(w.free, id)
+	return true
+}
+
+// Advance moves the history window to end at now: keyframes whose piece
+// ended before now - Window are dropped, with the index layers that
+// only they used. A now earlier than a previous one is ignored, so the
+// window never moves back.
+func (w *World) Advance(now int64) error {
+	if now < MinTime || now > MaxTime {
+		return fmt.Errorf("%w: %d", ErrTime, now)
+	}
+	if now <= w.now {
+		return nil
+	}
+	w.now = now
+	w.horizon = now - int64(w.cfg.Window)
+	hb := floorDiv(w.horizon, w.bucket)
+	for b, keys := range w.layers {
+		if b >= hb {
+			continue
+		}
+		for _, k := range keys {
+			if c, ok := w.cells[k]; ok {
+				delete(w.cells, k)
+				c.es = c.es[:0]
+				w.pool = append(w.pool, c)
+			}
+		}
+		delete(w.layers, b)
+	}
+	kept := w.big[:0]
+	for _, e := range w.big {
+		if e.t1 >= w.horizon {
+			kept = append(kept, e)
+		}
+	}
+	clear(w.big[len(kept):])
+	w.big = kept
+	for id := range w.bodies {
+		if w.bodies[id].live {
+			w.trim(int32(id))
+		}
+	}
+	return nil
+}
+
+// trim drops the body's pieces that end before the horizon, keeping
+// at least the last one. Their index entries stay until their bucket is
+// dropped; they are harmless because every candidate is tested exactly.
+func (w *World) trim(id int32) {
+	b := &w.bodies[id]
+	n := 0
+	for n+1 < len(b.keys) && b.keys[n+1].T < w.horizon {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	m := copy(b.keys, b.keys[n:])
+	copy(b.meta, b.meta[n:])
+	b.keys, b.meta = b.keys[:m], b.meta[:m]
+}
+
+func (w *World) alloc(path string, shape Shape, layers uint32) int32 {
+	var id int32
+	if n := len(w.free); n > 0 {
+		id = w.free[n-1]
+		w.free = w.free[:n-1]
+	} else {
+		id = int32(len(w.bodies))
+		w.bodies = append(w.bodies, body{})
+	}
+	b := &w.bodies[id]
+	b.path, b.shape, b.layers, b.live = path, shape, layers, true
+	w.ids[path] = id
+	return id
+}
+
+// appendKey appends k (later than every kept keyframe) to the body's motion
+// and indexes it, first extending the previous piece's indexed interval if
+// k lands beyond it.
+func (w *World) appendKey(id int32, k Keyframe) {
+	b := &w.bodies[id]
+	if n := len(b.keys); n > 0 {
+		if m := &b.meta[n-1]; m.ixEnd < k.T || m.ixEnd == math.MaxInt64 {
+			w.unindex(id, n-1)
+			b.keys = append(b.keys, k) // the previous piece now ends at k.T
+			b.meta = append(b.meta, pieceMeta{})
+			w.index(id, n-1)
+			w.index(id, n)
+			return
+		}
+	}
+	b.keys = append(b.keys, k)
+	b.meta = append(b.meta, pieceMeta{})
+	w.index(id, len(b.keys)-1)
+}
+
+// unindexFrom removes the index entries of pieces i.. of a body.
+func (w *World) unindexFrom(id int32, i int) {
+	for j := i; j < len(w.bodies[id].keys); j++ {
+		w.unindex(id, j)
+	}
+}
+
+// reindexFrom indexes pieces i.. of a body afresh.
+func (w *World) reindexFrom(id int32, i int) {
+	for j := i; j < len(w.bodies[id].keys); j++ {
+		w.index(id, j)
+	}
+}
+
+// footprint returns the indexed time interval, bounds and cell range of
+// piece i as it would be indexed now.
+func (w *World) footprint(b *body, i int, ixEnd int64) (e entry, x0, y0, x1, y1 int32, b0, b1 int64, grid bool) {
+	k := b.keys[i]
+	lb := b.shape.Bounds()
+	e.t0, e.t1 = k.T, ixEnd
+	if ixEnd == math.MaxInt64 {
+		e.box = lb.Translate(k.Pos)
+		b0, b1 = restBucket, restBucket
+	} else {
+		e.box = lb.Translate(k.Pos).Union(lb.Translate(k.At(ixEnd)))
+		b0, b1 = floorDiv(max(k.T, w.horizon), w.bucket), floorDiv(ixEnd, w.bucket)
+	}
+	e.box = pad(e.box, w.cfg.CellSize)
+	x0, y0, x1, y1, grid = w.cellRange(e.box)
+	if grid {
+		n := (int64(x1) - int64(x0) + 1) * (int64(y1) - int64(y0) + 1)
+		if nb := b1 - b0 + 1; nb > int64(w.cfg.MaxEntryCells) || n*nb > int64(w.cfg.MaxEntryCells) {
+			grid = false
+		}
+	}
+	return
+}
+
+// pad grows a box by a margin far above float64 rounding at its magnitude,
+// so a point computed on its edge by another formula still falls in the
+// box's cells.
+func pad(b AABB, cs float64) AABB {
+	m := 1e-6*cs + 1e-12*(math.Abs(b.Min.X)+math.Abs(b.Min.Y)+math.Abs(b.Max.X)+math.Abs(b.Max.Y))
+	return b.Inflate(m)
+}
+
+// gridLimit bounds the cell coordinates the grid uses, inside int32.
+const gridLimit = 1 << 30
+
+func (w *World) cellRange(box AABB) (x0, y0, x1, y1 int32, ok bool) {
+	fx0, fy0 := math.Floor(box.Min.X*w.inv), math.Floor(box.Min.Y*w.inv)
+	fx1, fy1 := math.Floor(box.Max.X*w.inv), math.Floor(box.Max.Y*w.inv)
+	if !(fx0 >= -gridLimit && fy0 >= -gridLimit && fx1 <= gridLimit && fy1 <= gridLimit) {
+		return 0, 0, 0, 0, false
+	}
+	return int32(fx0), int32(fy0), int32(fx1), int32(fy1), true
+}
+
+func (w *World) index(id int32, i int) {
+	b := &w.bodies[id]
+	ixEnd := pieceEnd(b.keys, i, w.extrap)
+	b.meta[i] = pieceMeta{seq: b.seq, ixEnd: ixEnd}
+	b.seq++
+	e, x0, y0, x1, y1, b0, b1, grid := w.footprint(b, i, ixEnd)
+	e.id, e.seq = id, b.meta[i].seq
+	if ixEnd != math.MaxInt64 && ixEnd < w.horizon {
+		return // wholly before the window: never asked about
+	}
+	if !grid {
+		b.meta[i].big = true
+		w.big = append(w.big, e)
+		return
+	}
+	for bk := b0; bk <= b1; bk++ {
+		for y := y0; y <= y1; y++ {
+			for x := x0; x <= x1; x++ {
+				c := w.cellAt(cellKey{x, y, bk})
+				c.es = append(c.es, e)
+			}
+		}
+	}
+	if !w.ext.ok {
+		w.ext = extent{true, x0, y0, x1, y1}
+	} else {
+		w.ext.x0, w.ext.y0 = min(w.ext.x0, x0), min(w.ext.y0, y0)
+		w.ext.x1, w.ext.y1 = max(w.ext.x1, x1), max(w.ext.y1, y1)
+	}
+}
+
+func (w *World) cellAt(k cellKey) *cell {
+	if c, ok := w.cells[k]; ok {
+		return c
+	}
+	var c *cell
+	if n := len(w.pool); n > 0 {
+		c = w.pool[n-1]
+		w.pool = w.pool[:n-1]
+	} else {
+		c = new(cell)
+	}
+	w.cells[k] = c
+	if k.b == restBucket {
+		w.restCells++
+	} else {
+		w.layers[k.b] = append(w.layers[k.b], k)
+	}
+	return c
+}
+
+// unindex removes the entries of piece i, found again from its footprint:
+// buckets dropped since it was indexed hold nothing any more, and the bounds
+// do not depend on the horizon.
+func (w *World) unindex(id int32, i int) {
+	b := &w.bodies[id]
+	m := b.meta[i]
+	if m.big {
+		kept := w.big[:0]
+		for _, e := range w.big {
+			if e.id != id || e.seq != m.seq {
+				kept = append(kept, e)
+			}
+		}
+		clear(w.big[len(kept):])
+		w.big = kept
+		return
+	}
+	_, x0, y0, x1, y1, b0, b1, _ := w.footprint(b, i, m.ixEnd)
+	for bk := b0; bk <= b1; bk++ {
+		for y := y0; y <= y1; y++ {
+			for x := x0; x <= x1; x++ {
+				k := cellKey{x, y, bk}
+				c, ok := w.cells[k]
+				if !ok {
+					continue
+				}
+				kept := c.es[:0]
+				for _, e := range c.es {
+					if e.id != id || e.seq != m.seq {
+						kept = append(kept, e)
+					}
+				}
+				c.es = kept
+				if len(kept) == 0 && bk == restBucket {
+					delete(w.cells, k)
+					w.restCells--
+					w.pool = append(w.pool, c)
+				}
+			}
+		}
+	}
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
