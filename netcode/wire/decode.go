@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	flatbuffers "github.com/google/flatbuffers/go"
@@ -460,22 +461,36 @@ func (r *recReader) byte() byte {
 }
 
 func (r *recReader) uvarint() uint64 {
-	if r.p < len(r.b) && r.b[r.p] < 0x80 { // the common one-byte case
-		c := r.b[r.p]
-		r.p++
-		return uint64(c)
-	}
-	v, n := binary.Uvarint(r.b[r.p:])
-	if n <= 0 {
-		if n == 0 {
-			r.fail(fmt.Errorf("%w: record varint cut short", ErrTruncated))
-		} else {
-			r.fail(fmt.Errorf("%w: record varint overflows 64 bits", ErrMalformed))
+	var x uint64
+	var s uint
+	b := r.b
+	for i := r.p; i < len(b); i++ {
+		c := b[i]
+		if c < 0x80 {
+			if s == 63 && c > 1 {
+				break // overflows 64 bits
+			}
+			r.p = i + 1
+			return x | uint64(c)<<s
 		}
-		return 0
+		if s == 63 {
+			break
+		}
+		x |= uint64(c&0x7f) << s
+		s += 7
 	}
-	r.p += n
-	return v
+	r.varintFailed()
+	return 0
+}
+
+// varintFailed records why the varint at r.p could not be read; kept out of
+// uvarint so that one stays small.
+func (r *recReader) varintFailed() {
+	if _, n := binary.Uvarint(r.b[r.p:]); n == 0 {
+		r.fail(fmt.Errorf("%w: record varint cut short", ErrTruncated))
+	} else {
+		r.fail(fmt.Errorf("%w: record varint overflows 64 bits", ErrMalformed))
+	}
 }
 
 func (r *recReader) varint() int64 {
@@ -535,61 +550,110 @@ func (r *recReader) fullTime(base Time) Time {
 
 // decodeValueBatch checks and decodes a Values or Write batch into items.
 // Value bytes alias the frame; locks live in m.locks, reused across calls.
+// This is the hot path, so the common record (no flags, locks or version)
+// is read inline with local positions; the rare parts and every error go
+// through recReader.
 func (d *Decoder) decodeValueBatch(t fbTable, k Kind, items []Value, m *Message) ([]Value, error) {
-	b, err := d.checkBatch(t, k)
+	bt, err := d.checkBatch(t, k)
 	if err != nil {
 		return items, err
 	}
-	r := recReader{d: d, b: b.records}
+	b, base, paths := bt.records, bt.base, d.paths
+	maxValue := uint64(d.lim.MaxValueBytes)
+	items = slices.Grow(items[:0], bt.count)[:bt.count]
 	locks := m.locks[:0]
-	for range b.count {
-		h, path, tm := r.head(b.base)
-		if h&hdrUnknown != 0 {
-			r.fail(fmt.Errorf("%w: reserved record bit set", ErrMalformed))
+	r := recReader{d: d, b: b}
+	p := 0
+	for i := range items {
+		if p+3 > len(b) { // header, id and time take at least 3 bytes
+			r.fail(fmt.Errorf("%w: record cut short", ErrTruncated))
+			break
 		}
-		v := Value{Path: path, Time: tm, State: State(h & hdrState)}
-		if h&hdrFlags != 0 {
-			v.Flags = Flags(r.byte())
+		h := b[p]
+		if h&hdrUnknown != 0 || State(h&hdrState) > maxState {
+			r.fail(fmt.Errorf("%w: record header %#x", ErrMalformed, h))
+			break
 		}
+		v := &items[i]
+		var id uint64
+		if c := b[p+1]; c < 0x80 {
+			id, p = uint64(c), p+2
+		} else {
+			r.p = p + 1
+			id = r.uvarint()
+			p = r.p
+		}
+		if id >= uint64(len(paths)) || paths[id] == "" {
+			r.fail(fmt.Errorf("%w: %d", ErrUnknownPathID, id))
+			break
+		}
+		r.p = p
+		tm := base
+		tm.Nanos = base.Nanos + r.varint()
+		if h&(hdrVersion|hdrCreator|hdrFlags) != 0 {
+			if h&hdrVersion != 0 {
+				tm.Version = r.u32()
+			}
+			if h&hdrCreator != 0 {
+				tm.Creator = r.u32()
+			}
+			v.Flags = 0
+			if h&hdrFlags != 0 {
+				v.Flags = Flags(r.byte())
+			}
+		} else {
+			v.Flags = 0
+		}
+		v.Path, v.Time, v.State, v.Value, v.Locks = paths[id], tm, State(h&hdrState), nil, nil
 		if h&hdrNil == 0 {
 			n := r.uvarint()
 			switch {
-			case n > uint64(d.lim.MaxValueBytes):
-				r.fail(fmt.Errorf("%w: value of %d bytes, limit %d", ErrTooLarge, n, d.lim.MaxValueBytes))
-			case n > uint64(len(r.b)-r.p):
+			case r.err != nil:
+			case n > maxValue:
+				r.fail(fmt.Errorf("%w: value of %d bytes, limit %d", ErrTooLarge, n, maxValue))
+			case n > uint64(len(b)-r.p):
 				r.fail(fmt.Errorf("%w: value of %d bytes overruns the batch", ErrTruncated, n))
 			default:
 				end := r.p + int(n)
-				v.Value = r.b[r.p:end:end]
+				v.Value = b[r.p:end:end]
 				r.p = end
 			}
 		}
 		if h&hdrLocks != 0 {
-			n := r.uvarint()
-			if n == 0 || n > uint64(d.lim.MaxLocks) {
-				r.fail(fmt.Errorf("%w: %d locks, want 1..%d", ErrMalformed, n, d.lim.MaxLocks))
-				n = 0
-			}
-			first := len(locks)
-			for range n {
-				p := r.path()
-				locks = append(locks, Lock{Path: p, Start: r.fullTime(b.base), End: r.fullTime(b.base)})
-				if r.err != nil {
-					break
-				}
-			}
-			v.Locks = locks[first:len(locks):len(locks)]
+			locks = r.locks(base, locks, v)
 		}
 		if r.err != nil {
 			break
 		}
-		items = append(items, v)
+		p = r.p
 	}
 	m.locks = locks
-	if r.err == nil && r.p != len(r.b) {
-		r.err = fmt.Errorf("%w: %d bytes after the last record", ErrMalformed, len(r.b)-r.p)
+	if r.err != nil {
+		return items[:0], r.err
 	}
-	return items, r.err
+	if p != len(b) {
+		return items[:0], fmt.Errorf("%w: %d bytes after the last record", ErrMalformed, len(b)-p)
+	}
+	return items, nil
+}
+
+// locks reads the lock count and locks of v into the arena locks.
+func (r *recReader) locks(base Time, locks []Lock, v *Value) []Lock {
+	n := r.uvarint()
+	if n == 0 || n > uint64(r.d.lim.MaxLocks) {
+		r.fail(fmt.Errorf("%w: %d locks, want 1..%d", ErrMalformed, n, r.d.lim.MaxLocks))
+		return locks
+	}
+	first := len(locks)
+	for range n {
+		p := r.path()
+		locks = append(locks, Lock{Path: p, Start: r.fullTime(base), End: r.fullTime(base)})
+		if r.err != nil {
+			return locks
+		}
+	}
+	v.Locks = locks[first:len(locks):len(locks)]
+	return locks
 }
 
 func (d *Decoder) decodeValidStates(t fbTable, m *ValidStates) error {

@@ -167,7 +167,7 @@ func TestDictionaryFollowsEviction(t *testing.T) {
 		var sent []Values
 		for range 1 + rng.IntN(3) {
 			var vs Values
-			for range rng.IntN(12) { // never more than MaxPaths distinct paths per message
+			for range rng.IntN(8) { // at most 14 paths with locks: within MaxPaths
 				p := fmt.Sprintf("p/%d", rng.IntN(40))
 				v := Value{Path: p, Time: Time{Nanos: rng.Int64N(1e9)}, Value: []byte(p)}
 				if rng.IntN(4) == 0 {
