@@ -49,6 +49,9 @@ func ValidatePrefix(prefix string) error {
 	if body == "" || body[0] == '/' {
 		return pathError(prefix, "leading '/'")
 	}
+	if body[len(body)-1] == '/' {
+		return pathError(prefix, "empty segment")
+	}
 	return checkSegments(prefix, body)
 }
 

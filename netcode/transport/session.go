@@ -1,0 +1,523 @@
+package transport
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	kcp "github.com/xtaci/kcp-go/v5"
+)
+
+// Session errors. A closed session's Err is a *CloseError, which matches
+// ErrClosed and its cause with errors.Is.
+var (
+	// ErrClosed matches every error of a closed session.
+	ErrClosed = errors.New("transport: session closed")
+	// ErrPeerClosed: the peer closed the session (CloseError.Reason says why).
+	ErrPeerClosed = errors.New("transport: closed by peer")
+	// ErrIdleTimeout: nothing arrived for Config.IdleTimeout.
+	ErrIdleTimeout = errors.New("transport: idle timeout")
+	// ErrRecvOverflow: the owner left Config.RecvQueueFrames frames unread.
+	ErrRecvOverflow = errors.New("transport: receive queue overflow")
+	// ErrStream: the KCP stream under the session failed.
+	ErrStream = errors.New("transport: stream failed")
+	// ErrInvalidClass: Send was given an unknown Class.
+	ErrInvalidClass = errors.New("transport: invalid class")
+)
+
+// CloseError is why a session closed.
+type CloseError struct {
+	// Reason is the human-readable reason: the one given to Close, the one
+	// the peer sent, or a description of the failure.
+	Reason string
+	// Remote is true when the peer closed the session.
+	Remote bool
+	// Err is the cause (ErrPeerClosed, ErrIdleTimeout, ErrFrameTooLarge,
+	// ErrProtocol, ErrRecvOverflow, ErrStream...) or nil after a clean local
+	// Close.
+	Err error
+}
+
+func (e *CloseError) Error() string {
+	who := "locally"
+	if e.Remote {
+		who = "by peer"
+	}
+	return fmt.Sprintf("transport: session closed %s: %s", who, e.Reason)
+}
+
+// Unwrap lets errors.Is match ErrClosed and the cause.
+func (e *CloseError) Unwrap() []error {
+	if e.Err == nil {
+		return []error{ErrClosed}
+	}
+	return []error{ErrClosed, e.Err}
+}
+
+// stream is what a session runs on: a KCP session in production, an
+// in-memory pipe in tests.
+type stream interface {
+	io.ReadWriteCloser
+	SetReadDeadline(time.Time) error
+}
+
+// Stats are a session's counters. Frames and bytes count the owner's frames
+// only (payload bytes, without the 5-byte record header or the transport's
+// own records).
+type Stats struct {
+	FramesSent, FramesReceived uint64
+	BytesSent, BytesReceived   uint64
+	SendDropped                uint64 // frames evicted from the full send queue
+	SendQueued                 int    // frames waiting in the send queue now
+
+	// From this session's KCP state (zero on a session without KCP).
+	SRTT, RTTVar, RTO time.Duration
+
+	// Global holds kcp-go's counters for the whole process (every session
+	// of every listener and dialer): kcp-go keeps retransmissions and FEC
+	// recoveries only there.
+	Global GlobalStats
+}
+
+// GlobalStats are kcp-go's process-wide counters (kcp.DefaultSnmp).
+type GlobalStats struct {
+	Retransmits      uint64 // segments retransmitted (all causes)
+	FastRetransmits  uint64 // of which fast retransmits
+	LostSegments     uint64 // segments retransmitted after an RTO
+	FECRecovered     uint64 // packets repaired by FEC
+	FECErrors        uint64 // FEC repairs that failed
+	ChecksumErrors   uint64 // packets failing the CRC after decryption (e.g. another secret)
+	PacketsIn        uint64 // UDP packets received
+	PacketsOut       uint64 // UDP packets sent
+	UDPBytesIn       uint64
+	UDPBytesOut      uint64
+	CurrentlyOpen    uint64 // KCP sessions open now
+	ActiveOpens      uint64 // KCP sessions dialled so far
+	PassiveOpens     uint64 // KCP sessions accepted so far
+	KCPInputErrors   uint64
+	ReceiveQueueSegs uint64
+}
+
+func globalStats() GlobalStats {
+	s := kcp.DefaultSnmp.Copy()
+	return GlobalStats{
+		Retransmits:      s.RetransSegs,
+		FastRetransmits:  s.FastRetransSegs,
+		LostSegments:     s.LostSegs,
+		FECRecovered:     s.FECRecovered,
+		FECErrors:        s.FECErrs,
+		ChecksumErrors:   s.InCsumErrors,
+		PacketsIn:        s.InPkts,
+		PacketsOut:       s.OutPkts,
+		UDPBytesIn:       s.InBytes,
+		UDPBytesOut:      s.OutBytes,
+		CurrentlyOpen:    s.CurrEstab,
+		ActiveOpens:      s.ActiveOpens,
+		PassiveOpens:     s.PassiveOpens,
+		KCPInputErrors:   s.KCPInErrors,
+		ReceiveQueueSegs: s.RingBufferRcvQueue,
+	}
+}
+
+// Session is one end of a connection: it sends and receives frames (opaque
+// byte slices) in order and reliably, over a KCP stream.
+//
+// Two goroutines run per session: a reader that parses records and queues
+// complete frames for Recv, and a writer that drains the send queue into
+// KCP and sends keepalives. Every method is safe for concurrent use.
+type Session struct {
+	// immutable after construction
+	cfg     Config
+	conn    stream
+	kcp     *kcp.UDPSession // nil when conn is not KCP (tests)
+	local   net.Addr
+	remote  net.Addr
+	br      *bufio.Reader // owned by the reader goroutine after start
+	onClose func()        // releases what the session owns besides conn
+	recv    chan []byte   // complete frames for Recv
+	wake    chan struct{} // tells the writer there is work
+	done    chan struct{} // closed by finish
+	acked   chan struct{} // closed when the peer acknowledged our close
+
+	mu        sync.Mutex // guards the fields below
+	queue     sendQueue
+	term      *termination // set once the session starts to close
+	err       error        // *CloseError, set by finish
+	ackedOnce bool
+	stats     Stats
+}
+
+type termKind uint8
+
+const (
+	termLocal termKind = iota // Close: drain the queue, send the reason, wait for the ack
+	termFail                  // a local failure: send the reason, do not wait
+	termPeer                  // the peer closed: acknowledge
+)
+
+type termination struct {
+	kind termKind
+	err  *CloseError
+}
+
+func newSession(cfg Config, conn stream, br *bufio.Reader, ks *kcp.UDPSession, local, remote net.Addr, onClose func()) *Session {
+	s := &Session{
+		cfg:     cfg,
+		conn:    conn,
+		kcp:     ks,
+		local:   local,
+		remote:  remote,
+		br:      br,
+		onClose: onClose,
+		recv:    make(chan []byte, cfg.RecvQueueFrames),
+		wake:    make(chan struct{}, 1),
+		done:    make(chan struct{}),
+		acked:   make(chan struct{}),
+		queue:   newSendQueue(cfg.SendQueueFrames, cfg.SendQueueBytes),
+	}
+	go s.readLoop()
+	go s.writeLoop()
+	return s
+}
+
+// LocalAddr and RemoteAddr return the addresses of the two ends.
+func (s *Session) LocalAddr() net.Addr  { return s.local }
+func (s *Session) RemoteAddr() net.Addr { return s.remote }
+
+// Send queues a copy of frame for the peer and returns without waiting for
+// the network. Frames of a class arrive in the order sent; Control frames
+// overtake queued Data frames. When the queue is full the oldest Data frame
+// is dropped (see Config.SendQueueFrames) and counted in Stats.SendDropped.
+//
+// Send fails with ErrFrameTooLarge beyond Config.MaxFrame, with
+// ErrInvalidClass for an unknown class, and with the session's CloseError
+// once it is closing.
+func (s *Session) Send(frame []byte, class Class) error {
+	if len(frame) > s.cfg.MaxFrame {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, len(frame), s.cfg.MaxFrame)
+	}
+	if class >= numClasses {
+		return fmt.Errorf("%w: %d", ErrInvalidClass, class)
+	}
+	cp := append([]byte(nil), frame...)
+	s.mu.Lock()
+	if s.term != nil {
+		err := s.closingErrLocked()
+		s.mu.Unlock()
+		return err
+	}
+	s.queue.push(cp, class)
+	s.mu.Unlock()
+	s.kick()
+	return nil
+}
+
+func (s *Session) closingErrLocked() error {
+	if s.err != nil {
+		return s.err
+	}
+	return s.term.err
+}
+
+func (s *Session) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Recv returns the next frame from the peer, blocking until one arrives,
+// ctx ends or the session closes. Frames that arrived before the session
+// closed are still returned; after them Recv returns the CloseError. The
+// caller owns the returned slice.
+func (s *Session) Recv(ctx context.Context) ([]byte, error) {
+	select {
+	case f := <-s.recv:
+		return f, nil
+	default:
+	}
+	select {
+	case f := <-s.recv:
+		return f, nil
+	case <-s.done:
+		select {
+		case f := <-s.recv:
+			return f, nil
+		default:
+			return nil, s.Err()
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Close sends what is queued, then reason, waits for the peer to
+// acknowledge it (at most Config.CloseLinger in all) and releases the
+// session. The peer's Recv then fails with a CloseError carrying reason
+// (truncated to MaxReasonBytes) and Remote set. Closing a closed session
+// is a no-op; Close always returns nil.
+func (s *Session) Close(reason string) error {
+	s.beginClose(termLocal, &CloseError{Reason: truncateReason(reason)})
+	t := time.NewTimer(s.cfg.CloseLinger)
+	defer t.Stop()
+	select {
+	case <-s.done:
+	case <-t.C:
+		s.finish(&CloseError{Reason: truncateReason(reason)})
+	}
+	return nil
+}
+
+// Done is closed once the session is closed.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns nil while the session is open, then its *CloseError.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Stats returns the session's counters.
+func (s *Session) Stats() Stats {
+	s.mu.Lock()
+	st := s.stats
+	st.SendQueued = s.queue.len()
+	st.SendDropped = s.queue.dropped
+	s.mu.Unlock()
+	if s.kcp != nil {
+		st.SRTT = time.Duration(s.kcp.GetSRTT()) * time.Millisecond
+		st.RTTVar = time.Duration(s.kcp.GetSRTTVar()) * time.Millisecond
+		st.RTO = time.Duration(s.kcp.GetRTO()) * time.Millisecond
+	}
+	st.Global = globalStats()
+	return st
+}
+
+// beginClose records the first termination and wakes the writer, which
+// carries it out. It reports whether this call set it.
+func (s *Session) beginClose(kind termKind, err *CloseError) bool {
+	s.mu.Lock()
+	if s.term != nil {
+		// A close from the peer while ours waits for its ack answers it.
+		if kind == termPeer && s.term.kind == termLocal && !s.ackedOnce {
+			s.ackedOnce = true
+			close(s.acked)
+		}
+		s.mu.Unlock()
+		return false
+	}
+	s.term = &termination{kind: kind, err: err}
+	s.mu.Unlock()
+	s.kick()
+	return true
+}
+
+// fail closes the session after a local failure, telling the peer why. The
+// writer may be stuck behind a full KCP window, so a timer bounds the wait.
+func (s *Session) fail(cause error) {
+	ce := &CloseError{Reason: truncateReason(cause.Error()), Err: cause}
+	if s.beginClose(termFail, ce) {
+		time.AfterFunc(s.cfg.CloseLinger, func() { s.finish(ce) })
+	}
+}
+
+// finish closes the session for good; the first error wins.
+func (s *Session) finish(err *CloseError) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	if s.term == nil {
+		s.term = &termination{kind: termFail, err: err}
+	}
+	s.mu.Unlock()
+	close(s.done)
+	s.conn.Close()
+	if s.onClose != nil {
+		s.onClose()
+	}
+}
+
+func (s *Session) closed() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// readLoop parses records until the stream ends. It never blocks on the
+// owner: a full receive queue closes the session instead.
+func (s *Session) readLoop() {
+	var hdr [headerSize]byte
+	for {
+		if err := s.conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
+			s.readFailed(err)
+			return
+		}
+		if _, err := io.ReadFull(s.br, hdr[:]); err != nil {
+			s.readFailed(err)
+			return
+		}
+		kind, n, err := checkHeader(hdr[:], s.cfg.MaxFrame)
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		var payload []byte
+		if n > 0 {
+			payload = make([]byte, n)
+			if _, err := io.ReadFull(s.br, payload); err != nil {
+				s.readFailed(err)
+				return
+			}
+		}
+		switch kind {
+		case kindFrame:
+			select {
+			case s.recv <- payload:
+				s.mu.Lock()
+				s.stats.FramesReceived++
+				s.stats.BytesReceived += uint64(n)
+				s.mu.Unlock()
+			default:
+				s.fail(fmt.Errorf("%w: %d frames unread", ErrRecvOverflow, cap(s.recv)))
+				return
+			}
+		case kindKeepAlive:
+		case kindClose:
+			s.beginClose(termPeer, &CloseError{Reason: strings.ToValidUTF8(string(payload), "?"), Remote: true, Err: ErrPeerClosed})
+			return
+		case kindCloseAck:
+			s.mu.Lock()
+			if !s.ackedOnce {
+				s.ackedOnce = true
+				close(s.acked)
+			}
+			s.mu.Unlock()
+		default: // hello/welcome after the handshake
+			s.fail(fmt.Errorf("%w: record kind %d after the handshake", ErrProtocol, kind))
+			return
+		}
+	}
+}
+
+func (s *Session) readFailed(err error) {
+	if s.closed() {
+		return
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) || isTimeout(err) {
+		// The peer is silent, most likely gone: no point telling it.
+		s.finish(&CloseError{Reason: fmt.Sprintf("nothing received for %v", s.cfg.IdleTimeout), Err: ErrIdleTimeout})
+		return
+	}
+	s.mu.Lock()
+	term := s.term
+	s.mu.Unlock()
+	if term != nil {
+		return // closing already; the writer finishes
+	}
+	s.finish(&CloseError{Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrStream, err)})
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// maxBatch bounds the bytes the writer hands to KCP in one Write.
+const maxBatch = 64 << 10
+
+// writeLoop owns all writes to the stream.
+func (s *Session) writeLoop() {
+	keepAlive := time.NewTimer(s.cfg.KeepAlive)
+	defer keepAlive.Stop()
+	buf := make([]byte, 0, maxBatch+headerSize)
+	for {
+		s.mu.Lock()
+		term := s.term
+		buf = buf[:0]
+		frames, bytes := 0, 0
+		if term == nil || term.kind == termLocal {
+			for len(buf) < maxBatch {
+				f, ok := s.queue.pop()
+				if !ok {
+					break
+				}
+				buf = appendRecord(buf, kindFrame, f)
+				frames++
+				bytes += len(f)
+			}
+		}
+		s.mu.Unlock()
+
+		if frames > 0 {
+			if !s.write(buf) {
+				return
+			}
+			s.mu.Lock()
+			s.stats.FramesSent += uint64(frames)
+			s.stats.BytesSent += uint64(bytes)
+			s.mu.Unlock()
+			keepAlive.Reset(s.cfg.KeepAlive)
+			continue
+		}
+		if term != nil {
+			s.terminate(term, buf)
+			return
+		}
+		select {
+		case <-s.wake:
+		case <-keepAlive.C:
+			if !s.write(appendRecord(buf, kindKeepAlive, nil)) {
+				return
+			}
+			keepAlive.Reset(s.cfg.KeepAlive)
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// write writes b to the stream, finishing the session if that fails.
+func (s *Session) write(b []byte) bool {
+	if _, err := s.conn.Write(b); err != nil {
+		s.finish(&CloseError{Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrStream, err)})
+		return false
+	}
+	return true
+}
+
+// terminate carries out a termination once the queue is drained.
+func (s *Session) terminate(t *termination, buf []byte) {
+	switch t.kind {
+	case termLocal:
+		if !s.write(appendRecord(buf, kindClose, []byte(t.err.Reason))) {
+			return
+		}
+		// Wait for the ack so the reason is known to have arrived; Close's
+		// own timer bounds this.
+		select {
+		case <-s.acked:
+		case <-s.done:
+		}
+		s.finish(t.err)
+	case termFail:
+		s.write(appendRecord(buf, kindClose, []byte(t.err.Reason)))
+		s.finish(t.err)
+	case termPeer:
+		s.write(appendRecord(buf, kindCloseAck, nil))
+		s.finish(t.err)
+	}
+}
