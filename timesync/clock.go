@@ -77,7 +77,7 @@ type Clock struct {
 }
 
 // New returns a clock reading src, or an error if cfg is invalid. A
-// follower's clock reads 0 until its first sample; a reference clock
+// follower's clock reads 0 until its first sync; a reference clock
 // (cfg.Reference) reads src from the start.
 func New(src Source, cfg Config) (*Clock, error) {
 	if err := cfg.Validate(); err != nil {
@@ -103,7 +103,8 @@ func New(src Source, cfg Config) (*Clock, error) {
 }
 
 // Now returns the synced time in nanoseconds: 0 before the first sync
-// (0 is "before everything" in Rewind's data model), then the reference's
+// (0 is "before everything" in Rewind's data model, so a write stamped
+// before sync is refused rather than misplaced), then the reference's
 // time as best known. It never returns less than it returned before.
 func (c *Clock) Now() int64 {
 	m := c.m.Load()
@@ -122,7 +123,7 @@ func (c *Clock) Now() int64 {
 	}
 }
 
-// Synced reports whether the clock has taken its first sample (or is a
+// Synced reports whether the clock has made its first sync (or is a
 // reference). From then on Now is the reference's time.
 func (c *Clock) Synced() bool { return c.m.Load().synced }
 
@@ -159,9 +160,10 @@ func (c *Clock) Request() Request {
 }
 
 // Observe feeds a reply received at local time recv (take it with Local
-// as soon as the reply is read off the network). The first reply sets
-// the clock at once; later ones slew it at no more than Config.MaxSlew
-// per second. A reply to no outstanding request, or one that cannot be a
+// as soon as the reply is read off the network). The first sync sets the
+// clock at once, as soon as the estimate is precise enough
+// (Config.SyncPrecision) or Config.Warmup samples are in; later replies
+// slew it at no more than Config.MaxSlew per second. A reply to no outstanding request, or one that cannot be a
 // real exchange, is refused with an error and changes nothing.
 func (c *Clock) Observe(rep Reply, recv int64) error {
 	if c.cfg.Reference {
@@ -181,13 +183,21 @@ func (c *Clock) Observe(rep Reply, recv int64) error {
 		return err
 	}
 	c.out = append(c.out[:i], c.out[i+1:]...)
+	synced := c.m.Load().synced
 	if consistent {
-		if c.est.Len() >= c.cfg.Warmup {
+		if synced && c.est.Len() >= c.cfg.Warmup {
 			c.interval = min(c.interval*5/4, c.cfg.MaxInterval)
 		}
 	} else {
 		c.interval = c.cfg.MinInterval
 		c.disagreements++
+	}
+	if !synced {
+		n := c.est.Len()
+		e, _ := c.est.Estimate(recv)
+		if n < MinSyncSamples || (n < c.cfg.Warmup && e.Precision > int64(c.cfg.SyncPrecision)) {
+			return nil
+		}
 	}
 	c.retargetLocked()
 	return nil

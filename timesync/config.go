@@ -19,15 +19,21 @@ type Config struct {
 	MaxSlew time.Duration
 
 	// MinInterval is the re-sync interval at start and after samples
-	// disagree (default 25 ms). Requests are pipelined: the next one does
+	// disagree (default 10 ms). Requests are pipelined: the next one does
 	// not wait for the previous reply.
 	MinInterval time.Duration
 	// MaxInterval is the re-sync interval once the estimate is stable
 	// (default 1 s).
 	MaxInterval time.Duration
 	// Warmup is how many samples are taken at MinInterval before the
-	// interval starts to grow (default 64).
+	// interval starts to grow (default 64). The first sync happens by
+	// then at the latest.
 	Warmup int
+	// SyncPrecision lets the first sync happen before Warmup samples are
+	// in, as soon as the estimate's Precision is this good (default
+	// 1 ms) and at least MinSyncSamples samples are in. Waiting keeps the
+	// first setting close, so that little is left to slew.
+	SyncPrecision time.Duration
 
 	// Window is the most samples the estimator keeps (default 128, at
 	// most 4096). Ingestion cost is linear in it.
@@ -48,14 +54,18 @@ type Config struct {
 	MaxOutstanding int
 }
 
+// MinSyncSamples is the fewest samples the first sync is taken from.
+const MinSyncSamples = 8
+
 // DefaultConfig suits a game client or a follower authority on any link
 // from loopback to a mobile network.
 func DefaultConfig() Config {
 	return Config{
 		MaxSlew:        5 * time.Millisecond,
-		MinInterval:    25 * time.Millisecond,
-		MaxInterval:    time.Second,
+		MinInterval:    10 * time.Millisecond,
+		MaxInterval:    100 * time.Millisecond,
 		Warmup:         64,
+		SyncPrecision:  time.Millisecond,
 		Window:         128,
 		MaxAge:         60 * time.Second,
 		MaxDriftPPM:    500,
@@ -85,8 +95,10 @@ func (c Config) Validate() error {
 		return bad("MaxInterval", c.MaxInterval, ">= MinInterval")
 	case c.Window < 2 || c.Window > 4096:
 		return bad("Window", c.Window, "in [2, 4096]")
-	case c.Warmup < 1 || c.Warmup > c.Window:
-		return bad("Warmup", c.Warmup, "in [1, Window]")
+	case c.Warmup < MinSyncSamples || c.Warmup > c.Window:
+		return bad("Warmup", c.Warmup, "in [MinSyncSamples, Window]")
+	case c.SyncPrecision < 0:
+		return bad("SyncPrecision", c.SyncPrecision, ">= 0")
 	case c.MaxAge <= 0:
 		return bad("MaxAge", c.MaxAge, "> 0")
 	case !(c.MaxDriftPPM >= 0 && c.MaxDriftPPM <= 10000):

@@ -46,17 +46,14 @@ type Estimator struct {
 	buf []entry
 
 	// derived by update
-	at       int64   // local time of the newest sample's receipt
-	offBase  int64   // estimated offset at `at` is offBase + offset,
-	offset   float64 // split so that float64 keeps nanoseconds
-	half     float64 // half width of the intersection at `at`
-	drift    float64 // d offset / d local
-	driftErr float64 // one-sigma uncertainty of drift
-	rtt      RTTStats
-
-	// scratch for the hulls, reused to keep Add allocation-free
-	pts  []point
-	hull []point
+	at        int64   // local time of the newest sample's receipt
+	offBase   int64   // estimated offset at `at` is offBase + offset,
+	offset    float64 // split so that float64 keeps nanoseconds
+	half      float64 // half width of the intersection at `at`
+	drift     float64 // d offset / d local
+	driftErr  float64 // one-sigma uncertainty of drift
+	precision float64 // noise scale of the envelopes, ns (see update)
+	rtt       RTTStats
 }
 
 type entry struct {
@@ -65,8 +62,6 @@ type entry struct {
 	up  int64 // t1-t0 >= offset(t0)
 	low int64 // t2-t3 <= offset(t3)
 }
-
-type point struct{ t, v float64 }
 
 // RTTStats summarise the round trips in the estimator's window, in
 // nanoseconds. Jitter is their standard deviation.
@@ -87,6 +82,11 @@ type Estimate struct {
 	// nanoseconds, valid while the two directions' fastest trips are
 	// equally fast (see the asymmetry note on Estimator).
 	Bound int64
+	// Precision is the estimator's own gauge of its typical error, in
+	// nanoseconds: how far the fastest trip of each direction stands from
+	// the next fastest. Unlike Bound it is a scale, not a guarantee; it
+	// shrinks as samples accumulate on a link whose delays have a floor.
+	Precision int64
 	// Samples is how many samples support the estimate.
 	Samples int
 }
@@ -102,8 +102,6 @@ func NewEstimator(cfg Config) (*Estimator, error) {
 		maxAge:   int64(cfg.MaxAge),
 		maxDrift: cfg.MaxDriftPPM * 1e-6,
 		buf:      make([]entry, 0, cfg.Window+1),
-		pts:      make([]point, 0, cfg.Window+1),
-		hull:     make([]point, 0, cfg.Window+1),
 	}, nil
 }
 
@@ -113,7 +111,7 @@ func (e *Estimator) Len() int { return len(e.buf) }
 // Reset forgets every sample.
 func (e *Estimator) Reset() {
 	e.buf = e.buf[:0]
-	e.at, e.offBase, e.offset, e.half, e.drift, e.driftErr = 0, 0, 0, 0, 0, 0
+	e.at, e.offBase, e.offset, e.half, e.drift, e.driftErr, e.precision = 0, 0, 0, 0, 0, 0, 0
 	e.rtt = RTTStats{}
 }
 
@@ -185,109 +183,119 @@ func (e *Estimator) update() bool {
 	mean := sum / float64(n)
 	e.rtt = RTTStats{Min: minRTT, Mean: int64(math.Round(mean)), Jitter: int64(math.Round(math.Sqrt(max(0, sumSq/float64(n)-mean*mean))))}
 
-	// Drift from the envelopes' slopes at the window's mean time.
-	var tMean float64
-	tMin, tMax := math.Inf(1), math.Inf(-1)
-	for _, en := range e.buf {
-		t0, t3 := rel(en.s.ClientSend), rel(en.s.ClientRecv)
-		tMean += (t0 + t3) / 2
-		tMin = min(tMin, t0)
-		tMax = max(tMax, t3)
-	}
-	tMean /= float64(n)
+	// Drift: the slope between the intersections of the older and the
+	// newer half of the window (split by time). Each half's intersection
+	// is set by its fastest trips, so its noise is about that half's
+	// precision gauge; over the time between the halves that becomes the
+	// slope's uncertainty.
 	drift, driftErr := 0.0, e.maxDrift
-	if n >= 2 && tMax-tMin > 0 {
-		e.pts = e.pts[:0]
-		for _, en := range e.buf {
-			e.pts = append(e.pts, point{rel(en.s.ClientSend), val(en.up)})
-		}
-		upSlope, upAt, okUp := e.edgeAt(e.pts, tMean, false)
-		e.pts = e.pts[:0]
-		for _, en := range e.buf {
-			e.pts = append(e.pts, point{rel(en.s.ClientRecv), val(en.low)})
-		}
-		sortPoints(e.pts)
-		lowSlope, lowAt, okLow := e.edgeAt(e.pts, tMean, true)
-		if okUp && okLow && e.maxDrift > 0 {
-			// The envelopes' gap is the noise of their minima; over half
-			// the span it becomes the slope's uncertainty.
-			sigma := (max(0, upAt-lowAt) + 1e3) / ((tMax - tMin) / 2)
-			raw := max(-e.maxDrift, min(e.maxDrift, (upSlope+lowSlope)/2))
-			m2, s2 := e.maxDrift*e.maxDrift, sigma*sigma
-			drift = raw * m2 / (m2 + s2)
-			driftErr = math.Sqrt(m2 * s2 / (m2 + s2))
+	if e.maxDrift > 0 {
+		tMid := e.buf[0].s.ClientSend + (e.buf[n-1].s.ClientSend-e.buf[0].s.ClientSend)/2
+		k := sort.Search(n, func(i int) bool { return e.buf[i].s.ClientSend > tMid })
+		older, newer := e.buf[:k], e.buf[k:]
+		if len(older) >= precisionK && len(newer) >= precisionK {
+			t1, m1 := middle(older)
+			t2, m2 := middle(newer)
+			if dt := float64(t2 - t1); dt > 0 {
+				// A half's noise is its gap gauge, or, if larger, the mean
+				// excess round trip over the half's size: the spacing of
+				// the fastest trips if the excess were spread evenly. The
+				// second is steady where the first is lucky.
+				excess := mean - float64(minRTT)
+				p1 := max(gaps(older, 0), excess/float64(len(older)))
+				p2 := max(gaps(newer, 0), excess/float64(len(newer)))
+				sigma := (p1 + p2 + 1e3) / dt
+				raw := max(-e.maxDrift, min(e.maxDrift, float64(m2-m1)/dt))
+				// Shrink towards zero: the posterior mean under a prior
+				// of +-maxDrift, so a short window cannot claim a large
+				// drift.
+				mm, ss := e.maxDrift*e.maxDrift, sigma*sigma
+				drift = raw * mm / (mm + ss)
+				driftErr = math.Sqrt(mm * ss / (mm + ss))
+			}
 		}
 	}
 	if e.maxDrift == 0 {
 		driftErr = 0
 	}
+	e.precision = gaps(e.buf, drift)
 
-	// Intersect the bounds, each carried forward to `at`.
+	// Intersect the bounds, each carried forward to `at` with the drift
+	// and widened by the drift's uncertainty over the carry, so that an
+	// old sample stops deciding once the drift could have moved it more
+	// than a fresh sample is off.
 	upper, lower := math.Inf(1), math.Inf(-1)
-	oldest := 0.0
 	for _, en := range e.buf {
 		t0, t3 := rel(en.s.ClientSend), rel(en.s.ClientRecv)
-		upper = min(upper, val(en.up)-drift*t0)
-		lower = max(lower, val(en.low)-drift*t3)
-		oldest = min(oldest, t0)
+		upper = min(upper, val(en.up)-(drift+driftErr)*t0)
+		lower = max(lower, val(en.low)-(drift-driftErr)*t3)
 	}
 	e.at, e.drift, e.driftErr = at, drift, driftErr
 	e.offBase, e.offset = base, (upper+lower)/2
 	e.half = max(0, (upper-lower)/2)
-	// Carrying bounds forward with a drift that is off by driftErr moves
-	// them by up to twice that over the window; allow for it (and for
-	// rounding) before calling the samples inconsistent.
-	tol := 2*driftErr*(-oldest) + 1e3
-	return upper >= lower-tol
+	// Allow a microsecond of rounding before calling the samples
+	// inconsistent.
+	return upper >= lower-1e3
 }
 
-// edgeAt finds the edge of the lower (upperHull false) or upper convex
-// hull of pts, sorted by t, that spans t, and returns its slope and its
-// value at t.
-func (e *Estimator) edgeAt(pts []point, t float64, upperHull bool) (slope, at float64, ok bool) {
-	h := e.hull[:0]
-	for _, p := range pts {
-		for len(h) >= 2 {
-			a, b := h[len(h)-2], h[len(h)-1]
-			cross := (b.t-a.t)*(p.v-a.v) - (b.v-a.v)*(p.t-a.t)
-			if (!upperHull && cross <= 0) || (upperHull && cross >= 0) {
-				h = h[:len(h)-1]
-				continue
-			}
-			break
-		}
-		if len(h) == 1 && h[0].t == p.t {
-			// Same instant: keep the tighter bound.
-			if (!upperHull && p.v < h[0].v) || (upperHull && p.v > h[0].v) {
-				h[0] = p
-			}
-			continue
-		}
-		h = append(h, p)
+// gaps is the precision gauge: how far the fastest trip of each
+// direction stands from the next fastest. The intersection is set by
+// those fastest trips, so this spacing is the scale of its noise: it
+// shrinks as samples accumulate (like range/n for uniform jitter) and
+// stays large when the delays have no sharp floor.
+//
+// It returns the mean spacing between the precisionK tightest bounds
+// of each direction, averaged over both directions, each bound carried
+// to a common time with the given drift.
+func gaps(buf []entry, drift float64) float64 {
+	if len(buf) < precisionK {
+		return math.Inf(1)
 	}
-	e.hull = h
-	if len(h) < 2 {
-		return 0, 0, false
+	var ups, lows [precisionK]float64
+	for i := range precisionK {
+		ups[i], lows[i] = math.Inf(1), math.Inf(1)
 	}
-	k := sort.Search(len(h)-1, func(i int) bool { return h[i+1].t >= t })
-	if k >= len(h)-1 {
-		k = len(h) - 2
+	for _, en := range buf {
+		dt0 := float64(en.s.ClientSend - buf[0].s.ClientSend)
+		dt3 := float64(en.s.ClientRecv - buf[0].s.ClientSend)
+		insertSmallest(&ups, float64(en.up-buf[0].up)-drift*dt0)
+		// Negated so that the tightest lower bound is the smallest.
+		insertSmallest(&lows, -(float64(en.low-buf[0].up) - drift*dt3))
 	}
-	a, b := h[k], h[k+1]
-	if b.t == a.t {
-		return 0, 0, false
-	}
-	slope = (b.v - a.v) / (b.t - a.t)
-	return slope, a.v + slope*(t-a.t), true
+	return ((ups[precisionK-1] - ups[0]) + (lows[precisionK-1] - lows[0])) / (2 * (precisionK - 1))
 }
 
-// sortPoints sorts by t; the input is nearly sorted, so insertion sort.
-func sortPoints(p []point) {
-	for i := 1; i < len(p); i++ {
-		for j := i; j > 0 && p[j].t < p[j-1].t; j-- {
-			p[j], p[j-1] = p[j-1], p[j]
+// precisionK is how many of the tightest bounds gauge precision: more
+// is steadier, fewer reacts sooner.
+const precisionK = 4
+
+// insertSmallest keeps the k smallest values seen, sorted.
+func insertSmallest(k *[precisionK]float64, v float64) {
+	if v >= k[precisionK-1] {
+		return
+	}
+	i := precisionK - 1
+	for i > 0 && k[i-1] > v {
+		k[i] = k[i-1]
+		i--
+	}
+	k[i] = v
+}
+
+// middle returns the middle of the intersection of the samples' bounds,
+// ignoring drift within them, and the time it refers to.
+func middle(buf []entry) (at, offset int64) {
+	up, low := buf[0], buf[0]
+	for _, en := range buf[1:] {
+		if en.up < up.up {
+			up = en
+		}
+		if en.low > low.low {
+			low = en
 		}
 	}
+	at = up.s.ClientSend + (low.s.ClientRecv-up.s.ClientSend)/2
+	return at, low.low + (up.up-low.low)/2
 }
 
 // Estimate returns the estimate carried to local time at, and false if
@@ -298,11 +306,12 @@ func (e *Estimator) Estimate(at int64) (Estimate, bool) {
 	}
 	dt := float64(at - e.at)
 	return Estimate{
-		At:      at,
-		Offset:  e.offBase + int64(math.Round(e.offset+e.drift*dt)),
-		Drift:   e.drift,
-		Bound:   int64(math.Ceil(e.half + e.driftErr*math.Abs(dt))),
-		Samples: len(e.buf),
+		At:        at,
+		Offset:    e.offBase + int64(math.Round(e.offset+e.drift*dt)),
+		Drift:     e.drift,
+		Bound:     int64(math.Ceil(e.half + e.driftErr*math.Abs(dt))),
+		Precision: int64(math.Min(math.Ceil(e.precision), math.MaxInt64/2)),
+		Samples:   len(e.buf),
 	}, true
 }
 

@@ -1,0 +1,301 @@
+package timesync
+
+import (
+	"container/heap"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+// This file holds a deterministic simulated link on virtual time: a
+// reference server and one follower clock, one-way delays drawn from a
+// seeded generator, loss, drift on both clocks and a step of the server's
+// clock. Nothing here reads the wall clock or sleeps.
+
+type jitterKind int
+
+const (
+	uniform jitterKind = iota // base ± jitter, uniformly
+	normal                    // base + N(0, jitter), never below zero
+	spiky                     // uniform, plus heavy-tailed spikes
+)
+
+// direction describes the one-way delay of one direction of the link.
+type direction struct {
+	base, jitter time.Duration
+	kind         jitterKind
+	spikeProb    float64       // spiky: chance of a spike per packet
+	spikeScale   time.Duration // spiky: Pareto scale of a spike
+}
+
+func (d direction) delay(r *rand.Rand) int64 {
+	v := float64(d.base)
+	switch d.kind {
+	case uniform:
+		v += (2*r.Float64() - 1) * float64(d.jitter)
+	case normal:
+		v += r.NormFloat64() * float64(d.jitter)
+	case spiky:
+		v += (2*r.Float64() - 1) * float64(d.jitter)
+		if r.Float64() < d.spikeProb {
+			// Pareto, alpha 1.5: mostly short, occasionally seconds.
+			v += min(float64(d.spikeScale)*(math.Pow(1-r.Float64(), -1/1.5)-1), float64(3*time.Second))
+		}
+	}
+	return int64(max(0, v))
+}
+
+// link is one simulated scenario.
+type link struct {
+	up, down   direction
+	loss       float64 // per packet, each direction
+	clientPPM  float64 // follower's local clock rate error
+	serverPPM  float64 // reference's clock rate error
+	clientSkew int64   // follower's local clock minus reference at start
+	stepAt     time.Duration
+	step       time.Duration // reference clock step at stepAt (0: none)
+}
+
+// epoch is where the reference clock starts: a realistic Unix time, so
+// that precision problems with large values show up.
+const epoch = int64(1_790_000_000) * int64(time.Second)
+
+type simEvent struct {
+	at   int64 // true time
+	kind int   // 0: request reaches server, 1: reply reaches client
+	req  Request
+	rep  Reply
+	seq  int // tie-break, keeps the order deterministic
+}
+
+type eventQueue []simEvent
+
+func (q eventQueue) Len() int { return len(q) }
+func (q eventQueue) Less(i, j int) bool {
+	if q[i].at != q[j].at {
+		return q[i].at < q[j].at
+	}
+	return q[i].seq < q[j].seq
+}
+func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *eventQueue) Push(x any)   { *q = append(*q, x.(simEvent)) }
+func (q *eventQueue) Pop() any {
+	old := *q
+	e := old[len(old)-1]
+	*q = old[:len(old)-1]
+	return e
+}
+
+// sim runs one follower Clock against a reference over a link.
+type sim struct {
+	l   link
+	rng *rand.Rand
+	t   int64 // true time, ns since start
+	q   eventQueue
+	seq int
+	c   *Clock
+}
+
+// simSource is the follower's local clock, read off the simulation.
+type simSource struct{ s *sim }
+
+func (s simSource) Nanos() int64 { return s.s.local(s.s.t) }
+
+func (s *sim) local(t int64) int64 {
+	return epoch + s.l.clientSkew + t + int64(float64(t)*s.l.clientPPM*1e-6)
+}
+
+// server is the reference clock at true time t: what the follower should
+// read.
+func (s *sim) server(t int64) int64 {
+	v := epoch + t + int64(float64(t)*s.l.serverPPM*1e-6)
+	if s.l.step != 0 && t >= int64(s.l.stepAt) {
+		v += int64(s.l.step)
+	}
+	return v
+}
+
+// trueAt is the true time at which the follower's local clock reads l.
+func (s *sim) trueAt(l int64) int64 {
+	return int64(math.Ceil(float64(l-epoch-s.l.clientSkew) / (1 + s.l.clientPPM*1e-6)))
+}
+
+func newSim(t testing.TB, l link, cfg Config, seed uint64) *sim {
+	s := &sim{l: l, rng: rand.New(rand.NewPCG(seed, 0x7153))}
+	c, err := New(simSource{s}, cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	s.c = c
+	return s
+}
+
+func (s *sim) push(e simEvent) {
+	s.seq++
+	e.seq = s.seq
+	heap.Push(&s.q, e)
+}
+
+// run advances to true time end, calling read at every multiple of tick
+// (and after every reply, so reads interleave with corrections).
+func (s *sim) run(t testing.TB, end, tick int64, read func(now int64, afterReply bool)) {
+	nextTick := int64(0)
+	for {
+		nextSend := max(s.t, s.trueAt(s.c.NextSync()))
+		next := min(nextSend, nextTick)
+		if len(s.q) > 0 && s.q[0].at < next {
+			next = s.q[0].at
+		}
+		if next > end {
+			return
+		}
+		s.t = next
+		switch {
+		case len(s.q) > 0 && s.q[0].at == next:
+			e := heap.Pop(&s.q).(simEvent)
+			if e.kind == 0 {
+				recv := s.server(s.t)
+				hold := s.rng.Int64N(int64(50 * time.Microsecond))
+				rep := Answer(e.req, recv, s.server(s.t+hold))
+				if s.rng.Float64() >= s.l.loss {
+					s.push(simEvent{at: s.t + hold + s.l.down.delay(s.rng), kind: 1, rep: rep})
+				}
+			} else {
+				if err := s.c.Observe(e.rep, s.c.Local()); err != nil {
+					t.Fatalf("Observe at %v: %v", time.Duration(s.t), err)
+				}
+				read(s.t, true)
+			}
+		case next == nextSend:
+			req := s.c.Request()
+			if s.rng.Float64() >= s.l.loss {
+				s.push(simEvent{at: s.t + s.l.up.delay(s.rng), kind: 0, req: req})
+			}
+		default:
+			read(s.t, false)
+			nextTick += tick
+		}
+	}
+}
+
+// runStats is what one run measured.
+type runStats struct {
+	errs     []float64 // |synced - true| in ns at each tick after measureFrom
+	signed   []float64 // synced - true
+	backward int       // reads that returned less than the read before
+	meanRTT  float64
+}
+
+// measure runs a scenario and checks monotonicity and the slew limit at
+// every read. Errors are recorded from measureFrom on.
+func measure(t testing.TB, l link, cfg Config, seed uint64, measureFrom, end time.Duration) runStats {
+	s := newSim(t, l, cfg, seed)
+	var st runStats
+	var prevV, prevL int64
+	synced := false
+	maxRate := cfg.MaxDriftPPM*1e-6 + float64(cfg.MaxSlew)/float64(time.Second)
+	s.run(t, int64(end), int64(5*time.Millisecond), func(now int64, _ bool) {
+		v, lo := s.c.Now(), s.c.Local()
+		if synced {
+			if v < prevV {
+				st.backward++
+			}
+			// Rate against the local clock stays within drift + slew;
+			// this also catches a clock that froze behind a backward
+			// mapping. One nanosecond of rounding is allowed per read.
+			dl, dv := float64(lo-prevL), float64(v-prevV)
+			if dl > 0 && math.Abs(dv-dl) > maxRate*dl+2 {
+				t.Fatalf("seed %d: at %v the clock moved %v in %v of local time, faster than drift+slew allow",
+					seed, time.Duration(now), time.Duration(dv), time.Duration(dl))
+			}
+		}
+		if s.c.Synced() {
+			synced = true
+			prevV, prevL = v, lo
+		}
+		if now >= int64(measureFrom) {
+			d := float64(v - s.server(now))
+			st.signed = append(st.signed, d)
+			st.errs = append(st.errs, math.Abs(d))
+		}
+	})
+	st.meanRTT = float64(s.c.Status().RTT.Mean)
+	return st
+}
+
+func percentile(xs []float64, p float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return math.NaN()
+	}
+	return s[min(len(s)-1, int(math.Ceil(p*float64(len(s))))-1)]
+}
+
+func ms(ns float64) float64 { return ns / 1e6 }
+
+type scenario struct {
+	name string
+	link link
+	p99  time.Duration // target: p99 of |error| from 2 s on
+	max  time.Duration // every reading from 2 s on is within this
+}
+
+func uni(base, jitter time.Duration) direction {
+	return direction{base: base, jitter: jitter, kind: uniform}
+}
+
+func scenarios() []scenario {
+	ms := time.Millisecond
+	return []scenario{
+		{name: "loopback", link: link{up: uni(100*time.Microsecond, 50*time.Microsecond), down: uni(100*time.Microsecond, 50*time.Microsecond)},
+			p99: 200 * time.Microsecond, max: 400 * time.Microsecond},
+		{name: "jitter50", link: link{up: uni(50*ms, 10*ms), down: uni(50*ms, 10*ms)},
+			p99: 2 * ms, max: 4 * ms},
+		{name: "mobile", link: link{up: uni(150*ms, 50*ms), down: uni(150*ms, 50*ms), loss: 0.02, clientPPM: 100},
+			p99: 5 * ms, max: 10 * ms},
+		{name: "normal", link: link{up: direction{base: 40 * ms, jitter: 5 * ms, kind: normal}, down: direction{base: 40 * ms, jitter: 5 * ms, kind: normal}},
+			p99: 5 * ms, max: 10 * ms},
+		{name: "spikes", link: link{
+			up:   direction{base: 20 * ms, jitter: 2 * ms, kind: spiky, spikeProb: 0.1, spikeScale: 50 * ms},
+			down: direction{base: 20 * ms, jitter: 2 * ms, kind: spiky, spikeProb: 0.1, spikeScale: 50 * ms}, loss: 0.05},
+			p99: 1 * ms, max: 2 * ms},
+		{name: "drift200", link: link{up: uni(30*ms, 5*ms), down: uni(30*ms, 5*ms), clientPPM: -200, serverPPM: 200},
+			p99: 2 * ms, max: 4 * ms},
+		{name: "skewed-start", link: link{up: uni(10*ms, 1*ms), down: uni(10*ms, 1*ms), clientSkew: int64(3 * time.Hour)},
+			p99: 500 * time.Microsecond, max: time.Millisecond},
+	}
+}
+
+const scenarioSeeds = 30
+
+// TestAccuracyScenarios measures |synced - true| from 2 s to 10 s of
+// syncing, over several seeds per scenario, and logs one line per
+// scenario beside the Cristian bound (half the mean measured RTT).
+func TestAccuracyScenarios(t *testing.T) {
+	for _, sc := range scenarios() {
+		t.Run(sc.name, func(t *testing.T) {
+			var errs []float64
+			var rtt float64
+			for i := range scenarioSeeds {
+				seed := uint64(1000 + i)
+				st := measure(t, sc.link, DefaultConfig(), seed, 2*time.Second, 10*time.Second)
+				if st.backward > 0 {
+					t.Errorf("seed %d: %d backward steps", seed, st.backward)
+				}
+				if m := slices.Max(st.errs); m > float64(sc.max) {
+					t.Errorf("seed %d: max error %.3f ms after 2 s, want <= %.3f ms", seed, ms(m), ms(float64(sc.max)))
+				}
+				errs = append(errs, st.errs...)
+				rtt += st.meanRTT / scenarioSeeds
+			}
+			p50, p99 := percentile(errs, 0.5), percentile(errs, 0.99)
+			t.Logf("timesync scenario=%s p50_ms=%.3f p99_ms=%.3f bound_ms=%.3f", sc.name, ms(p50), ms(p99), ms(rtt/2))
+			if p99 > float64(sc.p99) {
+				t.Errorf("p99 %.3f ms, want <= %.3f ms", ms(p99), ms(float64(sc.p99)))
+			}
+		})
+	}
+}
