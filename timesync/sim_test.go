@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // This file holds a deterministic simulated link on virtual time: a
@@ -96,6 +98,9 @@ type sim struct {
 	q   eventQueue
 	seq int
 	c   *Clock
+	// observed counts accepted replies, so checks can tell whether the
+	// clock was retargeted between two reads
+	observed int
 }
 
 // simSource is the follower's local clock, read off the simulation.
@@ -166,6 +171,7 @@ func (s *sim) run(t testing.TB, end, tick int64, read func(now int64, afterReply
 				if err := s.c.Observe(e.rep, s.c.Local()); err != nil {
 					t.Fatalf("Observe at %v: %v", time.Duration(s.t), err)
 				}
+				s.observed++
 				read(s.t, true)
 			}
 		case next == nextSend:
@@ -194,26 +200,37 @@ func measure(t testing.TB, l link, cfg Config, seed uint64, measureFrom, end tim
 	s := newSim(t, l, cfg, seed)
 	var st runStats
 	var prevV, prevL int64
+	var prevDrift float64
+	prevObserved := -1
 	synced := false
-	maxRate := cfg.MaxDriftPPM*1e-6 + float64(cfg.MaxSlew)/float64(time.Second)
+	slew := float64(cfg.MaxSlew) / float64(time.Second)
+	maxRate := cfg.MaxDriftPPM*1e-6 + slew
 	s.run(t, int64(end), int64(5*time.Millisecond), func(now int64, _ bool) {
 		v, lo := s.c.Now(), s.c.Local()
 		if synced {
 			if v < prevV {
 				st.backward++
 			}
-			// Rate against the local clock stays within drift + slew;
-			// this also catches a clock that froze behind a backward
-			// mapping. One nanosecond of rounding is allowed per read.
+			// Against the local clock the synced clock runs at 1+drift,
+			// plus or minus the slew: across a retarget the drift may
+			// change (within MaxDriftPPM), between two it may not. This
+			// also catches a clock frozen behind a backward mapping.
+			// Two nanoseconds of rounding are allowed per read.
 			dl, dv := float64(lo-prevL), float64(v-prevV)
 			if dl > 0 && math.Abs(dv-dl) > maxRate*dl+2 {
 				t.Fatalf("seed %d: at %v the clock moved %v in %v of local time, faster than drift+slew allow",
 					seed, time.Duration(now), time.Duration(dv), time.Duration(dl))
 			}
+			if dl > 0 && s.observed == prevObserved && math.Abs(dv-dl*(1+prevDrift)) > slew*dl+2 {
+				t.Fatalf("seed %d: at %v the clock slewed %v in %v of local time, more than MaxSlew %v per second",
+					seed, time.Duration(now), time.Duration(dv-dl*(1+prevDrift)), time.Duration(dl), cfg.MaxSlew)
+			}
 		}
 		if s.c.Synced() {
 			synced = true
 			prevV, prevL = v, lo
+			prevDrift = s.c.Status().Drift
+			prevObserved = s.observed
 		}
 		if now >= int64(measureFrom) {
 			d := float64(v - s.server(now))
@@ -297,5 +314,140 @@ func TestAccuracyScenarios(t *testing.T) {
 				t.Errorf("p99 %.3f ms, want <= %.3f ms", ms(p99), ms(float64(sc.p99)))
 			}
 		})
+	}
+}
+
+// TestAsymmetricLink: no exchange can see a constant difference between
+// the two directions, so the error settles at half of it, with the sign
+// of the slower direction, and stays there instead of growing.
+func TestAsymmetricLink(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name string
+		link link
+		want time.Duration // synced - true: half the asymmetry of the floors
+	}{
+		{"slow-up", link{up: uni(40*ms, 2*ms), down: uni(10*ms, 2*ms)}, 15 * ms},
+		{"slow-down", link{up: uni(5*ms, 1*ms), down: uni(25*ms, 1*ms)}, -10 * ms},
+		{"slow-up-drifting", link{up: uni(40*ms, 2*ms), down: uni(10*ms, 2*ms), clientPPM: 150, serverPPM: -150}, 15 * ms},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range 5 {
+				seed := uint64(2000 + i)
+				st := measure(t, tc.link, DefaultConfig(), seed, 2*time.Second, 60*time.Second)
+				if st.backward > 0 {
+					t.Errorf("seed %d: %d backward steps", seed, st.backward)
+				}
+				var early, late float64
+				n := len(st.signed)
+				for j, d := range st.signed {
+					if dev := d - float64(tc.want); math.Abs(dev) > float64(ms) {
+						t.Fatalf("seed %d: reading %d off by %.3f ms from half the asymmetry (%v)", seed, j, ms64(dev), tc.want)
+					}
+					if j < n/6 {
+						early += d / float64(n/6)
+					}
+					if j >= n-n/6 {
+						late += d / float64(n/6)
+					}
+				}
+				// Not growing: the last sixth of the run sits no farther
+				// from the asymmetry than the first sixth, give or take
+				// the noise of a 20 ms jitter range.
+				if grow := math.Abs(late-float64(tc.want)) - math.Abs(early-float64(tc.want)); grow > 0.3*float64(ms) {
+					t.Errorf("seed %d: error grew by %.3f ms between the first and last sixth of the run", seed, ms64(grow))
+				}
+			}
+		})
+	}
+}
+
+func ms64(ns float64) float64 { return ns / 1e6 }
+
+// TestReferenceStep: when the reference's clock steps by more than the
+// round trip, the samples stop agreeing, the follower starts over at the
+// fast interval and slews to the new time at MaxSlew, never stepping,
+// and then holds it. A step smaller than the round trip leaves the
+// bounds intersecting; it is absorbed once the pre-step samples have
+// left the window (Window samples at MaxInterval).
+func TestReferenceStep(t *testing.T) {
+	ms := time.Millisecond
+	for _, step := range []time.Duration{100 * ms, -100 * ms, 3 * ms} {
+		t.Run(step.String(), func(t *testing.T) {
+			cfg := DefaultConfig()
+			l := link{up: uni(20*ms, 2*ms), down: uni(20*ms, 2*ms), stepAt: 5 * time.Second, step: step}
+			settle := l.stepAt + time.Duration(float64(step.Abs())/(float64(cfg.MaxSlew)/float64(time.Second))) + 2*time.Second
+			if step.Abs() < 40*ms {
+				settle += time.Duration(cfg.Window) * cfg.MaxInterval
+			}
+			for i := range 5 {
+				seed := uint64(3000 + i)
+				s := newSim(t, l, cfg, seed)
+				var prev int64
+				s.run(t, int64(settle+5*time.Second), int64(5*time.Millisecond), func(now int64, _ bool) {
+					v := s.c.Now()
+					if v < prev {
+						t.Fatalf("seed %d: backward step at %v", seed, time.Duration(now))
+					}
+					prev = v
+					if now >= int64(settle) {
+						if d := math.Abs(float64(v - s.server(now))); d > float64(ms) {
+							t.Fatalf("seed %d: %.3f ms off at %v, want <= 1 ms once slewed", seed, ms64(d), time.Duration(now))
+						}
+					}
+				})
+				if step.Abs() > 10*ms && s.c.Status().Disagreements == 0 {
+					t.Errorf("seed %d: a %v step went unnoticed", seed, step)
+				}
+			}
+		})
+	}
+}
+
+// TestRandomScenarios is the property test: seeded random links and
+// configs never make the clock step backwards or slew faster than
+// configured (both checked at every read by measure), and the follower
+// ends within its own error bound.
+func TestRandomScenarios(t *testing.T) {
+	const runs = 40
+	for i := range runs {
+		seed := uint64(4000 + i)
+		r := rand.New(rand.NewPCG(seed, 1))
+		dir := func() direction {
+			base := time.Duration(50e3 + r.Float64()*200e6)
+			d := direction{base: base, jitter: time.Duration(r.Float64() * float64(base) / 2), kind: jitterKind(r.IntN(3))}
+			if d.kind == spiky {
+				d.spikeProb, d.spikeScale = r.Float64()*0.2, time.Duration(r.Float64()*float64(200*time.Millisecond))
+			}
+			return d
+		}
+		l := link{
+			up: dir(), down: dir(), loss: r.Float64() * 0.2,
+			clientPPM: r.Float64()*400 - 200, serverPPM: r.Float64()*400 - 200,
+			clientSkew: r.Int64N(int64(time.Hour)) - int64(30*time.Minute),
+		}
+		if r.IntN(2) == 0 {
+			l.stepAt, l.step = time.Duration(r.Int64N(int64(15*time.Second))), time.Duration(r.Int64N(int64(time.Second)))-500*time.Millisecond
+		}
+		cfg := DefaultConfig()
+		cfg.MaxSlew = time.Duration(1+r.IntN(20)) * time.Millisecond
+		st := measure(t, l, cfg, seed, 0, 20*time.Second)
+		if st.backward > 0 {
+			t.Fatalf("seed %d (link %+v): %d backward steps", seed, l, st.backward)
+		}
+	}
+}
+
+// TestDeterministic: one seed, one trace.
+func TestDeterministic(t *testing.T) {
+	sc := scenarios()[2] // mobile: loss, drift and jitter all draw
+	a := measure(t, sc.link, DefaultConfig(), 77, 0, 5*time.Second)
+	b := measure(t, sc.link, DefaultConfig(), 77, 0, 5*time.Second)
+	if diff := cmp.Diff(a.signed, b.signed); diff != "" {
+		t.Fatalf("seed 77 gave two traces (-first +second):\n%s", diff)
+	}
+	c := measure(t, sc.link, DefaultConfig(), 78, 0, 5*time.Second)
+	if cmp.Equal(a.signed, c.signed) {
+		t.Fatalf("seeds 77 and 78 gave the same trace: the seed drives nothing")
 	}
 }
