@@ -503,7 +503,8 @@ func (s *Session) write(b []byte) bool {
 func (s *Session) terminate(t *termination, buf []byte) {
 	switch t.kind {
 	case termLocal:
-		if !s.write(appendRecord(buf, kindClose, []byte(t.err.Reason))) {
+		if _, err := s.conn.Write(appendRecord(buf, kindClose, []byte(t.err.Reason))); err != nil {
+			s.finish(t.err)
 			return
 		}
 		// Wait for the ack so the reason is known to have arrived; Close's
@@ -514,10 +515,11 @@ func (s *Session) terminate(t *termination, buf []byte) {
 		}
 		s.finish(t.err)
 	case termFail:
-		s.write(appendRecord(buf, kindClose, []byte(t.err.Reason)))
+		// Best effort: the reason is already decided, whether it arrives or not.
+		s.conn.Write(appendRecord(buf, kindClose, []byte(t.err.Reason)))
 		s.finish(t.err)
 	case termPeer:
-		s.write(appendRecord(buf, kindCloseAck, nil))
+		s.conn.Write(appendRecord(buf, kindCloseAck, nil))
 		s.finish(t.err)
 	}
 }
