@@ -428,11 +428,8 @@ func (w *World) Nearest(p Vec2, k int, t int64, maxDist float64, f Filter, dst [
 	maxDist = clampLen(maxDist)
 	base := len(dst)
 	w.stamp++
-	consider := func(e *entry) {
-		if e.t0 > t || e.t1 < t {
-			return
-		}
-		b := &w.bodies[e.id]
+	consider := func(id int32) {
+		b := &w.bodies[id]
 		if b.mark == w.stamp {
 			return
 		}
@@ -455,7 +452,9 @@ func (w *World) Nearest(p Vec2, k int, t int64, maxDist float64, f Filter, dst [
 		dst = slices.Insert(dst, base+i, Near{b.path, d})
 	}
 	for i := range w.big {
-		consider(&w.big[i])
+		if e := &w.big[i]; e.t0 <= t && e.t1 >= t {
+			consider(e.id)
+		}
 	}
 	if !w.ext.ok {
 		return dst, nil
@@ -479,16 +478,28 @@ func (w *World) Nearest(p Vec2, k int, t int64, maxDist float64, f Filter, dst [
 			}
 			if c, ok := w.cells[cellKey{int32(x), int32(y), b}]; ok {
 				for i := range c.es {
-					consider(&c.es[i])
+					if e := &c.es[i]; e.t0 <= t && e.t1 >= t {
+						consider(e.id)
+					}
 				}
 			}
 		}
 	}
+	visited := 0.0
 	for r := near; r <= far; r++ {
 		lb := (r - 1) * cs
 		if lb > maxDist || len(dst)-base == k && lb > dst[len(dst)-1].Dist {
 			break
 		}
+		if visited > float64(2*len(w.ids)+16) {
+			// The rings have cost more than testing every body would:
+			// test the rest directly.
+			for id := range w.bodies {
+				consider(int32(id))
+			}
+			break
+		}
+		visited += math.Max(1, 8*r)
 		if r == 0 {
 			visit(cx, cy)
 			continue
