@@ -385,12 +385,13 @@ func (s *Session) readLoop() {
 		}
 		switch kind {
 		case kindFrame:
+			// Count first, so a frame Recv returned is always counted.
+			s.mu.Lock()
+			s.stats.FramesReceived++
+			s.stats.BytesReceived += uint64(n)
+			s.mu.Unlock()
 			select {
 			case s.recv <- payload:
-				s.mu.Lock()
-				s.stats.FramesReceived++
-				s.stats.BytesReceived += uint64(n)
-				s.mu.Unlock()
 			default:
 				s.fail(fmt.Errorf("%w: %d frames unread", ErrRecvOverflow, cap(s.recv)))
 				return

@@ -143,4 +143,3 @@ func TestFuzzSeedsCoverEveryKind(t *testing.T) {
 		}
 	}
 }
-
