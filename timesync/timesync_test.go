@@ -84,7 +84,7 @@ func TestConfigValidate(t *testing.T) {
 // use.
 type fakeSource struct{ ns atomic.Int64 }
 
-func (f *fakeSource) Nanos() int64     { return f.ns.Load() }
+func (f *fakeSource) Nanos() int64    { return f.ns.Load() }
 func (f *fakeSource) advance(d int64) { f.ns.Add(d) }
 
 // exchange runs one perfect round trip of the given one-way delay
