@@ -23,10 +23,12 @@ import (
 // make trips slower. The error is at most half the width of the
 // intersection, which is at most half the lowest round trip.
 //
-// Drift is the slope of the same two envelopes (the lower convex hull of
-// the upper bounds, the upper convex hull of the lower bounds) where they
-// pass the window's mean time; while the window is too short to tell the
-// slope from noise it is shrunk towards zero.
+// Drift is the slope between the intersections of the older and the newer
+// half of the window; while the window is too short to tell that slope
+// from noise it is shrunk towards zero. Bounds carried forward are widened
+// by the drift's remaining uncertainty, so an old sample stops deciding
+// the estimate once the drift could have moved it further than a fresh
+// sample is off.
 //
 // No method can see a constant asymmetry between the two directions: if
 // requests always take A longer than replies, the estimate is off by A/2,
