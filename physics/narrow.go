@@ -13,7 +13,8 @@ import "math"
 //
 // Ray parameters are solved in closed form in float64 with no epsilon:
 // contact is inclusive (touching counts), and the circle quadratic uses the
-// cancellation-free root s = c / (-b + √(b²-ac)). Results are exact up to
+// cancellation-free root s = c / (-b + √(b²-ac)) with the discriminant taken
+// from the line's nearest point to the centre. Results are exact up to
 // float64 rounding, so a contact that is tangent to within a few ulps of the
 // coordinates may be reported either way — always the same way for the same
 // inputs.
@@ -59,11 +60,15 @@ func rayCircle(o, d Vec2, r float64) (float64, bool) {
 	if b >= 0 {
 		return 0, false
 	}
-	disc := b*b - a*c
-	if disc < 0 {
+	// The discriminant b² - ac equals a·(r² - |q|²) with q the point of the
+	// line nearest the centre; computed that way it keeps its precision
+	// when the line passes far from r² (no difference of two large squares).
+	q := o.Sub(d.Scale(b / a))
+	h := r*r - q.Len2()
+	if h < 0 {
 		return 0, false
 	}
-	return c / (-b + math.Sqrt(disc)), true
+	return c / (-b + math.Sqrt(a*h)), true
 }
 
 // rayCapsule casts against the segment a–b thickened by r (a circle when
