@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -37,8 +38,8 @@ func TestPresetsThroughKCP(t *testing.T) {
 
 func verifyThroughKCP(t *testing.T, p lagsim.Profile, seed uint64) {
 	const (
-		messages = 1500
-		gap      = 2 * time.Millisecond
+		messages = 600
+		gap      = 5 * time.Millisecond
 	)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -106,7 +107,7 @@ func verifyThroughKCP(t *testing.T, p lagsim.Profile, seed uint64) {
 	// Send one numbered message every gap; after a warm-up of two round
 	// trips, sample kcp's smoothed RTT every 10 ms until all is delivered.
 	warm := time.Now().Add(4*p.Delay + 200*time.Millisecond)
-	var srttSum, srttN float64
+	var srtts []time.Duration
 	ticker := time.NewTicker(gap)
 	defer ticker.Stop()
 	sample := time.NewTicker(10 * time.Millisecond)
@@ -123,8 +124,7 @@ func verifyThroughKCP(t *testing.T, p lagsim.Profile, seed uint64) {
 			}
 		case <-sample.C:
 			if time.Now().After(warm) {
-				srttSum += float64(cli.GetSRTT())
-				srttN++
+				srtts = append(srtts, time.Duration(cli.GetSRTT())*time.Millisecond)
 			}
 		case err := <-srvErr:
 			if err != nil {
@@ -144,24 +144,48 @@ func verifyThroughKCP(t *testing.T, p lagsim.Profile, seed uint64) {
 	}
 
 	// Round trip: both directions take Delay, so kcp should see 2×Delay.
-	// The mean of the smoothed samples sits within a few ms of it; jitter
-	// widens the allowance.
-	if srttN < 20 {
-		t.Fatalf("only %v SRTT samples", srttN)
+	// Scheduling delays on a busy machine only ever add to what kcp
+	// measures, and they come in bursts, so the check is one-sided at each
+	// end: the median may not fall below the link's round trip (the delay
+	// really is applied both ways), and the 10th percentile may not rise
+	// far above it (the delay is not applied twice).
+	if len(srtts) < 20 {
+		t.Fatalf("only %d SRTT samples", len(srtts))
 	}
-	srtt := time.Duration(srttSum/srttN) * time.Millisecond
+	slices.Sort(srtts)
+	p10, p50 := srtts[len(srtts)/10], srtts[len(srtts)/2]
 	wantRTT := 2 * p.Delay
-	slack := 4*time.Millisecond + wantRTT/20 + p.Jitter/2
-	t.Logf("%s: kcp SRTT %v (want %v ± %v)", p.Name, srtt, wantRTT, slack)
-	if d := srtt - wantRTT; d < -slack || d > slack {
-		t.Errorf("%s: kcp SRTT %v, want %v ± %v", p.Name, srtt, wantRTT, slack)
+	low := wantRTT - 4*time.Millisecond - p.Jitter/2
+	high := wantRTT + 10*time.Millisecond + wantRTT/10 + p.Jitter/2
+	t.Logf("%s: kcp SRTT p10 %v, median %v (link round trip %v)", p.Name, p10, p50, wantRTT)
+	if p50 < low {
+		t.Errorf("%s: median kcp SRTT %v below %v: the link is faster than the profile", p.Name, p50, low)
+	}
+	if p10 > high {
+		t.Errorf("%s: 10th percentile of kcp SRTT %v above %v: the link is slower than the profile", p.Name, p10, high)
 	}
 
 	// Loss as the far ends saw it: packets written into the link against
 	// packets that came out of the loopback socket at the other end. The
 	// last packet or two of the closing sessions may still sit in a socket
 	// buffer when the counts are read, hence the allowance of 2.
-	as, bs := a.Stats(), b.Stats()
+	// A packet written into a loopback socket is in the receiver's buffer
+	// when the write returns, but its pump goroutine may not have counted it
+	// yet on a busy machine: read the counts once they stop moving.
+	var as, bs lagsim.Stats
+	for prev := uint64(0); ; {
+		as, bs = a.Stats(), b.Stats()
+		if n := as.In.Packets + bs.In.Packets; n == prev {
+			break
+		} else {
+			prev = n
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			t.Fatal("packet counts never settled")
+		}
+	}
 	offered := as.Out.Packets + bs.Out.Packets
 	arrived := as.In.Packets + bs.In.Packets
 	if q := as.Out.QueueDrops + bs.Out.QueueDrops; q != 0 {
