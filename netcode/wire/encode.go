@@ -394,6 +394,10 @@ func (e *Encoder) appendValueBatch(dst []byte, k Kind, items []Value) ([]byte, e
 		}
 	}
 	e.rec = rec
+	if len(rec) > e.lim.MaxFrameBytes { // fail before copying it into the builder
+		e.dict.rollback()
+		return dst, fmt.Errorf("%w: %v batch of %d bytes, frame limit %d", ErrTooLarge, k, len(rec), e.lim.MaxFrameBytes)
+	}
 	return e.finishBatch(dst, k, base, len(items))
 }
 

@@ -456,3 +456,31 @@ func TestDecodeValuesAllocs(t *testing.T) {
 		t.Errorf("warm 64-value frame: %v allocs to encode, %v to decode; want 0 and 0", encAllocs, decAllocs)
 	}
 }
+
+func TestLimitsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		lim  Limits
+		ok   bool
+	}{
+		{"zero means defaults", Limits{}, true},
+		{"defaults", DefaultLimits(), true},
+		{"negative", Limits{MaxBatch: -1}, false},
+		{"dictionary too big", Limits{MaxPaths: maxPathsCeiling + 1}, false},
+		{"frame too big", Limits{MaxFrameBytes: maxFrameCeiling + 1}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.lim.Validate()
+			if (err == nil) != tt.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, ErrInvalid) {
+				t.Errorf("error %v does not wrap ErrInvalid", err)
+			}
+			if _, err := NewEncoder(tt.lim); (err == nil) != tt.ok {
+				t.Errorf("NewEncoder: %v, want ok=%v", err, tt.ok)
+			}
+		})
+	}
+}
