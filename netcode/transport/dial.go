@@ -17,6 +17,10 @@ import (
 // ErrHandshake is returned (wrapped) when the opening exchange fails.
 var ErrHandshake = errors.New("transport: handshake failed")
 
+// closeGrace is how long a dialled session's own socket outlives the
+// session, so that packets kcp-go queued before Close still leave.
+const closeGrace = 100 * time.Millisecond
+
 // readBufferSize is the reader's buffer: many small frames per read call.
 const readBufferSize = 64 << 10
 
@@ -40,7 +44,10 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: dial %s: %w", addr, err)
 	}
-	s, err := dial(ctx, conn, raddr, cfg, func() { conn.Close() })
+	// kcp-go transmits from its own goroutine after Close has flushed, so
+	// the socket stays open a moment longer for the last packets (the close
+	// reason or its acknowledgement) to leave.
+	s, err := dial(ctx, conn, raddr, cfg, func() { time.AfterFunc(closeGrace, func() { conn.Close() }) })
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -89,8 +96,9 @@ func dial(ctx context.Context, conn net.PacketConn, raddr net.Addr, cfg Config, 
 // stream fails it.
 func handshake(ctx context.Context, conn stream, br *bufio.Reader, cfg *Config, dialer bool) error {
 	deadline := time.Now().Add(cfg.HandshakeTimeout)
+	ctxDeadline := false
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+		deadline, ctxDeadline = d, true
 	}
 	if err := conn.SetReadDeadline(deadline); err != nil {
 		return fmt.Errorf("%w: %w", ErrHandshake, err)
@@ -112,6 +120,9 @@ func handshake(ctx context.Context, conn stream, br *bufio.Reader, cfg *Config, 
 	if _, err := io.ReadFull(br, hdr[:]); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w: %w", ErrHandshake, ctx.Err())
+		}
+		if isTimeout(err) && ctxDeadline {
+			return fmt.Errorf("%w: %w", ErrHandshake, context.DeadlineExceeded)
 		}
 		if isTimeout(err) {
 			return fmt.Errorf("%w: no answer within %v (no listener there, or another secret or FEC setting)", ErrHandshake, cfg.HandshakeTimeout)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -155,7 +156,11 @@ func TestKCPCloseReason(t *testing.T) {
 	if err := srv.Send([]byte("last words"), Data); err != nil {
 		t.Fatal(err)
 	}
+	start := time.Now()
 	srv.Close("server restarting")
+	if el := time.Since(start); el >= LAN().CloseLinger {
+		t.Errorf("Close took %v: the peer's acknowledgement never arrived", el)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if f, err := cli.Recv(ctx); err != nil || string(f) != "last words" {
@@ -278,15 +283,17 @@ func lagPair(t *testing.T, cfg Config, p lagsim.Profile, seed uint64) (srv, cli 
 }
 
 // TestKCPLagRTT: 50 ms each way through the lag simulator gives a kcp SRTT
-// near 100 ms, as the session's Stats report it.
+// near 100 ms, as the session's Stats report it. A busy machine only adds
+// delay, so the lower bounds are tight and the upper ones use the better
+// half of the samples.
 func TestKCPLagRTT(t *testing.T) {
 	const oneWay = 50 * time.Millisecond
 	srv, cli, _, _ := lagPair(t, LAN(), lagsim.Profile{Delay: oneWay}, 42)
 	echo(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	var rtts []time.Duration
-	for range 30 {
+	var rtts, srtts []time.Duration
+	for i := range 40 {
 		start := time.Now()
 		if err := cli.Send([]byte("ping"), Control); err != nil {
 			t.Fatal(err)
@@ -295,17 +302,21 @@ func TestKCPLagRTT(t *testing.T) {
 			t.Fatal(err)
 		}
 		rtts = append(rtts, time.Since(start))
-	}
-	srtt := cli.Stats().SRTT
-	t.Logf("global %+v", globalStats())
-	t.Logf("kcp SRTT %v, frame round trips %v .. %v", srtt, rtts[0], rtts[len(rtts)-1])
-	if srtt < 95*time.Millisecond || srtt > 115*time.Millisecond {
-		t.Errorf("kcp SRTT %v, want about 100ms", srtt)
-	}
-	for i, r := range rtts {
-		if r < 2*oneWay || r > 2*oneWay+40*time.Millisecond {
-			t.Errorf("round trip %d took %v, want a little over %v", i, r, 2*oneWay)
+		if i >= 10 { // let SRTT converge from its first samples
+			srtts = append(srtts, cli.Stats().SRTT)
 		}
+	}
+	slices.Sort(rtts)
+	slices.Sort(srtts)
+	t.Logf("frame round trip min %v median %v; kcp SRTT min %v median %v", rtts[0], rtts[len(rtts)/2], srtts[0], srtts[len(srtts)/2])
+	if rtts[0] < 2*oneWay {
+		t.Errorf("a frame came back after %v, faster than the %v link round trip", rtts[0], 2*oneWay)
+	}
+	if m := rtts[len(rtts)/2]; m > 2*oneWay+30*time.Millisecond {
+		t.Errorf("median frame round trip %v, want about %v", m, 2*oneWay)
+	}
+	if m := srtts[len(srtts)/2]; m < 95*time.Millisecond || m > 125*time.Millisecond {
+		t.Errorf("median kcp SRTT %v, want about 100ms", m)
 	}
 }
 
