@@ -311,7 +311,7 @@ func TestAccuracyScenarios(t *testing.T) {
 			p50, p99 := percentile(errs, 0.5), percentile(errs, 0.99)
 			t.Logf("timesync scenario=%s p50_ms=%.3f p99_ms=%.3f bound_ms=%.3f", sc.name, ms(p50), ms(p99), ms(rtt/2))
 			if p99 > float64(sc.p99) {
-				t.Errorf("p99 %.3f ms, want <= %.3f ms", ms(p99), ms(float64(sc.p99)))
+				t.Errorf("seeds 1000..%d: p99 %.3f ms, want <= %.3f ms", 1000+scenarioSeeds-1, ms(p99), ms(float64(sc.p99)))
 			}
 		})
 	}
@@ -406,8 +406,7 @@ func TestReferenceStep(t *testing.T) {
 
 // TestRandomScenarios is the property test: seeded random links and
 // configs never make the clock step backwards or slew faster than
-// configured (both checked at every read by measure), and the follower
-// ends within its own error bound.
+// configured (both checked at every read by measure).
 func TestRandomScenarios(t *testing.T) {
 	const runs = 40
 	for i := range runs {
