@@ -73,6 +73,11 @@ func (s *sendQueue) push(frame []byte, c Class) (evicted int) {
 	s.q[c].push(frame)
 	s.frames++
 	s.bytes += len(frame)
+	return s.evict()
+}
+
+// evict drops frames, oldest Data first, until the limits hold.
+func (s *sendQueue) evict() (evicted int) {
 	for s.frames > s.maxFrames || s.bytes > s.maxBytes {
 		victim := Data
 		if s.q[Data].len() == 0 {
@@ -85,6 +90,23 @@ func (s *sendQueue) push(frame []byte, c Class) (evicted int) {
 		evicted++
 	}
 	return evicted
+}
+
+// pushFront queues frame at the head of class c: for a frame that was
+// about to be written before the frames now queued. Limits apply as in push.
+func (s *sendQueue) pushFront(frame []byte, c Class) (evicted int) {
+	f := &s.q[c]
+	if f.head > 0 {
+		f.head--
+		f.items[f.head] = frame
+	} else {
+		f.items = append(f.items, nil)
+		copy(f.items[1:], f.items)
+		f.items[0] = frame
+	}
+	s.frames++
+	s.bytes += len(frame)
+	return s.evict()
 }
 
 // pop returns the next frame to send, Control first.

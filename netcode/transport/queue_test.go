@@ -141,3 +141,26 @@ func TestSendQueueAgainstModel(t *testing.T) {
 		}
 	}
 }
+
+func TestSendQueuePushFront(t *testing.T) {
+	q := newSendQueue(3, 100)
+	q.push([]byte("d2"), Data)
+	q.push([]byte("c1"), Control)
+	q.pushFront([]byte("d1"), Data)
+	if diff := cmp.Diff([]string{"c1", "d1", "d2"}, drainQueue(&q)); diff != "" {
+		t.Errorf("pop order (-want +got):\n%s", diff)
+	}
+	// After pops the head slot is reused.
+	q.push([]byte("d3"), Data)
+	q.push([]byte("d4"), Data)
+	q.pop()
+	q.pushFront([]byte("d3'"), Data)
+	q.push([]byte("d5"), Data)
+	q.push([]byte("d6"), Data) // over the frame limit: the oldest, d3', goes
+	if diff := cmp.Diff([]string{"d4", "d5", "d6"}, drainQueue(&q)); diff != "" {
+		t.Errorf("pop order (-want +got):\n%s", diff)
+	}
+	if q.dropped != 1 {
+		t.Errorf("dropped %d, want 1", q.dropped)
+	}
+}

@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	kcp "github.com/xtaci/kcp-go/v5"
@@ -145,6 +145,15 @@ type Session struct {
 	wake    chan struct{} // tells the writer there is work
 	done    chan struct{} // closed by finish
 	acked   chan struct{} // closed when the peer acknowledged our close
+	idle    *time.Timer   // fires checkIdle
+
+	lastRecv atomic.Int64 // UnixNano of the last record received
+	lastSend atomic.Int64 // UnixNano of the last record written
+
+	// wmu serialises writes to conn (the writer goroutine and Send's direct
+	// path) so records never interleave; fastBuf is guarded by it.
+	wmu     sync.Mutex
+	fastBuf []byte
 
 	mu        sync.Mutex // guards the fields below
 	queue     sendQueue
@@ -182,9 +191,30 @@ func newSession(cfg Config, conn stream, br *bufio.Reader, ks *kcp.UDPSession, l
 		acked:   make(chan struct{}),
 		queue:   newSendQueue(cfg.SendQueueFrames, cfg.SendQueueBytes),
 	}
+	s.lastRecv.Store(time.Now().UnixNano())
+	s.lastSend.Store(time.Now().UnixNano())
+	// The idle check runs on its own timer rather than as a read deadline:
+	// it must fire even while the writer is stuck behind a full window, and
+	// a deadline re-armed on every read would cost a timer per read.
+	s.idle = time.AfterFunc(cfg.IdleTimeout, s.checkIdle)
 	go s.readLoop()
 	go s.writeLoop()
 	return s
+}
+
+// checkIdle closes the session when nothing arrived for IdleTimeout, and
+// otherwise re-arms itself for when that would be.
+func (s *Session) checkIdle() {
+	if s.closed() {
+		return
+	}
+	since := time.Since(time.Unix(0, s.lastRecv.Load()))
+	if since < s.cfg.IdleTimeout {
+		s.idle.Reset(s.cfg.IdleTimeout - since)
+		return
+	}
+	// The peer is silent, most likely gone: no point telling it.
+	s.finish(&CloseError{Reason: fmt.Sprintf("nothing received for %v", s.cfg.IdleTimeout), Err: ErrIdleTimeout})
 }
 
 // LocalAddr and RemoteAddr return the addresses of the two ends.
@@ -206,6 +236,10 @@ func (s *Session) Send(frame []byte, class Class) error {
 	if class >= numClasses {
 		return fmt.Errorf("%w: %d", ErrInvalidClass, class)
 	}
+	sent, front := s.sendNow(frame)
+	if sent {
+		return nil
+	}
 	cp := append([]byte(nil), frame...)
 	s.mu.Lock()
 	if s.term != nil {
@@ -213,10 +247,64 @@ func (s *Session) Send(frame []byte, class Class) error {
 		s.mu.Unlock()
 		return err
 	}
-	s.queue.push(cp, class)
+	if front {
+		s.queue.pushFront(cp, class)
+	} else {
+		s.queue.push(cp, class)
+	}
 	s.mu.Unlock()
 	s.kick()
 	return nil
+}
+
+// writeDeadliner is a stream that can bound a write (KCP can).
+type writeDeadliner interface {
+	SetWriteDeadline(time.Time) error
+}
+
+// longAgo is a write deadline in the past: a KCP write with it sends when
+// the window has room and fails at once instead of waiting when it has not.
+var longAgo = time.Unix(1, 0)
+
+// sendNow writes frame straight to the stream from the caller's goroutine
+// when nothing is queued and no write is under way, saving the hand-off to
+// the writer. It never blocks: a full KCP window makes the write fail at
+// once, and then the frame is queued (front reports that it must go ahead
+// of frames queued meanwhile, which it preceded).
+func (s *Session) sendNow(frame []byte) (sent, front bool) {
+	wd, ok := s.conn.(writeDeadliner)
+	if !ok || !s.wmu.TryLock() {
+		return false, false
+	}
+	defer s.wmu.Unlock()
+	s.mu.Lock()
+	idle := s.term == nil && s.queue.len() == 0
+	s.mu.Unlock()
+	if !idle {
+		return false, false
+	}
+	s.fastBuf = appendRecord(s.fastBuf[:0], kindFrame, frame)
+	if err := wd.SetWriteDeadline(longAgo); err != nil {
+		return false, true
+	}
+	_, err := s.conn.Write(s.fastBuf)
+	wd.SetWriteDeadline(time.Time{})
+	if err != nil {
+		if isTimeout(err) {
+			return false, true
+		}
+		s.finish(&CloseError{Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrStream, err)})
+		return false, true // Send then reports the CloseError
+	}
+	if cap(s.fastBuf) > maxBatch {
+		s.fastBuf = nil // do not pin one huge frame's buffer
+	}
+	s.lastSend.Store(time.Now().UnixNano())
+	s.mu.Lock()
+	s.stats.FramesSent++
+	s.stats.BytesSent += uint64(len(frame))
+	s.mu.Unlock()
+	return true, false
 }
 
 func (s *Session) closingErrLocked() error {
@@ -342,6 +430,7 @@ func (s *Session) finish(err *CloseError) {
 	}
 	s.mu.Unlock()
 	close(s.done)
+	s.idle.Stop()
 	s.conn.Close()
 	if s.onClose != nil {
 		s.onClose()
@@ -361,11 +450,11 @@ func (s *Session) closed() bool {
 // owner: a full receive queue closes the session instead.
 func (s *Session) readLoop() {
 	var hdr [headerSize]byte
+	if err := s.conn.SetReadDeadline(time.Time{}); err != nil { // clear the handshake's
+		s.readFailed(err)
+		return
+	}
 	for {
-		if err := s.conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout)); err != nil {
-			s.readFailed(err)
-			return
-		}
 		if _, err := io.ReadFull(s.br, hdr[:]); err != nil {
 			s.readFailed(err)
 			return
@@ -383,6 +472,7 @@ func (s *Session) readLoop() {
 				return
 			}
 		}
+		s.lastRecv.Store(time.Now().UnixNano())
 		switch kind {
 		case kindFrame:
 			// Count first, so a frame Recv returned is always counted.
@@ -416,11 +506,6 @@ func (s *Session) readLoop() {
 
 func (s *Session) readFailed(err error) {
 	if s.closed() {
-		return
-	}
-	if errors.Is(err, os.ErrDeadlineExceeded) || isTimeout(err) {
-		// The peer is silent, most likely gone: no point telling it.
-		s.finish(&CloseError{Reason: fmt.Sprintf("nothing received for %v", s.cfg.IdleTimeout), Err: ErrIdleTimeout})
 		return
 	}
 	s.mu.Lock()
@@ -481,6 +566,10 @@ func (s *Session) writeLoop() {
 		select {
 		case <-s.wake:
 		case <-keepAlive.C:
+			if since := time.Since(time.Unix(0, s.lastSend.Load())); since < s.cfg.KeepAlive {
+				keepAlive.Reset(s.cfg.KeepAlive - since) // Send wrote meanwhile
+				continue
+			}
 			if !s.write(appendRecord(buf, kindKeepAlive, nil)) {
 				return
 			}
@@ -493,7 +582,11 @@ func (s *Session) writeLoop() {
 
 // write writes b to the stream, finishing the session if that fails.
 func (s *Session) write(b []byte) bool {
-	if _, err := s.conn.Write(b); err != nil {
+	s.wmu.Lock()
+	_, err := s.conn.Write(b)
+	s.wmu.Unlock()
+	s.lastSend.Store(time.Now().UnixNano())
+	if err != nil {
 		s.finish(&CloseError{Reason: err.Error(), Err: fmt.Errorf("%w: %w", ErrStream, err)})
 		return false
 	}
