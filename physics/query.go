@@ -167,9 +167,11 @@ func (rc *raycaster) walk() {
 	stepY, nextY, deltaY := axisStep(rc.o.Y, rc.d.Y, cy, cs)
 	bk := floorDiv(rc.t, w.bucket)
 	for {
-		if c, ok := w.cells[cellKey{cx, cy, bk}]; ok {
-			for i := range c.es {
-				rc.consider(&c.es[i])
+		for b := bk - 1; b <= bk; b++ {
+			if c, ok := w.cells[cellKey{cx, cy, b}]; ok {
+				for i := range c.es {
+					rc.consider(&c.es[i])
+				}
 			}
 		}
 		if w.restCells > 0 {
@@ -263,7 +265,7 @@ func (w *World) gather(box AABB, t0, t1 int64) []int32 {
 	if w.ext.ok {
 		x0, y0, x1, y1, ok := w.clipCells(box)
 		if ok {
-			b0, b1 := floorDiv(t0, w.bucket), floorDiv(t1, w.bucket)
+			b0, b1 := floorDiv(t0, w.bucket)-1, floorDiv(t1, w.bucket)
 			layers := float64(b1-b0) + 1
 			if w.restCells > 0 {
 				layers++
@@ -472,7 +474,7 @@ func (w *World) Nearest(p Vec2, k int, t int64, maxDist float64, f Filter, dst [
 		if x < float64(e.x0) || x > float64(e.x1) || y < float64(e.y0) || y > float64(e.y1) {
 			return
 		}
-		for _, b := range [2]int64{bk, restBucket} {
+		for _, b := range [3]int64{bk - 1, bk, restBucket} {
 			if b == restBucket && w.restCells == 0 {
 				continue
 			}

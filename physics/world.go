@@ -37,7 +37,9 @@ type World struct {
 	free   []int32
 
 	// index: cells holds grid cells by (x, y, bucket), the rest layer under
-	// bucket restBucket; layers lists the cells of each time bucket so that
+	// bucket restBucket. A piece at most one bucket long is filed under the
+	// bucket of its start, a longer one under every bucket it spans from the
+	// horizon on, so a query at t reads buckets bucket(t)-1 and bucket(t); layers lists the cells of each time bucket so that
 	// Advance can drop a whole bucket; big is the oversize list.
 	cells     map[cellKey]*cell
 	layers    map[int64][]cellKey
@@ -277,7 +279,9 @@ func (w *World) Advance(now int64) error {
 	}
 	w.now = now
 	w.horizon = now - int64(w.cfg.Window)
-	hb := floorDiv(w.horizon, w.bucket)
+	// A piece no longer than a bucket lives in its start bucket only, so
+	// the bucket before the horizon's may still hold pieces reaching it.
+	hb := floorDiv(w.horizon, w.bucket) - 1
 	for b, keys := range w.layers {
 		if b >= hb {
 			continue
@@ -384,7 +388,14 @@ func (w *World) footprint(b *body, i int, ixEnd int64) (e entry, x0, y0, x1, y1 
 		b0, b1 = restBucket, restBucket
 	} else {
 		e.box = lb.Translate(k.Pos).Union(lb.Translate(k.At(ixEnd)))
-		b0, b1 = floorDiv(max(k.T, w.horizon), w.bucket), floorDiv(ixEnd, w.bucket)
+		if ixEnd-k.T <= w.bucket {
+			// Short pieces (the common case) are filed under their start
+			// bucket only; queries also read the bucket before theirs.
+			b0 = floorDiv(k.T, w.bucket)
+			b1 = b0
+		} else {
+			b0, b1 = floorDiv(max(k.T, w.horizon), w.bucket), floorDiv(ixEnd, w.bucket)
+		}
 	}
 	e.box = pad(e.box, w.cfg.CellSize)
 	x0, y0, x1, y1, grid = w.cellRange(e.box)
