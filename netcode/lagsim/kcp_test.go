@@ -59,6 +59,7 @@ func verifyThroughKCP(t *testing.T, p lagsim.Profile, seed uint64) {
 	a, b := wrap(seed), wrap(seed+1000)
 
 	tune := func(s *kcp.UDPSession) {
+		//lint:ignore SA1019 stream mode is what the transport uses
 		s.SetStreamMode(true)
 		s.SetNoDelay(1, 10, 2, 1)
 		s.SetWindowSize(1024, 1024)

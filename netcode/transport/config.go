@@ -214,6 +214,10 @@ func (c *Config) tune(s *kcp.UDPSession) {
 		}
 		return 0
 	}
+	// Stream mode packs small writes into full segments and lets the record
+	// layer span segments; kcp-go marks the setter deprecated but it is
+	// the only way to turn the mode on.
+	//lint:ignore SA1019 stream mode is required by the record layer
 	s.SetStreamMode(true)
 	s.SetWriteDelay(false)
 	s.SetNoDelay(b(c.NoDelay), int(c.Interval/time.Millisecond), c.Resend, b(c.NoCongestion))

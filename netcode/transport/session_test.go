@@ -85,10 +85,8 @@ func TestSessionFrames(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		a, b := pipePair(t, testConfig())
 		ctx := context.Background()
-		var want [][]byte
 		for i := range 50 {
 			f := bytes.Repeat([]byte{byte(i)}, i*20) // 0 to 980 bytes
-			want = append(want, f)
 			if err := a.Send(f, Data); err != nil {
 				t.Fatal(err)
 			}

@@ -1,0 +1,94 @@
+// Package transport carries frames — opaque byte slices, typically one
+// encoded batch of protocol messages — between a game client and an
+// authority over KCP (reliable, ordered, low-latency ARQ on UDP, via
+// kcp-go), with optional forward error correction and encryption.
+//
+// # Opening sessions
+//
+// An authority listens, a client dials. Both take a Config; start from a
+// preset and change what you need:
+//
+//	cfg := transport.Internet()
+//	cfg.Secret = sharedSecret // turns encryption on; both ends must agree
+//
+//	l, err := transport.Listen(":7777", cfg)
+//	...
+//	for {
+//		s, err := l.Accept(ctx)
+//		if err != nil {
+//			return err // the listener closed
+//		}
+//		go serve(s)
+//	}
+//
+//	s, err := transport.Dial(ctx, "authority.example:7777", cfg)
+//
+// Serve and DialConn do the same over any net.PacketConn the caller owns,
+// such as a lagsim.Conn simulating a bad network.
+//
+// Dial returns after a handshake: the listener must answer within
+// Config.HandshakeTimeout (or before ctx ends). A listener with another
+// Secret, FEC setting or protocol version never answers, so that shows as
+// a handshake timeout.
+//
+// # The session loop
+//
+//	// Any goroutine: queue frames; Send never waits for the network.
+//	s.Send(frame, transport.Data)
+//	s.Send(ping, transport.Control) // overtakes queued Data
+//
+//	// One goroutine: receive frames until the session closes.
+//	for {
+//		f, err := s.Recv(ctx)
+//		if err != nil {
+//			var ce *transport.CloseError
+//			errors.As(err, &ce) // ce.Reason, ce.Remote
+//			return
+//		}
+//		handle(f)
+//	}
+//
+//	s.Close("shutting down") // the peer's Recv reports this reason
+//
+// # Rules
+//
+//  1. Frames arrive whole, in order per class, each at most Config.MaxFrame
+//     bytes. Send copies the frame; Recv's slice belongs to the caller.
+//  2. Send never blocks. When the send queue is full (SendQueueFrames or
+//     SendQueueBytes) the oldest Data frame is dropped — Control frames only
+//     when no Data is left — and Stats.SendDropped counts it. A codec whose
+//     frames depend on earlier ones must treat a drop as fatal or size the
+//     queue so it cannot happen.
+//  3. Recv must keep up. The reader never waits for the owner: when
+//     RecvQueueFrames frames are unread the session closes with
+//     ErrRecvOverflow (and tells the peer), because dropping a frame of a
+//     reliable stream would corrupt whatever decodes it.
+//  4. A session that hears nothing for IdleTimeout closes with
+//     ErrIdleTimeout. Each end sends a keepalive after KeepAlive of silence,
+//     so an idle but healthy session stays open.
+//  5. An incoming frame over MaxFrame, an unknown record or a malformed one
+//     closes the session with ErrFrameTooLarge or ErrProtocol, telling the
+//     peer why; nothing is allocated for a length before it is checked.
+//  6. Close sends what is queued, then the reason, and waits up to
+//     CloseLinger for the peer's acknowledgement. If the network loses the
+//     reason the peer closes on its idle timeout instead.
+//  7. Every error of a closed session is a *CloseError matching ErrClosed
+//     and its cause with errors.Is.
+//
+// # Counters
+//
+// Session.Stats reports frames and bytes each way, queue drops and KCP's
+// smoothed RTT, RTT variance and RTO for this session. kcp-go counts
+// retransmissions, FEC recoveries and checksum failures only per process,
+// so Stats.Global carries those, summed over every session.
+//
+// # Wire format
+//
+// The KCP stream (stream mode) carries records: a 1-byte kind, a 4-byte
+// big-endian payload length, the payload. Kinds: hello and welcome (the
+// handshake: "RWND" and ProtocolVersion), frame, keepalive, close (the
+// reason), close-ack. Encryption, when a Secret is set, is kcp-go's AES
+// block crypt (CFB with a CRC32 check per packet) keyed by
+// HKDF-SHA256(secret, salt "rewind/transport/v1", info "kcp aes-256 block
+// key") to 32 bytes.
+package transport
