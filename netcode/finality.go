@@ -132,8 +132,17 @@ func (s *Store) finalize(e *entry) {
 // order, so e is almost always first.
 func removeEntry(list []*entry, e *entry) []*entry {
 	if len(list) > 0 && list[0] == e {
-		list[0] = nil
-		return list[1:]
+		if len(list) > 32 {
+			// Long histories: drop the head without copying; append
+			// reallocates once the capacity runs out.
+			list[0] = nil
+			return list[1:]
+		}
+		// Short histories: shift in place so the capacity is reused and a
+		// path written at a steady rate never reallocates.
+		copy(list, list[1:])
+		list[len(list)-1] = nil
+		return list[:len(list)-1]
 	}
 	if i, ok := searchEntries(list, e.pv.Time); ok && list[i] == e {
 		return slices.Delete(list, i, i+1)

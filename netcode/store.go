@@ -69,6 +69,11 @@ type entry struct {
 	readers  []*lockRef // locks whose Start is this entry
 	spanners []*lockRef // locks whose open interval contains this entry
 	refs     []lockRef  // this entry's own locks, one per pv.Locks
+
+	// Inline storage for the common small cases, saving an allocation per
+	// entry; entries are dropped at finality, so only live ones pay.
+	refsBuf    [4]lockRef
+	readersBuf [2]*lockRef
 }
 
 func (e *entry) computed() State {
@@ -505,7 +510,11 @@ func (e *entry) registerLocks(s *Store) {
 	if len(e.pv.Locks) == 0 {
 		return
 	}
-	e.refs = make([]lockRef, len(e.pv.Locks))
+	if len(e.pv.Locks) <= len(e.refsBuf) {
+		e.refs = e.refsBuf[:len(e.pv.Locks)]
+	} else {
+		e.refs = make([]lockRef, len(e.pv.Locks))
+	}
 	for i := range e.pv.Locks {
 		l := &e.pv.Locks[i]
 		r := &e.refs[i]
@@ -535,6 +544,9 @@ func (e *entry) registerLocks(s *Store) {
 				s.inheritSpanners(p, j)
 				s.enqueueFinality(target, l.Start.Nanos)
 				s.stats.Ghosts++
+			}
+			if target.readers == nil {
+				target.readers = target.readersBuf[:0]
 			}
 			target.readers = append(target.readers, r)
 			b, u := targetContrib(target.pv.State)

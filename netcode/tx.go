@@ -134,6 +134,9 @@ func (tx *Tx) readAt(path string, end Time) ([]byte, bool) {
 		tx.fail(fmt.Errorf("%w: more than %d distinct reads", ErrTooManyLocks, tx.cfg.Limits.MaxLocks))
 		return nil, false
 	}
+	if tx.locks == nil {
+		tx.locks = make([]ReadLock, 0, 8)
+	}
 	tx.locks = append(tx.locks, lock)
 	return v.Value, v.Value != nil
 }
@@ -184,6 +187,9 @@ func (tx *Tx) write(path string, value []byte, flags Flags) {
 	if len(tx.writes) >= tx.cfg.Limits.MaxWrites {
 		tx.fail(fmt.Errorf("%w (limit %d)", ErrTooManyWrites, tx.cfg.Limits.MaxWrites))
 		return
+	}
+	if tx.writes == nil {
+		tx.writes = make([]PathValue, 0, 4)
 	}
 	tx.writes = append(tx.writes, PathValue{Path: path, Time: tx.time, Value: value, Flags: flags})
 }
