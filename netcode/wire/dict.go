@@ -71,6 +71,11 @@ func (d *encDict) id(path string) (uint32, error) {
 		d.stamp[id] = d.epoch
 		return id, nil
 	}
+	return d.assign(path)
+}
+
+// assign gives path an id; kept apart from id so the hit path inlines.
+func (d *encDict) assign(path string) (uint32, error) {
 	var id uint32
 	if len(d.paths) < d.max {
 		id = uint32(len(d.paths))

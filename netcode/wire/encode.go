@@ -100,6 +100,14 @@ func (e *Encoder) checkBytes(what string, b []byte, max int) error {
 }
 
 func (e *Encoder) checkPath(what, p string) error {
+	if p == "" || len(p) > e.lim.MaxPathBytes {
+		return e.pathError(what, p)
+	}
+	return nil
+}
+
+// pathError is checkPath's cold half, apart so that checkPath inlines.
+func (e *Encoder) pathError(what, p string) error {
 	if p == "" {
 		return fmt.Errorf("%w: empty %s", ErrInvalid, what)
 	}
