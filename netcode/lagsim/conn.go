@@ -285,22 +285,29 @@ func (c *Conn) schedule() {
 // ReadFrom when inbound (dropped and counted when the reader is MaxQueued
 // packets behind, like a full socket buffer).
 func (c *Conn) deliver(p packet) {
+	// Count before handing on, so whoever receives the packet sees it
+	// counted; undo when it is lost after all.
+	c.mu.Lock()
+	d := &c.out
+	if p.in {
+		d = &c.in
+	}
+	d.stats.Delivered++
+	c.mu.Unlock()
 	if !p.in {
-		if _, err := c.inner.WriteTo(p.data, p.addr); err == nil {
+		if _, err := c.inner.WriteTo(p.data, p.addr); err != nil {
 			c.mu.Lock()
-			c.out.stats.Delivered++
+			d.stats.Delivered--
 			c.mu.Unlock()
 		}
 		return
 	}
 	select {
 	case c.ready <- p:
-		c.mu.Lock()
-		c.in.stats.Delivered++
-		c.mu.Unlock()
 	default:
 		c.mu.Lock()
-		c.in.stats.QueueDrops++
+		d.stats.Delivered--
+		d.stats.QueueDrops++
 		c.mu.Unlock()
 	}
 }
