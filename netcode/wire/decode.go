@@ -170,8 +170,8 @@ func (d *Decoder) decodeHello(t fbTable, m *Hello) error {
 	var x fb.Hello
 	x.Init(t.buf, flatbuffers.UOffsetT(t.pos))
 	m.Version = x.Version()
-	m.Token = x.TokenBytes()
-	m.Nonce = x.NonceBytes()
+	m.Token = slices.Clip(x.TokenBytes()) // clipped: an append must not write into the frame
+	m.Nonce = slices.Clip(x.NonceBytes())
 	return nil
 }
 
@@ -272,7 +272,7 @@ func (d *Decoder) decodeCall(t fbTable, m *Call) error {
 	var tm fb.Time
 	*m = Call{
 		Name:      string(x.Name()),
-		Args:      x.ArgsBytes(),
+		Args:      slices.Clip(x.ArgsBytes()),
 		ViewDelay: time.Duration(x.ViewDelayNs()),
 	}
 	if x.Id(&id) != nil {

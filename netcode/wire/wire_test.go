@@ -484,3 +484,33 @@ func TestLimitsValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestAliasedBytesAreClipped: appending to a decoded byte field must not
+// overwrite the rest of the frame.
+func TestAliasedBytesAreClipped(t *testing.T) {
+	e, d := newPair(t, Limits{})
+	frame, err := e.AppendCall(e.BeginFrame(nil), &Call{Name: "f", Args: []byte{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if frame, err = e.AppendValues(frame, &Values{Items: []Value{{Path: "a", Value: []byte{2}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if frame, err = e.AppendHello(frame, &Hello{Token: []byte{3}, Nonce: []byte{4}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeAll(d, frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, b := range map[string][]byte{
+		"Call.Args":   got[0].Call.Args,
+		"Value.Value": got[1].Values.Items[0].Value,
+		"Hello.Token": got[2].Hello.Token,
+		"Hello.Nonce": got[2].Hello.Nonce,
+	} {
+		if cap(b) != len(b) {
+			t.Errorf("%s has cap %d beyond its length %d", name, cap(b), len(b))
+		}
+	}
+}
