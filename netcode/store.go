@@ -824,6 +824,43 @@ func (s *Store) History(path string, fn func(PathValue) bool) {
 	}
 }
 
+// PathsUnder calls fn, in sorted order, for every path under prefix that
+// holds a value (deleted paths included); a prefix without a trailing '/'
+// names one path. It stops when fn returns false.
+func (s *Store) PathsUnder(prefix string, fn func(path string) bool) {
+	if prefix != "" && prefix[len(prefix)-1] != '/' {
+		if p := s.paths[prefix]; p != nil && p.listed {
+			fn(prefix)
+		}
+		return
+	}
+	s.walk(prefix, fn)
+}
+
+func (s *Store) walk(prefix string, fn func(string) bool) bool {
+	m := s.children[prefix]
+	if len(m) == 0 {
+		return true
+	}
+	segs := make([]string, 0, len(m))
+	for seg := range m {
+		segs = append(segs, seg)
+	}
+	slices.Sort(segs)
+	for _, seg := range segs {
+		name := prefix + seg
+		if p := s.paths[name]; p != nil && p.listed {
+			if !fn(name) {
+				return false
+			}
+		}
+		if !s.walk(name+"/", fn) {
+			return false
+		}
+	}
+	return true
+}
+
 // Paths calls fn for every path that holds a value, in no particular order.
 func (s *Store) Paths(fn func(path string) bool) {
 	for name, p := range s.paths {

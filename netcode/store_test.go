@@ -428,3 +428,24 @@ func TestEventsAreNotHistory(t *testing.T) {
 		t.Fatal("event kept after finality")
 	}
 }
+
+func TestPathsUnder(t *testing.T) {
+	s := mustStore(t, DefaultConfig())
+	now := 10_000 * ms
+	for i, p := range []string{"players/2/pos", "players/10/pos", "players/2/hp", "players", "walls/1", "players/2/pos/x"} {
+		mustInsert(t, s, now, PathValue{Path: p, Time: tm(9_000+int64(i), 1), Value: []byte{1}})
+	}
+	collect := func(prefix string) (out []string) {
+		s.PathsUnder(prefix, func(p string) bool { out = append(out, p); return true })
+		return out
+	}
+	if d := cmp.Diff([]string{"players/10/pos", "players/2/hp", "players/2/pos", "players/2/pos/x"}, collect("players/")); d != "" {
+		t.Error(d)
+	}
+	if d := cmp.Diff([]string{"players/2/pos"}, collect("players/2/pos")); d != "" {
+		t.Error(d)
+	}
+	if got := collect(""); len(got) != 6 {
+		t.Errorf("all paths: %v", got)
+	}
+}

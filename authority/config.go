@@ -1,0 +1,143 @@
+package authority
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rewindnet/rewind/netcode"
+	"github.com/rewindnet/rewind/netcode/wire"
+)
+
+// Errors of the authority package.
+var (
+	ErrBadConfig     = errors.New("authority: bad config")
+	ErrTooManyConns  = errors.New("authority: too many sessions")
+	ErrUnknownSess   = errors.New("authority: unknown session")
+	ErrAuth          = errors.New("authority: authentication failed")
+	ErrPermission    = errors.New("authority: write not permitted")
+	ErrRateLimited   = errors.New("authority: rate limit exceeded")
+	ErrProtocol      = errors.New("authority: protocol violation")
+	ErrTooManyWatchs = errors.New("authority: too many watches")
+)
+
+// Limits bound what one session may make the node do. Every limit is
+// enforced per session, so a session over its limits never affects others.
+type Limits struct {
+	MaxSessions        int     // sessions on the node
+	WatchesPerSession  int     // prefixes watched at once
+	CallsPerSecond     float64 // sustained calls per second (burst: one second's worth)
+	WritesPerSecond    float64 // sustained raw values written per second
+	BytesPerSecond     float64 // sustained bytes received per second
+	Strikes            int     // limit violations tolerated within StrikeWindow before disconnecting
+	StrikeWindow       time.Duration
+	MaxPendingOutbound int // queued outbound messages per session before the oldest data is dropped
+}
+
+// DefaultLimits suit an action game: a player sends inputs at up to 60 Hz.
+func DefaultLimits() Limits {
+	return Limits{
+		MaxSessions:        4096,
+		WatchesPerSession:  64,
+		CallsPerSecond:     120,
+		WritesPerSecond:    240,
+		BytesPerSecond:     256 << 10,
+		Strikes:            20,
+		StrikeWindow:       10 * time.Second,
+		MaxPendingOutbound: 16384,
+	}
+}
+
+// Config configures a Node. Start from DefaultConfig.
+type Config struct {
+	// NodeID distinguishes authorities of a cluster: Creator ids it assigns
+	// are NodeID<<24 | n, and the node writes as NodeID<<24.
+	NodeID uint8
+	// Store holds the timing rules and store limits, sent to clients in
+	// Welcome.
+	Store netcode.Config
+	// Registry holds the game's functions; nil serves no functions (a plain
+	// path-value store).
+	Registry *netcode.Registry
+	// Auth decides who may connect. Nil accepts everyone.
+	Auth Authenticator
+	// WriteRule decides which raw writes a session may make. Nil means
+	// ClientPrefixRule.
+	WriteRule WriteRule
+	// FlushEvery batches watch deliveries: values and state changes are
+	// sent on the first Tick at least FlushEvery after the previous flush.
+	// Zero flushes on every Tick.
+	FlushEvery time.Duration
+	// Wire bounds frames and messages in both directions.
+	Wire wire.Limits
+	// Limits bound each session.
+	Limits Limits
+	// RunClock, if set, times function runs for the per-function metrics
+	// (monotonic nanoseconds). It is only read for metrics, never for
+	// decisions, so the node stays deterministic without it.
+	RunClock func() int64
+}
+
+// DefaultConfig serves the given registry with default timing and limits.
+func DefaultConfig(reg *netcode.Registry) Config {
+	return Config{
+		Store:    netcode.DefaultConfig(),
+		Registry: reg,
+		Wire:     wire.DefaultLimits(),
+		Limits:   DefaultLimits(),
+	}
+}
+
+// Validate reports the first bad field.
+func (c *Config) Validate() error {
+	if err := c.Store.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	if err := c.Wire.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	l := c.Limits
+	switch {
+	case c.FlushEvery < 0:
+		return fmt.Errorf("%w: FlushEvery = %v", ErrBadConfig, c.FlushEvery)
+	case l.MaxSessions <= 0 || l.MaxSessions > 1<<24-1:
+		return fmt.Errorf("%w: Limits.MaxSessions = %d", ErrBadConfig, l.MaxSessions)
+	case l.WatchesPerSession <= 0:
+		return fmt.Errorf("%w: Limits.WatchesPerSession = %d", ErrBadConfig, l.WatchesPerSession)
+	case l.CallsPerSecond <= 0 || l.WritesPerSecond <= 0 || l.BytesPerSecond <= 0:
+		return fmt.Errorf("%w: rate limits must be positive", ErrBadConfig)
+	case l.Strikes <= 0 || l.StrikeWindow <= 0:
+		return fmt.Errorf("%w: Limits.Strikes and StrikeWindow must be positive", ErrBadConfig)
+	case l.MaxPendingOutbound <= 0:
+		return fmt.Errorf("%w: Limits.MaxPendingOutbound = %d", ErrBadConfig, l.MaxPendingOutbound)
+	}
+	return nil
+}
+
+// bucket is a token bucket on the node's clock: rate tokens per second,
+// holding at most one second's worth.
+type bucket struct {
+	tokens float64
+	last   int64
+}
+
+// take removes n tokens at now, refilling first, and reports whether there
+// were enough.
+func (b *bucket) take(now int64, rate, n float64) bool {
+	if b.last == 0 {
+		b.tokens = rate
+		b.last = now
+	}
+	if now > b.last {
+		b.tokens += rate * float64(now-b.last) / float64(time.Second)
+		if b.tokens > rate {
+			b.tokens = rate
+		}
+		b.last = now
+	}
+	if b.tokens < n {
+		return false
+	}
+	b.tokens -= n
+	return true
+}

@@ -1,0 +1,937 @@
+package authority
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/rewindnet/rewind/netcode"
+	"github.com/rewindnet/rewind/netcode/wire"
+	"github.com/rewindnet/rewind/timesync"
+)
+
+// Error codes the node sends in wire.Error messages. Codes are append-only.
+const (
+	CodeProtocol   wire.ErrorCode = 1 // malformed frame or unexpected message: session closed
+	CodeVersion    wire.ErrorCode = 2 // protocol version mismatch: session closed
+	CodeAuth       wire.ErrorCode = 3 // authentication refused: session closed
+	CodeRateLimit  wire.ErrorCode = 4 // a rate limit was exceeded; repeated, the session is closed
+	CodePermission wire.ErrorCode = 5 // a raw write outside what the write rule allows
+	CodeRefused    wire.ErrorCode = 6 // the store refused a write (path, time window, lock, size)
+	CodeLimit      wire.ErrorCode = 7 // a count limit (watches) was exceeded
+	CodeOverload   wire.ErrorCode = 8 // the node is full or the session too slow: session closed
+	CodeShutdown   wire.ErrorCode = 9 // the node is shutting down: session closed
+)
+
+// SessionID identifies a connection to the node. The shell assigns nothing:
+// Connect returns it.
+type SessionID uint64
+
+// Output is what the node asks its shell to do for one session: send Frames
+// in order, then close the session if Close is set.
+type Output struct {
+	Session SessionID
+	Frames  [][]byte // owned by the shell once returned
+	Close   bool
+	Reason  string
+}
+
+// Node is the authority's logic as a pure state machine: the shell feeds it
+// connections, frames and ticks with the current synced time, and sends the
+// frames it returns. It owns no goroutine, socket or clock, so a
+// deterministic simulator drives the very same node. A Node is not safe for
+// concurrent use.
+type Node struct {
+	// immutable after construction
+	cfg       Config
+	reg       *netcode.Registry
+	writeRule WriteRule
+
+	store    *netcode.Store
+	sessions map[SessionID]*session
+	nextSID  SessionID
+	nextCrea uint32
+	watchers map[string]map[SessionID]struct{} // prefix (or exact path) → sessions
+
+	calls      map[netcode.CallID]*callRec
+	outputs    map[outKey]*callRec
+	rerunQueue []*callRec // calls with an invalidated output, checked after each cascade
+	callExpiry callHeap   // calls by write time, dropped at finality
+
+	lastFlush int64
+	ready     []SessionID // sessions with something to send, in first-touched order
+	stats     Stats
+	funcStats map[string]*FuncStats
+}
+
+// Stats counts what the node has done.
+type Stats struct {
+	Sessions      int
+	Connects      uint64
+	Disconnects   uint64
+	Calls         uint64
+	CallErrors    uint64
+	CallsRejected uint64
+	Reruns        uint64
+	Writes        uint64
+	WritesRefused uint64
+	ValuesSent    uint64
+	StatesSent    uint64
+	FramesIn      uint64
+	BytesIn       uint64
+	FramesOut     uint64
+	BytesOut      uint64
+	Strikes       uint64
+	Kicked        uint64
+	Store         netcode.StoreStats
+}
+
+// FuncStats counts one function's runs.
+type FuncStats struct {
+	Calls    uint64
+	Reruns   uint64
+	Errors   uint64
+	RunNanos int64 // total run time, when Config.RunClock is set
+}
+
+type sessionState uint8
+
+const (
+	awaitingHello sessionState = iota
+	ready
+	closing
+)
+
+type session struct {
+	id      SessionID
+	remote  string
+	state   sessionState
+	creator uint32
+	player  string
+
+	dec *wire.Decoder
+	enc *wire.Encoder
+	in  wire.Message // reused for decoding
+
+	watches map[string]watchSpec
+
+	// outbound, built up between Ready calls
+	frames  [][]byte
+	cur     []byte // open frame, nil when none
+	values  []wire.Value
+	states  []wire.StateChange
+	queued  bool // in Node.ready
+	close   bool
+	reason  string
+	lastRxW int64 // last write time given to a ReceiveTime or clamped call
+
+	calls, writes, bytes bucket
+	strikes              []int64
+}
+
+type watchSpec struct {
+	mode   wire.WatchMode
+	window time.Duration
+}
+
+type outKey struct {
+	path string
+	t    netcode.Time
+}
+
+type callRec struct {
+	call     netcode.Call
+	session  SessionID
+	versions []callVersion
+	lastErr  error // error of the latest run, if it failed
+	queued   bool
+	dead     bool // final or dropped
+}
+
+type callVersion struct {
+	version uint32
+	outputs []outKey
+}
+
+// NewNode returns a node with an empty store.
+func NewNode(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	store, err := netcode.NewStore(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	reg := cfg.Registry
+	if reg == nil {
+		reg = netcode.NewRegistry()
+	}
+	rule := cfg.WriteRule
+	if rule == nil {
+		rule = ClientPrefixRule
+	}
+	return &Node{
+		cfg:       cfg,
+		reg:       reg,
+		writeRule: rule,
+		store:     store,
+		sessions:  make(map[SessionID]*session),
+		watchers:  make(map[string]map[SessionID]struct{}),
+		calls:     make(map[netcode.CallID]*callRec),
+		outputs:   make(map[outKey]*callRec),
+		funcStats: make(map[string]*FuncStats),
+		nextCrea:  1,
+	}, nil
+}
+
+// Store returns the node's store, for reads by the embedding program (and
+// tests). Writes must go through the node.
+func (n *Node) Store() *netcode.Store { return n.store }
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats {
+	st := n.stats
+	st.Sessions = len(n.sessions)
+	st.Store = n.store.Stats()
+	return st
+}
+
+// FuncStats returns the counters of every function that has been called.
+func (n *Node) FuncStats() map[string]FuncStats {
+	out := make(map[string]FuncStats, len(n.funcStats))
+	for k, v := range n.funcStats {
+		out[k] = *v
+	}
+	return out
+}
+
+// Connect registers a new connection (the shell accepted a transport
+// session) and returns its id. It refuses when the node is full.
+func (n *Node) Connect(now int64, remote string) (SessionID, error) {
+	if len(n.sessions) >= n.cfg.Limits.MaxSessions {
+		return 0, fmt.Errorf("%w (limit %d)", ErrTooManyConns, n.cfg.Limits.MaxSessions)
+	}
+	dec, err := wire.NewDecoder(n.cfg.Wire)
+	if err != nil {
+		return 0, err
+	}
+	enc, err := wire.NewEncoder(n.cfg.Wire)
+	if err != nil {
+		return 0, err
+	}
+	n.nextSID++
+	s := &session{id: n.nextSID, remote: remote, dec: dec, enc: enc, watches: make(map[string]watchSpec)}
+	n.sessions[s.id] = s
+	n.stats.Connects++
+	return s.id, nil
+}
+
+// Disconnect forgets a session whose transport is gone. Its calls stay: the
+// authority keeps re-running them until finality.
+func (n *Node) Disconnect(now int64, id SessionID) {
+	s := n.sessions[id]
+	if s == nil {
+		return
+	}
+	for prefix := range s.watches {
+		n.unwatch(s, prefix)
+	}
+	delete(n.sessions, id)
+	n.stats.Disconnects++
+}
+
+// Step handles one frame received from a session at time now. A malformed
+// frame or a protocol violation sends an Error and closes the session; the
+// store is never touched by a message that failed to decode.
+func (n *Node) Step(now int64, id SessionID, frame []byte) {
+	s := n.sessions[id]
+	if s == nil || s.state == closing {
+		return
+	}
+	n.stats.FramesIn++
+	n.stats.BytesIn += uint64(len(frame))
+	if !s.bytes.take(now, n.cfg.Limits.BytesPerSecond, float64(len(frame))) {
+		n.strike(now, s, fmt.Sprintf("over %.0f bytes per second", n.cfg.Limits.BytesPerSecond))
+		if s.state == closing {
+			return
+		}
+	}
+	if err := s.dec.Start(frame); err != nil {
+		n.fail(s, CodeProtocol, fmt.Sprintf("bad frame: %v", err))
+		return
+	}
+	for s.state != closing {
+		err := s.dec.Next(&s.in)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			n.fail(s, CodeProtocol, fmt.Sprintf("bad message: %v", err))
+			return
+		}
+		n.handle(now, s, &s.in)
+	}
+	n.processReruns(now)
+}
+
+func (n *Node) handle(now int64, s *session, m *wire.Message) {
+	if s.state == awaitingHello && m.Kind != wire.KindHello {
+		n.fail(s, CodeProtocol, fmt.Sprintf("%v before Hello", m.Kind))
+		return
+	}
+	switch m.Kind {
+	case wire.KindHello:
+		n.hello(now, s, &m.Hello)
+	case wire.KindTimeSyncRequest:
+		rep := timesync.Answer(timesync.Request{ClientSend: m.TimeSyncRequest.ClientSend}, now, now)
+		n.send(s, &wire.Message{Kind: wire.KindTimeSyncReply, TimeSyncReply: wire.TimeSyncReply{
+			ClientSend: rep.ClientSend, ServerRecv: rep.ServerRecv, ServerSend: rep.ServerSend}})
+	case wire.KindPing:
+		n.send(s, &wire.Message{Kind: wire.KindPing, Ping: m.Ping})
+	case wire.KindWatch:
+		n.watch(now, s, &m.Watch)
+	case wire.KindUnwatch:
+		for _, p := range m.Unwatch.Prefixes {
+			n.unwatch(s, p)
+		}
+	case wire.KindCall:
+		n.callMsg(now, s, &m.Call)
+	case wire.KindWrite:
+		n.write(now, s, &m.Write)
+	default:
+		n.fail(s, CodeProtocol, fmt.Sprintf("unexpected %v from a client", m.Kind))
+	}
+}
+
+func (n *Node) hello(now int64, s *session, h *wire.Hello) {
+	if s.state != awaitingHello {
+		n.fail(s, CodeProtocol, "second Hello")
+		return
+	}
+	if h.Version != wire.ProtocolVersion {
+		n.fail(s, CodeVersion, fmt.Sprintf("protocol version %d, this authority speaks %d", h.Version, wire.ProtocolVersion))
+		return
+	}
+	if n.cfg.Auth != nil {
+		player, err := n.cfg.Auth.Authenticate(now, h.Token)
+		if err != nil {
+			n.fail(s, CodeAuth, err.Error())
+			return
+		}
+		s.player = player
+	}
+	s.creator = uint32(n.cfg.NodeID)<<24 | n.nextCrea
+	n.nextCrea++
+	if n.nextCrea >= 1<<24 {
+		n.nextCrea = 1 // after 16M sessions; ids of sessions long gone are reused
+	}
+	s.state = ready
+	c := n.cfg.Store
+	n.send(s, &wire.Message{Kind: wire.KindWelcome, Welcome: wire.Welcome{
+		Creator: s.creator, ServerTime: now,
+		MaxChangeAge: c.MaxChangeAge, MaxRewind: c.MaxRewind, MaxFutureSkew: c.MaxFutureSkew,
+	}})
+}
+
+// fail sends an Error and closes the session.
+func (n *Node) fail(s *session, code wire.ErrorCode, text string) {
+	n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: code, Text: text}})
+	n.closeSession(s, text)
+}
+
+func (n *Node) closeSession(s *session, reason string) {
+	if s.state == closing {
+		return
+	}
+	s.state = closing
+	s.close = true
+	s.reason = reason
+	s.values, s.states = nil, nil
+	for prefix := range s.watches {
+		n.unwatch(s, prefix)
+	}
+	n.touch(s)
+}
+
+// strike records a limit violation: an Error now, and the session closed
+// once it has more than Limits.Strikes within Limits.StrikeWindow.
+func (n *Node) strike(now int64, s *session, what string) {
+	n.stats.Strikes++
+	cut := now - int64(n.cfg.Limits.StrikeWindow)
+	k := 0
+	for k < len(s.strikes) && s.strikes[k] < cut {
+		k++
+	}
+	s.strikes = append(s.strikes[k:], now)
+	if len(s.strikes) > n.cfg.Limits.Strikes {
+		n.stats.Kicked++
+		n.fail(s, CodeRateLimit, fmt.Sprintf("disconnected: %s, %d times within %v", what, len(s.strikes), n.cfg.Limits.StrikeWindow))
+		return
+	}
+	n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeRateLimit, Text: what}})
+}
+
+// Shutdown sends every session an Error saying the node is going away and
+// asks the shell to close them after what is queued.
+func (n *Node) Shutdown(now int64, reason string) {
+	n.flush(now)
+	for _, s := range n.sortedSessions() {
+		if s.state != closing {
+			n.fail(s, CodeShutdown, reason)
+		}
+	}
+}
+
+func (n *Node) sortedSessions() []*session {
+	out := make([]*session, 0, len(n.sessions))
+	for _, s := range n.sessions {
+		out = append(out, s)
+	}
+	slices.SortFunc(out, func(a, b *session) int { return int(a.id - b.id) })
+	return out
+}
+
+// Tick advances finality, flushes watch deliveries (every tick, or every
+// Config.FlushEvery) and forgets final calls.
+func (n *Node) Tick(now int64) {
+	n.applyChanges(now, n.store.Tick(now))
+	n.processReruns(now)
+	h := n.store.Horizon()
+	for n.callExpiry.len() > 0 && n.callExpiry.peek().call.Time < h {
+		rec := n.callExpiry.pop()
+		rec.dead = true
+		delete(n.calls, rec.call.ID)
+		for _, v := range rec.versions {
+			for _, k := range v.outputs {
+				if n.outputs[k] == rec {
+					delete(n.outputs, k)
+				}
+			}
+		}
+	}
+	if now-n.lastFlush >= int64(n.cfg.FlushEvery) {
+		n.flush(now)
+	}
+}
+
+// Ready returns what the shell must send and close since the last call, per
+// session in the order sessions were first touched. Frames are owned by the
+// caller.
+func (n *Node) Ready() []Output {
+	if len(n.ready) == 0 {
+		return nil
+	}
+	out := make([]Output, 0, len(n.ready))
+	for _, id := range n.ready {
+		s := n.sessions[id]
+		if s == nil {
+			continue
+		}
+		s.queued = false
+		n.closeFrame(s)
+		o := Output{Session: id, Frames: s.frames, Close: s.close, Reason: s.reason}
+		for _, f := range s.frames {
+			n.stats.FramesOut++
+			n.stats.BytesOut += uint64(len(f))
+		}
+		s.frames = nil
+		out = append(out, o)
+		if s.close {
+			// The shell closes it; the node forgets it now.
+			delete(n.sessions, id)
+			n.stats.Disconnects++
+		}
+	}
+	n.ready = n.ready[:0]
+	return out
+}
+
+func (n *Node) touch(s *session) {
+	if !s.queued {
+		s.queued = true
+		n.ready = append(n.ready, s.id)
+	}
+}
+
+// send encodes m into the session's open frame, starting a new frame when
+// the open one is full.
+func (n *Node) send(s *session, m *wire.Message) {
+	if s.close && m.Kind != wire.KindError {
+		return
+	}
+	n.touch(s)
+	if s.cur == nil {
+		s.cur = s.enc.BeginFrame(make([]byte, 0, 512))
+	}
+	buf, err := s.enc.Append(s.cur, m)
+	if err == nil {
+		s.cur = buf
+		return
+	}
+	n.closeFrame(s)
+	s.cur = s.enc.BeginFrame(make([]byte, 0, 512))
+	buf, err = s.enc.Append(s.cur, m)
+	if err != nil {
+		// One message larger than a frame: a bug on this side, never the
+		// peer's input. Close rather than lose it silently.
+		s.cur = nil
+		n.closeSession(s, fmt.Sprintf("cannot encode %v: %v", m.Kind, err))
+		return
+	}
+	s.cur = buf
+}
+
+func (n *Node) closeFrame(s *session) {
+	if s.cur != nil && len(s.cur) > 1 {
+		s.frames = append(s.frames, s.cur)
+	}
+	s.cur = nil
+}
+
+// flush encodes the batched watch deliveries of every session.
+func (n *Node) flush(now int64) {
+	n.lastFlush = now
+	for _, s := range n.sortedSessions() {
+		if s.state != ready || (len(s.values) == 0 && len(s.states) == 0) {
+			continue
+		}
+		n.sendBatches(s)
+	}
+}
+
+func (n *Node) sendBatches(s *session) {
+	max := n.cfg.Wire.MaxBatch
+	if max <= 0 {
+		max = wire.DefaultLimits().MaxBatch
+	}
+	for len(s.values) > 0 {
+		k := min(len(s.values), max)
+		n.send(s, &wire.Message{Kind: wire.KindValues, Values: wire.Values{Items: s.values[:k]}})
+		n.stats.ValuesSent += uint64(k)
+		s.values = s.values[k:]
+	}
+	for len(s.states) > 0 {
+		k := min(len(s.states), max)
+		n.send(s, &wire.Message{Kind: wire.KindValidStates, ValidStates: wire.ValidStates{Items: s.states[:k]}})
+		n.stats.StatesSent += uint64(k)
+		s.states = s.states[k:]
+	}
+	s.values, s.states = s.values[:0], s.states[:0]
+}
+
+// --- watches ---
+
+func (n *Node) watch(now int64, s *session, w *wire.Watch) {
+	for _, prefix := range w.Prefixes {
+		if err := validWatch(prefix); err != nil {
+			n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeRefused, Text: err.Error()}})
+			continue
+		}
+		if _, ok := s.watches[prefix]; !ok && len(s.watches) >= n.cfg.Limits.WatchesPerSession {
+			n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeLimit,
+				Text: fmt.Sprintf("watch %q refused: %d watches is the limit", prefix, n.cfg.Limits.WatchesPerSession)}})
+			continue
+		}
+		spec := watchSpec{mode: w.Mode, window: w.Window}
+		s.watches[prefix] = spec
+		set := n.watchers[prefix]
+		if set == nil {
+			set = make(map[SessionID]struct{})
+			n.watchers[prefix] = set
+		}
+		set[s.id] = struct{}{}
+		n.snapshot(now, s, prefix, spec)
+	}
+	n.touch(s)
+}
+
+func validWatch(prefix string) error {
+	if prefix == "" || prefix[len(prefix)-1] == '/' {
+		return netcode.ValidatePrefix(prefix)
+	}
+	return netcode.ValidatePath(prefix)
+}
+
+// snapshot queues the current valid values under prefix: the latest of each
+// path, or for history watches every valid value newer than now - window
+// plus the one before it (so interpolation has a sample on each side).
+func (n *Node) snapshot(now int64, s *session, prefix string, spec watchSpec) {
+	n.store.PathsUnder(prefix, func(path string) bool {
+		var hist []netcode.PathValue
+		n.store.History(path, func(v netcode.PathValue) bool {
+			if v.State == netcode.Valid && v.Flags&netcode.FlagEvent == 0 {
+				hist = append(hist, v)
+			}
+			return true
+		})
+		if len(hist) == 0 {
+			return true
+		}
+		from := len(hist) - 1
+		if spec.mode == wire.WatchHistory {
+			cut := now - int64(spec.window)
+			for from > 0 && hist[from].Time.Nanos > cut {
+				from--
+			}
+		}
+		for _, v := range hist[from:] {
+			if v.Value == nil && from == len(hist)-1 {
+				break // a deleted path: nothing to show
+			}
+			s.values = append(s.values, toWire(v))
+		}
+		return true
+	})
+}
+
+func (n *Node) unwatch(s *session, prefix string) {
+	if _, ok := s.watches[prefix]; !ok {
+		return
+	}
+	delete(s.watches, prefix)
+	if set := n.watchers[prefix]; set != nil {
+		delete(set, s.id)
+		if len(set) == 0 {
+			delete(n.watchers, prefix)
+		}
+	}
+}
+
+// watchersOf calls fn for every session watching path (through any of its
+// prefixes or the exact path), once per session.
+func (n *Node) watchersOf(path string, fn func(*session)) {
+	visit := func(key string, seen *[]SessionID) {
+		for id := range n.watchers[key] {
+			if slices.Contains(*seen, id) {
+				continue
+			}
+			*seen = append(*seen, id)
+		}
+	}
+	var ids []SessionID
+	visit("", &ids)
+	for i := 0; i < len(path); i++ {
+		if path[i] == '/' {
+			visit(path[:i+1], &ids)
+		}
+	}
+	visit(path, &ids)
+	slices.Sort(ids) // deterministic delivery order
+	for _, id := range ids {
+		if s := n.sessions[id]; s != nil && s.state == ready {
+			fn(s)
+		}
+	}
+}
+
+func toWire(v netcode.PathValue) wire.Value {
+	return wire.Value{Path: v.Path, Time: wire.Time(v.Time), Value: v.Value, State: wire.State(v.State), Flags: wire.Flags(v.Flags)}
+}
+
+// applyChanges turns store changes into watch deliveries and re-run checks.
+// A value is delivered when it becomes valid (pending values wait); a
+// delivered value that stops being valid, or comes back, is delivered as a
+// state change (coming back re-sends the value, which a client applies
+// idempotently).
+func (n *Node) applyChanges(now int64, changes []netcode.Change) {
+	for i := range changes {
+		c := changes[i]
+		becameValid := c.New == netcode.Valid && (c.Kind == netcode.Added || c.Old != netcode.Valid)
+		leftValid := c.Kind == netcode.StateChanged && c.Old == netcode.Valid
+		switch {
+		case becameValid:
+			v, ok := n.store.Get(c.Path, c.Time)
+			if !ok {
+				continue
+			}
+			w := toWire(v)
+			n.watchersOf(c.Path, func(s *session) {
+				s.values = append(s.values, w)
+				n.touch(s)
+				n.checkBacklog(s)
+			})
+		case leftValid:
+			sc := wire.StateChange{Path: c.Path, Time: wire.Time(c.Time), State: wire.State(c.New)}
+			n.watchersOf(c.Path, func(s *session) {
+				s.states = append(s.states, sc)
+				n.touch(s)
+				n.checkBacklog(s)
+			})
+		}
+		if c.Kind == netcode.StateChanged && c.New == netcode.Invalid {
+			if rec := n.outputs[outKey{c.Path, c.Time}]; rec != nil && !rec.queued && !rec.dead {
+				rec.queued = true
+				n.rerunQueue = append(n.rerunQueue, rec)
+			}
+		}
+	}
+}
+
+// checkBacklog closes a session that cannot keep up: rather than drop values
+// silently (its view would never converge), it is disconnected and
+// reconnects to a fresh snapshot.
+func (n *Node) checkBacklog(s *session) {
+	if len(s.values)+len(s.states) > n.cfg.Limits.MaxPendingOutbound {
+		n.fail(s, CodeOverload, fmt.Sprintf("too slow: more than %d deliveries queued", n.cfg.Limits.MaxPendingOutbound))
+	}
+}
+
+// --- calls ---
+
+func (n *Node) callMsg(now int64, s *session, c *wire.Call) {
+	id := netcode.CallID{Creator: c.ID.Creator, Seq: c.ID.Seq}
+	reject := func(text string) {
+		n.stats.CallsRejected++
+		n.send(s, &wire.Message{Kind: wire.KindCallResult, CallResult: wire.CallResult{
+			ID: c.ID, Status: wire.CallRejected, Error: text}})
+	}
+	if id.Creator != s.creator {
+		n.fail(s, CodeProtocol, fmt.Sprintf("call id creator %d is not this session's %d", id.Creator, s.creator))
+		return
+	}
+	if rec := n.calls[id]; rec != nil {
+		// A re-sent call (after a reconnect): answer with what it became.
+		n.sendResult(s, rec)
+		return
+	}
+	if !s.calls.take(now, n.cfg.Limits.CallsPerSecond, 1) {
+		reject("rate limited")
+		n.strike(now, s, fmt.Sprintf("over %.0f calls per second", n.cfg.Limits.CallsPerSecond))
+		return
+	}
+	f, ok := n.reg.Lookup(c.Name)
+	if !ok {
+		reject(fmt.Sprintf("unknown function %q", c.Name))
+		return
+	}
+	W := c.Time.Nanos
+	switch f.Options.Policy {
+	case netcode.ClampToMaxLag:
+		W = max(W, now-int64(f.Options.MaxLag))
+		W = max(W, s.lastRxW+1)
+		s.lastRxW = W
+	case netcode.ReceiveTime:
+		W = max(now, s.lastRxW+1)
+		s.lastRxW = W
+	}
+	cfg := n.cfg.Store
+	if W < now-int64(cfg.MaxChangeAge) || W <= n.store.Horizon() {
+		reject(fmt.Sprintf("write time %d is older than the change window (now %d)", W, now))
+		return
+	}
+	if W > now+int64(cfg.MaxFutureSkew) {
+		reject(fmt.Sprintf("write time %d is too far ahead (now %d)", W, now))
+		return
+	}
+	call := netcode.Call{ID: id, Name: c.Name, Args: slices.Clone(c.Args), Time: W, ViewDelay: c.ViewDelay}
+	rec := &callRec{call: call, session: s.id}
+	fs := n.funcStat(c.Name)
+	fs.Calls++
+	n.stats.Calls++
+	if !n.run(now, rec, 0) {
+		n.sendResult(s, rec)
+		return
+	}
+	n.calls[id] = rec
+	n.callExpiry.push(rec)
+	n.sendResult(s, rec)
+}
+
+// run executes rec's call at version and commits it. It reports whether the
+// outcome was stored (errors are remembered for the result).
+func (n *Node) run(now int64, rec *callRec, version uint32) bool {
+	var start int64
+	if n.cfg.RunClock != nil {
+		start = n.cfg.RunClock()
+	}
+	out := n.reg.Run(n.store, &n.cfg.Store, rec.call, version)
+	fs := n.funcStat(rec.call.Name)
+	if n.cfg.RunClock != nil {
+		fs.RunNanos += n.cfg.RunClock() - start
+	}
+	cv := callVersion{version: version}
+	rec.lastErr = nil
+	if out.Err == nil {
+		changes, err := n.store.Commit(now, &out)
+		if err != nil {
+			out.Err = err
+		} else {
+			for _, w := range out.Writes {
+				k := outKey{w.Path, w.Time}
+				cv.outputs = append(cv.outputs, k)
+				n.outputs[k] = rec
+			}
+			rec.versions = append(rec.versions, cv)
+			n.applyChanges(now, changes)
+			return true
+		}
+	}
+	fs.Errors++
+	n.stats.CallErrors++
+	rec.versions = append(rec.versions, callVersion{version: version})
+	rec.lastErr = out.Err
+	return false
+}
+
+func (n *Node) sendResult(s *session, rec *callRec) {
+	res := wire.CallResult{ID: wire.CallID{Creator: rec.call.ID.Creator, Seq: rec.call.ID.Seq}}
+	if rec.lastErr != nil {
+		res.Status = wire.CallFailed
+		res.Error = rec.lastErr.Error()
+	} else if len(rec.versions) > 0 {
+		for _, k := range rec.versions[len(rec.versions)-1].outputs {
+			res.Outputs = append(res.Outputs, wire.ValueRef{Path: k.path, Time: wire.Time(k.t)})
+		}
+	}
+	n.send(s, &wire.Message{Kind: wire.KindCallResult, CallResult: res})
+}
+
+func (n *Node) funcStat(name string) *FuncStats {
+	fs := n.funcStats[name]
+	if fs == nil {
+		fs = &FuncStats{}
+		n.funcStats[name] = fs
+	}
+	return fs
+}
+
+// maxVersions bounds how often one call is re-run.
+const maxVersions = 16
+
+// processReruns re-runs, in time order, every queued call none of whose
+// versions is still fully valid. A re-run's own changes may queue more.
+func (n *Node) processReruns(now int64) {
+	for len(n.rerunQueue) > 0 {
+		slices.SortFunc(n.rerunQueue, func(a, b *callRec) int {
+			if a.call.Time != b.call.Time {
+				if a.call.Time < b.call.Time {
+					return -1
+				}
+				return 1
+			}
+			if a.call.ID.Creator != b.call.ID.Creator {
+				return int(int64(a.call.ID.Creator) - int64(b.call.ID.Creator))
+			}
+			return int(int64(a.call.ID.Seq) - int64(b.call.ID.Seq))
+		})
+		rec := n.rerunQueue[0]
+		n.rerunQueue = n.rerunQueue[1:]
+		rec.queued = false
+		if rec.dead || n.effective(rec) || len(rec.versions) >= maxVersions {
+			continue
+		}
+		if rec.call.Time <= n.store.Horizon() {
+			continue
+		}
+		next := rec.versions[len(rec.versions)-1].version + 1
+		n.stats.Reruns++
+		n.funcStat(rec.call.Name).Reruns++
+		n.run(now, rec, next)
+		if s := n.sessions[rec.session]; s != nil && s.state == ready {
+			n.sendResult(s, rec)
+		}
+	}
+	n.rerunQueue = n.rerunQueue[:0]
+}
+
+// effective reports whether some stored version of the call has all its
+// outputs valid (or pending): then nothing needs re-running.
+func (n *Node) effective(rec *callRec) bool {
+	for _, v := range rec.versions {
+		if len(v.outputs) == 0 {
+			continue
+		}
+		ok := true
+		for _, k := range v.outputs {
+			pv, found := n.store.Get(k.path, k.t)
+			if !found || pv.State == netcode.Invalid {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// --- raw writes ---
+
+func (n *Node) write(now int64, s *session, w *wire.Write) {
+	if !s.writes.take(now, n.cfg.Limits.WritesPerSecond, float64(len(w.Items))) {
+		n.strike(now, s, fmt.Sprintf("over %.0f written values per second", n.cfg.Limits.WritesPerSecond))
+		return
+	}
+	vals := make([]netcode.PathValue, 0, len(w.Items))
+	for i := range w.Items {
+		it := &w.Items[i]
+		if err := n.writeRule(s.creator, s.player, it.Path); err != nil {
+			n.stats.WritesRefused++
+			n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodePermission, Text: err.Error()}})
+			return
+		}
+		if it.Time.Creator != s.creator {
+			n.stats.WritesRefused++
+			n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeRefused,
+				Text: fmt.Sprintf("write %s: creator %d is not this session's %d", it.Path, it.Time.Creator, s.creator)}})
+			return
+		}
+		pv := netcode.PathValue{Path: it.Path, Time: netcode.Time(it.Time), Value: it.Value, Flags: netcode.Flags(it.Flags) & netcode.FlagEvent}
+		for _, l := range it.Locks {
+			pv.Locks = append(pv.Locks, netcode.ReadLock{Path: l.Path, Start: netcode.Time(l.Start), End: netcode.Time(l.End)})
+		}
+		vals = append(vals, pv)
+	}
+	changes, err := n.store.InsertBatch(now, vals)
+	if err != nil {
+		n.stats.WritesRefused += uint64(len(vals))
+		n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeRefused, Text: err.Error()}})
+		return
+	}
+	n.stats.Writes += uint64(len(vals))
+	n.applyChanges(now, changes)
+}
+
+// callHeap orders call records by write time.
+type callHeap struct{ a []*callRec }
+
+func (h *callHeap) len() int        { return len(h.a) }
+func (h *callHeap) peek() *callRec  { return h.a[0] }
+func callBefore(x, y *callRec) bool { return x.call.Time < y.call.Time }
+func (h *callHeap) push(r *callRec) {
+	h.a = append(h.a, r)
+	i := len(h.a) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !callBefore(h.a[i], h.a[p]) {
+			break
+		}
+		h.a[i], h.a[p] = h.a[p], h.a[i]
+		i = p
+	}
+}
+
+func (h *callHeap) pop() *callRec {
+	top := h.a[0]
+	last := len(h.a) - 1
+	h.a[0] = h.a[last]
+	h.a[last] = nil
+	h.a = h.a[:last]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < last && callBefore(h.a[l], h.a[m]) {
+			m = l
+		}
+		if r < last && callBefore(h.a[r], h.a[m]) {
+			m = r
+		}
+		if m == i {
+			return top
+		}
+		h.a[i], h.a[m] = h.a[m], h.a[i]
+		i = m
+	}
+}
