@@ -125,7 +125,7 @@ func handshake(ctx context.Context, conn stream, br *bufio.Reader, cfg *Config, 
 			return fmt.Errorf("%w: %w", ErrHandshake, context.DeadlineExceeded)
 		}
 		if isTimeout(err) {
-			return fmt.Errorf("%w: no answer within %v (no listener there, or another secret or FEC setting)", ErrHandshake, cfg.HandshakeTimeout)
+			return fmt.Errorf("%w: no answer within %v (no listener there, another secret, or another protocol version)", ErrHandshake, cfg.HandshakeTimeout)
 		}
 		return fmt.Errorf("%w: %w", ErrHandshake, err)
 	}

@@ -28,7 +28,7 @@
 //
 // Dial returns after a handshake: the listener must answer within
 // Config.HandshakeTimeout (or before ctx ends). A listener with another
-// Secret, FEC setting or protocol version never answers, so that shows as
+// Secret or protocol version never answers, so that shows as
 // a handshake timeout.
 //
 // # The session loop
