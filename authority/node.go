@@ -124,7 +124,7 @@ type session struct {
 	queued  bool // in Node.ready
 	close   bool
 	reason  string
-	lastRxW int64 // last write time given to a ReceiveTime or clamped call
+	lastW   int64 // write time of this session's latest call: the next must be later
 
 	calls, writes, bytes bucket
 	strikes              []int64
@@ -145,6 +145,7 @@ type callRec struct {
 	session  SessionID
 	versions []callVersion
 	lastErr  error // error of the latest run, if it failed
+	refused  bool  // lastErr is the store's refusal, not the function's
 	queued   bool
 	dead     bool // final or dropped
 }
@@ -543,6 +544,8 @@ func (n *Node) watch(now int64, s *session, w *wire.Watch) {
 		set[s.id] = struct{}{}
 		n.snapshot(now, s, prefix, spec)
 	}
+	// Answer a watch at once rather than at the next flush.
+	n.sendBatches(s)
 	n.touch(s)
 }
 
@@ -708,12 +711,15 @@ func (n *Node) callMsg(now int64, s *session, c *wire.Call) {
 	W := c.Time.Nanos
 	switch f.Options.Policy {
 	case netcode.ClampToMaxLag:
-		W = max(W, now-int64(f.Options.MaxLag))
-		W = max(W, s.lastRxW+1)
-		s.lastRxW = W
+		W = max(W, now-int64(f.Options.MaxLag), s.lastW+1)
 	case netcode.ReceiveTime:
-		W = max(now, s.lastRxW+1)
-		s.lastRxW = W
+		W = max(now, s.lastW+1)
+	}
+	if W <= s.lastW {
+		// Two calls of one writer at one time would share a Time: the
+		// client must stamp each call later than the one before.
+		reject(fmt.Sprintf("write time %d is not after this session's previous call at %d", W, s.lastW))
+		return
 	}
 	cfg := n.cfg.Store
 	if W < now-int64(cfg.MaxChangeAge) || W <= n.store.Horizon() {
@@ -724,6 +730,7 @@ func (n *Node) callMsg(now int64, s *session, c *wire.Call) {
 		reject(fmt.Sprintf("write time %d is too far ahead (now %d)", W, now))
 		return
 	}
+	s.lastW = W
 	call := netcode.Call{ID: id, Name: c.Name, Args: slices.Clone(c.Args), Time: W, ViewDelay: c.ViewDelay}
 	rec := &callRec{call: call, session: s.id}
 	fs := n.funcStat(c.Name)
@@ -751,11 +758,12 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 		fs.RunNanos += n.cfg.RunClock() - start
 	}
 	cv := callVersion{version: version}
-	rec.lastErr = nil
+	rec.lastErr, rec.refused = nil, false
 	if out.Err == nil {
 		changes, err := n.store.Commit(now, &out)
 		if err != nil {
 			out.Err = err
+			rec.refused = true
 		} else {
 			for _, w := range out.Writes {
 				k := outKey{w.Path, w.Time}
@@ -778,6 +786,9 @@ func (n *Node) sendResult(s *session, rec *callRec) {
 	res := wire.CallResult{ID: wire.CallID{Creator: rec.call.ID.Creator, Seq: rec.call.ID.Seq}}
 	if rec.lastErr != nil {
 		res.Status = wire.CallFailed
+		if rec.refused {
+			res.Status = wire.CallRejected
+		}
 		res.Error = rec.lastErr.Error()
 	} else if len(rec.versions) > 0 {
 		for _, k := range rec.versions[len(rec.versions)-1].outputs {
