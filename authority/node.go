@@ -117,14 +117,14 @@ type session struct {
 	watches map[string]watchSpec
 
 	// outbound, built up between Ready calls
-	frames  [][]byte
-	cur     []byte // open frame, nil when none
-	values  []wire.Value
-	states  []wire.StateChange
-	queued  bool // in Node.ready
-	close   bool
-	reason  string
-	lastW   int64 // write time of this session's latest call: the next must be later
+	frames [][]byte
+	cur    []byte // open frame, nil when none
+	values []wire.Value
+	states []wire.StateChange
+	queued bool // in Node.ready
+	close  bool
+	reason string
+	lastW  int64 // write time of this session's latest call: the next must be later
 
 	calls, writes, bytes bucket
 	strikes              []int64
