@@ -14,7 +14,7 @@ import (
 )
 
 var (
-	diffSeeds = flag.Int("physics.seeds", 2000, "random scenes in TestDifferential")
+	diffSeeds = flag.Int("physics.seeds", 5000, "random scenes in TestDifferential")
 	diffSeed  = flag.Uint64("physics.seed", 0, "run only this TestDifferential seed (0: all)")
 )
 
