@@ -1,0 +1,616 @@
+package authority
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/rewindnet/rewind/netcode"
+	"github.com/rewindnet/rewind/netcode/transport"
+	"github.com/rewindnet/rewind/netcode/wire"
+	"github.com/rewindnet/rewind/timesync"
+)
+
+// Server errors.
+var (
+	// ErrServerClosed is returned by Serve on a server that was closed or
+	// shut down, or that is already serving.
+	ErrServerClosed = errors.New("authority: server closed")
+	// ErrListener wraps the transport error that stopped the listener.
+	ErrListener = errors.New("authority: listener failed")
+)
+
+// Server defaults and bounds.
+const (
+	DefaultTick       = 16 * time.Millisecond // about 60 ticks a second
+	DefaultEventQueue = 4096                  // events waiting for the node goroutine
+	maxEventQueue     = 1 << 20
+	minTick           = time.Millisecond
+	maxTick           = time.Second
+	// eventBatch is how many waiting events the node goroutine handles
+	// before it sends what they produced, so a burst leaves in few frames
+	// while one lone event is answered at once.
+	eventBatch = 256
+)
+
+// ShutdownReason is the text of the Error (code CodeShutdown) every session
+// receives when the server shuts down gracefully.
+const ShutdownReason = "authority shutting down"
+
+// ServerConfig configures a Server. Start from DefaultServerConfig.
+type ServerConfig struct {
+	// Node configures the node the server runs.
+	Node Config
+	// Transport configures the KCP sessions. Clients must agree on its
+	// Secret and FEC settings. MaxFrame must hold the node's largest frame
+	// (Node.Wire.MaxFrameBytes).
+	Transport transport.Config
+	// Addr is the UDP address to listen on ("host:port"; port 0 picks
+	// one). It is ignored when Conn is set.
+	Addr string
+	// Conn, if set, is the packet conn to serve on instead of listening on
+	// Addr: a lagsim.Conn, for instance. The server never closes it; the
+	// caller does, after the server is done.
+	Conn net.PacketConn
+	// Tick is the period of Node.Tick (finality, watch flushes).
+	Tick time.Duration
+	// EventQueue bounds the accepted sessions, received frames and
+	// disconnects waiting for the node goroutine. A session reader that
+	// finds it full waits, so the transport's own receive queue fills
+	// behind it; a session that falls RecvQueueFrames behind is closed by
+	// the transport rather than stalling anything else.
+	EventQueue int
+	// Clock is the synced clock the node runs on. Nil makes a reference
+	// clock (timesync.ReferenceConfig over the system clock): an authority
+	// is the cluster's time reference unless it follows another.
+	Clock *timesync.Clock
+	// Logger receives the server's structured logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+// DefaultServerConfig serves reg on addr with the node's defaults, the
+// transport's Internet preset and a 16 ms tick.
+func DefaultServerConfig(addr string, reg *netcode.Registry) ServerConfig {
+	return ServerConfig{
+		Node:       DefaultConfig(reg),
+		Transport:  transport.Internet(),
+		Addr:       addr,
+		Tick:       DefaultTick,
+		EventQueue: DefaultEventQueue,
+	}
+}
+
+// Validate reports the first bad field. Zero Tick and EventQueue take
+// their defaults.
+func (c *ServerConfig) Validate() error {
+	if err := c.Node.Validate(); err != nil {
+		return err
+	}
+	if err := c.Transport.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	frame := c.Node.Wire.MaxFrameBytes
+	if frame == 0 {
+		frame = wire.DefaultLimits().MaxFrameBytes
+	}
+	switch {
+	case c.Transport.MaxFrame < frame:
+		return fmt.Errorf("%w: Transport.MaxFrame %d cannot carry the node's %d-byte frames", ErrBadConfig, c.Transport.MaxFrame, frame)
+	case c.Tick != 0 && (c.Tick < minTick || c.Tick > maxTick):
+		return fmt.Errorf("%w: Tick %v outside [%v, %v]", ErrBadConfig, c.Tick, minTick, maxTick)
+	case c.EventQueue < 0 || c.EventQueue > maxEventQueue:
+		return fmt.Errorf("%w: EventQueue %d outside [0, %d]", ErrBadConfig, c.EventQueue, maxEventQueue)
+	case c.Conn == nil && c.Addr == "":
+		return fmt.Errorf("%w: neither Addr nor Conn set", ErrBadConfig)
+	}
+	return nil
+}
+
+// ServerStats is a snapshot of a server's counters.
+type ServerStats struct {
+	Node      Stats
+	Funcs     map[string]FuncStats
+	Transport TransportStats
+}
+
+// TransportStats sums the transport sessions a server has had.
+type TransportStats struct {
+	Open     int    // sessions open now (accepted, not yet fully closed)
+	Accepted uint64 // sessions accepted from the listener
+	Refused  uint64 // sessions the node refused (full)
+	TooSlow  uint64 // sessions closed because their send queue filled
+
+	// Sums over every session, open and closed.
+	FramesSent, FramesReceived uint64
+	BytesSent, BytesReceived   uint64
+	SendDropped                uint64
+
+	// Global is kcp-go's process-wide counters (retransmissions, FEC),
+	// as last read from a session; zero before the first session.
+	Global transport.GlobalStats
+}
+
+// Server runs a Node over the transport: the network half of an
+// authority. See the package documentation for the loop it runs and its
+// rules.
+type Server struct {
+	// immutable after construction
+	cfg   ServerConfig
+	log   *slog.Logger
+	clock *timesync.Clock
+	ln    *transport.Listener
+
+	events   chan event
+	statsReq chan chan nodeSnapshot
+	stopped  chan struct{} // closed when the node goroutine stopped
+	quit     chan struct{} // closed by Close
+	drain    chan struct{} // closed by Shutdown
+	done     chan struct{} // closed when Serve returned (or Close ran first)
+
+	quitOnce, drainOnce, doneOnce sync.Once
+	wg                            sync.WaitGroup // readers, the accept loop, closers
+
+	// owned by the node goroutine (Serve)
+	node  *Node
+	peers map[SessionID]*transport.Session
+
+	mu       sync.Mutex // guards the fields below
+	state    serverState
+	conns    map[*transport.Session]struct{} // accepted and not yet fully closed
+	closed   TransportStats                  // totals of sessions fully closed
+	lastNode nodeSnapshot                    // the node's counters when it last stopped
+}
+
+type serverState uint8
+
+const (
+	serverIdle serverState = iota
+	serverServing
+	serverClosed
+)
+
+type nodeSnapshot struct {
+	stats Stats
+	funcs map[string]FuncStats
+}
+
+type eventKind uint8
+
+const (
+	evAccept eventKind = iota // sess completed its handshake
+	evFrame                   // a frame from session id
+	evGone                    // session id's transport closed
+)
+
+type event struct {
+	kind  eventKind
+	id    SessionID
+	sess  *transport.Session
+	frame []byte
+	err   error
+}
+
+// NewServer validates cfg, builds the node and binds the listen address,
+// so a busy port is reported here and Addr is known before Serve. Close
+// releases the address even if Serve never runs.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Tick == 0 {
+		cfg.Tick = DefaultTick
+	}
+	if cfg.EventQueue == 0 {
+		cfg.EventQueue = DefaultEventQueue
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	clock := cfg.Clock
+	if clock == nil {
+		var err error
+		clock, err = timesync.New(timesync.SystemSource(), timesync.ReferenceConfig())
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+		}
+	}
+	node, err := NewNode(cfg.Node)
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	var ln *transport.Listener
+	if cfg.Conn != nil {
+		ln, err = transport.Serve(cfg.Conn, cfg.Transport)
+	} else {
+		ln, err = transport.Listen(cfg.Addr, cfg.Transport)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("authority: %w", err)
+	}
+	s := &Server{
+		cfg:      cfg,
+		log:      log,
+		clock:    clock,
+		ln:       ln,
+		events:   make(chan event, cfg.EventQueue),
+		statsReq: make(chan chan nodeSnapshot),
+		stopped:  make(chan struct{}),
+		quit:     make(chan struct{}),
+		drain:    make(chan struct{}),
+		done:     make(chan struct{}),
+		node:     node,
+		peers:    make(map[SessionID]*transport.Session),
+		conns:    make(map[*transport.Session]struct{}),
+	}
+	s.lastNode = nodeSnapshot{stats: node.Stats(), funcs: node.FuncStats()}
+	return s, nil
+}
+
+// ListenAndServe serves cfg until ctx ends, then shuts down gracefully.
+func ListenAndServe(ctx context.Context, cfg ServerConfig) error {
+	s, err := NewServer(cfg)
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
+
+// Addr returns the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Clock returns the synced clock the node runs on.
+func (s *Server) Clock() *timesync.Clock { return s.clock }
+
+// Serve runs the server until ctx ends or Shutdown is called (both shut
+// down gracefully: every session receives an Error with CodeShutdown after
+// what was queued for it, then a transport close), until Close is called
+// (which stops at once), or until the listener fails (ErrListener).
+// It returns nil after a shutdown or Close. Serve runs once per Server.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	if s.state != serverIdle {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.state = serverServing
+	s.mu.Unlock()
+	defer s.doneOnce.Do(func() { close(s.done) })
+
+	acceptCtx, stopAccept := context.WithCancel(context.Background())
+	acceptErr := make(chan error, 1)
+	acceptDone := make(chan struct{})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(acceptDone)
+		s.acceptLoop(acceptCtx, acceptErr)
+	}()
+	s.log.Info("serving", "addr", s.Addr().String(), "tick", s.cfg.Tick)
+
+	err := s.run(ctx, acceptErr)
+
+	// The node goroutine has stopped: nothing will read events any more.
+	stopAccept()
+	close(s.stopped)
+	<-acceptDone
+	for {
+		select {
+		case ev := <-s.events:
+			if ev.kind == evAccept {
+				s.closeAsync(ev.sess, ShutdownReason)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	for id, sess := range s.peers {
+		delete(s.peers, id)
+		s.closeAsync(sess, ShutdownReason)
+	}
+	s.wg.Wait()
+	s.ln.Close()
+	s.mu.Lock()
+	s.state = serverClosed
+	s.lastNode = nodeSnapshot{stats: s.node.Stats(), funcs: s.node.FuncStats()}
+	s.mu.Unlock()
+	s.log.Info("stopped", "error", err)
+	return err
+}
+
+// Shutdown stops the server gracefully: no new sessions; every session is
+// sent what the node has queued, an Error with CodeShutdown, and a
+// transport close, each close waiting at most Transport.CloseLinger for the
+// peer's acknowledgement. It returns when Serve has returned, or, if ctx
+// ends first, closes the server at once and returns ctx's error.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.closeIdle() {
+		return nil
+	}
+	s.drainOnce.Do(func() { close(s.drain) })
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close stops the server at once: sessions are closed without the node's
+// final flush (the transport still sends what it has queued, within
+// CloseLinger). It waits for Serve to return. Close is idempotent and
+// always returns nil.
+func (s *Server) Close() error {
+	if s.closeIdle() {
+		return nil
+	}
+	s.quitOnce.Do(func() { close(s.quit) })
+	<-s.done
+	return nil
+}
+
+// closeIdle closes a server whose Serve never ran and reports whether it
+// did (or whether it was already closed that way).
+func (s *Server) closeIdle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch s.state {
+	case serverIdle:
+		s.state = serverClosed
+		s.ln.Close()
+		s.doneOnce.Do(func() { close(s.done) })
+		return true
+	case serverClosed:
+		select {
+		case <-s.done:
+			return true
+		default:
+		}
+	}
+	return false
+}
+
+// Stats returns the server's counters: the node's (asked of the node
+// goroutine, so they are current) and the transport's summed over
+// sessions.
+func (s *Server) Stats() ServerStats {
+	ns := s.nodeStats()
+	st := ServerStats{Node: ns.stats, Funcs: ns.funcs}
+	s.mu.Lock()
+	t := s.closed
+	t.Open = len(s.conns)
+	for c := range s.conns {
+		cs := c.Stats()
+		t.FramesSent += cs.FramesSent
+		t.FramesReceived += cs.FramesReceived
+		t.BytesSent += cs.BytesSent
+		t.BytesReceived += cs.BytesReceived
+		t.SendDropped += cs.SendDropped
+		t.Global = cs.Global
+	}
+	s.mu.Unlock()
+	st.Transport = t
+	return st
+}
+
+func (s *Server) nodeStats() nodeSnapshot {
+	reply := make(chan nodeSnapshot, 1)
+	select {
+	case s.statsReq <- reply:
+		return <-reply
+	case <-s.stopped:
+	case <-s.done:
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.lastNode
+}
+
+// acceptLoop hands accepted sessions to the node goroutine.
+func (s *Server) acceptLoop(ctx context.Context, failed chan<- error) {
+	for {
+		sess, err := s.ln.Accept(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				failed <- err
+			}
+			return
+		}
+		s.mu.Lock()
+		s.conns[sess] = struct{}{}
+		s.closed.Accepted++
+		s.mu.Unlock()
+		select {
+		case s.events <- event{kind: evAccept, sess: sess}:
+		case <-s.stopped:
+			s.closeAsync(sess, ShutdownReason)
+			return
+		}
+	}
+}
+
+// read forwards one session's frames to the node goroutine until the
+// session closes or the node goroutine stops.
+func (s *Server) read(id SessionID, sess *transport.Session) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.stopped:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		f, err := sess.Recv(ctx)
+		ev := event{kind: evFrame, id: id, frame: f}
+		if err != nil {
+			ev = event{kind: evGone, id: id, err: err}
+		}
+		select {
+		case s.events <- ev:
+		case <-s.stopped:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// run is the node goroutine: the only code that touches s.node and
+// s.peers while Serve runs.
+func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
+	ticker := time.NewTicker(s.cfg.Tick)
+	defer ticker.Stop()
+	for {
+		select {
+		case ev := <-s.events:
+			s.handle(ev)
+		batch:
+			for range eventBatch - 1 {
+				select {
+				case ev := <-s.events:
+					s.handle(ev)
+				default:
+					break batch
+				}
+			}
+		case <-ticker.C:
+			s.node.Tick(s.clock.Now())
+		case reply := <-s.statsReq:
+			reply <- nodeSnapshot{stats: s.node.Stats(), funcs: s.node.FuncStats()}
+			continue
+		case err := <-acceptErr:
+			s.log.Error("listener failed", "error", err)
+			s.shutdownNode("listener failed")
+			return fmt.Errorf("%w: %w", ErrListener, err)
+		case <-ctx.Done():
+			s.shutdownNode(ShutdownReason)
+			return nil
+		case <-s.drain:
+			s.shutdownNode(ShutdownReason)
+			return nil
+		case <-s.quit:
+			return nil
+		}
+		s.dispatch()
+	}
+}
+
+// shutdownNode has the node say goodbye to every session and sends it.
+func (s *Server) shutdownNode(reason string) {
+	s.log.Info("shutting down", "sessions", len(s.peers), "reason", reason)
+	s.node.Shutdown(s.clock.Now(), reason)
+	s.dispatch()
+}
+
+func (s *Server) handle(ev event) {
+	now := s.clock.Now()
+	switch ev.kind {
+	case evAccept:
+		remote := ev.sess.RemoteAddr().String()
+		id, err := s.node.Connect(now, remote)
+		if err != nil {
+			s.mu.Lock()
+			s.closed.Refused++
+			s.mu.Unlock()
+			s.log.Warn("session refused", "remote", remote, "error", err)
+			s.closeAsync(ev.sess, err.Error())
+			return
+		}
+		s.peers[id] = ev.sess
+		s.log.Debug("session open", "session", id, "remote", remote)
+		s.wg.Add(1)
+		go s.read(id, ev.sess)
+	case evFrame:
+		if s.peers[ev.id] != nil {
+			s.node.Step(now, ev.id, ev.frame)
+		}
+	case evGone:
+		sess := s.peers[ev.id]
+		if sess == nil {
+			return // the node closed it first
+		}
+		delete(s.peers, ev.id)
+		s.node.Disconnect(now, ev.id)
+		s.log.Debug("session gone", "session", ev.id, "error", ev.err)
+		s.closeAsync(sess, "")
+	}
+}
+
+// dispatch sends what the node produced. Every frame goes as Data: frames
+// carry the path dictionary's definitions, so they must arrive in the order
+// the node encoded them, and Control frames would overtake. A session whose
+// send queue cannot take its frames is closed as too slow rather than let
+// the transport drop one and corrupt the peer's dictionary.
+func (s *Server) dispatch() {
+	for _, o := range s.node.Ready() {
+		sess := s.peers[o.Session]
+		if sess == nil {
+			continue
+		}
+		if len(o.Frames) > 0 {
+			st := sess.Stats()
+			if st.SendDropped > 0 || st.SendQueued+len(o.Frames) > s.cfg.Transport.SendQueueFrames {
+				s.tooSlow(o, sess, st)
+				continue
+			}
+		}
+		for _, f := range o.Frames {
+			if err := sess.Send(f, transport.Data); err != nil {
+				break // closing; the reader reports it gone
+			}
+		}
+		if o.Close {
+			// The node has forgotten the session already.
+			delete(s.peers, o.Session)
+			s.log.Debug("session closed", "session", o.Session, "reason", o.Reason)
+			s.closeAsync(sess, o.Reason)
+		}
+	}
+}
+
+func (s *Server) tooSlow(o Output, sess *transport.Session, st transport.Stats) {
+	delete(s.peers, o.Session)
+	if !o.Close {
+		s.node.Disconnect(s.clock.Now(), o.Session)
+	}
+	s.mu.Lock()
+	s.closed.TooSlow++
+	s.mu.Unlock()
+	reason := fmt.Sprintf("too slow: %d frames queued, %d more to send, limit %d", st.SendQueued, len(o.Frames), s.cfg.Transport.SendQueueFrames)
+	s.log.Warn("session too slow", "session", o.Session, "queued", st.SendQueued, "dropped", st.SendDropped)
+	s.closeAsync(sess, reason)
+}
+
+// closeAsync closes sess off the node goroutine (Close waits for the
+// peer's acknowledgement) and adds its counters to the totals once.
+func (s *Server) closeAsync(sess *transport.Session, reason string) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		sess.Close(reason)
+		st := sess.Stats()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if _, ok := s.conns[sess]; !ok {
+			return
+		}
+		delete(s.conns, sess)
+		s.closed.FramesSent += st.FramesSent
+		s.closed.FramesReceived += st.FramesReceived
+		s.closed.BytesSent += st.BytesSent
+		s.closed.BytesReceived += st.BytesReceived
+		s.closed.SendDropped += st.SendDropped
+		s.closed.Global = st.Global
+	}()
+}
