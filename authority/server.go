@@ -156,8 +156,9 @@ type Server struct {
 	wg                            sync.WaitGroup // readers, the accept loop, closers
 
 	// owned by the node goroutine (Serve)
-	node  *Node
-	peers map[SessionID]*transport.Session
+	node    *Node
+	peers   map[SessionID]*transport.Session
+	readCtx context.Context // ends when the node goroutine stops
 
 	mu       sync.Mutex // guards the fields below
 	state    serverState
@@ -282,6 +283,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Unlock()
 	defer s.doneOnce.Do(func() { close(s.done) })
 
+	readCtx, stopReads := context.WithCancel(context.Background())
+	s.readCtx = readCtx
 	acceptCtx, stopAccept := context.WithCancel(context.Background())
 	acceptErr := make(chan error, 1)
 	acceptDone := make(chan struct{})
@@ -297,6 +300,7 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	// The node goroutine has stopped: nothing will read events any more.
 	stopAccept()
+	stopReads()
 	close(s.stopped)
 	<-acceptDone
 	for {
@@ -437,18 +441,9 @@ func (s *Server) acceptLoop(ctx context.Context, failed chan<- error) {
 }
 
 // read forwards one session's frames to the node goroutine until the
-// session closes or the node goroutine stops.
-func (s *Server) read(id SessionID, sess *transport.Session) {
+// session closes or the node goroutine stops (ctx ends then).
+func (s *Server) read(ctx context.Context, id SessionID, sess *transport.Session) {
 	defer s.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.stopped:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	for {
 		f, err := sess.Recv(ctx)
 		ev := event{kind: evFrame, id: id, frame: f}
@@ -530,7 +525,7 @@ func (s *Server) handle(ev event) {
 		s.peers[id] = ev.sess
 		s.log.Debug("session open", "session", id, "remote", remote)
 		s.wg.Add(1)
-		go s.read(id, ev.sess)
+		go s.read(s.readCtx, id, ev.sess)
 	case evFrame:
 		if s.peers[ev.id] != nil {
 			s.node.Step(now, ev.id, ev.frame)

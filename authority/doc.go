@@ -1,0 +1,87 @@
+// Package authority is the server half of Rewind: it keeps the
+// authoritative store, runs the game's functions, re-runs the calls a late
+// input invalidated, and streams values and state changes to watchers.
+//
+// It has two layers. Node is the logic as a pure state machine (Connect,
+// Step, Disconnect, Tick, Shutdown, then Ready for what to send), which a
+// deterministic simulator drives directly. Server is the thin shell that
+// runs a Node on the transport with real goroutines, sockets and clock.
+//
+// # Embedding a server
+//
+// A game links its registry into both its client and its authority, and
+// serves it:
+//
+//	reg := netcode.NewRegistry()
+//	reg.Register("move", move, netcode.FuncOptions{})
+//
+//	cfg := authority.DefaultServerConfig(":7777", reg)
+//	cfg.Logger = slog.Default()
+//	cfg.Transport.Secret = secret           // encryption; clients must agree
+//	cfg.Node.Auth, _ = authority.NewHMACAuth(secret, 0)
+//
+//	srv, err := authority.NewServer(cfg) // binds the port: a busy port fails here
+//	if err != nil {
+//		return err
+//	}
+//	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+//	defer stop()
+//	return srv.Serve(ctx) // until ctx ends, then a graceful shutdown
+//
+// Server.Stats returns the node's counters, per-function counters and
+// transport totals at any time, from any goroutine.
+//
+// # How the server runs
+//
+// One goroutine (the one calling Serve) owns the Node. It takes events
+// from one bounded queue — sessions the listener accepted, frames the
+// per-session readers received, sessions whose transport closed — and
+// ticks the node every ServerConfig.Tick. After each batch of events and
+// after each tick it sends what Node.Ready returned, through each
+// session's transport send queue. The node's time is the server's synced
+// clock (a timesync reference clock unless ServerConfig.Clock is set).
+//
+// # Rules
+//
+//  1. NewServer binds the address (or takes ServerConfig.Conn, which the
+//     caller keeps and closes); Close releases it even if Serve never ran.
+//     Serve runs once per Server.
+//  2. Shutdown, or the end of Serve's ctx, is graceful: the node flushes
+//     its pending watch deliveries, every session receives what was queued
+//     for it and then an Error with CodeShutdown, then a transport close
+//     that waits at most Transport.CloseLinger for the peer's
+//     acknowledgement. Close stops at once. Both are idempotent.
+//  3. Every frame is sent as transport.Data, in the order the node made
+//     them. Frames carry the path dictionary's definitions, so a frame
+//     that overtook another (as Control frames do) would break the
+//     client's decoder; for the same reason no frame may be dropped.
+//  4. The node goroutine never waits for a peer. Sending only queues; a
+//     session whose send queue cannot take its next frames (its KCP window
+//     is full because it stopped acknowledging) is closed as too slow and
+//     counted in TransportStats.TooSlow, before the transport would drop
+//     a frame. It reconnects to a fresh snapshot.
+//  5. Readers never drop. When the node goroutine falls behind, the event
+//     queue fills, readers wait, and each session's transport receive
+//     queue fills behind them; a session that falls
+//     Transport.RecvQueueFrames behind is closed by the transport
+//     (ErrRecvOverflow). Per-session rate limits in the node keep one
+//     client from getting there alone.
+//  6. A session the node refuses at connect (Limits.MaxSessions) is
+//     closed at the transport with the reason; it has no wire session yet.
+//
+// # The authority binary
+//
+// authority/cmd/authority serves a registry chosen by name:
+//
+//	authority -listen 127.0.0.1:7777 -functions counter -log-level debug
+//
+// -functions none is a plain path-value store (raw writes under the write
+// rule, watches); counter serves one "add" function for smoke tests; a
+// game adds its registry to the binary's table by name. Other flags set
+// the secret (-secret: HMAC tokens and transport encryption), the
+// transport preset (-transport internet|lan), MaxChangeAge, MaxRewind,
+// MaxFutureSkew, the tick and flush periods, and the per-session limits.
+// Logs are log/slog text on stderr. A bad flag exits 2 and a busy port
+// exits 1, each with the reason; SIGINT or SIGTERM shuts down gracefully
+// and exits 0.
+package authority
