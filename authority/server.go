@@ -298,21 +298,25 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	err := s.run(ctx, acceptErr)
 
-	// The node goroutine has stopped: nothing will read events any more.
+	// The node goroutine has stopped: nothing will read events or touch
+	// the node any more.
+	s.mu.Lock()
+	s.lastNode = nodeSnapshot{stats: s.node.Stats(), funcs: s.node.FuncStats()}
+	s.mu.Unlock()
 	stopAccept()
 	stopReads()
 	close(s.stopped)
 	<-acceptDone
+drain:
 	for {
 		select {
 		case ev := <-s.events:
 			if ev.kind == evAccept {
 				s.closeAsync(ev.sess, ShutdownReason)
 			}
-			continue
 		default:
+			break drain
 		}
-		break
 	}
 	for id, sess := range s.peers {
 		delete(s.peers, id)
@@ -322,7 +326,6 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.ln.Close()
 	s.mu.Lock()
 	s.state = serverClosed
-	s.lastNode = nodeSnapshot{stats: s.node.Stats(), funcs: s.node.FuncStats()}
 	s.mu.Unlock()
 	s.log.Info("stopped", "error", err)
 	return err
