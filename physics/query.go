@@ -98,7 +98,7 @@ type raycaster struct {
 }
 
 func (rc *raycaster) consider(e *entry) {
-	if e.t0 > rc.t || e.t1 < rc.t || !rayBox2(rc.o, rc.d, e.box, math.Min(rc.max, rc.best)) {
+	if e.t0 > rc.t || e.t1 < rc.t || !rayBox2(rc.o, rc.d, e.box.aabb(), math.Min(rc.max, rc.best)) {
 		return
 	}
 	w := rc.w
@@ -167,18 +167,16 @@ func (rc *raycaster) walk() {
 	stepY, nextY, deltaY := axisStep(rc.o.Y, rc.d.Y, cy, cs)
 	bk := floorDiv(rc.t, w.bucket)
 	for {
-		for b := bk - 1; b <= bk; b++ {
-			if c, ok := w.cells[cellKey{cx, cy, b}]; ok {
-				for i := range c.es {
-					rc.consider(&c.es[i])
+		if ci := w.g.find(cx, cy); ci >= 0 {
+			c := &w.g.cols[ci]
+			lo, hi := c.span(bk-1, bk)
+			for _, l := range c.layers[lo:hi] {
+				for i := range l.es {
+					rc.consider(&l.es[i])
 				}
 			}
-		}
-		if w.restCells > 0 {
-			if c, ok := w.cells[cellKey{cx, cy, restBucket}]; ok {
-				for i := range c.es {
-					rc.consider(&c.es[i])
-				}
+			for i := range c.rest {
+				rc.consider(&c.rest[i])
 			}
 		}
 		exit := math.Min(nextX, nextY)
@@ -250,54 +248,46 @@ func axisStep(o, d float64, c int32, cs float64) (int32, float64, float64) {
 // every candidate is then tested exactly.
 func (w *World) gather(box AABB, t0, t1 int64) []int32 {
 	w.stamp++
-	ids := w.ids32[:0]
-	add := func(e *entry) {
-		if e.t0 <= t1 && e.t1 >= t0 && e.box.Overlaps(box) {
-			if b := &w.bodies[e.id]; b.mark != w.stamp && b.live {
-				b.mark = w.stamp
-				ids = append(ids, e.id)
-			}
-		}
-	}
-	for i := range w.big {
-		add(&w.big[i])
-	}
+	w.ids32 = w.ids32[:0]
+	w.addEntries(w.big, box, t0, t1)
 	if w.ext.ok {
 		x0, y0, x1, y1, ok := w.clipCells(box)
 		if ok {
-			b0, b1 := floorDiv(t0, w.bucket)-1, floorDiv(t1, w.bucket)
-			layers := float64(b1-b0) + 1
-			if w.restCells > 0 {
-				layers++
-			}
-			if float64(x1-x0+1)*float64(y1-y0+1)*layers > float64(2*len(w.ids)+16) {
+			if float64(x1-x0+1)*float64(y1-y0+1) > float64(2*len(w.ids)+16) {
 				return w.allIDs()
 			}
-			visit := func(k cellKey) {
-				if c, ok := w.cells[k]; ok {
-					for i := range c.es {
-						add(&c.es[i])
+			b0, b1 := floorDiv(t0, w.bucket)-1, floorDiv(t1, w.bucket)
+			for y := y0; y <= y1; y++ {
+				for x := x0; x <= x1; x++ {
+					ci := w.g.find(x, y)
+					if ci < 0 {
+						continue
 					}
-				}
-			}
-			for bk := b0; bk <= b1; bk++ {
-				for y := y0; y <= y1; y++ {
-					for x := x0; x <= x1; x++ {
-						visit(cellKey{x, y, bk})
+					c := &w.g.cols[ci]
+					lo, hi := c.span(b0, b1)
+					for _, l := range c.layers[lo:hi] {
+						w.addEntries(l.es, box, t0, t1)
 					}
-				}
-			}
-			if w.restCells > 0 {
-				for y := y0; y <= y1; y++ {
-					for x := x0; x <= x1; x++ {
-						visit(cellKey{x, y, restBucket})
-					}
+					w.addEntries(c.rest, box, t0, t1)
 				}
 			}
 		}
 	}
-	w.ids32 = ids
-	return ids
+	return w.ids32
+}
+
+// addEntries adds to w.ids32 the bodies of es not yet seen by this query
+// whose entry overlaps box during [t0, t1].
+func (w *World) addEntries(es []entry, box AABB, t0, t1 int64) {
+	for i := range es {
+		e := &es[i]
+		if e.t0 <= t1 && e.t1 >= t0 && e.box.overlaps(box) {
+			if b := &w.bodies[e.id]; b.mark != w.stamp && b.live {
+				b.mark = w.stamp
+				w.ids32 = append(w.ids32, e.id)
+			}
+		}
+	}
 }
 
 func (w *World) allIDs() []int32 {
@@ -474,16 +464,22 @@ func (w *World) Nearest(p Vec2, k int, t int64, maxDist float64, f Filter, dst [
 		if x < float64(e.x0) || x > float64(e.x1) || y < float64(e.y0) || y > float64(e.y1) {
 			return
 		}
-		for _, b := range [3]int64{bk - 1, bk, restBucket} {
-			if b == restBucket && w.restCells == 0 {
-				continue
-			}
-			if c, ok := w.cells[cellKey{int32(x), int32(y), b}]; ok {
-				for i := range c.es {
-					if e := &c.es[i]; e.t0 <= t && e.t1 >= t {
-						consider(e.id)
-					}
+		ci := w.g.find(int32(x), int32(y))
+		if ci < 0 {
+			return
+		}
+		c := &w.g.cols[ci]
+		lo, hi := c.span(bk-1, bk)
+		for _, l := range c.layers[lo:hi] {
+			for i := range l.es {
+				if e := &l.es[i]; e.t0 <= t && e.t1 >= t {
+					consider(e.id)
 				}
+			}
+		}
+		for i := range c.rest {
+			if e := &c.rest[i]; e.t0 <= t && e.t1 >= t {
+				consider(e.id)
 			}
 		}
 	}

@@ -36,17 +36,15 @@ type World struct {
 	bodies []body
 	free   []int32
 
-	// index: cells holds grid cells by (x, y, bucket), the rest layer under
-	// bucket restBucket. A piece at most one bucket long is filed under the
-	// bucket of its start, a longer one under every bucket it spans from the
-	// horizon on, so a query at t reads buckets bucket(t)-1 and bucket(t); layers lists the cells of each time bucket so that
-	// Advance can drop a whole bucket; big is the oversize list.
-	cells     map[cellKey]*cell
-	layers    map[int64][]cellKey
-	big       []entry
-	pool      []*cell
-	restCells int
-	ext       extent
+	// index: g holds the grid cells by column, each with a layer per time
+	// bucket and a rest layer for pieces at rest. A piece at most one
+	// bucket long is filed under the bucket of its start, a longer one
+	// under every bucket it spans from the horizon on, so a query at t
+	// reads buckets bucket(t)-1 and bucket(t); big is the oversize list;
+	// ext bounds the cells ever used.
+	g   grid
+	big []entry
+	ext extent
 
 	// time: now is the latest Advance, horizon = now - Window.
 	now, horizon int64
@@ -76,22 +74,6 @@ type pieceMeta struct {
 	ixEnd int64
 }
 
-// entry is one piece in one cell: body id, piece seq, indexed time interval
-// and bounds. Entries are conservative: a piece's true extent is within them.
-type entry struct {
-	id     int32
-	seq    uint32
-	t0, t1 int64
-	box    AABB
-}
-
-type cellKey struct {
-	x, y int32
-	b    int64
-}
-
-type cell struct{ es []entry }
-
 type extent struct {
 	ok             bool
 	x0, y0, x1, y1 int32
@@ -110,8 +92,7 @@ func New(cfg Config) (*World, error) {
 		bucket:  int64(cfg.Bucket),
 		extrap:  int64(cfg.Extrapolate),
 		ids:     make(map[string]int32),
-		cells:   make(map[cellKey]*cell),
-		layers:  make(map[int64][]cellKey),
+		g:       makeGrid(),
 		now:     math.MinInt64,
 		horizon: math.MinInt64,
 	}, nil
@@ -131,13 +112,13 @@ func (w *World) Position(path string, t int64) (Vec2, bool) {
 	if !ok {
 		return Vec2{}, false
 	}
-	return positionAt(w.bodies[id].keys, t, w.extrap)
+	return positionAt(w.retained(id), t, w.extrap)
 }
 
 // Motion appends the retained keyframes of the body at path to dst.
 func (w *World) Motion(path string, dst []Keyframe) []Keyframe {
 	if id, ok := w.ids[path]; ok {
-		dst = append(dst, w.bodies[id].keys...)
+		dst = append(dst, w.retained(id)...)
 	}
 	return dst
 }
@@ -186,8 +167,12 @@ func (w *World) Upsert(path string, shape Shape, k Keyframe) error {
 		w.appendKey(id, k)
 		return nil
 	}
+	w.trim(id)
 	b := &w.bodies[id]
-	cut := countBefore(b.keys, k.T)
+	cut := len(b.keys)
+	if cut > 0 && b.keys[cut-1].T >= k.T {
+		cut = countBefore(b.keys, k.T) // a correction
+	}
 	if cut+1 > w.cfg.MaxKeyframes {
 		return fmt.Errorf("%w: %q holds %d keyframes, limit %d", ErrHistoryFull, path, cut, w.cfg.MaxKeyframes)
 	}
@@ -268,7 +253,9 @@ func (w *World) Remove(path string) bool {
 
 // Advance moves the history window to end at now: keyframes whose piece
 // ended before now - Window are dropped, with the index layers that
-// only they used. A now earlier than a previous one is ignored, so the
+// only they used. Advance costs the index layers it drops, not the number
+// of bodies: a body's own old keyframes are dropped by its next write
+// (and are invisible until then). A now earlier than a previous one is ignored, so the
 // window never moves back.
 func (w *World) Advance(now int64) error {
 	if now < MinTime || now > MaxTime {
@@ -281,20 +268,7 @@ func (w *World) Advance(now int64) error {
 	w.horizon = now - int64(w.cfg.Window)
 	// A piece no longer than a bucket lives in its start bucket only, so
 	// the bucket before the horizon's may still hold pieces reaching it.
-	hb := floorDiv(w.horizon, w.bucket) - 1
-	for b, keys := range w.layers {
-		if b >= hb {
-			continue
-		}
-		for _, k := range keys {
-			if c, ok := w.cells[k]; ok {
-				delete(w.cells, k)
-				c.es = c.es[:0]
-				w.pool = append(w.pool, c)
-			}
-		}
-		delete(w.layers, b)
-	}
+	w.g.dropBefore(floorDiv(w.horizon, w.bucket) - 1)
 	kept := w.big[:0]
 	for _, e := range w.big {
 		if e.t1 >= w.horizon {
@@ -303,12 +277,25 @@ func (w *World) Advance(now int64) error {
 	}
 	clear(w.big[len(kept):])
 	w.big = kept
-	for id := range w.bodies {
-		if w.bodies[id].live {
-			w.trim(int32(id))
-		}
-	}
 	return nil
+}
+
+// expired returns the number of leading keyframes of the body whose piece
+// ends before the horizon, keeping at least the last one.
+func (w *World) expired(id int32) int {
+	ks := w.bodies[id].keys
+	n := 0
+	for n+1 < len(ks) && ks[n+1].T < w.horizon {
+		n++
+	}
+	return n
+}
+
+// retained returns the body's keyframes from the piece holding at the
+// horizon on. Queries may use all of b.keys: pieces that end before the
+// horizon never hold at a time a query may ask about.
+func (w *World) retained(id int32) []Keyframe {
+	return w.bodies[id].keys[w.expired(id):]
 }
 
 // trim drops the body's pieces that end before the horizon, keeping
@@ -316,10 +303,7 @@ func (w *World) Advance(now int64) error {
 // dropped; they are harmless because every candidate is tested exactly.
 func (w *World) trim(id int32) {
 	b := &w.bodies[id]
-	n := 0
-	for n+1 < len(b.keys) && b.keys[n+1].T < w.horizon {
-		n++
-	}
+	n := w.expired(id)
 	if n == 0 {
 		return
 	}
@@ -379,15 +363,16 @@ func (w *World) reindexFrom(id int32, i int) {
 
 // footprint returns the indexed time interval, bounds and cell range of
 // piece i as it would be indexed now.
-func (w *World) footprint(b *body, i int, ixEnd int64) (e entry, x0, y0, x1, y1 int32, b0, b1 int64, grid bool) {
+func (w *World) footprint(b *body, i int, ixEnd int64) (e entry, x0, y0, x1, y1 int32, b0, b1 int64, inGrid bool) {
 	k := b.keys[i]
 	lb := b.shape.Bounds()
 	e.t0, e.t1 = k.T, ixEnd
+	var box AABB
 	if ixEnd == math.MaxInt64 {
-		e.box = lb.Translate(k.Pos)
+		box = lb.Translate(k.Pos)
 		b0, b1 = restBucket, restBucket
 	} else {
-		e.box = lb.Translate(k.Pos).Union(lb.Translate(k.At(ixEnd)))
+		box = lb.Translate(k.Pos).Union(lb.Translate(k.At(ixEnd)))
 		if ixEnd-k.T <= w.bucket {
 			// Short pieces (the common case) are filed under their start
 			// bucket only; queries also read the bucket before theirs.
@@ -397,12 +382,13 @@ func (w *World) footprint(b *body, i int, ixEnd int64) (e entry, x0, y0, x1, y1 
 			b0, b1 = floorDiv(max(k.T, w.horizon), w.bucket), floorDiv(ixEnd, w.bucket)
 		}
 	}
-	e.box = pad(e.box, w.cfg.CellSize)
-	x0, y0, x1, y1, grid = w.cellRange(e.box)
-	if grid {
+	box = pad(box, w.cfg.CellSize)
+	e.box = toBox32(box)
+	x0, y0, x1, y1, inGrid = w.cellRange(box)
+	if inGrid {
 		n := (int64(x1) - int64(x0) + 1) * (int64(y1) - int64(y0) + 1)
 		if nb := b1 - b0 + 1; nb > int64(w.cfg.MaxEntryCells) || n*nb > int64(w.cfg.MaxEntryCells) {
-			grid = false
+			inGrid = false
 		}
 	}
 	return
@@ -443,11 +429,17 @@ func (w *World) index(id int32, i int) {
 		w.big = append(w.big, e)
 		return
 	}
-	for bk := b0; bk <= b1; bk++ {
-		for y := y0; y <= y1; y++ {
-			for x := x0; x <= x1; x++ {
-				c := w.cellAt(cellKey{x, y, bk})
-				c.es = append(c.es, e)
+	for y := y0; y <= y1; y++ {
+		for x := x0; x <= x1; x++ {
+			ci := w.g.column(x, y)
+			if b0 == restBucket {
+				c := &w.g.cols[ci]
+				c.rest = append(c.rest, e)
+				continue
+			}
+			for bk := b0; bk <= b1; bk++ {
+				es := w.g.layer(ci, bk)
+				*es = append(*es, e)
 			}
 		}
 	}
@@ -459,26 +451,6 @@ func (w *World) index(id int32, i int) {
 	}
 }
 
-func (w *World) cellAt(k cellKey) *cell {
-	if c, ok := w.cells[k]; ok {
-		return c
-	}
-	var c *cell
-	if n := len(w.pool); n > 0 {
-		c = w.pool[n-1]
-		w.pool = w.pool[:n-1]
-	} else {
-		c = new(cell)
-	}
-	w.cells[k] = c
-	if k.b == restBucket {
-		w.restCells++
-	} else {
-		w.layers[k.b] = append(w.layers[k.b], k)
-	}
-	return c
-}
-
 // unindex removes the entries of piece i, found again from its footprint:
 // buckets dropped since it was indexed hold nothing any more, and the bounds
 // do not depend on the horizon.
@@ -486,36 +458,29 @@ func (w *World) unindex(id int32, i int) {
 	b := &w.bodies[id]
 	m := b.meta[i]
 	if m.big {
-		kept := w.big[:0]
-		for _, e := range w.big {
-			if e.id != id || e.seq != m.seq {
-				kept = append(kept, e)
-			}
-		}
+		kept := removeEntry(w.big, id, m.seq)
 		clear(w.big[len(kept):])
 		w.big = kept
 		return
 	}
 	_, x0, y0, x1, y1, b0, b1, _ := w.footprint(b, i, m.ixEnd)
-	for bk := b0; bk <= b1; bk++ {
-		for y := y0; y <= y1; y++ {
-			for x := x0; x <= x1; x++ {
-				k := cellKey{x, y, bk}
-				c, ok := w.cells[k]
-				if !ok {
-					continue
+	for y := y0; y <= y1; y++ {
+		for x := x0; x <= x1; x++ {
+			ci := w.g.find(x, y)
+			if ci < 0 {
+				continue
+			}
+			if b0 == restBucket {
+				c := &w.g.cols[ci]
+				c.rest = removeEntry(c.rest, id, m.seq)
+				if len(c.rest) == 0 && len(c.layers) == 0 {
+					w.g.release(ci)
 				}
-				kept := c.es[:0]
-				for _, e := range c.es {
-					if e.id != id || e.seq != m.seq {
-						kept = append(kept, e)
-					}
-				}
-				c.es = kept
-				if len(kept) == 0 && bk == restBucket {
-					delete(w.cells, k)
-					w.restCells--
-					w.pool = append(w.pool, c)
+				continue
+			}
+			for bk := b0; bk <= b1; bk++ {
+				if es := w.g.existing(ci, bk); es != nil {
+					*es = removeEntry(*es, id, m.seq)
 				}
 			}
 		}

@@ -90,9 +90,16 @@ func TestAdvanceTrimsHistory(t *testing.T) {
 		t.Errorf("Position at horizon = %v %v", got, ok)
 	}
 	// The index holds only buckets from the one before the horizon's on.
-	for k := range w.cells {
-		if k.b != restBucket && k.b < floorDiv(w.Horizon(), w.bucket)-1 {
-			t.Fatalf("cell %+v survived Advance", k)
+	for ci, c := range w.g.cols {
+		for _, l := range c.layers {
+			if l.b < floorDiv(w.Horizon(), w.bucket)-1 {
+				t.Fatalf("column %d bucket %d survived Advance", ci, l.b)
+			}
+		}
+	}
+	for b := range w.g.buckets {
+		if b < floorDiv(w.Horizon(), w.bucket)-1 {
+			t.Fatalf("bucket %d still listed after Advance", b)
 		}
 	}
 	must(t, w.Advance(0)) // backwards: ignored
