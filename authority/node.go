@@ -52,12 +52,14 @@ type Node struct {
 	sessions map[SessionID]*session
 	nextSID  SessionID
 	nextCrea uint32
-	watchers map[string]map[SessionID]struct{} // prefix (or exact path) → sessions
+	watchers map[string][]*session // prefix (or exact path) → watching sessions
+	epoch    uint64                // marks sessions visited by one watchersOf call
 
 	calls      map[netcode.CallID]*callRec
-	outputs    map[outKey]*callRec
 	rerunQueue []*callRec // calls with an invalidated output, checked after each cascade
-	callExpiry callHeap   // calls by write time, dropped at finality
+	callExpiry []*callRec // calls by write time (kept sorted), dropped at finality
+	funcs      map[string]*funcEntry
+	dirty      []*session // sessions with batched deliveries to flush
 
 	lastFlush int64
 	ready     []SessionID // sessions with something to send, in first-touched order
@@ -121,7 +123,9 @@ type session struct {
 	cur    []byte // open frame, nil when none
 	values []wire.Value
 	states []wire.StateChange
-	queued bool // in Node.ready
+	queued bool   // in Node.ready
+	dirty  bool   // in Node.dirty
+	seen   uint64 // Node.epoch of the last watchersOf that visited it
 	close  bool
 	reason string
 	lastW  int64 // write time of this session's latest call: the next must be later
@@ -140,8 +144,16 @@ type outKey struct {
 	t    netcode.Time
 }
 
+// funcEntry caches a registered function with its counters, so a call
+// costs one lookup.
+type funcEntry struct {
+	fn    *netcode.Function
+	stats *FuncStats
+}
+
 type callRec struct {
 	call     netcode.Call
+	stats    *FuncStats
 	session  SessionID
 	versions []callVersion
 	lastErr  error // error of the latest run, if it failed
@@ -178,9 +190,9 @@ func NewNode(cfg Config) (*Node, error) {
 		writeRule: rule,
 		store:     store,
 		sessions:  make(map[SessionID]*session),
-		watchers:  make(map[string]map[SessionID]struct{}),
+		watchers:  make(map[string][]*session),
 		calls:     make(map[netcode.CallID]*callRec),
-		outputs:   make(map[outKey]*callRec),
+		funcs:     make(map[string]*funcEntry),
 		funcStats: make(map[string]*FuncStats),
 		nextCrea:  1,
 	}, nil
@@ -389,8 +401,26 @@ func (n *Node) sortedSessions() []*session {
 	for _, s := range n.sessions {
 		out = append(out, s)
 	}
-	slices.SortFunc(out, func(a, b *session) int { return int(a.id - b.id) })
+	slices.SortFunc(out, func(a, b *session) int { return cmpID(a.id, b.id) })
 	return out
+}
+
+func cmpID(a, b SessionID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// markDirty queues a session whose batches the next flush must send.
+func (n *Node) markDirty(s *session) {
+	if !s.dirty {
+		s.dirty = true
+		n.dirty = append(n.dirty, s)
+	}
 }
 
 // Tick advances finality, flushes watch deliveries (every tick, or every
@@ -399,30 +429,29 @@ func (n *Node) Tick(now int64) {
 	n.applyChanges(now, n.store.Tick(now))
 	n.processReruns(now)
 	h := n.store.Horizon()
-	for n.callExpiry.len() > 0 && n.callExpiry.peek().call.Time < h {
-		rec := n.callExpiry.pop()
+	k := 0
+	for k < len(n.callExpiry) && n.callExpiry[k].call.Time < h {
+		rec := n.callExpiry[k]
 		rec.dead = true
 		delete(n.calls, rec.call.ID)
-		for _, v := range rec.versions {
-			for _, k := range v.outputs {
-				if n.outputs[k] == rec {
-					delete(n.outputs, k)
-				}
-			}
-		}
+		k++
+	}
+	if k > 0 {
+		clear(n.callExpiry[:k])
+		n.callExpiry = n.callExpiry[k:]
 	}
 	if now-n.lastFlush >= int64(n.cfg.FlushEvery) {
 		n.flush(now)
 	}
 }
 
-// Ready returns what the shell must send and close since the last call, per
-// session in the order sessions were first touched. Frames are owned by the
-// caller.
+// Ready returns what the shell must send and close since the last call, one
+// Output per session in session order. Frames are owned by the caller.
 func (n *Node) Ready() []Output {
 	if len(n.ready) == 0 {
 		return nil
 	}
+	slices.Sort(n.ready) // deterministic order whatever touched them first
 	out := make([]Output, 0, len(n.ready))
 	for _, id := range n.ready {
 		s := n.sessions[id]
@@ -493,12 +522,16 @@ func (n *Node) closeFrame(s *session) {
 // flush encodes the batched watch deliveries of every session.
 func (n *Node) flush(now int64) {
 	n.lastFlush = now
-	for _, s := range n.sortedSessions() {
+	slices.SortFunc(n.dirty, func(a, b *session) int { return cmpID(a.id, b.id) })
+	for _, s := range n.dirty {
+		s.dirty = false
 		if s.state != ready || (len(s.values) == 0 && len(s.states) == 0) {
 			continue
 		}
 		n.sendBatches(s)
 	}
+	clear(n.dirty)
+	n.dirty = n.dirty[:0]
 }
 
 func (n *Node) sendBatches(s *session) {
@@ -506,18 +539,18 @@ func (n *Node) sendBatches(s *session) {
 	if max <= 0 {
 		max = wire.DefaultLimits().MaxBatch
 	}
-	for len(s.values) > 0 {
-		k := min(len(s.values), max)
-		n.send(s, &wire.Message{Kind: wire.KindValues, Values: wire.Values{Items: s.values[:k]}})
-		n.stats.ValuesSent += uint64(k)
-		s.values = s.values[k:]
+	for i := 0; i < len(s.values); i += max {
+		batch := s.values[i:min(i+max, len(s.values))]
+		n.send(s, &wire.Message{Kind: wire.KindValues, Values: wire.Values{Items: batch}})
+		n.stats.ValuesSent += uint64(len(batch))
 	}
-	for len(s.states) > 0 {
-		k := min(len(s.states), max)
-		n.send(s, &wire.Message{Kind: wire.KindValidStates, ValidStates: wire.ValidStates{Items: s.states[:k]}})
-		n.stats.StatesSent += uint64(k)
-		s.states = s.states[k:]
+	for i := 0; i < len(s.states); i += max {
+		batch := s.states[i:min(i+max, len(s.states))]
+		n.send(s, &wire.Message{Kind: wire.KindValidStates, ValidStates: wire.ValidStates{Items: batch}})
+		n.stats.StatesSent += uint64(len(batch))
 	}
+	// Keep the capacity for the next flush; drop references to values.
+	clear(s.values)
 	s.values, s.states = s.values[:0], s.states[:0]
 }
 
@@ -535,13 +568,10 @@ func (n *Node) watch(now int64, s *session, w *wire.Watch) {
 			continue
 		}
 		spec := watchSpec{mode: w.Mode, window: w.Window}
-		s.watches[prefix] = spec
-		set := n.watchers[prefix]
-		if set == nil {
-			set = make(map[SessionID]struct{})
-			n.watchers[prefix] = set
+		if _, ok := s.watches[prefix]; !ok {
+			n.watchers[prefix] = append(n.watchers[prefix], s)
 		}
-		set[s.id] = struct{}{}
+		s.watches[prefix] = spec
 		n.snapshot(now, s, prefix, spec)
 	}
 	// Answer a watch at once rather than at the next flush.
@@ -593,39 +623,38 @@ func (n *Node) unwatch(s *session, prefix string) {
 		return
 	}
 	delete(s.watches, prefix)
-	if set := n.watchers[prefix]; set != nil {
-		delete(set, s.id)
-		if len(set) == 0 {
-			delete(n.watchers, prefix)
-		}
+	list := n.watchers[prefix]
+	if i := slices.Index(list, s); i >= 0 {
+		list = slices.Delete(list, i, i+1)
+	}
+	if len(list) == 0 {
+		delete(n.watchers, prefix)
+	} else {
+		n.watchers[prefix] = list
 	}
 }
 
 // watchersOf calls fn for every session watching path (through any of its
-// prefixes or the exact path), once per session.
+// prefixes or the exact path), once per session. The order follows the
+// watch lists, which is deterministic; Ready sorts its output by session.
 func (n *Node) watchersOf(path string, fn func(*session)) {
-	visit := func(key string, seen *[]SessionID) {
-		for id := range n.watchers[key] {
-			if slices.Contains(*seen, id) {
+	n.epoch++
+	visit := func(key string) {
+		for _, s := range n.watchers[key] {
+			if s.seen == n.epoch || s.state != ready {
 				continue
 			}
-			*seen = append(*seen, id)
-		}
-	}
-	var ids []SessionID
-	visit("", &ids)
-	for i := 0; i < len(path); i++ {
-		if path[i] == '/' {
-			visit(path[:i+1], &ids)
-		}
-	}
-	visit(path, &ids)
-	slices.Sort(ids) // deterministic delivery order
-	for _, id := range ids {
-		if s := n.sessions[id]; s != nil && s.state == ready {
+			s.seen = n.epoch
 			fn(s)
 		}
 	}
+	visit("")
+	for i := 0; i < len(path); i++ {
+		if path[i] == '/' {
+			visit(path[:i+1])
+		}
+	}
+	visit(path)
 }
 
 func toWire(v netcode.PathValue) wire.Value {
@@ -644,26 +673,22 @@ func (n *Node) applyChanges(now int64, changes []netcode.Change) {
 		leftValid := c.Kind == netcode.StateChanged && c.Old == netcode.Valid
 		switch {
 		case becameValid:
-			v, ok := n.store.Get(c.Path, c.Time)
-			if !ok {
-				continue
-			}
-			w := toWire(v)
+			w := wire.Value{Path: c.Path, Time: wire.Time(c.Time), Value: c.Value, Flags: wire.Flags(c.Flags)}
 			n.watchersOf(c.Path, func(s *session) {
 				s.values = append(s.values, w)
-				n.touch(s)
+				n.markDirty(s)
 				n.checkBacklog(s)
 			})
 		case leftValid:
 			sc := wire.StateChange{Path: c.Path, Time: wire.Time(c.Time), State: wire.State(c.New)}
 			n.watchersOf(c.Path, func(s *session) {
 				s.states = append(s.states, sc)
-				n.touch(s)
+				n.markDirty(s)
 				n.checkBacklog(s)
 			})
 		}
 		if c.Kind == netcode.StateChanged && c.New == netcode.Invalid {
-			if rec := n.outputs[outKey{c.Path, c.Time}]; rec != nil && !rec.queued && !rec.dead {
+			if rec, _ := c.Tag.(*callRec); rec != nil && !rec.queued && !rec.dead {
 				rec.queued = true
 				n.rerunQueue = append(n.rerunQueue, rec)
 			}
@@ -703,11 +728,17 @@ func (n *Node) callMsg(now int64, s *session, c *wire.Call) {
 		n.strike(now, s, fmt.Sprintf("over %.0f calls per second", n.cfg.Limits.CallsPerSecond))
 		return
 	}
-	f, ok := n.reg.Lookup(c.Name)
-	if !ok {
-		reject(fmt.Sprintf("unknown function %q", c.Name))
-		return
+	fe := n.funcs[c.Name]
+	if fe == nil {
+		f, ok := n.reg.Lookup(c.Name)
+		if !ok {
+			reject(fmt.Sprintf("unknown function %q", c.Name))
+			return
+		}
+		fe = &funcEntry{fn: f, stats: n.funcStat(f.Name)}
+		n.funcs[f.Name] = fe
 	}
+	f := fe.fn
 	W := c.Time.Nanos
 	switch f.Options.Policy {
 	case netcode.ClampToMaxLag:
@@ -731,17 +762,16 @@ func (n *Node) callMsg(now int64, s *session, c *wire.Call) {
 		return
 	}
 	s.lastW = W
-	call := netcode.Call{ID: id, Name: c.Name, Args: slices.Clone(c.Args), Time: W, ViewDelay: c.ViewDelay}
-	rec := &callRec{call: call, session: s.id}
-	fs := n.funcStat(c.Name)
-	fs.Calls++
+	call := netcode.Call{ID: id, Name: f.Name, Args: slices.Clone(c.Args), Time: W, ViewDelay: c.ViewDelay}
+	rec := &callRec{call: call, session: s.id, stats: fe.stats}
+	fe.stats.Calls++
 	n.stats.Calls++
 	if !n.run(now, rec, 0) {
 		n.sendResult(s, rec)
 		return
 	}
 	n.calls[id] = rec
-	n.callExpiry.push(rec)
+	n.expireLater(rec)
 	n.sendResult(s, rec)
 }
 
@@ -753,7 +783,8 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 		start = n.cfg.RunClock()
 	}
 	out := n.reg.Run(n.store, &n.cfg.Store, rec.call, version)
-	fs := n.funcStat(rec.call.Name)
+	out.Tag = rec
+	fs := rec.stats
 	if n.cfg.RunClock != nil {
 		fs.RunNanos += n.cfg.RunClock() - start
 	}
@@ -765,10 +796,9 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 			out.Err = err
 			rec.refused = true
 		} else {
-			for _, w := range out.Writes {
-				k := outKey{w.Path, w.Time}
-				cv.outputs = append(cv.outputs, k)
-				n.outputs[k] = rec
+			cv.outputs = make([]outKey, len(out.Writes))
+			for i, w := range out.Writes {
+				cv.outputs[i] = outKey{w.Path, w.Time}
 			}
 			rec.versions = append(rec.versions, cv)
 			n.applyChanges(now, changes)
@@ -837,7 +867,7 @@ func (n *Node) processReruns(now int64) {
 		}
 		next := rec.versions[len(rec.versions)-1].version + 1
 		n.stats.Reruns++
-		n.funcStat(rec.call.Name).Reruns++
+		rec.stats.Reruns++
 		n.run(now, rec, next)
 		if s := n.sessions[rec.session]; s != nil && s.state == ready {
 			n.sendResult(s, rec)
@@ -905,44 +935,13 @@ func (n *Node) write(now int64, s *session, w *wire.Write) {
 	n.applyChanges(now, changes)
 }
 
-// callHeap orders call records by write time.
-type callHeap struct{ a []*callRec }
-
-func (h *callHeap) len() int        { return len(h.a) }
-func (h *callHeap) peek() *callRec  { return h.a[0] }
-func callBefore(x, y *callRec) bool { return x.call.Time < y.call.Time }
-func (h *callHeap) push(r *callRec) {
-	h.a = append(h.a, r)
-	i := len(h.a) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !callBefore(h.a[i], h.a[p]) {
-			break
-		}
-		h.a[i], h.a[p] = h.a[p], h.a[i]
-		i = p
+// expireLater files rec by write time for Tick to forget at finality.
+// Calls arrive in nearly increasing time, so the insertion point is found
+// from the end.
+func (n *Node) expireLater(rec *callRec) {
+	i := len(n.callExpiry)
+	for i > 0 && n.callExpiry[i-1].call.Time > rec.call.Time {
+		i--
 	}
-}
-
-func (h *callHeap) pop() *callRec {
-	top := h.a[0]
-	last := len(h.a) - 1
-	h.a[0] = h.a[last]
-	h.a[last] = nil
-	h.a = h.a[:last]
-	i := 0
-	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < last && callBefore(h.a[l], h.a[m]) {
-			m = l
-		}
-		if r < last && callBefore(h.a[r], h.a[m]) {
-			m = r
-		}
-		if m == i {
-			return top
-		}
-		h.a[i], h.a[m] = h.a[m], h.a[i]
-		i = m
-	}
+	n.callExpiry = slices.Insert(n.callExpiry, i, rec)
 }

@@ -159,6 +159,8 @@ type Server struct {
 	node    *Node
 	peers   map[SessionID]*transport.Session
 	readCtx context.Context // ends when the node goroutine stops
+	refused uint64          // sessions the node refused
+	slow    uint64          // sessions closed as too slow
 
 	mu       sync.Mutex // guards the fields below
 	state    serverState
@@ -175,9 +177,12 @@ const (
 	serverClosed
 )
 
+// nodeSnapshot is what the node goroutine reports in one go, so the
+// counters in it agree with each other.
 type nodeSnapshot struct {
-	stats Stats
-	funcs map[string]FuncStats
+	stats            Stats
+	funcs            map[string]FuncStats
+	refused, tooSlow uint64
 }
 
 type eventKind uint8
@@ -301,7 +306,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	// The node goroutine has stopped: nothing will read events or touch
 	// the node any more.
 	s.mu.Lock()
-	s.lastNode = nodeSnapshot{stats: s.node.Stats(), funcs: s.node.FuncStats()}
+	s.lastNode = s.snapshot()
 	s.mu.Unlock()
 	stopAccept()
 	stopReads()
@@ -384,15 +389,17 @@ func (s *Server) closeIdle() bool {
 	return false
 }
 
-// Stats returns the server's counters: the node's (asked of the node
-// goroutine, so they are current) and the transport's summed over
-// sessions.
+// Stats returns the server's counters: the node's, with Refused and
+// TooSlow, read by the node goroutine at one instant (so they agree with
+// each other), and the transport's frame and byte totals summed over
+// sessions just after.
 func (s *Server) Stats() ServerStats {
 	ns := s.nodeStats()
 	st := ServerStats{Node: ns.stats, Funcs: ns.funcs}
 	s.mu.Lock()
 	t := s.closed
 	t.Open = len(s.conns)
+	t.Refused, t.TooSlow = ns.refused, ns.tooSlow
 	for c := range s.conns {
 		cs := c.Stats()
 		t.FramesSent += cs.FramesSent
@@ -405,6 +412,12 @@ func (s *Server) Stats() ServerStats {
 	s.mu.Unlock()
 	st.Transport = t
 	return st
+}
+
+// snapshot reads the node goroutine's counters; only it may call this
+// while Serve runs.
+func (s *Server) snapshot() nodeSnapshot {
+	return nodeSnapshot{stats: s.node.Stats(), funcs: s.node.FuncStats(), refused: s.refused, tooSlow: s.slow}
 }
 
 func (s *Server) nodeStats() nodeSnapshot {
@@ -485,7 +498,7 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 		case <-ticker.C:
 			s.node.Tick(s.clock.Now())
 		case reply := <-s.statsReq:
-			reply <- nodeSnapshot{stats: s.node.Stats(), funcs: s.node.FuncStats()}
+			reply <- s.snapshot()
 			continue
 		case err := <-acceptErr:
 			s.log.Error("listener failed", "error", err)
@@ -518,9 +531,7 @@ func (s *Server) handle(ev event) {
 		remote := ev.sess.RemoteAddr().String()
 		id, err := s.node.Connect(now, remote)
 		if err != nil {
-			s.mu.Lock()
-			s.closed.Refused++
-			s.mu.Unlock()
+			s.refused++
 			s.log.Warn("session refused", "remote", remote, "error", err)
 			s.closeAsync(ev.sess, err.Error())
 			return
@@ -582,9 +593,7 @@ func (s *Server) tooSlow(o Output, sess *transport.Session, st transport.Stats) 
 	if !o.Close {
 		s.node.Disconnect(s.clock.Now(), o.Session)
 	}
-	s.mu.Lock()
-	s.closed.TooSlow++
-	s.mu.Unlock()
+	s.slow++
 	reason := fmt.Sprintf("too slow: %d frames queued, %d more to send, limit %d", st.SendQueued, len(o.Frames), s.cfg.Transport.SendQueueFrames)
 	s.log.Warn("session too slow", "session", o.Session, "queued", st.SendQueued, "dropped", st.SendDropped)
 	s.closeAsync(sess, reason)

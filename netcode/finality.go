@@ -103,6 +103,7 @@ func (s *Store) finalize(e *entry) {
 	e.final = true
 	e.readers, e.spanners, e.refs = nil, nil, nil
 	e.pv.Locks = nil
+	e.tag = nil
 	if !e.ghost {
 		s.stats.LiveValues--
 		s.stats.Finalized++

@@ -116,6 +116,9 @@ type Outcome struct {
 	Locks  []ReadLock
 	Writes []PathValue // every write shares Locks
 	Err    error
+	// Tag is carried by Store.Commit into every Change about the written
+	// values, so the committer can find what wrote them.
+	Tag any
 }
 
 // Run executes call against view at write time
@@ -187,7 +190,7 @@ func (s *Store) Commit(now int64, out *Outcome) ([]Change, error) {
 		return nil, err
 	}
 	for i := range vs {
-		s.insertOwned(vs[i])
+		s.insertOwned(vs[i], out.Tag)
 	}
 	s.runCascade()
 	return s.changes, nil

@@ -37,8 +37,13 @@ type Change struct {
 	Kind     ChangeKind
 	Path     string
 	Time     Time
+	Value    []byte // the value's bytes (aliasing the store: do not modify)
 	Flags    Flags
 	Old, New State // Old is meaningless for Added
+	// Tag is the Outcome.Tag of the committed outcome that wrote the value
+	// (nil for values inserted otherwise): the authority finds the call to
+	// re-run through it.
+	Tag any
 }
 
 func (c Change) String() string {
@@ -58,8 +63,9 @@ func (c Change) String() string {
 // three-valued "and" over all lock conditions. The counters always reflect
 // the stored states of the entries they depend on.
 type entry struct {
-	p  *pathState
-	pv PathValue // Path, Time, Value, Locks, State, Flags
+	p   *pathState
+	pv  PathValue // Path, Time, Value, Locks, State, Flags
+	tag any       // Outcome.Tag of the commit that wrote it
 
 	bad, unknown int32
 	ghost        bool // a lock target not seen yet
@@ -246,7 +252,7 @@ func (s *Store) InsertBatch(now int64, vs []PathValue) ([]Change, error) {
 				sharedTo = v.Locks
 			}
 		}
-		s.insertOwned(v)
+		s.insertOwned(v, nil)
 	}
 	s.runCascade()
 	return s.changes, nil
@@ -393,7 +399,7 @@ func (s *Store) path(name string) *pathState {
 
 // insertOwned stores a checked value whose slices the store now owns. The
 // caller runs the cascade afterwards.
-func (s *Store) insertOwned(v PathValue) {
+func (s *Store) insertOwned(v PathValue, tag any) {
 	p := s.path(v.Path)
 	event := v.Flags&FlagEvent != 0
 	var e *entry
@@ -428,6 +434,7 @@ func (s *Store) insertOwned(v PathValue) {
 	wasGhost := e.ghost
 	e.ghost = false
 	e.pv = v
+	e.tag = tag
 	e.registerLocks(s)
 	st := e.computed()
 	e.pv.State = st
@@ -436,7 +443,7 @@ func (s *Store) insertOwned(v PathValue) {
 	}
 	s.stats.Inserted++
 	s.stats.LiveValues++
-	s.changes = append(s.changes, Change{Kind: Added, Path: v.Path, Time: v.Time, Flags: v.Flags, New: st})
+	s.changes = append(s.changes, Change{Kind: Added, Path: v.Path, Time: v.Time, Value: v.Value, Flags: v.Flags, New: st, Tag: tag})
 	if event {
 		return
 	}
@@ -673,7 +680,7 @@ func (s *Store) setState(e *entry, old, st State) {
 	if old == Invalid {
 		s.stats.Revalidation++
 	}
-	s.changes = append(s.changes, Change{Kind: StateChanged, Path: e.pv.Path, Time: e.pv.Time, Flags: e.pv.Flags, Old: old, New: st})
+	s.changes = append(s.changes, Change{Kind: StateChanged, Path: e.pv.Path, Time: e.pv.Time, Value: e.pv.Value, Flags: e.pv.Flags, Old: old, New: st, Tag: e.tag})
 }
 
 // listPath registers a path in the children index.
