@@ -513,7 +513,7 @@ func (n *Node) send(s *session, m *wire.Message) {
 }
 
 func (n *Node) closeFrame(s *session) {
-	if s.cur != nil && len(s.cur) > 1 {
+	if len(s.cur) > 1 {
 		s.frames = append(s.frames, s.cur)
 	}
 	s.cur = nil
