@@ -7,6 +7,59 @@
 // deterministic simulator drives directly. Server is the thin shell that
 // runs a Node on the transport with real goroutines, sockets and clock.
 //
+// # The node
+//
+// The canonical loop of whatever drives a Node (the Server, a simulator, a
+// test):
+//
+//	id, err := node.Connect(now, remote)   // a transport session opened
+//	node.Step(now, id, frame)              // for every frame it receives
+//	node.Tick(now)                         // every server tick
+//	for _, o := range node.Ready() {       // after each of the above
+//		send o.Frames in order; if o.Close, close the session
+//	}
+//	node.Disconnect(now, id)               // the transport session is gone
+//
+// now is the authority's synced time in nanoseconds; the node never reads
+// a clock. The node owns each session's wire Encoder and Decoder, so the
+// driver moves opaque frames, and a frame that fails to decode gets an
+// Error and a closed session before anything reaches the store.
+//
+// What the node does with a session:
+//
+//  1. Hello first (protocol version, then the Authenticator if any); the
+//     Welcome assigns a Creator id (NodeID<<24 | n) and sends the timing
+//     rules. TimeSyncRequest is answered with the node's time; Ping is
+//     echoed.
+//  2. Watch (a prefix ending in '/', or an exact path) is answered at once
+//     with a snapshot: the latest valid value of each path, or for history
+//     watches every valid value within the window plus the one before it.
+//     Afterwards every value that becomes valid is delivered, and every
+//     delivered value that stops being valid (or comes back) as a state
+//     change, batched per flush (every Tick, or Config.FlushEvery). Pending
+//     values wait until they are valid. Clients never receive locks.
+//  3. Call runs the registered function at the call's write time (after
+//     the function's TimePolicy), with past-time reads at W - ViewDelay
+//     clamped to MaxRewind, and commits its writes with their locks. Each
+//     call must be stamped later than the session's previous call. The
+//     answer is a CallResult: ok with the output refs, failed with the
+//     function's error, or rejected (unknown function, write time outside
+//     the window, the store refused the writes, rate limit). A call sent
+//     again with the same id is answered from its record, not run again.
+//  4. Whenever an output of a call turns invalid, the call is re-run at
+//     the next Version on the corrected state, in time order, unless some
+//     stored version of it is still valid (a late input that was itself
+//     rejected brings the old version back). The caller gets a new
+//     CallResult. Calls are forgotten, and never re-run, once final.
+//  5. Write stores raw values only where the WriteRule allows (default:
+//     under clients/<creator>/) and only with the session's own Creator.
+//  6. Limits are per session: watches (Error, watch refused), calls,
+//     written values and received bytes per second (token buckets holding
+//     one second's worth; each violation is an Error and a strike, more
+//     than Limits.Strikes within Limits.StrikeWindow disconnects), and
+//     queued deliveries (a session that cannot keep up is disconnected
+//     rather than silently lose values). Other sessions are unaffected.
+//
 // # Embedding a server
 //
 // A game links its registry into both its client and its authority, and
