@@ -50,43 +50,38 @@ func (b box32) overlaps(c AABB) bool {
 }
 
 // grid holds the cells of the index by column: one column per grid cell
-// (x, y) holding all of that cell's time layers, found through one probe of
-// a flat open-addressing table. The table is small (16 bytes a column) and
-// the layer a write goes to is usually the column's last, so a write costs
-// a probe, the column and the tail of one entry slice, and a query pays one
+// (x, y) holding all of that cell's time layers, stored in the slots of a
+// flat open-addressing table so that one probe reaches them. A column keeps
+// its newest layer inline, and the newest layer is where writes go, so a
+// write costs the probe and the tail of one entry slice; a query pays one
 // probe per cell for every bucket it reads.
 type grid struct {
-	// slots is the table, a power of two long, linear probing with
-	// backward-shift deletion (no tombstones); n slots are used.
-	slots []slot
-	shift uint // 64 - log2(len(slots))
+	// cols is the table, a power of two long, linear probing with
+	// backward-shift deletion (no tombstones); n columns are used.
+	cols  []column
+	shift uint // 64 - log2(len(cols))
 	n     int
 
-	cols     []column
-	freeCols []int32
-	// buckets lists, for each time bucket, the columns holding a layer of
+	// buckets lists, for each time bucket, the cells holding a layer of
 	// it, so that dropping a bucket visits only those.
-	buckets map[int64][]int32
-	// spare and spareLists hold emptied slices for reuse, so that a
-	// steady stream of writes stops allocating; drop is scratch.
-	spare      [][]entry
-	spareLists [][]int32
-	drop       []int64
+	buckets map[int64][]uint64
+	// spare and spareKeys hold emptied slices for reuse, so that a steady
+	// stream of writes stops allocating; drop is scratch.
+	spare     [][]entry
+	spareKeys [][]uint64
+	drop      []int64
 }
 
-// slot maps a packed (x, y) key to a column; col is the column index + 1,
-// 0 for an empty slot.
-type slot struct {
-	key uint64
-	col int32
-}
-
-// column is one grid cell: its entries in time layers sorted by bucket,
-// and the rest layer (pieces at rest that hold for ever).
+// column is one grid cell: its entries in time layers sorted by bucket
+// (older, then top, the newest), and the rest layer (pieces at rest that
+// hold for ever).
 type column struct {
-	layers []layer
+	key    uint64 // packed (x, y)
+	used   bool
+	hasTop bool
+	top    layer
+	older  []layer
 	rest   []entry
-	key    uint64
 }
 
 type layer struct {
@@ -94,117 +89,126 @@ type layer struct {
 	es []entry
 }
 
-const minSlots = 64
+const minCols = 64
 
 func makeGrid() grid {
-	return grid{slots: make([]slot, minSlots), shift: 64 - 6, buckets: make(map[int64][]int32)}
+	return grid{cols: make([]column, minCols), shift: 64 - 6, buckets: make(map[int64][]uint64)}
 }
 
 func packXY(x, y int32) uint64 { return uint64(uint32(x))<<32 | uint64(uint32(y)) }
 
 func (g *grid) home(key uint64) uint64 { return (key * 0x9e3779b97f4a7c15) >> g.shift }
 
-// find returns the column of cell (x, y), or -1.
-func (g *grid) find(x, y int32) int32 {
-	key := packXY(x, y)
-	mask := uint64(len(g.slots) - 1)
+// find returns the column of cell (x, y), or nil. The pointer is valid
+// until the next change of the table.
+func (g *grid) find(x, y int32) *column { return g.findKey(packXY(x, y)) }
+
+func (g *grid) findKey(key uint64) *column {
+	mask := uint64(len(g.cols) - 1)
 	for i := g.home(key); ; i = (i + 1) & mask {
-		s := &g.slots[i]
-		if s.col == 0 {
-			return -1
+		c := &g.cols[i]
+		if !c.used {
+			return nil
 		}
-		if s.key == key {
-			return s.col - 1
+		if c.key == key {
+			return c
 		}
 	}
 }
 
-// column returns the column of cell (x, y), creating it if needed.
-func (g *grid) column(x, y int32) int32 {
+// column returns the column of cell (x, y), creating it if needed. The
+// pointer is valid until the next change of the table.
+func (g *grid) column(x, y int32) *column {
 	key := packXY(x, y)
-	mask := uint64(len(g.slots) - 1)
-	i := g.home(key)
-	for ; g.slots[i].col != 0; i = (i + 1) & mask {
-		if g.slots[i].key == key {
-			return g.slots[i].col - 1
-		}
-	}
-	var ci int32
-	if n := len(g.freeCols); n > 0 {
-		ci = g.freeCols[n-1]
-		g.freeCols = g.freeCols[:n-1]
-	} else {
-		ci = int32(len(g.cols))
-		g.cols = append(g.cols, column{})
-	}
-	g.cols[ci].key = key
-	g.slots[i] = slot{key, ci + 1}
-	g.n++
-	if 2*g.n > len(g.slots) {
+	if 2*(g.n+1) > len(g.cols) {
 		g.grow()
 	}
-	return ci
+	mask := uint64(len(g.cols) - 1)
+	i := g.home(key)
+	for ; g.cols[i].used; i = (i + 1) & mask {
+		if g.cols[i].key == key {
+			return &g.cols[i]
+		}
+	}
+	g.n++
+	c := &g.cols[i]
+	c.key, c.used = key, true
+	return c
 }
 
 func (g *grid) grow() {
-	old := g.slots
-	g.slots = make([]slot, 2*len(old))
+	old := g.cols
+	g.cols = make([]column, 2*len(old))
 	g.shift--
-	mask := uint64(len(g.slots) - 1)
-	for _, s := range old {
-		if s.col == 0 {
+	mask := uint64(len(g.cols) - 1)
+	for k := range old {
+		if !old[k].used {
 			continue
 		}
-		i := g.home(s.key)
-		for g.slots[i].col != 0 {
+		i := g.home(old[k].key)
+		for g.cols[i].used {
 			i = (i + 1) & mask
 		}
-		g.slots[i] = s
+		g.cols[i] = old[k]
 	}
 }
 
-// release frees column ci, which must hold no entries.
-func (g *grid) release(ci int32) {
-	key := g.cols[ci].key
-	mask := uint64(len(g.slots) - 1)
+// release frees the column of key, which must hold no layer and no rest
+// entry.
+func (g *grid) release(key uint64) {
+	mask := uint64(len(g.cols) - 1)
 	i := g.home(key)
-	for g.slots[i].key != key || g.slots[i].col != ci+1 {
+	for g.cols[i].key != key || !g.cols[i].used {
 		i = (i + 1) & mask
 	}
+	g.cols[i] = column{}
+	g.n--
 	// Backward-shift deletion: move later members of the probe run into
 	// the hole when the hole lies between their home and their slot.
-	for {
-		g.slots[i] = slot{}
-		j := i
-		for {
-			j = (j + 1) & mask
-			if g.slots[j].col == 0 {
-				g.n--
-				c := &g.cols[ci]
-				c.layers, c.rest = c.layers[:0], c.rest[:0]
-				g.freeCols = append(g.freeCols, ci)
-				return
-			}
-			h := g.home(g.slots[j].key)
-			if (j-h)&mask >= (j-i)&mask {
-				g.slots[i] = g.slots[j]
-				i = j
-				break
-			}
+	for j := (i + 1) & mask; g.cols[j].used; j = (j + 1) & mask {
+		h := g.home(g.cols[j].key)
+		if (j-h)&mask >= (j-i)&mask {
+			g.cols[i] = g.cols[j]
+			g.cols[j] = column{}
+			i = j
 		}
 	}
 }
 
-// layer returns the entries of bucket b in column ci, creating the layer
-// if needed.
-func (g *grid) layer(ci int32, b int64) *[]entry {
-	c := &g.cols[ci]
-	i := len(c.layers)
-	for i > 0 && c.layers[i-1].b >= b {
-		if c.layers[i-1].b == b {
-			return &c.layers[i-1].es
-		}
-		i--
+// nlayers returns the number of time layers of c; at(i) is the i-th by
+// bucket.
+func (c *column) nlayers() int {
+	if c.hasTop {
+		return len(c.older) + 1
+	}
+	return 0
+}
+
+func (c *column) at(i int) *layer {
+	if i == len(c.older) {
+		return &c.top
+	}
+	return &c.older[i]
+}
+
+// span returns the range of layers holding buckets b0 to b1.
+func (c *column) span(b0, b1 int64) (lo, hi int) {
+	hi = c.nlayers()
+	for hi > 0 && c.at(hi-1).b > b1 {
+		hi--
+	}
+	lo = hi
+	for lo > 0 && c.at(lo-1).b >= b0 {
+		lo--
+	}
+	return lo, hi
+}
+
+// layer returns the entries of bucket b in column c, creating the layer if
+// needed.
+func (g *grid) layer(c *column, b int64) *[]entry {
+	if es := c.existing(b); es != nil {
+		return es
 	}
 	var es []entry
 	if n := len(g.spare); n > 0 {
@@ -212,26 +216,44 @@ func (g *grid) layer(ci int32, b int64) *[]entry {
 		g.spare[n-1] = nil
 		g.spare = g.spare[:n-1]
 	}
-	c.layers = append(c.layers, layer{})
-	copy(c.layers[i+1:], c.layers[i:])
-	c.layers[i] = layer{b: b, es: es}
-	cols, ok := g.buckets[b]
+	keys, ok := g.buckets[b]
 	if !ok {
-		if n := len(g.spareLists); n > 0 {
-			cols = g.spareLists[n-1]
-			g.spareLists = g.spareLists[:n-1]
+		if n := len(g.spareKeys); n > 0 {
+			keys = g.spareKeys[n-1]
+			g.spareKeys = g.spareKeys[:n-1]
 		}
 	}
-	g.buckets[b] = append(cols, ci)
-	return &c.layers[i].es
+	g.buckets[b] = append(keys, c.key)
+	switch {
+	case !c.hasTop:
+		c.top, c.hasTop = layer{b, es}, true
+		return &c.top.es
+	case b > c.top.b:
+		c.older = append(c.older, c.top)
+		c.top = layer{b, es}
+		return &c.top.es
+	}
+	i := len(c.older)
+	for i > 0 && c.older[i-1].b > b {
+		i--
+	}
+	c.older = append(c.older, layer{})
+	copy(c.older[i+1:], c.older[i:])
+	c.older[i] = layer{b, es}
+	return &c.older[i].es
 }
 
-// existing returns the entries of bucket b in column ci, or nil.
-func (g *grid) existing(ci int32, b int64) *[]entry {
-	c := &g.cols[ci]
-	for i := len(c.layers) - 1; i >= 0 && c.layers[i].b >= b; i-- {
-		if c.layers[i].b == b {
-			return &c.layers[i].es
+// existing returns the entries of bucket b in column c, or nil.
+func (c *column) existing(b int64) *[]entry {
+	if !c.hasTop {
+		return nil
+	}
+	if c.top.b == b {
+		return &c.top.es
+	}
+	for i := len(c.older) - 1; i >= 0 && c.older[i].b >= b; i-- {
+		if c.older[i].b == b {
+			return &c.older[i].es
 		}
 	}
 	return nil
@@ -249,38 +271,39 @@ func (g *grid) dropBefore(hb int64) {
 	}
 	slices.Sort(g.drop)
 	for _, b := range g.drop {
-		cols := g.buckets[b]
-		for _, ci := range cols {
-			c := &g.cols[ci]
-			for i := range c.layers {
-				if c.layers[i].b == b {
-					g.spare = append(g.spare, c.layers[i].es[:0])
-					copy(c.layers[i:], c.layers[i+1:])
-					c.layers[len(c.layers)-1] = layer{}
-					c.layers = c.layers[:len(c.layers)-1]
-					break
+		keys := g.buckets[b]
+		for _, key := range keys {
+			c := g.findKey(key)
+			if c == nil || !c.hasTop {
+				continue
+			}
+			if c.top.b == b {
+				g.spare = append(g.spare, c.top.es[:0])
+				if n := len(c.older); n > 0 {
+					c.top = c.older[n-1]
+					c.older[n-1] = layer{}
+					c.older = c.older[:n-1]
+				} else {
+					c.top, c.hasTop = layer{}, false
+				}
+			} else {
+				for i := range c.older {
+					if c.older[i].b == b {
+						g.spare = append(g.spare, c.older[i].es[:0])
+						copy(c.older[i:], c.older[i+1:])
+						c.older[len(c.older)-1] = layer{}
+						c.older = c.older[:len(c.older)-1]
+						break
+					}
 				}
 			}
-			if len(c.layers) == 0 && len(c.rest) == 0 {
-				g.release(ci)
+			if !c.hasTop && len(c.rest) == 0 {
+				g.release(key)
 			}
 		}
 		delete(g.buckets, b)
-		g.spareLists = append(g.spareLists, cols[:0])
+		g.spareKeys = append(g.spareKeys, keys[:0])
 	}
-}
-
-// span returns the range of c.layers holding buckets b0 to b1.
-func (c *column) span(b0, b1 int64) (lo, hi int) {
-	hi = len(c.layers)
-	for hi > 0 && c.layers[hi-1].b > b1 {
-		hi--
-	}
-	lo = hi
-	for lo > 0 && c.layers[lo-1].b >= b0 {
-		lo--
-	}
-	return lo, hi
 }
 
 // removeEntry deletes the entries of piece (id, seq) from es.

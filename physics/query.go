@@ -167,12 +167,12 @@ func (rc *raycaster) walk() {
 	stepY, nextY, deltaY := axisStep(rc.o.Y, rc.d.Y, cy, cs)
 	bk := floorDiv(rc.t, w.bucket)
 	for {
-		if ci := w.g.find(cx, cy); ci >= 0 {
-			c := &w.g.cols[ci]
+		if c := w.g.find(cx, cy); c != nil {
 			lo, hi := c.span(bk-1, bk)
-			for _, l := range c.layers[lo:hi] {
-				for i := range l.es {
-					rc.consider(&l.es[i])
+			for li := lo; li < hi; li++ {
+				es := c.at(li).es
+				for i := range es {
+					rc.consider(&es[i])
 				}
 			}
 			for i := range c.rest {
@@ -259,14 +259,13 @@ func (w *World) gather(box AABB, t0, t1 int64) []int32 {
 			b0, b1 := floorDiv(t0, w.bucket)-1, floorDiv(t1, w.bucket)
 			for y := y0; y <= y1; y++ {
 				for x := x0; x <= x1; x++ {
-					ci := w.g.find(x, y)
-					if ci < 0 {
+					c := w.g.find(x, y)
+					if c == nil {
 						continue
 					}
-					c := &w.g.cols[ci]
 					lo, hi := c.span(b0, b1)
-					for _, l := range c.layers[lo:hi] {
-						w.addEntries(l.es, box, t0, t1)
+					for li := lo; li < hi; li++ {
+						w.addEntries(c.at(li).es, box, t0, t1)
 					}
 					w.addEntries(c.rest, box, t0, t1)
 				}
@@ -464,15 +463,15 @@ func (w *World) Nearest(p Vec2, k int, t int64, maxDist float64, f Filter, dst [
 		if x < float64(e.x0) || x > float64(e.x1) || y < float64(e.y0) || y > float64(e.y1) {
 			return
 		}
-		ci := w.g.find(int32(x), int32(y))
-		if ci < 0 {
+		c := w.g.find(int32(x), int32(y))
+		if c == nil {
 			return
 		}
-		c := &w.g.cols[ci]
 		lo, hi := c.span(bk-1, bk)
-		for _, l := range c.layers[lo:hi] {
-			for i := range l.es {
-				if e := &l.es[i]; e.t0 <= t && e.t1 >= t {
+		for li := lo; li < hi; li++ {
+			es := c.at(li).es
+			for i := range es {
+				if e := &es[i]; e.t0 <= t && e.t1 >= t {
 					consider(e.id)
 				}
 			}

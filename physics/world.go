@@ -63,6 +63,20 @@ type body struct {
 	seq    uint32 // next piece sequence number; never reset, even on reuse
 	keys   []Keyframe
 	meta   []pieceMeta // parallel to keys
+	// keys[:dead] are known to have expired (each piece ends before the
+	// horizon); next is keys[dead+1].T, or math.MaxInt64, so that a write
+	// learns whether more have expired without reading the motion's head.
+	dead int
+	next int64
+}
+
+// resetNext recomputes b.next after keys[dead+1] may have changed.
+func (b *body) resetNext() {
+	if b.dead+1 < len(b.keys) {
+		b.next = b.keys[b.dead+1].T
+	} else {
+		b.next = math.MaxInt64
+	}
 }
 
 // pieceMeta records where a piece is indexed: over [T, ixEnd] (ixEnd ≥ the
@@ -165,15 +179,21 @@ func (w *World) Upsert(path string, shape Shape, k Keyframe) error {
 		}
 		id = w.alloc(path, shape, 0)
 		w.appendKey(id, k)
+		w.bodies[id].resetNext()
 		return nil
 	}
-	w.trim(id)
 	b := &w.bodies[id]
+	// Expired keyframes are dropped once they are half of the motion (so
+	// that the copy is paid once per many writes) or when the limit needs
+	// their room.
+	if n := w.expired(id); n > 0 && (2*n >= len(b.keys) || len(b.keys) >= w.cfg.MaxKeyframes) {
+		w.trim(id)
+	}
 	cut := len(b.keys)
 	if cut > 0 && b.keys[cut-1].T >= k.T {
 		cut = countBefore(b.keys, k.T) // a correction
 	}
-	if cut+1 > w.cfg.MaxKeyframes {
+	if cut+1 > w.cfg.MaxKeyframes { // exact: expired keyframes were dropped if they would count
 		return fmt.Errorf("%w: %q holds %d keyframes, limit %d", ErrHistoryFull, path, cut, w.cfg.MaxKeyframes)
 	}
 	if b.shape != shape {
@@ -184,6 +204,9 @@ func (w *World) Upsert(path string, shape Shape, k Keyframe) error {
 	w.unindexFrom(id, cut)
 	b.keys, b.meta = b.keys[:cut], b.meta[:cut]
 	w.appendKey(id, k)
+	if cut <= b.dead+1 {
+		b.resetNext()
+	}
 	return nil
 }
 
@@ -230,6 +253,7 @@ func (w *World) Seed(bodies []Body) error {
 		nb := &w.bodies[id]
 		nb.keys = append(nb.keys[:0], b.Motion...)
 		nb.meta = append(nb.meta[:0], make([]pieceMeta, len(b.Motion))...)
+		nb.resetNext()
 		w.trim(id)
 		w.reindexFrom(id, 0)
 	}
@@ -283,12 +307,12 @@ func (w *World) Advance(now int64) error {
 // expired returns the number of leading keyframes of the body whose piece
 // ends before the horizon, keeping at least the last one.
 func (w *World) expired(id int32) int {
-	ks := w.bodies[id].keys
-	n := 0
-	for n+1 < len(ks) && ks[n+1].T < w.horizon {
-		n++
+	b := &w.bodies[id]
+	for b.next < w.horizon {
+		b.dead++
+		b.resetNext()
 	}
-	return n
+	return b.dead
 }
 
 // retained returns the body's keyframes from the piece holding at the
@@ -310,6 +334,8 @@ func (w *World) trim(id int32) {
 	m := copy(b.keys, b.keys[n:])
 	copy(b.meta, b.meta[n:])
 	b.keys, b.meta = b.keys[:m], b.meta[:m]
+	b.dead = 0
+	b.resetNext()
 }
 
 func (w *World) alloc(path string, shape Shape, layers uint32) int32 {
@@ -431,14 +457,13 @@ func (w *World) index(id int32, i int) {
 	}
 	for y := y0; y <= y1; y++ {
 		for x := x0; x <= x1; x++ {
-			ci := w.g.column(x, y)
+			c := w.g.column(x, y)
 			if b0 == restBucket {
-				c := &w.g.cols[ci]
 				c.rest = append(c.rest, e)
 				continue
 			}
 			for bk := b0; bk <= b1; bk++ {
-				es := w.g.layer(ci, bk)
+				es := w.g.layer(c, bk)
 				*es = append(*es, e)
 			}
 		}
@@ -466,20 +491,19 @@ func (w *World) unindex(id int32, i int) {
 	_, x0, y0, x1, y1, b0, b1, _ := w.footprint(b, i, m.ixEnd)
 	for y := y0; y <= y1; y++ {
 		for x := x0; x <= x1; x++ {
-			ci := w.g.find(x, y)
-			if ci < 0 {
+			c := w.g.find(x, y)
+			if c == nil {
 				continue
 			}
 			if b0 == restBucket {
-				c := &w.g.cols[ci]
 				c.rest = removeEntry(c.rest, id, m.seq)
-				if len(c.rest) == 0 && len(c.layers) == 0 {
-					w.g.release(ci)
+				if len(c.rest) == 0 && !c.hasTop {
+					w.g.release(c.key)
 				}
 				continue
 			}
 			for bk := b0; bk <= b1; bk++ {
-				if es := w.g.existing(ci, bk); es != nil {
+				if es := c.existing(bk); es != nil {
 					*es = removeEntry(*es, id, m.seq)
 				}
 			}

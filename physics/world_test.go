@@ -90,10 +90,11 @@ func TestAdvanceTrimsHistory(t *testing.T) {
 		t.Errorf("Position at horizon = %v %v", got, ok)
 	}
 	// The index holds only buckets from the one before the horizon's on.
-	for ci, c := range w.g.cols {
-		for _, l := range c.layers {
-			if l.b < floorDiv(w.Horizon(), w.bucket)-1 {
-				t.Fatalf("column %d bucket %d survived Advance", ci, l.b)
+	for ci := range w.g.cols {
+		c := &w.g.cols[ci]
+		for i := range c.nlayers() {
+			if b := c.at(i).b; b < floorDiv(w.Horizon(), w.bucket)-1 {
+				t.Fatalf("column %d bucket %d survived Advance", ci, b)
 			}
 		}
 	}
