@@ -821,8 +821,17 @@ func (n *Node) sendResult(s *session, rec *callRec) {
 		}
 		res.Error = rec.lastErr.Error()
 	} else if len(rec.versions) > 0 {
+		// The caller gets the output values with the result, watched or
+		// not, so its client can compare them with its prediction.
+		var vals []wire.Value
 		for _, k := range rec.versions[len(rec.versions)-1].outputs {
 			res.Outputs = append(res.Outputs, wire.ValueRef{Path: k.path, Time: wire.Time(k.t)})
+			if v, ok := n.store.Get(k.path, k.t); ok {
+				vals = append(vals, toWire(v))
+			}
+		}
+		if len(vals) > 0 {
+			n.send(s, &wire.Message{Kind: wire.KindValues, Values: wire.Values{Items: vals}})
 		}
 	}
 	n.send(s, &wire.Message{Kind: wire.KindCallResult, CallResult: res})

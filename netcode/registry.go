@@ -109,7 +109,8 @@ type Call struct {
 
 // Outcome is the result of running a call: the writes it buffered, stamped
 // with the write time and carrying the transaction's read locks, or the
-// error that stored nothing.
+// error that stored nothing. Locks are what the run read, also when it
+// failed (a client re-predicts a failed call when what it read changes).
 type Outcome struct {
 	Call   Call
 	Time   Time
@@ -146,13 +147,13 @@ func (r *Registry) Run(view View, cfg *Config, call Call, version uint32) Outcom
 	}
 	tx := &Tx{view: view, cfg: cfg, time: out.Time, viewNanos: viewNanos, id: call.ID}
 	err := runGuarded(f.Fn, tx, call.Args)
+	out.Locks = tx.locks
 	switch {
 	case err != nil:
 		out.Err = err
 	case tx.err != nil:
 		out.Err = tx.err
 	default:
-		out.Locks = tx.locks
 		for i := range tx.writes {
 			tx.writes[i].Locks = tx.locks
 		}
