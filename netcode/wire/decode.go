@@ -300,10 +300,19 @@ func (d *Decoder) decodeCallResult(t fbTable, m *CallResult) error {
 	if err != nil {
 		return err
 	}
+	nr, err := t.tables(12, d.lim.MaxLocks, func(e fbTable) error {
+		if err := e.str(4, d.lim.MaxPathBytes); err != nil {
+			return err
+		}
+		return e.scalars(6, sizeTime, 8, sizeTime)
+	})
+	if err != nil {
+		return err
+	}
 	var x fb.CallResult
 	x.Init(t.buf, flatbuffers.UOffsetT(t.pos))
 	var id fb.CallID
-	outs := m.Outputs[:0]
+	outs, reads := m.Outputs[:0], m.Reads[:0]
 	*m = CallResult{Status: CallStatus(x.Status()), Error: string(x.Error())}
 	if x.Id(&id) != nil {
 		m.ID = CallID{Creator: id.Creator(), Seq: id.Seq()}
@@ -322,6 +331,29 @@ func (d *Decoder) decodeCallResult(t fbTable, m *CallResult) error {
 		outs = append(outs, ref)
 	}
 	m.Outputs = outs
+	var rr fb.ReadRef
+	for j := range int(nr) {
+		x.Reads(&rr, j)
+		p := rr.Path()
+		if len(p) == 0 {
+			m.Reads = reads
+			return fmt.Errorf("%w: empty read path", ErrMalformed)
+		}
+		var l Lock
+		if rr.Start(&tm) != nil {
+			l.Start = Time{Nanos: tm.Nanos(), Version: tm.Version(), Creator: tm.Creator()}
+		}
+		if rr.End(&tm) != nil {
+			l.End = Time{Nanos: tm.Nanos(), Version: tm.Version(), Creator: tm.Creator()}
+		}
+		if !timeBefore(l.Start, l.End) {
+			m.Reads = reads
+			return fmt.Errorf("%w: read of %q from %v to %v: want Start < End", ErrMalformed, p, l.Start, l.End)
+		}
+		l.Path = string(p)
+		reads = append(reads, l)
+	}
+	m.Reads = reads
 	return nil
 }
 

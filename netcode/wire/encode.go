@@ -264,15 +264,29 @@ func (e *Encoder) AppendCall(dst []byte, m *Call) ([]byte, error) {
 	return e.finish(dst, KindCall, fb.CallEnd(b))
 }
 
-// AppendCallResult appends a CallResult. Output paths travel in full: a
-// result names few values, and keeping them out of the dictionary keeps it
-// for the paths that repeat.
+// AppendCallResult appends a CallResult. Output and read paths travel in
+// full: a result names few values, and keeping them out of the dictionary
+// keeps it for the paths that repeat (and keeps a CallResult independent of
+// the dictionary's state). At most Limits.MaxLocks reads, each with
+// Start < End.
 func (e *Encoder) AppendCallResult(dst []byte, m *CallResult) ([]byte, error) {
 	if len(m.Error) > e.lim.MaxTextBytes {
 		return dst, fmt.Errorf("%w: call error text of %d bytes, limit %d", ErrTooLarge, len(m.Error), e.lim.MaxTextBytes)
 	}
 	if len(m.Outputs) > e.lim.MaxBatch {
 		return dst, fmt.Errorf("%w: %d call outputs, limit %d", ErrTooLarge, len(m.Outputs), e.lim.MaxBatch)
+	}
+	if len(m.Reads) > e.lim.MaxLocks {
+		return dst, fmt.Errorf("%w: %d call reads, limit %d", ErrTooLarge, len(m.Reads), e.lim.MaxLocks)
+	}
+	for i := range m.Reads {
+		r := &m.Reads[i]
+		if err := e.checkPath("call read path", r.Path); err != nil {
+			return dst, err
+		}
+		if !timeBefore(r.Start, r.End) {
+			return dst, fmt.Errorf("%w: call read of %q from %v to %v: want Start < End", ErrInvalid, r.Path, r.Start, r.End)
+		}
 	}
 	b := e.b
 	b.Reset()
@@ -291,6 +305,20 @@ func (e *Encoder) AppendCallResult(dst []byte, m *CallResult) ([]byte, error) {
 		}
 		outs = e.vectorOfOffsets()
 	}
+	var reads flatbuffers.UOffsetT
+	if len(m.Reads) > 0 {
+		e.offs = e.offs[:0]
+		for i := range m.Reads {
+			r := &m.Reads[i]
+			p := b.CreateString(r.Path)
+			fb.ReadRefStart(b)
+			fb.ReadRefAddPath(b, p)
+			fb.ReadRefAddStart(b, fb.CreateTime(b, r.Start.Nanos, r.Start.Version, r.Start.Creator))
+			fb.ReadRefAddEnd(b, fb.CreateTime(b, r.End.Nanos, r.End.Version, r.End.Creator))
+			e.offs = append(e.offs, fb.ReadRefEnd(b))
+		}
+		reads = e.vectorOfOffsets()
+	}
 	var text flatbuffers.UOffsetT
 	if m.Error != "" {
 		text = b.CreateString(m.Error)
@@ -303,6 +331,9 @@ func (e *Encoder) AppendCallResult(dst []byte, m *CallResult) ([]byte, error) {
 	}
 	if outs != 0 {
 		fb.CallResultAddOutputs(b, outs)
+	}
+	if reads != 0 {
+		fb.CallResultAddReads(b, reads)
 	}
 	return e.finish(dst, KindCallResult, fb.CallResultEnd(b))
 }

@@ -14,7 +14,7 @@ type Limits struct {
 	MaxPathBytes  int // bytes in one path or prefix
 	MaxBatch      int // items in one Values, Write, ValidStates, PathDefs or CallResult
 	MaxValueBytes int // bytes in one value or call argument
-	MaxLocks      int // locks on one value
+	MaxLocks      int // locks on one value, reads in one CallResult
 	MaxTextBytes  int // bytes in a name, error text, token or nonce
 	MaxPrefixes   int // prefixes in one Watch or Unwatch
 }

@@ -107,6 +107,17 @@ type Time struct {
 	Creator uint32
 }
 
+// timeBefore reports whether t orders strictly before u.
+func timeBefore(t, u Time) bool {
+	if t.Nanos != u.Nanos {
+		return t.Nanos < u.Nanos
+	}
+	if t.Version != u.Version {
+		return t.Version < u.Version
+	}
+	return t.Creator < u.Creator
+}
+
 // State is the validity state of a value.
 type State uint8
 
@@ -132,7 +143,8 @@ const (
 )
 
 // Lock is a read lock: when its value was written, the value of Path
-// written at Start was the latest over the open interval (Start, End).
+// written at Start was the latest over the open interval (Start, End). A
+// zero Start means no value of Path existed before End.
 type Lock struct {
 	Path       string
 	Start, End Time
@@ -263,6 +275,13 @@ type CallResult struct {
 	Status  CallStatus
 	Error   string     // error text when Status != CallOK
 	Outputs []ValueRef // values the call wrote
+	// Reads are the read locks of the authority's run that produced
+	// Outputs: for each path it read, the Start time of the value it saw
+	// and the End time it read at (Start < End). A client whose prediction
+	// read another value names from them the writer and time of the value
+	// that caused a misprediction. Empty for failed and rejected calls, and
+	// in results from peers that predate the field.
+	Reads []Lock
 }
 
 // Write carries raw values with their locks (authority to authority).

@@ -50,6 +50,14 @@ func sampleMessages() []Message {
 		{Kind: KindCall, Call: Call{}},
 		{Kind: KindCallResult, CallResult: CallResult{ID: CallID{Creator: 3, Seq: 17}, Status: CallOK, Outputs: []ValueRef{{Path: "players/3/pos", Time: t0}, {Path: "players/3/vel", Time: Time{Nanos: 5}}}}},
 		{Kind: KindCallResult, CallResult: CallResult{ID: CallID{Creator: 3, Seq: 18}, Status: CallFailed, Error: "out of ammo"}},
+		{Kind: KindCallResult, CallResult: CallResult{ID: CallID{Creator: 4, Seq: 1}, Status: CallOK,
+			Outputs: []ValueRef{{Path: "players/4/pos", Time: t0}},
+			Reads: []Lock{
+				{Path: "players/4/pos", Start: Time{Nanos: t0.Nanos - 16_000_000, Version: 1, Creator: 4}, End: t0},
+				{Path: "world/walls", End: t0}, // nothing written before: zero Start
+				{Path: "players/9/hp", Start: Time{Nanos: math.MinInt64, Version: math.MaxUint32, Creator: math.MaxUint32}, End: Time{Nanos: math.MaxInt64}},
+				{Path: "players/9/pos", Start: Time{Nanos: 5, Version: 1, Creator: 2}, End: Time{Nanos: 5, Version: 1, Creator: 3}},
+			}}},
 		{Kind: KindWrite, Write: Write{Items: []Value{
 			{Path: "players/1/pos", Time: t0, Value: []byte{9}, Locks: []Lock{
 				{Path: "players/1/pos", Start: Time{}, End: t0},

@@ -86,8 +86,28 @@ func (rcv *CallResult) OutputsLength() int {
 	return 0
 }
 
+func (rcv *CallResult) Reads(obj *ReadRef, j int) bool {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(12))
+	if o != 0 {
+		x := rcv._tab.Vector(o)
+		x += flatbuffers.UOffsetT(j) * 4
+		x = rcv._tab.Indirect(x)
+		obj.Init(rcv._tab.Bytes, x)
+		return true
+	}
+	return false
+}
+
+func (rcv *CallResult) ReadsLength() int {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(12))
+	if o != 0 {
+		return rcv._tab.VectorLen(o)
+	}
+	return 0
+}
+
 func CallResultStart(builder *flatbuffers.Builder) {
-	builder.StartObject(4)
+	builder.StartObject(5)
 }
 func CallResultAddId(builder *flatbuffers.Builder, id flatbuffers.UOffsetT) {
 	builder.PrependStructSlot(0, flatbuffers.UOffsetT(id), 0)
@@ -102,6 +122,12 @@ func CallResultAddOutputs(builder *flatbuffers.Builder, outputs flatbuffers.UOff
 	builder.PrependUOffsetTSlot(3, flatbuffers.UOffsetT(outputs), 0)
 }
 func CallResultStartOutputsVector(builder *flatbuffers.Builder, numElems int) flatbuffers.UOffsetT {
+	return builder.StartVector(4, numElems, 4)
+}
+func CallResultAddReads(builder *flatbuffers.Builder, reads flatbuffers.UOffsetT) {
+	builder.PrependUOffsetTSlot(4, flatbuffers.UOffsetT(reads), 0)
+}
+func CallResultStartReadsVector(builder *flatbuffers.Builder, numElems int) flatbuffers.UOffsetT {
 	return builder.StartVector(4, numElems, 4)
 }
 func CallResultEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
