@@ -49,11 +49,24 @@
 //     or not at all.
 //  4. Aliasing: byte slices in a decoded message (Value.Value, Hello.Token,
 //     Hello.Nonce, Call.Args) point into the frame, and the slices of m
-//     (Items, Locks, Prefixes, Outputs) are reused by the next Next with the
-//     same m. Copy what you keep before reusing either. Strings are copies.
+//     (Items, Locks, Prefixes, Outputs, Reads) are reused by the next Next
+//     with the same m. Copy what you keep before reusing either. Strings
+//     are copies.
 //  5. Both ends must agree on Limits.MaxPaths; other limits need only the
 //     sender's to be within the receiver's, or the receiver rejects.
 //  6. Encoders and Decoders are not safe for concurrent use.
+//
+// # Call results
+//
+// A CallResult of a call that ran carries Outputs, the values it wrote, and
+// Reads, the read locks of that run: for each path the authority read, the
+// Start time of the value it saw and the End time it read at. A client that
+// predicted the call compares them with its own run's reads; a path whose
+// Start differs names the value (its writer is Start.Creator) that made the
+// prediction wrong. Reads is empty for failed and rejected calls and in
+// results from peers older than the field. Output and read paths travel in
+// full, not through the dictionary; at most Limits.MaxLocks reads, each
+// with Start < End, or the decoder rejects the message.
 //
 // # Frame format
 //
