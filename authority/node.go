@@ -165,6 +165,7 @@ type callRec struct {
 type callVersion struct {
 	version uint32
 	outputs []outKey
+	reads   []netcode.ReadLock // what the run read, sent to the caller
 }
 
 // NewNode returns a node with an empty store.
@@ -796,6 +797,7 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 			out.Err = err
 			rec.refused = true
 		} else {
+			cv.reads = out.Locks
 			cv.outputs = make([]outKey, len(out.Writes))
 			for i, w := range out.Writes {
 				cv.outputs[i] = outKey{w.Path, w.Time}
@@ -824,7 +826,11 @@ func (n *Node) sendResult(s *session, rec *callRec) {
 		// The caller gets the output values with the result, watched or
 		// not, so its client can compare them with its prediction.
 		var vals []wire.Value
-		for _, k := range rec.versions[len(rec.versions)-1].outputs {
+		last := rec.versions[len(rec.versions)-1]
+		for _, l := range last.reads {
+			res.Reads = append(res.Reads, wire.Lock{Path: l.Path, Start: wire.Time(l.Start), End: wire.Time(l.End)})
+		}
+		for _, k := range last.outputs {
 			res.Outputs = append(res.Outputs, wire.ValueRef{Path: k.path, Time: wire.Time(k.t)})
 			if v, ok := n.store.Get(k.path, k.t); ok {
 				vals = append(vals, toWire(v))

@@ -137,7 +137,7 @@ func FuzzInsertSequence(f *testing.F) {
 					}
 				}
 			}
-			if err := s.checkInvariants(); err != nil {
+			if err := s.Verify(); err != nil {
 				t.Fatalf("step %d: %v", step, err)
 			}
 			if !ticked {

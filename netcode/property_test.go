@@ -75,7 +75,7 @@ func runOrder(w *workload, order []int, want map[refKey]State, stepCheck bool) e
 			inserted = append(inserted, v)
 		}
 		if stepCheck {
-			if err := s.checkInvariants(); err != nil {
+			if err := s.Verify(); err != nil {
 				return errorf("after inserting %s@%v: %v", v.Path, v.Time, err)
 			}
 			ref := referenceStates(inserted)

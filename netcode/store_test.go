@@ -343,7 +343,7 @@ func TestFinality(t *testing.T) {
 	if stateOf(t, s, "e", lost.Time) != Invalid {
 		t.Fatal("lock on a final time with no value not invalid")
 	}
-	if err := s.checkInvariants(); err != nil {
+	if err := s.Verify(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -106,7 +106,7 @@ func TestRerunAtNextVersion(t *testing.T) {
 	if v, _ := s.Latest("total", Time{Nanos: now}); getU64(v.Value) != 111 {
 		t.Fatalf("latest total = %d", getU64(v.Value))
 	}
-	if err := s.checkInvariants(); err != nil {
+	if err := s.Verify(); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,0 +1,965 @@
+package netcode
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rewindnet/rewind/netcode/wire"
+	"github.com/rewindnet/rewind/timesync"
+)
+
+// Client errors.
+var (
+	ErrNotConnected = errors.New("netcode: not connected (no Welcome yet)")
+	ErrNotSynced    = errors.New("netcode: clock not synced yet")
+	ErrTooManyCalls = errors.New("netcode: too many calls awaiting their result")
+	ErrCallTimeout  = errors.New("netcode: call not answered in time")
+	ErrCallTooOld   = errors.New("netcode: call too old to re-send after reconnecting")
+)
+
+// Budget limits client resimulation so a burst of corrections cannot lock
+// up a frame: each correction earns Credits, each re-run costs one, and at
+// most Max credits are held. A pending call whose re-run the budget skips
+// keeps its stale prediction until the authority's answer corrects it.
+type Budget struct {
+	PerCorrection float64 // credits earned per correction (misprediction or pushed change)
+	Max           float64 // credits held at most (and at start)
+}
+
+// ClientOptions configure a ClientCore.
+type ClientOptions struct {
+	// Registry holds the game's functions: the same as the authority's.
+	Registry *Registry
+	// Clock is the synced clock the core drives with time-sync exchanges.
+	// Its source is the client's local time.
+	Clock *timesync.Clock
+	// Token authenticates the client (see authority.IssueToken); empty when
+	// the authority needs none.
+	Token []byte
+	// Wire bounds frames; must match the authority's MaxPaths.
+	Wire wire.Limits
+	// ViewDelay is how far behind now remote entities are shown
+	// (interpolation buffer) and how far back the authority's past-time
+	// reads of this client's calls go. Zero: automatic, from the measured
+	// jitter and SendInterval.
+	ViewDelay time.Duration
+	// SendInterval is the authority's flush period (its tick), for the
+	// automatic view delay. Zero: 16 ms.
+	SendInterval time.Duration
+	// Budget limits resimulation. Zero fields: 4 per correction, 32 held.
+	Budget Budget
+	// MaxPending bounds calls awaiting their result. Zero: 256.
+	MaxPending int
+	// History is how much confirmed history is kept per path beyond the
+	// latest value, for ReadAt and interpolation. Zero: MaxRewind.
+	History time.Duration
+	// CallTimeout fails a call with no result after this long. Zero:
+	// 2 × MaxChangeAge + 1 s.
+	CallTimeout time.Duration
+}
+
+func (o *ClientOptions) withDefaults() {
+	if o.SendInterval <= 0 {
+		o.SendInterval = 16 * time.Millisecond
+	}
+	if o.Budget.PerCorrection <= 0 {
+		o.Budget.PerCorrection = 4
+	}
+	if o.Budget.Max <= 0 {
+		o.Budget.Max = 32
+	}
+	if o.MaxPending <= 0 {
+		o.MaxPending = 256
+	}
+}
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+const (
+	// EventConnected: the authority welcomed this client (again).
+	EventConnected EventKind = iota + 1
+	// EventDisconnected: the session ended (Err says why).
+	EventDisconnected
+	// EventValue: the confirmed value of Path changed (a value arrived, or
+	// a state change made another value the latest).
+	EventValue
+	// EventEmitted: a function emitted an event value (Path, Value). Each
+	// emitted event reaches the game exactly once, predicted or confirmed.
+	EventEmitted
+	// EventResult: the authority answered Call: Err is nil when it ran and
+	// its writes were stored.
+	EventResult
+	// EventCorrection: the authority's outputs differed from the
+	// prediction; Correction explains it.
+	EventCorrection
+	// EventError: the authority sent an Error message (Err).
+	EventError
+)
+
+func (k EventKind) String() string {
+	return [...]string{"?", "connected", "disconnected", "value", "emitted", "result", "correction", "error"}[min(int(k), 7)]
+}
+
+// Event is something the game should know, returned by Update.
+type Event struct {
+	Kind       EventKind
+	Path       string
+	Value      []byte
+	Time       Time
+	Call       CallID
+	Err        error
+	Correction *Correction
+}
+
+// Correction explains a misprediction: on Path, the prediction was
+// Predicted and the authority stored Authoritative (nil: deleted or not
+// written). Cause names the value that made the difference when known: the
+// value of CausePath the authority read (written by Cause.Creator at Cause)
+// where the prediction had read another.
+type Correction struct {
+	Call          CallID
+	Path          string
+	Predicted     []byte
+	Authoritative []byte
+	CausePath     string
+	Cause         Time
+	CauseKnown    bool
+}
+
+func (c *Correction) String() string {
+	s := fmt.Sprintf("%s: predicted %x, authority %x", c.Path, c.Predicted, c.Authoritative)
+	if c.CauseKnown {
+		s += fmt.Sprintf(" (because of %s written by %d at %d)", c.CausePath, c.Cause.Creator, c.Cause.Nanos)
+	}
+	return s
+}
+
+// ClientStats are the client's counters.
+type ClientStats struct {
+	Connected  bool
+	Creator    uint32
+	Synced     bool
+	RTT        time.Duration // mean round trip of time-sync exchanges
+	RTTMin     time.Duration
+	Jitter     time.Duration
+	Offset     time.Duration // authority time minus local time
+	ErrorBound time.Duration // clock error bound
+	ViewDelay  time.Duration
+
+	Calls          uint64 // calls made
+	Confirmed      uint64 // calls the authority ran and stored
+	Failed         uint64 // calls that failed or were rejected
+	Mispredictions uint64 // confirmed calls whose outputs differed from the prediction
+	Reruns         uint64 // predictions re-run
+	BudgetSkips    uint64 // re-runs the budget skipped
+	Corrections    uint64 // correction events
+	Pending        int    // calls awaiting their result
+
+	FramesIn, FramesOut uint64
+	BytesIn, BytesOut   uint64
+	// BytesInPerSec and BytesOutPerSec average over the last second or so.
+	BytesInPerSec, BytesOutPerSec float64
+}
+
+// cval is a confirmed value.
+type cval struct {
+	t     Time
+	value []byte
+	state State
+	flags Flags
+}
+
+// pcall is a call awaiting its result, with its prediction.
+type pcall struct {
+	call  Call
+	out   Outcome
+	stale bool // a re-run was skipped by the budget
+	sent  bool
+}
+
+type eventKey struct {
+	path    string
+	nanos   int64
+	creator uint32
+}
+
+// ClientCore is the client's logic as a pure state machine: the shell (or
+// the simulator) feeds it frames and ticks and sends the frames it
+// produces; the game calls, reads and drains events. It owns no goroutine
+// or socket; its only time source is the Clock it was given, which the
+// shell backs with the system's monotonic clock and the simulator with a
+// virtual one. A ClientCore is not safe for concurrent use.
+type ClientCore struct {
+	// immutable after construction
+	opts  ClientOptions
+	reg   *Registry
+	clock *timesync.Clock
+
+	cfg       Config // timing rules, from the Welcome
+	enc       *wire.Encoder
+	dec       *wire.Decoder
+	in        wire.Message
+	cur       []byte
+	out       [][]byte
+	connected bool
+	creator   uint32
+	seq       uint64
+	lastW     int64
+	watches   map[string]wire.Watch
+
+	confirmed map[string][]cval // by time
+	pending   []*pcall          // by write time
+	byID      map[CallID]*pcall
+	dirty     map[string]int64 // path → earliest changed time, for resimulation
+	credits   float64
+	delivered map[eventKey]int64 // emitted events already given to the game → expiry
+	events    []Event
+
+	stats             ClientStats
+	rateAt            int64
+	rateIn, rateOut   uint64
+	lastIn, lastOut   uint64
+	lastSyncRequested int64
+}
+
+// NewClientCore returns a core that has not connected yet; call Connect.
+func NewClientCore(opts ClientOptions) (*ClientCore, error) {
+	if opts.Registry == nil {
+		opts.Registry = NewRegistry()
+	}
+	if opts.Clock == nil {
+		return nil, fmt.Errorf("%w: ClientOptions.Clock is nil", ErrBadConfig)
+	}
+	if err := opts.Wire.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	opts.withDefaults()
+	c := &ClientCore{
+		opts:      opts,
+		reg:       opts.Registry,
+		clock:     opts.Clock,
+		cfg:       DefaultConfig(),
+		watches:   make(map[string]wire.Watch),
+		confirmed: make(map[string][]cval),
+		byID:      make(map[CallID]*pcall),
+		dirty:     make(map[string]int64),
+		delivered: make(map[eventKey]int64),
+		credits:   opts.Budget.Max,
+	}
+	return c, nil
+}
+
+// Connect starts a session: it resets the codecs and queues a Hello. Call
+// it for the first connection and again after a lost session, on a new
+// transport session; watches are renewed and calls still young enough are
+// re-sent once the authority welcomes the client.
+func (c *ClientCore) Connect() error {
+	enc, err := wire.NewEncoder(c.opts.Wire)
+	if err != nil {
+		return err
+	}
+	dec, err := wire.NewDecoder(c.opts.Wire)
+	if err != nil {
+		return err
+	}
+	c.enc, c.dec = enc, dec
+	c.cur, c.out = nil, nil
+	c.connected = false
+	c.send(&wire.Message{Kind: wire.KindHello, Hello: wire.Hello{Version: wire.ProtocolVersion, Token: c.opts.Token}})
+	c.syncNow()
+	return nil
+}
+
+// Disconnected tells the core its session is gone (err says why). Calls
+// stay pending until Connect succeeds again or they time out.
+func (c *ClientCore) Disconnected(err error) {
+	if c.connected {
+		c.events = append(c.events, Event{Kind: EventDisconnected, Err: err})
+	}
+	c.connected = false
+	c.cur, c.out = nil, nil
+}
+
+// Connected reports whether the authority has welcomed the current session.
+func (c *ClientCore) Connected() bool { return c.connected }
+
+// Creator returns the id the authority assigned this session (0 before).
+func (c *ClientCore) Creator() uint32 { return c.creator }
+
+// Now returns the synced time in nanoseconds.
+func (c *ClientCore) Now() int64 { return c.clock.Now() }
+
+// Clock returns the core's synced clock.
+func (c *ClientCore) Clock() *timesync.Clock { return c.clock }
+
+// Config returns the timing rules the authority sent.
+func (c *ClientCore) Config() Config { return c.cfg }
+
+// ViewDelay returns the interpolation delay in use: the configured one, or
+// the automatic one (the authority's send interval plus twice the measured
+// jitter plus 5 ms).
+func (c *ClientCore) ViewDelay() time.Duration {
+	if c.opts.ViewDelay > 0 {
+		return c.opts.ViewDelay
+	}
+	st := c.clock.Status()
+	return c.opts.SendInterval + 2*time.Duration(st.RTT.Jitter) + 5*time.Millisecond
+}
+
+// --- outgoing ---
+
+func (c *ClientCore) send(m *wire.Message) {
+	if c.enc == nil {
+		return
+	}
+	if c.cur == nil {
+		c.cur = c.enc.BeginFrame(make([]byte, 0, 256))
+	}
+	buf, err := c.enc.Append(c.cur, m)
+	if err == nil {
+		c.cur = buf
+		return
+	}
+	c.flush()
+	c.cur = c.enc.BeginFrame(make([]byte, 0, 256))
+	if buf, err = c.enc.Append(c.cur, m); err == nil {
+		c.cur = buf
+		return
+	}
+	// A single message larger than a frame: our own bug or limits; report.
+	c.events = append(c.events, Event{Kind: EventError, Err: fmt.Errorf("netcode: cannot send %v: %w", m.Kind, err)})
+	c.cur = nil
+}
+
+func (c *ClientCore) flush() {
+	if len(c.cur) > 1 {
+		c.out = append(c.out, c.cur)
+		c.stats.FramesOut++
+		c.stats.BytesOut += uint64(len(c.cur))
+	}
+	c.cur = nil
+}
+
+// Outgoing returns the frames to send, in order, and forgets them.
+func (c *ClientCore) Outgoing() [][]byte {
+	c.flush()
+	out := c.out
+	c.out = nil
+	return out
+}
+
+func (c *ClientCore) syncNow() {
+	req := c.clock.Request()
+	c.lastSyncRequested = c.clock.Local()
+	c.send(&wire.Message{Kind: wire.KindTimeSyncRequest, TimeSyncRequest: wire.TimeSyncRequest{ClientSend: req.ClientSend}})
+}
+
+// --- the game's side ---
+
+// Watch asks for the values under prefix (ending in '/') or of one path:
+// the latest values at once, then every change. Mode WatchHistory with a
+// window also sends the recent history (for interpolation).
+func (c *ClientCore) Watch(prefix string, mode wire.WatchMode, window time.Duration) error {
+	if err := checkWatch(prefix); err != nil {
+		return err
+	}
+	w := wire.Watch{Prefixes: []string{prefix}, Mode: mode, Window: window}
+	c.watches[prefix] = w
+	if c.connected {
+		c.send(&wire.Message{Kind: wire.KindWatch, Watch: w})
+	}
+	return nil
+}
+
+// Unwatch stops a watch.
+func (c *ClientCore) Unwatch(prefix string) {
+	delete(c.watches, prefix)
+	if c.connected {
+		c.send(&wire.Message{Kind: wire.KindUnwatch, Unwatch: wire.Unwatch{Prefixes: []string{prefix}}})
+	}
+}
+
+func checkWatch(prefix string) error {
+	if prefix == "" || prefix[len(prefix)-1] == '/' {
+		return ValidatePrefix(prefix)
+	}
+	return ValidatePath(prefix)
+}
+
+// Call predicts the function locally at the synced now and sends the call.
+// The prediction is visible to reads at once; the authority's answer
+// arrives as an EventResult (and EventCorrection when it differs).
+func (c *ClientCore) Call(name string, args []byte) (CallID, error) {
+	if !c.connected {
+		return CallID{}, ErrNotConnected
+	}
+	if !c.clock.Synced() {
+		return CallID{}, ErrNotSynced
+	}
+	if len(c.pending) >= c.opts.MaxPending {
+		return CallID{}, fmt.Errorf("%w (limit %d)", ErrTooManyCalls, c.opts.MaxPending)
+	}
+	if _, ok := c.reg.Lookup(name); !ok {
+		return CallID{}, fmt.Errorf("%w: %q", ErrUnknownFunction, name)
+	}
+	W := max(c.clock.Now(), c.lastW+1)
+	c.lastW = W
+	c.seq++
+	call := Call{ID: CallID{Creator: c.creator, Seq: c.seq}, Name: name, Args: slices.Clone(args), Time: W, ViewDelay: c.ViewDelay()}
+	p := &pcall{call: call}
+	c.predict(p)
+	c.pending = append(c.pending, p)
+	c.byID[call.ID] = p
+	c.stats.Calls++
+	c.sendCall(p)
+	return call.ID, nil
+}
+
+func (c *ClientCore) sendCall(p *pcall) {
+	p.sent = true
+	c.send(&wire.Message{Kind: wire.KindCall, Call: wire.Call{
+		ID:   wire.CallID{Creator: p.call.ID.Creator, Seq: p.call.ID.Seq},
+		Name: p.call.Name, Args: p.call.Args,
+		Time:      wire.Time{Nanos: p.call.Time, Creator: p.call.ID.Creator},
+		ViewDelay: p.call.ViewDelay,
+	}})
+}
+
+// predict runs p's call on the current view and delivers the events it
+// emits (once).
+func (c *ClientCore) predict(p *pcall) {
+	p.out = c.reg.Run(c, &c.cfg, p.call, 0)
+	for i := range p.out.Writes {
+		w := &p.out.Writes[i]
+		w.Flags |= FlagPredicted
+		if w.Flags&FlagEvent != 0 {
+			c.emit(w.Path, w.Value, w.Time)
+		}
+	}
+}
+
+// emit gives an emitted event to the game unless it already had it.
+func (c *ClientCore) emit(path string, value []byte, t Time) {
+	k := eventKey{path, t.Nanos, t.Creator}
+	if _, seen := c.delivered[k]; seen {
+		return
+	}
+	c.delivered[k] = t.Nanos + int64(c.cfg.MaxChangeAge)*2 + int64(time.Second)
+	c.events = append(c.events, Event{Kind: EventEmitted, Path: path, Value: value, Time: t})
+}
+
+// Latest implements View over confirmed values and pending predictions:
+// the latest of the valid confirmed values and the predicted writes of
+// pending calls strictly before t.
+func (c *ClientCore) Latest(path string, before Time) (PathValue, bool) {
+	var best PathValue
+	found := false
+	vals := c.confirmed[path]
+	for i := len(vals) - 1; i >= 0; i-- {
+		v := &vals[i]
+		if !v.t.Before(before) || v.state != Valid {
+			continue
+		}
+		best = PathValue{Path: path, Time: v.t, Value: v.value, State: Valid, Flags: v.flags}
+		found = true
+		break
+	}
+	for i := len(c.pending) - 1; i >= 0; i-- {
+		p := c.pending[i]
+		if !p.out.Time.Before(before) {
+			continue
+		}
+		for j := range p.out.Writes {
+			w := &p.out.Writes[j]
+			if w.Path != path || w.Flags&FlagEvent != 0 {
+				continue
+			}
+			// The latest pending write of path; confirmed wins a tie
+			// (its own confirmed output at the same time).
+			if !found || best.Time.Before(w.Time) {
+				return *w, true
+			}
+			return best, true
+		}
+	}
+	return best, found
+}
+
+// Children implements View: the next segments of the confirmed and
+// predicted paths under prefix.
+func (c *ClientCore) Children(prefix string) []string {
+	set := map[string]bool{}
+	add := func(p string) {
+		if !strings.HasPrefix(p, prefix) || len(p) == len(prefix) {
+			return
+		}
+		rest := p[len(prefix):]
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			rest = rest[:i]
+		}
+		set[rest] = true
+	}
+	for p := range c.confirmed {
+		add(p)
+	}
+	for _, pc := range c.pending {
+		for _, w := range pc.out.Writes {
+			add(w.Path)
+		}
+	}
+	out := make([]string, 0, len(set))
+	for s := range set {
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Read returns the latest value of path in the local view: confirmed or
+// predicted, whichever is later.
+func (c *ClientCore) Read(path string) ([]byte, bool) {
+	v, ok := c.Latest(path, Time{Nanos: 1<<63 - 1})
+	if !ok || v.Value == nil {
+		return nil, false
+	}
+	return v.Value, true
+}
+
+// ReadAt returns the latest value of path strictly before the synced time
+// t in the local view.
+func (c *ClientCore) ReadAt(path string, t int64) ([]byte, bool) {
+	v, ok := c.Latest(path, Time{Nanos: t})
+	if !ok || v.Value == nil {
+		return nil, false
+	}
+	return v.Value, true
+}
+
+// History returns the confirmed valid values of path, oldest first, for
+// interpolation. The slices alias the core: do not modify them.
+func (c *ClientCore) History(path string) []PathValue {
+	vals := c.confirmed[path]
+	out := make([]PathValue, 0, len(vals))
+	for _, v := range vals {
+		if v.state == Valid {
+			out = append(out, PathValue{Path: path, Time: v.t, Value: v.value, Flags: v.flags})
+		}
+	}
+	return out
+}
+
+// Events returns the events since the last call and forgets them.
+func (c *ClientCore) Events() []Event {
+	ev := c.events
+	c.events = nil
+	return ev
+}
+
+// Stats returns the counters.
+func (c *ClientCore) Stats() ClientStats {
+	st := c.stats
+	cs := c.clock.Status()
+	st.Connected, st.Creator, st.Synced = c.connected, c.creator, cs.Synced
+	st.RTT = time.Duration(cs.RTT.Mean)
+	st.RTTMin = time.Duration(cs.RTT.Min)
+	st.Jitter = time.Duration(cs.RTT.Jitter)
+	st.Offset = time.Duration(cs.Offset)
+	st.ErrorBound = time.Duration(cs.Bound)
+	st.ViewDelay = c.ViewDelay()
+	st.Pending = len(c.pending)
+	return st
+}
+
+// --- incoming ---
+
+// Receive applies one frame from the authority, received when the local
+// clock (the Clock's source) read recvLocal: time-sync replies are stamped
+// with it, so a frame applied later than it arrived does not skew the
+// clock. A frame that fails to decode means a broken session: the error is
+// returned and the shell should drop the session and Connect again.
+func (c *ClientCore) Receive(frame []byte, recvLocal int64) error {
+	if c.dec == nil {
+		return ErrNotConnected
+	}
+	c.stats.FramesIn++
+	c.stats.BytesIn += uint64(len(frame))
+	if err := c.dec.Start(frame); err != nil {
+		return err
+	}
+	for {
+		err := c.dec.Next(&c.in)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		c.handle(&c.in, recvLocal)
+	}
+	c.resimulate()
+	return nil
+}
+
+func (c *ClientCore) handle(m *wire.Message, recvLocal int64) {
+	switch m.Kind {
+	case wire.KindWelcome:
+		c.welcome(&m.Welcome)
+	case wire.KindTimeSyncReply:
+		r := m.TimeSyncReply
+		// A reply the clock does not expect (duplicate, after reconnect)
+		// is refused by it; nothing else to do.
+		_ = c.clock.Observe(timesync.Reply{ClientSend: r.ClientSend, ServerRecv: r.ServerRecv, ServerSend: r.ServerSend}, recvLocal)
+	case wire.KindValues:
+		for i := range m.Values.Items {
+			c.applyValue(&m.Values.Items[i])
+		}
+	case wire.KindValidStates:
+		for _, sc := range m.ValidStates.Items {
+			c.applyState(sc)
+		}
+	case wire.KindCallResult:
+		c.result(&m.CallResult)
+	case wire.KindError:
+		c.events = append(c.events, Event{Kind: EventError, Err: fmt.Errorf("netcode: authority error %d: %s", m.Error.Code, m.Error.Text)})
+	case wire.KindPing:
+	}
+}
+
+func (c *ClientCore) welcome(w *wire.Welcome) {
+	old := c.creator
+	c.creator = w.Creator
+	c.connected = true
+	c.cfg.MaxChangeAge = w.MaxChangeAge
+	c.cfg.MaxRewind = w.MaxRewind
+	c.cfg.MaxFutureSkew = w.MaxFutureSkew
+	c.events = append(c.events, Event{Kind: EventConnected})
+	prefixes := make([]string, 0, len(c.watches))
+	for p := range c.watches {
+		prefixes = append(prefixes, p)
+	}
+	slices.Sort(prefixes)
+	for _, p := range prefixes {
+		c.send(&wire.Message{Kind: wire.KindWatch, Watch: c.watches[p]})
+	}
+	if old == 0 || old == w.Creator {
+		return
+	}
+	// A new session: calls still young enough are sent again under the new
+	// identity (same write time, new id); older ones have failed.
+	now := c.clock.Now()
+	oldest := now - int64(c.cfg.MaxChangeAge) + int64(c.cfg.MaxChangeAge)/4
+	keep := c.pending[:0]
+	for _, p := range c.pending {
+		delete(c.byID, p.call.ID)
+		if p.call.Time < oldest {
+			c.stats.Failed++
+			c.events = append(c.events, Event{Kind: EventResult, Call: p.call.ID, Err: ErrCallTooOld})
+			c.markWrites(p)
+			continue
+		}
+		c.seq++
+		p.call.ID = CallID{Creator: c.creator, Seq: c.seq}
+		c.byID[p.call.ID] = p
+		c.predict(p)
+		c.sendCall(p)
+		keep = append(keep, p)
+	}
+	clear(c.pending[len(keep):])
+	c.pending = keep
+	if len(keep) > 0 {
+		c.lastW = max(c.lastW, keep[len(keep)-1].call.Time)
+	}
+}
+
+// applyValue stores a confirmed value (or re-validates one) and notes the
+// change for resimulation.
+func (c *ClientCore) applyValue(v *wire.Value) {
+	t := Time(v.Time)
+	if Flags(v.Flags)&FlagEvent != 0 {
+		if v.State == wire.StateValid {
+			c.emit(v.Path, slices.Clone(v.Value), t)
+		}
+		return
+	}
+	vals := c.confirmed[v.Path]
+	i, found := slices.BinarySearchFunc(vals, t, func(x cval, t Time) int { return x.t.Compare(t) })
+	cv := cval{t: t, value: cloneValue(v.Value), state: State(v.State), flags: Flags(v.Flags) &^ FlagPredicted}
+	if found {
+		if vals[i].state == cv.state && bytes.Equal(vals[i].value, cv.value) {
+			return // a duplicate delivery
+		}
+		vals[i] = cv
+	} else {
+		vals = slices.Insert(vals, i, cv)
+	}
+	c.confirmed[v.Path] = vals
+	c.changed(v.Path, t)
+}
+
+func cloneValue(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+func (c *ClientCore) applyState(sc wire.StateChange) {
+	t := Time(sc.Time)
+	vals := c.confirmed[sc.Path]
+	i, found := slices.BinarySearchFunc(vals, t, func(x cval, t Time) int { return x.t.Compare(t) })
+	if !found || vals[i].state == State(sc.State) {
+		return
+	}
+	vals[i].state = State(sc.State)
+	c.changed(sc.Path, t)
+}
+
+// changed records a confirmed change of path at t: the game learns of it,
+// and pending calls that read path after t are re-predicted.
+func (c *ClientCore) changed(path string, t Time) {
+	if d, ok := c.dirty[path]; !ok || t.Nanos < d {
+		c.dirty[path] = t.Nanos
+	}
+	if v, ok := c.latestConfirmed(path); ok {
+		c.events = append(c.events, Event{Kind: EventValue, Path: path, Value: v.value, Time: v.t})
+	} else {
+		c.events = append(c.events, Event{Kind: EventValue, Path: path})
+	}
+}
+
+func (c *ClientCore) latestConfirmed(path string) (cval, bool) {
+	vals := c.confirmed[path]
+	for i := len(vals) - 1; i >= 0; i-- {
+		if vals[i].state == Valid {
+			return vals[i], true
+		}
+	}
+	return cval{}, false
+}
+
+// result handles the authority's answer to one of this client's calls.
+func (c *ClientCore) result(r *wire.CallResult) {
+	id := CallID{Creator: r.ID.Creator, Seq: r.ID.Seq}
+	p := c.byID[id]
+	if p == nil {
+		return // an answer to a re-run of a confirmed call: watches carry its values
+	}
+	delete(c.byID, id)
+	if i := slices.Index(c.pending, p); i >= 0 {
+		c.pending = slices.Delete(c.pending, i, i+1)
+	}
+	if r.Status != wire.CallOK {
+		c.stats.Failed++
+		err := fmt.Errorf("netcode: call %q failed: %s", p.call.Name, r.Error)
+		if r.Status == wire.CallRejected {
+			err = fmt.Errorf("netcode: call %q rejected: %s", p.call.Name, r.Error)
+		}
+		c.events = append(c.events, Event{Kind: EventResult, Call: id, Err: err})
+		if p.out.Err == nil && len(p.out.Writes) > 0 {
+			c.stats.Mispredictions++
+			c.earn()
+			for _, w := range p.out.Writes {
+				if w.Flags&FlagEvent == 0 {
+					c.correct(p, w.Path, w.Value, nil, false, r)
+				}
+			}
+		}
+		c.markWrites(p)
+		return
+	}
+	c.stats.Confirmed++
+	c.events = append(c.events, Event{Kind: EventResult, Call: id})
+	// Compare the prediction with the authoritative outputs, which arrived
+	// just before the result.
+	auth := map[string][]byte{}
+	for _, o := range r.Outputs {
+		if vals := c.confirmed[o.Path]; vals != nil {
+			if i, ok := slices.BinarySearchFunc(vals, Time(o.Time), func(x cval, t Time) int { return x.t.Compare(t) }); ok {
+				auth[o.Path] = vals[i].value
+				continue
+			}
+		}
+		auth[o.Path] = nil // an event output, or not delivered
+	}
+	mis := p.out.Err != nil
+	predicted := map[string]bool{}
+	for _, w := range p.out.Writes {
+		if w.Flags&FlagEvent != 0 {
+			continue
+		}
+		predicted[w.Path] = true
+		a, ok := auth[w.Path]
+		if !ok || !bytes.Equal(a, w.Value) || (a == nil) != (w.Value == nil) {
+			mis = true
+			c.correct(p, w.Path, w.Value, a, ok, r)
+		}
+	}
+	for path, a := range auth {
+		if !predicted[path] && a != nil {
+			mis = true
+			c.correct(p, path, nil, a, true, r)
+		}
+	}
+	if mis {
+		c.stats.Mispredictions++
+		c.earn()
+		c.markWrites(p)
+	}
+}
+
+func (c *ClientCore) earn() {
+	c.credits = min(c.credits+c.opts.Budget.PerCorrection, c.opts.Budget.Max)
+}
+
+// markWrites notes that p's predicted writes are gone from the view.
+func (c *ClientCore) markWrites(p *pcall) {
+	for _, w := range p.out.Writes {
+		if d, ok := c.dirty[w.Path]; !ok || p.call.Time < d {
+			c.dirty[w.Path] = p.call.Time
+		}
+	}
+}
+
+// correct emits a correction event for path, explaining it with the first
+// read where the authority saw another value than the prediction.
+func (c *ClientCore) correct(p *pcall, path string, predicted, auth []byte, _ bool, r *wire.CallResult) {
+	c.stats.Corrections++
+	corr := &Correction{Call: p.call.ID, Path: path, Predicted: predicted, Authoritative: auth}
+	for _, ar := range r.Reads {
+		for _, pl := range p.out.Locks {
+			if pl.Path == ar.Path && pl.End.Nanos == ar.End.Nanos && pl.Start != Time(ar.Start) {
+				corr.CausePath, corr.Cause, corr.CauseKnown = ar.Path, Time(ar.Start), true
+				break
+			}
+		}
+		if corr.CauseKnown {
+			break
+		}
+	}
+	c.events = append(c.events, Event{Kind: EventCorrection, Path: path, Value: auth, Call: p.call.ID, Correction: corr})
+}
+
+// resimulate re-runs, in time order, every pending call that read a path
+// changed at or before its read, within the budget; a re-run whose writes
+// change marks those paths in turn, cascading to later calls.
+func (c *ClientCore) resimulate() {
+	if len(c.dirty) == 0 {
+		return
+	}
+	for _, p := range c.pending {
+		if !c.readsDirty(p) {
+			continue
+		}
+		if c.credits < 1 {
+			p.stale = true
+			c.stats.BudgetSkips++
+			continue
+		}
+		c.credits--
+		old := p.out
+		c.predict(p)
+		p.stale = false
+		c.stats.Reruns++
+		if !sameWrites(old.Writes, p.out.Writes) || (old.Err == nil) != (p.out.Err == nil) {
+			for _, ws := range [][]PathValue{old.Writes, p.out.Writes} {
+				for _, w := range ws {
+					if d, ok := c.dirty[w.Path]; !ok || p.call.Time < d {
+						c.dirty[w.Path] = p.call.Time
+					}
+				}
+			}
+		}
+	}
+	clear(c.dirty)
+}
+
+func (c *ClientCore) readsDirty(p *pcall) bool {
+	for _, l := range p.out.Locks {
+		if d, ok := c.dirty[l.Path]; ok && d < l.End.Nanos {
+			return true
+		}
+	}
+	return false
+}
+
+func sameWrites(a, b []PathValue) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].Path != b[i].Path || !bytes.Equal(a[i].Value, b[i].Value) || (a[i].Value == nil) != (b[i].Value == nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// Tick does the periodic work at the clock's now: time-sync requests on
+// the clock's schedule, call timeouts, trimming history and event memory,
+// and the byte-rate averages. Call it once per frame (Update does).
+func (c *ClientCore) Tick() {
+	local := c.clock.Local()
+	if c.enc != nil && local >= c.clock.NextSync() && local-c.lastSyncRequested >= int64(5*time.Millisecond) {
+		c.syncNow()
+	}
+	now := c.clock.Now()
+	if !c.clock.Synced() {
+		return
+	}
+	timeout := c.opts.CallTimeout
+	if timeout <= 0 {
+		timeout = 2*c.cfg.MaxChangeAge + time.Second
+	}
+	for len(c.pending) > 0 && c.pending[0].call.Time < now-int64(timeout) {
+		p := c.pending[0]
+		c.pending = c.pending[1:]
+		delete(c.byID, p.call.ID)
+		c.stats.Failed++
+		c.events = append(c.events, Event{Kind: EventResult, Call: p.call.ID, Err: ErrCallTimeout})
+		c.markWrites(p)
+	}
+	c.resimulate()
+	keep := c.opts.History
+	if keep <= 0 {
+		keep = c.cfg.MaxRewind
+	}
+	cut := now - int64(keep) - int64(c.cfg.MaxChangeAge)
+	for path, vals := range c.confirmed {
+		k := 0
+		// Keep the latest valid value before cut and everything after.
+		for i := 0; i < len(vals) && vals[i].t.Nanos < cut; i++ {
+			if vals[i].state == Valid {
+				k = i
+			}
+		}
+		if k > 0 {
+			c.confirmed[path] = slices.Delete(vals, 0, k)
+		}
+	}
+	for k, exp := range c.delivered {
+		if exp < now {
+			delete(c.delivered, k)
+		}
+	}
+	if now-c.rateAt >= int64(time.Second) {
+		if c.rateAt != 0 {
+			secs := float64(now-c.rateAt) / float64(time.Second)
+			c.stats.BytesInPerSec = float64(c.stats.BytesIn-c.lastIn) / secs
+			c.stats.BytesOutPerSec = float64(c.stats.BytesOut-c.lastOut) / secs
+		}
+		c.rateAt, c.lastIn, c.lastOut = now, c.stats.BytesIn, c.stats.BytesOut
+	}
+}
+
+// Predicted reports whether path currently shows a prediction (a pending
+// call's write newer than every confirmed value).
+func (c *ClientCore) Predicted(path string) bool {
+	v, ok := c.Latest(path, Time{Nanos: 1<<63 - 1})
+	return ok && v.Flags&FlagPredicted != 0
+}
