@@ -24,20 +24,25 @@ func toBox32(b AABB) box32 {
 	return box32{down32(b.Min.X), down32(b.Min.Y), up32(b.Max.X), up32(b.Max.Y)}
 }
 
+// down32 and up32 round a finite v to a float32 no greater (no less) than
+// it: one ulp towards the side when conversion rounded the other way.
 func down32(v float64) float32 {
 	f := float32(v)
 	if float64(f) > v {
-		f = math.Nextafter32(f, float32(math.Inf(-1)))
+		switch {
+		case f > 0:
+			f = math.Float32frombits(math.Float32bits(f) - 1)
+		case f < 0:
+			f = math.Float32frombits(math.Float32bits(f) + 1)
+		default:
+			f = -math.SmallestNonzeroFloat32
+		}
 	}
 	return f
 }
 
 func up32(v float64) float32 {
-	f := float32(v)
-	if float64(f) < v {
-		f = math.Nextafter32(f, float32(math.Inf(1)))
-	}
-	return f
+	return -down32(-v)
 }
 
 func (b box32) aabb() AABB {

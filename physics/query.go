@@ -67,7 +67,7 @@ func (w *World) Raycast(r Ray, t int64, f Filter) (Hit, bool, error) {
 		d = r.Dir.Scale(1 / math.Max(math.Abs(r.Dir.X), math.Abs(r.Dir.Y))).Unit()
 	}
 	rc := raycaster{w: w, t: t, f: f, o: r.Origin, d: d, max: clampLen(r.MaxDist), best: math.Inf(1)}
-	w.stamp++
+	w.begin()
 	for i := range w.big {
 		rc.consider(&w.big[i])
 	}
@@ -247,7 +247,7 @@ func axisStep(o, d float64, c int32, cs float64) (int32, float64, float64) {
 // are bodies it takes every body instead: cheaper, and still exact because
 // every candidate is then tested exactly.
 func (w *World) gather(box AABB, t0, t1 int64) []int32 {
-	w.stamp++
+	w.begin()
 	w.ids32 = w.ids32[:0]
 	w.addEntries(w.big, box, t0, t1)
 	if w.ext.ok {
@@ -287,6 +287,13 @@ func (w *World) addEntries(es []entry, box AABB, t0, t1 int64) {
 			}
 		}
 	}
+}
+
+// begin starts a query: it files the queued pieces and takes a new stamp
+// to mark the bodies the query has considered.
+func (w *World) begin() {
+	w.flush()
+	w.stamp++
 }
 
 func (w *World) allIDs() []int32 {
@@ -418,7 +425,7 @@ func (w *World) Nearest(p Vec2, k int, t int64, maxDist float64, f Filter, dst [
 	}
 	maxDist = clampLen(maxDist)
 	base := len(dst)
-	w.stamp++
+	w.begin()
 	consider := func(id int32) {
 		b := &w.bodies[id]
 		if b.mark == w.stamp {

@@ -3,6 +3,7 @@ package physics
 import (
 	"fmt"
 	"math"
+	"slices"
 )
 
 // MaxPathLen bounds the length of a body path in bytes.
@@ -46,6 +47,14 @@ type World struct {
 	big []entry
 	ext extent
 
+	// filing queue: short pieces are queued in pend and filed in cell
+	// order by flush, before any query and in Advance, so that a batch of
+	// writes visits each column once rather than once per piece; byCell
+	// and spareOrder are flush scratch.
+	pend       []pending
+	byCell     []cellOrder
+	spareOrder []cellOrder
+
 	// time: now is the latest Advance, horizon = now - Window.
 	now, horizon int64
 
@@ -63,27 +72,16 @@ type body struct {
 	seq    uint32 // next piece sequence number; never reset, even on reuse
 	keys   []Keyframe
 	meta   []pieceMeta // parallel to keys
-	// keys[:dead] are known to have expired (each piece ends before the
-	// horizon); next is keys[dead+1].T, or math.MaxInt64, so that a write
-	// learns whether more have expired without reading the motion's head.
-	dead int
-	next int64
-}
-
-// resetNext recomputes b.next after keys[dead+1] may have changed.
-func (b *body) resetNext() {
-	if b.dead+1 < len(b.keys) {
-		b.next = b.keys[b.dead+1].T
-	} else {
-		b.next = math.MaxInt64
-	}
 }
 
 // pieceMeta records where a piece is indexed: over [T, ixEnd] (ixEnd ≥ the
 // piece's end, or math.MaxInt64 in the rest layer), in the grid or in the
-// oversize list.
+// oversize list. pend is 1 + the piece's place in World.pend when it was
+// queued for filing; the record there still holds the piece (same id and
+// seq) only until the queue is filed.
 type pieceMeta struct {
 	seq   uint32
+	pend  int32
 	big   bool
 	ixEnd int64
 }
@@ -179,15 +177,17 @@ func (w *World) Upsert(path string, shape Shape, k Keyframe) error {
 		}
 		id = w.alloc(path, shape, 0)
 		w.appendKey(id, k)
-		w.bodies[id].resetNext()
 		return nil
 	}
 	b := &w.bodies[id]
-	// Expired keyframes are dropped once they are half of the motion (so
-	// that the copy is paid once per many writes) or when the limit needs
-	// their room.
-	if n := w.expired(id); n > 0 && (2*n >= len(b.keys) || len(b.keys) >= w.cfg.MaxKeyframes) {
-		w.trim(id)
+	// Expired keyframes are dropped when the motion fills its capacity and
+	// they are half of it (so that the copy is paid once per many writes,
+	// and a write does not read the motion's head), or when the limit
+	// needs their room.
+	if len(b.keys) == cap(b.keys) || len(b.keys) >= w.cfg.MaxKeyframes {
+		if n := w.expired(id); n > 0 && (2*n >= len(b.keys) || len(b.keys) >= w.cfg.MaxKeyframes) {
+			w.trim(id)
+		}
 	}
 	cut := len(b.keys)
 	if cut > 0 && b.keys[cut-1].T >= k.T {
@@ -204,9 +204,6 @@ func (w *World) Upsert(path string, shape Shape, k Keyframe) error {
 	w.unindexFrom(id, cut)
 	b.keys, b.meta = b.keys[:cut], b.meta[:cut]
 	w.appendKey(id, k)
-	if cut <= b.dead+1 {
-		b.resetNext()
-	}
 	return nil
 }
 
@@ -253,7 +250,6 @@ func (w *World) Seed(bodies []Body) error {
 		nb := &w.bodies[id]
 		nb.keys = append(nb.keys[:0], b.Motion...)
 		nb.meta = append(nb.meta[:0], make([]pieceMeta, len(b.Motion))...)
-		nb.resetNext()
 		w.trim(id)
 		w.reindexFrom(id, 0)
 	}
@@ -290,6 +286,7 @@ func (w *World) Advance(now int64) error {
 	}
 	w.now = now
 	w.horizon = now - int64(w.cfg.Window)
+	w.flush()
 	// A piece no longer than a bucket lives in its start bucket only, so
 	// the bucket before the horizon's may still hold pieces reaching it.
 	w.g.dropBefore(floorDiv(w.horizon, w.bucket) - 1)
@@ -307,12 +304,7 @@ func (w *World) Advance(now int64) error {
 // expired returns the number of leading keyframes of the body whose piece
 // ends before the horizon, keeping at least the last one.
 func (w *World) expired(id int32) int {
-	b := &w.bodies[id]
-	for b.next < w.horizon {
-		b.dead++
-		b.resetNext()
-	}
-	return b.dead
+	return max(0, countBefore(w.bodies[id].keys, w.horizon)-1)
 }
 
 // retained returns the body's keyframes from the piece holding at the
@@ -334,8 +326,6 @@ func (w *World) trim(id int32) {
 	m := copy(b.keys, b.keys[n:])
 	copy(b.meta, b.meta[n:])
 	b.keys, b.meta = b.keys[:m], b.meta[:m]
-	b.dead = 0
-	b.resetNext()
 }
 
 func (w *World) alloc(path string, shape Shape, layers uint32) int32 {
@@ -455,6 +445,15 @@ func (w *World) index(id int32, i int) {
 		w.big = append(w.big, e)
 		return
 	}
+	w.widen(x0, y0, x1, y1)
+	if b0 == b1 && b0 != restBucket {
+		b.meta[i].pend = int32(len(w.pend)) + 1
+		w.pend = append(w.pend, pending{e: e, b: b0, x0: x0, y0: y0, x1: x1, y1: y1})
+		if len(w.pend) >= maxPending {
+			w.flush()
+		}
+		return
+	}
 	for y := y0; y <= y1; y++ {
 		for x := x0; x <= x1; x++ {
 			c := w.g.column(x, y)
@@ -468,12 +467,90 @@ func (w *World) index(id int32, i int) {
 			}
 		}
 	}
+}
+
+// widen extends the occupied extent to cover cells x0..x1 × y0..y1.
+func (w *World) widen(x0, y0, x1, y1 int32) {
 	if !w.ext.ok {
 		w.ext = extent{true, x0, y0, x1, y1}
-	} else {
-		w.ext.x0, w.ext.y0 = min(w.ext.x0, x0), min(w.ext.y0, y0)
-		w.ext.x1, w.ext.y1 = max(w.ext.x1, x1), max(w.ext.y1, y1)
+		return
 	}
+	w.ext.x0, w.ext.y0 = min(w.ext.x0, x0), min(w.ext.y0, y0)
+	w.ext.x1, w.ext.y1 = max(w.ext.x1, x1), max(w.ext.y1, y1)
+}
+
+// maxPending bounds the filing queue.
+const maxPending = 1 << 14
+
+// pending is a short piece waiting to be filed in the cells x0..x1 ×
+// y0..y1 of bucket b; e.id is -1 once the piece is unindexed.
+type pending struct {
+	e              entry
+	b              int64
+	x0, y0, x1, y1 int32
+}
+
+type cellOrder struct {
+	key uint64
+	i   int32
+}
+
+// flush files the queued pieces, sorted by their first cell so that the
+// columns and entry tails they write are still in cache from the previous
+// piece. The sort is stable, so the filing order, like everything else,
+// depends only on the writes.
+func (w *World) flush() {
+	if len(w.pend) == 0 {
+		return
+	}
+	order := w.byCell[:0]
+	for i := range w.pend {
+		if p := &w.pend[i]; p.e.id >= 0 {
+			order = append(order, cellOrder{packXY(p.x0, p.y0), int32(i)})
+		}
+	}
+	tmp := slices.Grow(w.spareOrder[:0], len(order))[:len(order)]
+	for _, o := range radixSort(order, tmp) {
+		p := &w.pend[o.i]
+		for y := p.y0; y <= p.y1; y++ {
+			for x := p.x0; x <= p.x1; x++ {
+				es := w.g.layer(w.g.column(x, y), p.b)
+				*es = append(*es, p.e)
+			}
+		}
+	}
+	w.byCell, w.spareOrder = order[:0], tmp[:0]
+	w.pend = w.pend[:0]
+}
+
+// radixSort sorts a by key, stably, using tmp (as long as a) as scratch,
+// and returns whichever of the two holds the result. Bytes on which all
+// keys agree cost one counting pass and no move.
+func radixSort(a, tmp []cellOrder) []cellOrder {
+	if len(a) == 0 {
+		return a
+	}
+	for shift := uint(0); shift < 64; shift += 8 {
+		var count [256]int
+		for _, o := range a {
+			count[byte(o.key>>shift)]++
+		}
+		if count[byte(a[0].key>>shift)] == len(a) {
+			continue
+		}
+		sum := 0
+		for d, c := range count {
+			count[d] = sum
+			sum += c
+		}
+		for _, o := range a {
+			d := byte(o.key >> shift)
+			tmp[count[d]] = o
+			count[d]++
+		}
+		a, tmp = tmp, a
+	}
+	return a
 }
 
 // unindex removes the entries of piece i, found again from its footprint:
@@ -486,6 +563,10 @@ func (w *World) unindex(id int32, i int) {
 		kept := removeEntry(w.big, id, m.seq)
 		clear(w.big[len(kept):])
 		w.big = kept
+		return
+	}
+	if p := int(m.pend) - 1; p >= 0 && p < len(w.pend) && w.pend[p].e.id == id && w.pend[p].e.seq == m.seq {
+		w.pend[p].e.id = -1 // still queued: nothing filed yet
 		return
 	}
 	_, x0, y0, x1, y1, b0, b1, _ := w.footprint(b, i, m.ixEnd)
