@@ -183,6 +183,14 @@ type pcall struct {
 	sent  bool
 }
 
+// confirmedCall remembers a confirmed call until finality, so that a
+// re-run of it by the authority can be explained as a correction.
+type confirmedCall struct {
+	call    Call
+	outputs map[string][]byte // path → authoritative value (nil: deleted)
+	reads   []wire.Lock
+}
+
 type eventKey struct {
 	path    string
 	nanos   int64
@@ -216,6 +224,8 @@ type ClientCore struct {
 	confirmed map[string][]cval // by time
 	pending   []*pcall          // by write time
 	byID      map[CallID]*pcall
+	recent    map[CallID]*confirmedCall // confirmed calls that the authority may still re-run
+	reported  map[string]Time           // latest value time last reported per path (EventValue)
 	dirty     map[string]int64 // path → earliest changed time, for resimulation
 	credits   float64
 	delivered map[eventKey]int64 // emitted events already given to the game → expiry
@@ -248,6 +258,8 @@ func NewClientCore(opts ClientOptions) (*ClientCore, error) {
 		watches:   make(map[string]wire.Watch),
 		confirmed: make(map[string][]cval),
 		byID:      make(map[CallID]*pcall),
+		recent:    make(map[CallID]*confirmedCall),
+		reported:  make(map[string]Time),
 		dirty:     make(map[string]int64),
 		delivered: make(map[eventKey]int64),
 		credits:   opts.Budget.Max,
@@ -726,9 +738,14 @@ func (c *ClientCore) changed(path string, t Time) {
 	if d, ok := c.dirty[path]; !ok || t.Nanos < d {
 		c.dirty[path] = t.Nanos
 	}
-	if v, ok := c.latestConfirmed(path); ok {
+	v, ok := c.latestConfirmed(path)
+	last, had := c.reported[path]
+	switch {
+	case ok && (!had || last != v.t):
+		c.reported[path] = v.t
 		c.events = append(c.events, Event{Kind: EventValue, Path: path, Value: v.value, Time: v.t})
-	} else {
+	case !ok && had:
+		delete(c.reported, path)
 		c.events = append(c.events, Event{Kind: EventValue, Path: path})
 	}
 }
@@ -748,7 +765,8 @@ func (c *ClientCore) result(r *wire.CallResult) {
 	id := CallID{Creator: r.ID.Creator, Seq: r.ID.Seq}
 	p := c.byID[id]
 	if p == nil {
-		return // an answer to a re-run of a confirmed call: watches carry its values
+		c.rerunResult(id, r)
+		return
 	}
 	delete(c.byID, id)
 	if i := slices.Index(c.pending, p); i >= 0 {
@@ -810,6 +828,77 @@ func (c *ClientCore) result(r *wire.CallResult) {
 		c.stats.Mispredictions++
 		c.earn()
 		c.markWrites(p)
+	}
+	c.recent[id] = &confirmedCall{call: p.call, outputs: auth, reads: slices.Clone(r.Reads)}
+}
+
+// rerunResult handles a new answer to a call already confirmed: the
+// authority re-ran it because a late input changed what it read. Each
+// output that changed is a correction, explained by the first read that
+// now starts at another value.
+func (c *ClientCore) rerunResult(id CallID, r *wire.CallResult) {
+	cc := c.recent[id]
+	if cc == nil {
+		return // unknown or already final
+	}
+	var cause *wire.Lock
+	for i := range r.Reads {
+		nr := &r.Reads[i]
+		found := false
+		for _, or := range cc.reads {
+			if or.Path == nr.Path && or.End.Nanos == nr.End.Nanos {
+				found = true
+				if or.Start != nr.Start {
+					cause = nr
+				}
+				break
+			}
+		}
+		if cause != nil {
+			break
+		}
+		if !found {
+			cause = nr
+			break
+		}
+	}
+	outputs := map[string][]byte{}
+	if r.Status == wire.CallOK {
+		for _, o := range r.Outputs {
+			if vals := c.confirmed[o.Path]; vals != nil {
+				if i, ok := slices.BinarySearchFunc(vals, Time(o.Time), func(x cval, t Time) int { return x.t.Compare(t) }); ok {
+					outputs[o.Path] = vals[i].value
+					continue
+				}
+			}
+			outputs[o.Path] = nil
+		}
+	}
+	paths := make([]string, 0, len(outputs)+len(cc.outputs))
+	for p := range cc.outputs {
+		paths = append(paths, p)
+	}
+	for p := range outputs {
+		if _, ok := cc.outputs[p]; !ok {
+			paths = append(paths, p)
+		}
+	}
+	slices.Sort(paths)
+	for _, path := range paths {
+		old, nw := cc.outputs[path], outputs[path]
+		if bytes.Equal(old, nw) && (old == nil) == (nw == nil) {
+			continue
+		}
+		c.stats.Corrections++
+		corr := &Correction{Call: id, Path: path, Predicted: old, Authoritative: nw}
+		if cause != nil {
+			corr.CausePath, corr.Cause, corr.CauseKnown = cause.Path, Time(cause.Start), true
+		}
+		c.events = append(c.events, Event{Kind: EventCorrection, Path: path, Value: nw, Call: id, Correction: corr})
+	}
+	cc.outputs, cc.reads = outputs, slices.Clone(r.Reads)
+	if r.Status != wire.CallOK {
+		c.events = append(c.events, Event{Kind: EventResult, Call: id, Err: fmt.Errorf("netcode: call %q failed when re-run: %s", cc.call.Name, r.Error)})
 	}
 }
 
@@ -940,6 +1029,11 @@ func (c *ClientCore) Tick() {
 		}
 		if k > 0 {
 			c.confirmed[path] = slices.Delete(vals, 0, k)
+		}
+	}
+	for id, cc := range c.recent {
+		if cc.call.Time < now-2*int64(c.cfg.MaxChangeAge)-int64(time.Second) {
+			delete(c.recent, id)
 		}
 	}
 	for k, exp := range c.delivered {
