@@ -226,7 +226,7 @@ type ClientCore struct {
 	byID      map[CallID]*pcall
 	recent    map[CallID]*confirmedCall // confirmed calls that the authority may still re-run
 	reported  map[string]Time           // latest value time last reported per path (EventValue)
-	dirty     map[string]int64 // path → earliest changed time, for resimulation
+	dirty     map[string]int64          // path → earliest changed time, for resimulation
 	credits   float64
 	delivered map[eventKey]int64 // emitted events already given to the game → expiry
 	events    []Event
