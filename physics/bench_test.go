@@ -436,7 +436,11 @@ func BenchmarkUpsert(b *testing.B) {
 						x.advance(now)
 					}
 					k := Keyframe{T: last[j].T + benchTick, Pos: last[j].At(last[j].T + benchTick)}
-					k.Vel = bounce(k.Pos, s.upserts[i&1023])
+					// A hashed index gives each body an uncorrelated
+					// sequence of velocities; i&1023 would repeat a short
+					// cycle per body whose drift piles bodies against the
+					// walls as b.N grows.
+					k.Vel = bounce(k.Pos, s.upserts[(uint64(i)*0x9e3779b97f4a7c15)>>54])
 					last[j] = k
 					x.upsert(j, s.bodies[j].Path, k)
 				}

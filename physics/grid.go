@@ -24,21 +24,18 @@ func toBox32(b AABB) box32 {
 	return box32{down32(b.Min.X), down32(b.Min.Y), up32(b.Max.X), up32(b.Max.Y)}
 }
 
-// down32 and up32 round a finite v to a float32 no greater (no less) than
-// it: one ulp towards the side when conversion rounded the other way.
+// down32 and up32 round a finite v to a float32 below (above) it: the
+// nearest float32, then one ulp further, which is cheaper than finding out
+// which way the conversion rounded.
 func down32(v float64) float32 {
 	f := float32(v)
-	if float64(f) > v {
-		switch {
-		case f > 0:
-			f = math.Float32frombits(math.Float32bits(f) - 1)
-		case f < 0:
-			f = math.Float32frombits(math.Float32bits(f) + 1)
-		default:
-			f = -math.SmallestNonzeroFloat32
-		}
+	switch {
+	case f > 0:
+		return math.Float32frombits(math.Float32bits(f) - 1)
+	case f < 0:
+		return math.Float32frombits(math.Float32bits(f) + 1)
 	}
-	return f
+	return -math.SmallestNonzeroFloat32
 }
 
 func up32(v float64) float32 {
@@ -72,9 +69,10 @@ type grid struct {
 	buckets map[int64][]uint64
 	// spare and spareKeys hold emptied slices for reuse, so that a steady
 	// stream of writes stops allocating; drop is scratch.
-	spare     [][]entry
-	spareKeys [][]uint64
-	drop      []int64
+	spare      [][]entry
+	spareKeys  [][]uint64
+	spareOlder [][]layer
+	drop       []int64
 }
 
 // column is one grid cell: its entries in time layers sorted by bucket
@@ -94,7 +92,13 @@ type layer struct {
 	es []entry
 }
 
-const minCols = 64
+const (
+	minCols = 64
+	// minLayer is the capacity a new layer starts with: a few pieces in
+	// a cell over a bucket is the common case, and a pooled slice that
+	// starts at it rarely has to grow.
+	minLayer = 8
+)
 
 func makeGrid() grid {
 	return grid{cols: make([]column, minCols), shift: 64 - 6, buckets: make(map[int64][]uint64)}
@@ -138,6 +142,11 @@ func (g *grid) column(x, y int32) *column {
 	g.n++
 	c := &g.cols[i]
 	c.key, c.used = key, true
+	if n := len(g.spareOlder); n > 0 && c.older == nil {
+		c.older = g.spareOlder[n-1]
+		g.spareOlder[n-1] = nil
+		g.spareOlder = g.spareOlder[:n-1]
+	}
 	return c
 }
 
@@ -165,6 +174,9 @@ func (g *grid) release(key uint64) {
 	i := g.home(key)
 	for g.cols[i].key != key || !g.cols[i].used {
 		i = (i + 1) & mask
+	}
+	if c := &g.cols[i]; cap(c.older) > 0 {
+		g.spareOlder = append(g.spareOlder, c.older[:0])
 	}
 	g.cols[i] = column{}
 	g.n--
@@ -220,6 +232,8 @@ func (g *grid) layer(c *column, b int64) *[]entry {
 		es = g.spare[n-1]
 		g.spare[n-1] = nil
 		g.spare = g.spare[:n-1]
+	} else {
+		es = make([]entry, 0, minLayer)
 	}
 	keys, ok := g.buckets[b]
 	if !ok {

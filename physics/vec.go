@@ -53,7 +53,7 @@ func (a Vec2) finite() bool {
 // within reports whether both coordinates are finite and no larger than lim
 // in magnitude.
 func (a Vec2) within(lim float64) bool {
-	return a.finite() && math.Abs(a.X) <= lim && math.Abs(a.Y) <= lim
+	return math.Abs(a.X) <= lim && math.Abs(a.Y) <= lim // false for NaN
 }
 
 // AABB is an axis-aligned box, Min ≤ Max on both axes. Its edges belong to it.

@@ -49,11 +49,10 @@ type World struct {
 
 	// filing queue: short pieces are queued in pend and filed in cell
 	// order by flush, before any query and in Advance, so that a batch of
-	// writes visits each column once rather than once per piece; byCell
-	// and spareOrder are flush scratch.
-	pend       []pending
-	byCell     []cellOrder
-	spareOrder []cellOrder
+	// writes visits each column once rather than once per piece; spare is
+	// flush scratch.
+	pend  []pending
+	spare []pending
 
 	// time: now is the latest Advance, horizon = now - Window.
 	now, horizon int64
@@ -286,10 +285,11 @@ func (w *World) Advance(now int64) error {
 	}
 	w.now = now
 	w.horizon = now - int64(w.cfg.Window)
-	w.flush()
 	// A piece no longer than a bucket lives in its start bucket only, so
 	// the bucket before the horizon's may still hold pieces reaching it.
+	// Dropping first lets the queued pieces reuse the dropped layers.
 	w.g.dropBefore(floorDiv(w.horizon, w.bucket) - 1)
+	w.flush()
 	kept := w.big[:0]
 	for _, e := range w.big {
 		if e.t1 >= w.horizon {
@@ -479,8 +479,12 @@ func (w *World) widen(x0, y0, x1, y1 int32) {
 	w.ext.x1, w.ext.y1 = max(w.ext.x1, x1), max(w.ext.y1, y1)
 }
 
-// maxPending bounds the filing queue.
-const maxPending = 1 << 14
+// maxPending bounds the filing queue; a queue shorter than minSorted is
+// filed in write order: its columns fit in cache anyway.
+const (
+	maxPending = 1 << 14
+	minSorted  = 1 << 9
+)
 
 // pending is a short piece waiting to be filed in the cells x0..x1 ×
 // y0..y1 of bucket b; e.id is -1 once the piece is unindexed.
@@ -488,11 +492,6 @@ type pending struct {
 	e              entry
 	b              int64
 	x0, y0, x1, y1 int32
-}
-
-type cellOrder struct {
-	key uint64
-	i   int32
 }
 
 // flush files the queued pieces, sorted by their first cell so that the
@@ -503,15 +502,19 @@ func (w *World) flush() {
 	if len(w.pend) == 0 {
 		return
 	}
-	order := w.byCell[:0]
-	for i := range w.pend {
-		if p := &w.pend[i]; p.e.id >= 0 {
-			order = append(order, cellOrder{packXY(p.x0, p.y0), int32(i)})
-		}
+	sorted, tmp := w.pend, w.spare
+	if len(w.pend) >= minSorted {
+		tmp = slices.Grow(w.spare[:0], len(w.pend))[:len(w.pend)]
+		sorted = radixSort(w.pend, tmp)
 	}
-	tmp := slices.Grow(w.spareOrder[:0], len(order))[:len(order)]
-	for _, o := range radixSort(order, tmp) {
-		p := &w.pend[o.i]
+	// A short piece filed before bucket hb ends before the horizon: no
+	// query will ask about it.
+	hb := floorDiv(w.horizon, w.bucket) - 1
+	for i := range sorted {
+		p := &sorted[i]
+		if p.e.id < 0 || p.b < hb {
+			continue
+		}
 		for y := p.y0; y <= p.y1; y++ {
 			for x := p.x0; x <= p.x1; x++ {
 				es := w.g.layer(w.g.column(x, y), p.b)
@@ -519,33 +522,36 @@ func (w *World) flush() {
 			}
 		}
 	}
-	w.byCell, w.spareOrder = order[:0], tmp[:0]
-	w.pend = w.pend[:0]
+	w.pend, w.spare = w.pend[:0], tmp[:0]
 }
 
-// radixSort sorts a by key, stably, using tmp (as long as a) as scratch,
-// and returns whichever of the two holds the result. Bytes on which all
-// keys agree cost one counting pass and no move.
-func radixSort(a, tmp []cellOrder) []cellOrder {
-	if len(a) == 0 {
-		return a
+// radixSort sorts a by first cell, stably, using tmp (as long as a) as
+// scratch, and returns whichever of the two holds the result. It makes a
+// pass only for the key bytes that differ between pieces: one or two in a
+// world a few hundred cells across.
+func radixSort(a, tmp []pending) []pending {
+	and, or := ^uint64(0), uint64(0)
+	for i := range a {
+		k := packXY(a[i].x0, a[i].y0)
+		and &= k
+		or |= k
 	}
 	for shift := uint(0); shift < 64; shift += 8 {
-		var count [256]int
-		for _, o := range a {
-			count[byte(o.key>>shift)]++
-		}
-		if count[byte(a[0].key>>shift)] == len(a) {
+		if byte((and^or)>>shift) == 0 {
 			continue
 		}
-		sum := 0
+		var count [256]int32
+		for i := range a {
+			count[byte(packXY(a[i].x0, a[i].y0)>>shift)]++
+		}
+		sum := int32(0)
 		for d, c := range count {
 			count[d] = sum
 			sum += c
 		}
-		for _, o := range a {
-			d := byte(o.key >> shift)
-			tmp[count[d]] = o
+		for i := range a {
+			d := byte(packXY(a[i].x0, a[i].y0) >> shift)
+			tmp[count[d]] = a[i]
 			count[d]++
 		}
 		a, tmp = tmp, a
