@@ -1,0 +1,54 @@
+package authority
+
+import (
+	"github.com/rewindnet/rewind/netcode"
+	"github.com/rewindnet/rewind/netcode/sim"
+)
+
+// SimServer adapts n to the deterministic simulator's Server, so that the
+// simulator drives the very node the Server runs in production.
+func SimServer(n *Node) sim.Server { return simServer{n} }
+
+type simServer struct{ n *Node }
+
+func (s simServer) Connect(now int64, remote string) (uint64, error) {
+	id, err := s.n.Connect(now, remote)
+	return uint64(id), err
+}
+
+func (s simServer) Step(now int64, id uint64, frame []byte) { s.n.Step(now, SessionID(id), frame) }
+
+func (s simServer) Disconnect(now int64, id uint64) { s.n.Disconnect(now, SessionID(id)) }
+
+func (s simServer) Tick(now int64) { s.n.Tick(now) }
+
+func (s simServer) Ready(emit func(id uint64, frames [][]byte, close bool, reason string)) {
+	for _, o := range s.n.Ready() {
+		emit(uint64(o.Session), o.Frames, o.Close, o.Reason)
+	}
+}
+
+func (s simServer) Verify() error { return s.n.Store().Verify() }
+
+func (s simServer) Latest(prefix string, fn func(path string, value []byte)) {
+	st := s.n.Store()
+	st.PathsUnder(prefix, func(path string) bool {
+		var last netcode.PathValue
+		found := false
+		st.History(path, func(v netcode.PathValue) bool {
+			if v.State == netcode.Valid && v.Flags&netcode.FlagEvent == 0 {
+				last, found = v, true
+			}
+			return true
+		})
+		if found {
+			fn(path, last.Value)
+		}
+		return true
+	})
+}
+
+func (s simServer) Counters() (calls, reruns uint64) {
+	st := s.n.Stats()
+	return st.Calls, st.Reruns
+}
