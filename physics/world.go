@@ -183,7 +183,7 @@ func (w *World) Upsert(path string, shape Shape, k Keyframe) error {
 	// they are half of it (so that the copy is paid once per many writes,
 	// and a write does not read the motion's head), or when the limit
 	// needs their room.
-	if len(b.keys) == cap(b.keys) || len(b.keys) >= w.cfg.MaxKeyframes {
+	if len(b.keys) == cap(b.keys) || len(b.meta) == cap(b.meta) || len(b.keys) >= w.cfg.MaxKeyframes {
 		if n := w.expired(id); n > 0 && (2*n >= len(b.keys) || len(b.keys) >= w.cfg.MaxKeyframes) {
 			w.trim(id)
 		}
