@@ -505,7 +505,7 @@ func (w *World) flush() {
 	sorted, tmp := w.pend, w.spare
 	if len(w.pend) >= minSorted {
 		tmp = slices.Grow(w.spare[:0], len(w.pend))[:len(w.pend)]
-		sorted = radixSort(w.pend, tmp)
+		sorted = sortByCell(w.pend, tmp)
 	}
 	// A short piece filed before bucket hb ends before the horizon: no
 	// query will ask about it.
@@ -524,6 +524,39 @@ func (w *World) flush() {
 	}
 	w.pend, w.spare = w.pend[:0], tmp[:0]
 }
+
+// sortByCell sorts a by first cell, stably, using tmp (as long as a) as
+// scratch, and returns whichever of the two holds the result. When the
+// cells span at most denseCells, one counting pass over their dense index
+// does it; otherwise radixSort does.
+func sortByCell(a, tmp []pending) []pending {
+	x0, y0, x1, y1 := a[0].x0, a[0].y0, a[0].x0, a[0].y0
+	for i := range a {
+		x0, y0 = min(x0, a[i].x0), min(y0, a[i].y0)
+		x1, y1 = max(x1, a[i].x0), max(y1, a[i].y0)
+	}
+	wx, wy := int64(x1)-int64(x0)+1, int64(y1)-int64(y0)+1
+	if wx*wy > denseCells {
+		return radixSort(a, tmp)
+	}
+	var count [denseCells]int32
+	for i := range a {
+		count[(int64(a[i].x0)-int64(x0))*wy+int64(a[i].y0)-int64(y0)]++
+	}
+	sum := int32(0)
+	for d, c := range count[:wx*wy] {
+		count[d] = sum
+		sum += c
+	}
+	for i := range a {
+		d := (int64(a[i].x0)-int64(x0))*wy + int64(a[i].y0) - int64(y0)
+		tmp[count[d]] = a[i]
+		count[d]++
+	}
+	return tmp
+}
+
+const denseCells = 1 << 12
 
 // radixSort sorts a by first cell, stably, using tmp (as long as a) as
 // scratch, and returns whichever of the two holds the result. It makes a
