@@ -28,19 +28,31 @@ type link struct {
 	prof *lagsim.Profile
 	rng  *rand.Rand
 	dec  lagsim.Link
-	rto  int64 // first retransmission timeout, ns
+	fast int64 // delay of the first resend (fast retransmit), ns
+	rto  int64 // retransmission timeout after that, ns
 	last int64 // arrival time of the latest frame scheduled
 
 	// counters
 	frames, bytes, packets, resent uint64
 }
 
-func newLink(prof *lagsim.Profile, rng *rand.Rand) *link {
-	// KCP in its game preset resends after about one round trip plus a
-	// margin for jitter; the link is modelled with the profile's own
-	// round trip.
-	rto := 2*(prof.Delay+2*prof.Jitter) + 10*time.Millisecond
-	return &link{prof: prof, rng: rng, rto: int64(rto)}
+// fastLimit is how many transmissions of one packet fast retransmit
+// makes before only the timeout is left (KCP's IKCP_FASTACK_LIMIT).
+const fastLimit = 5
+
+// newLink models KCP in its game preset: a lost packet is resent as soon
+// as the acknowledgements of two packets sent after it come back (fast
+// retransmit: about one round trip plus two frames later, frame being the
+// sender's period), up to fastLimit transmissions; after that it waits
+// for the retransmission timeout (the round trip plus four times its
+// jitter), growing by half each time as KCP's no-delay mode does.
+func newLink(prof *lagsim.Profile, rng *rand.Rand, frame time.Duration) *link {
+	rtt := 2 * prof.Delay
+	return &link{
+		prof: prof, rng: rng,
+		fast: int64(rtt + prof.Jitter + 2*frame),
+		rto:  int64(rtt + 4*prof.Jitter + 10*time.Millisecond),
+	}
 }
 
 // send schedules a frame of size bytes sent at now and returns its arrival
@@ -65,7 +77,7 @@ func (l *link) send(now int64, size int) int64 {
 // however many transmissions it takes.
 func (l *link) packet(now int64, n int) int64 {
 	t := now
-	wait := l.rto
+	wait := l.fast
 	for try := 1; ; try++ {
 		l.packets++
 		d := l.dec.Decide(l.prof, l.rng, time.Unix(0, t), n)
@@ -77,7 +89,11 @@ func (l *link) packet(now int64, n int) int64 {
 		}
 		l.resent++
 		t += wait
-		wait = min(2*wait, int64(2*time.Second))
+		if try == fastLimit {
+			wait = l.rto
+		} else if try > fastLimit {
+			wait = min(wait*3/2, int64(2*time.Second))
+		}
 	}
 }
 

@@ -80,6 +80,14 @@ type Config struct {
 	// a pause of up to a second.
 	Reconnects float64
 	Workload   Workload
+	// StrictEvents fails a run on any event delivered twice, also after
+	// the client core's memory of delivered events (2 × MaxChangeAge +
+	// 1 s after the event's time) has expired; otherwise those are
+	// counted in Report.LateDuplicates.
+	StrictEvents bool
+	// Clock configures the clients' synced clocks (DefaultConfig: the
+	// timesync defaults).
+	Clock timesync.Config
 	// Client is the template of the clients' options; Registry and Clock
 	// are set per client.
 	Client netcode.ClientOptions
@@ -99,6 +107,7 @@ func DefaultConfig() Config {
 		MaxDriftPPM: 100,
 		VerifyEvery: 16,
 		Workload:    DefaultWorkload(),
+		Clock:       timesync.DefaultConfig(),
 		Client:      netcode.ClientOptions{Wire: wire.DefaultLimits()},
 	}
 }
@@ -142,14 +151,14 @@ const start = int64(1_000_000 * time.Second)
 type evKind uint8
 
 const (
-	evFrame     evKind = iota // a client's frame
-	evTick                    // the server's tick
-	evUp                      // a frame arrives at the server
-	evDown                    // a frame arrives at a client
-	evConnect                 // a client opens a transport session
-	evDrop                    // a client's session is dropped (fault)
-	evActivate                // the workload starts
-	evQuiet                   // the workload stops
+	evFrame    evKind = iota // a client's frame
+	evTick                   // the server's tick
+	evUp                     // a frame arrives at the server
+	evDown                   // a frame arrives at a client
+	evConnect                // a client opens a transport session
+	evDrop                   // a client's session is dropped (fault)
+	evActivate               // the workload starts
+	evQuiet                  // the workload stops
 )
 
 type event struct {
@@ -288,7 +297,7 @@ func New(cfg Config, srv Server, reg *netcode.Registry) (*Sim, error) {
 			off:   s.rng.Int64N(int64(2*time.Hour)) - int64(time.Hour),
 			drift: (2*s.rng.Float64() - 1) * cfg.MaxDriftPPM / 1e6,
 		}
-		clk, err := timesync.New(lc, timesync.DefaultConfig())
+		clk, err := timesync.New(lc, cfg.Clock)
 		if err != nil {
 			return nil, err
 		}
@@ -305,8 +314,8 @@ func New(cfg Config, srv Server, reg *netcode.Registry) (*Sim, error) {
 		}
 		c := &simClient{
 			idx: i, core: core, local: lc, rng: sub(),
-			up:      newLink(&s.cfg.Profile, sub()),
-			down:    newLink(&s.cfg.Profile, sub()),
+			up:      newLink(&s.cfg.Profile, sub(), cfg.Frame),
+			down:    newLink(&s.cfg.Profile, sub(), cfg.Frame),
 			calls:   make(map[netcode.CallID]*callInfo),
 			emitted: make(map[emitKey]int),
 		}

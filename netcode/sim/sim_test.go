@@ -44,6 +44,13 @@ func seedCount() int {
 	return 200
 }
 
+// syncOutstanding lets a client's clock sync over links whose round trip,
+// head-of-line blocking included, exceeds a second: with the timesync
+// default (64) and a request every frame until the first sync, every
+// reply on such a link answers a request already forgotten, and the
+// clock never syncs (see TestClockSyncsOnAwfulLink).
+const syncOutstanding = 512
+
 var profiles = []string{"lan", "broadband", "wifi", "mobile", "awful"}
 
 // propertyConfig draws a small, hostile run from the seed: any profile,
@@ -59,6 +66,7 @@ func propertyConfig(seed uint64) sim.Config {
 	cfg.Quiet = 4 * time.Second
 	cfg.VerifyEvery = 1
 	cfg.Workload = sim.Workload{KeyChanges: 6, Bumps: 4, Shoves: 2, Counters: 2, WatchEvents: true}
+	cfg.Clock.MaxOutstanding = syncOutstanding
 	return cfg
 }
 
@@ -86,4 +94,20 @@ func TestOneRun(t *testing.T) {
 	}
 	_ = fmt.Sprint
 	_ = cmp.Diff
+}
+
+func TestQualityReport(t *testing.T) {
+	for _, name := range []string{"broadband", "mobile", "awful"} {
+		cfg := sim.DefaultConfig()
+		cfg.Profile, _ = lagsim.Preset(name)
+		cfg.Clients = 32
+		cfg.Active = 30 * time.Second
+		cfg.VerifyEvery = 0
+		s := newSim(t, cfg)
+		err := s.Run()
+		t.Logf("%+v", s.Report())
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
