@@ -152,7 +152,7 @@ func (s *Sim) eventMemory() int64 {
 // for every client: a second or more of it at a second-scale rate.
 func (s *Sim) busy() bool {
 	w := s.cfg.Workload
-	return s.cfg.Active >= 2*time.Second && w.KeyChanges >= 1
+	return s.cfg.Active >= 2*time.Second && w.KeyChanges >= 1 && s.cfg.Reconnects == 0
 }
 
 // view collects the client's latest confirmed valid value of every path
