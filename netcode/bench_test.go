@@ -47,7 +47,7 @@ func BenchmarkCommitTx(b *testing.B) {
 	s := mustStore(b, cfg)
 	reg := benchRegistry(names)
 	now := int64(time.Second)
-	step := int64(10 * time.Microsecond)
+	step := int64(benchStep)
 	for round := 0; round < 4; round++ {
 		for i, n := range names {
 			now += 100
@@ -203,3 +203,9 @@ func BenchmarkFinalValueMemory(b *testing.B) {
 	}
 	b.ReportMetric(perValue, "B/final-value")
 }
+
+// benchStep is the game time between two committed transactions in
+// BenchmarkCommitTx: 33 µs, i.e. 30,000 transactions per second (1,000
+// players each making 30 calls a second), so about 63,000 values are live
+// (inside MaxChangeAge) at any time.
+var benchStep = 33 * time.Microsecond

@@ -78,8 +78,8 @@ func (c Config) Validate() error {
 		return bad("FinalitySkew", c.FinalitySkew)
 	case c.Limits.MaxValueSize <= 0:
 		return bad("Limits.MaxValueSize", c.Limits.MaxValueSize)
-	case c.Limits.MaxLocks <= 0:
-		return bad("Limits.MaxLocks", c.Limits.MaxLocks)
+	case c.Limits.MaxLocks <= 0 || c.Limits.MaxLocks > 1<<16:
+		return bad("Limits.MaxLocks (1 to 65536)", c.Limits.MaxLocks)
 	case c.Limits.MaxReads < c.Limits.MaxLocks:
 		return bad("Limits.MaxReads (< MaxLocks)", c.Limits.MaxReads)
 	case c.Limits.MaxWrites <= 0:

@@ -42,14 +42,11 @@ func (s *Store) Tick(now int64) []Change {
 	}
 	s.horizon = h
 	cut := h - int64(s.cfg.MaxRewind)
-	n := 0
-	for n < len(s.trimQueue) && s.trimQueue[n].due < cut {
-		s.trimPath(s.trimQueue[n].p, cut)
-		n++
-	}
-	if n > 0 {
-		clear(s.trimQueue[:n])
-		s.trimQueue = s.trimQueue[n:]
+	for s.trimQueue.len() > 0 && s.trimQueue.peek().due < cut {
+		it := s.trimQueue.pop()
+		it.p.trimQueued = false
+		s.trimPath(it.p, cut)
+		s.scheduleTrim(it.p)
 	}
 	return s.changes
 }
@@ -113,15 +110,16 @@ func (s *Store) finalize(e *entry) {
 	case !event && e.pv.State == Valid:
 		p.finals = append(p.finals, finalValue{t: e.pv.Time, value: e.pv.Value, flags: e.pv.Flags})
 		s.stats.FinalValues++
-		if len(p.finals) > 1 {
-			s.trimQueue = append(s.trimQueue, trimItem{p: p, due: e.pv.Time.Nanos})
-		}
+		s.scheduleTrim(p)
 	default:
 		s.stats.Dropped++
 	}
 	if len(p.live) == 0 && len(p.events) == 0 {
+		// Release the emptied lists' arrays: a quiet path keeps only its
+		// final values.
+		p.live, p.events = nil, nil
 		p.boundaryKeep = 0
-		p.pruneBoundary()
+		p.pruneBoundaryNow()
 		if len(p.boundary) == 0 && len(p.finals) == 0 {
 			s.unlistPath(p)
 			delete(s.paths, p.name)
@@ -149,6 +147,17 @@ func removeEntry(list []*entry, e *entry) []*entry {
 		return slices.Delete(list, i, i+1)
 	}
 	return list
+}
+
+// scheduleTrim files p to be trimmed once its second-oldest final value is
+// older than the trim cut: then the oldest is no longer needed. One item per
+// path is queued at a time.
+func (s *Store) scheduleTrim(p *pathState) {
+	if p.trimQueued || len(p.finals) < 2 {
+		return
+	}
+	p.trimQueued = true
+	s.trimQueue.push(trimItem{p: p, due: p.finals[1].t.Nanos})
 }
 
 // trimPath drops the final values no lock that can still arrive may
@@ -211,6 +220,47 @@ func (h *entryHeap) pop() *entry {
 		i = m
 	}
 	return top
+}
+
+// trimHeap is a binary min-heap of trim items by due time.
+type trimHeap struct{ a []trimItem }
+
+func (h *trimHeap) len() int       { return len(h.a) }
+func (h *trimHeap) peek() trimItem { return h.a[0] }
+func (h *trimHeap) push(it trimItem) {
+	h.a = append(h.a, it)
+	i := len(h.a) - 1
+	for i > 0 {
+		parent := (i - 1) / 2
+		if h.a[i].due >= h.a[parent].due {
+			break
+		}
+		h.a[i], h.a[parent] = h.a[parent], h.a[i]
+		i = parent
+	}
+}
+
+func (h *trimHeap) pop() trimItem {
+	top := h.a[0]
+	n := len(h.a) - 1
+	h.a[0] = h.a[n]
+	h.a[n] = trimItem{}
+	h.a = h.a[:n]
+	i := 0
+	for {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && h.a[l].due < h.a[m].due {
+			m = l
+		}
+		if r < n && h.a[r].due < h.a[m].due {
+			m = r
+		}
+		if m == i {
+			return top
+		}
+		h.a[i], h.a[m] = h.a[m], h.a[i]
+		i = m
+	}
 }
 
 // int64Heap is a binary min-heap of bucket keys.

@@ -120,6 +120,11 @@ type Outcome struct {
 	// Tag is carried by Store.Commit into every Change about the written
 	// values, so the committer can find what wrote them.
 	Tag any
+
+	// pathsChecked: Run made this outcome, so every write path and lock
+	// path is known valid (written paths were validated by the Tx, lock
+	// paths came from the store or were validated on a miss).
+	pathsChecked bool
 }
 
 // Run executes call against view at write time
@@ -158,6 +163,7 @@ func (r *Registry) Run(view View, cfg *Config, call Call, version uint32) Outcom
 			tx.writes[i].Locks = tx.locks
 		}
 		out.Writes = tx.writes
+		out.pathsChecked = true
 	}
 	return out
 }
@@ -181,7 +187,7 @@ func (s *Store) Commit(now int64, out *Outcome) ([]Change, error) {
 	s.changes = s.changes[:0]
 	vs := out.Writes
 	for i := range vs {
-		if err := s.check(now, &vs[i]); err != nil {
+		if err := s.checkWrite(now, &vs[i], !out.pathsChecked); err != nil {
 			s.stats.Refused++
 			return nil, err
 		}

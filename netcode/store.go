@@ -92,12 +92,16 @@ func (e *entry) computed() State {
 	return Valid
 }
 
-// lockRef registers one lock of holder with the entries it depends on.
+// lockRef registers one lock of holder with the entries it depends on:
+// the lock is holder.pv.Locks[idx]. Kept small (16 bytes): there is one per
+// lock of every live value.
 type lockRef struct {
 	holder     *entry
-	start, end Time
+	idx        uint16
 	inBoundary bool
 }
+
+func (r *lockRef) lock() *ReadLock { return &r.holder.pv.Locks[r.idx] }
 
 // finalValue is a value that can no longer change state: its locks are
 // dropped and it is valid (final invalid values are not kept).
@@ -118,7 +122,8 @@ type pathState struct {
 	// while their holder is live: a new value inserted before every live
 	// entry may fall inside their intervals.
 	boundary     []*lockRef
-	boundaryKeep int // length after the last prune
+	boundaryKeep int  // length after the last prune
+	trimQueued   bool // in Store.trimQueue
 
 	listed bool // registered in the children index
 }
@@ -144,7 +149,7 @@ type Store struct {
 	horizon   int64              // values with Nanos < horizon are final
 	buckets   map[int64][]*entry // live entries by Nanos >> bucketShift
 	bucketMin int64Heap          // keys of non-empty buckets
-	trimQueue []trimItem         // paths whose finals may be trimmed, by due time
+	trimQueue trimHeap           // paths whose finals may be trimmed, by due time (one item per path)
 
 	cascade entryHeap           // entries to re-evaluate, by time
 	changes []Change            // returned by the current call
@@ -261,8 +266,16 @@ func (s *Store) InsertBatch(now int64, vs []PathValue) ([]Change, error) {
 // check refuses a malformed value, a value outside the change window, and a
 // conflicting value at an occupied (path, time). It changes nothing.
 func (s *Store) check(now int64, v *PathValue) error {
-	if err := ValidatePath(v.Path); err != nil {
-		return err
+	return s.checkWrite(now, v, true)
+}
+
+// checkWrite is check; paths are validated only when checkPaths is set
+// (a Tx has validated them already).
+func (s *Store) checkWrite(now int64, v *PathValue, checkPaths bool) error {
+	if checkPaths {
+		if err := ValidatePath(v.Path); err != nil {
+			return err
+		}
 	}
 	if v.Time.Nanos <= 0 {
 		return fmt.Errorf("%w: %s@%v", ErrZeroTime, v.Path, v.Time)
@@ -285,8 +298,10 @@ func (s *Store) check(now int64, v *PathValue) error {
 	oldest := v.Time.Nanos - int64(s.cfg.MaxRewind)
 	for i := range v.Locks {
 		l := &v.Locks[i]
-		if err := ValidatePath(l.Path); err != nil {
-			return fmt.Errorf("%w: lock %d of %s: %w", ErrBadLock, i, v.Path, err)
+		if checkPaths {
+			if err := ValidatePath(l.Path); err != nil {
+				return fmt.Errorf("%w: lock %d of %s: %w", ErrBadLock, i, v.Path, err)
+			}
 		}
 		if !l.Start.Before(l.End) || v.Time.Before(l.End) {
 			return fmt.Errorf("%w: lock %d of %s@%v on %s: need Start < End <= write time, have %v, %v",
@@ -305,6 +320,16 @@ func (s *Store) check(now int64, v *PathValue) error {
 
 // checkCapacity refuses a batch that would exceed MaxPaths or MaxLivePerPath.
 func (s *Store) checkCapacity(vs []PathValue) error {
+	if len(s.paths)+len(vs)*(1+s.cfg.Limits.MaxLocks) <= s.cfg.Limits.MaxPaths {
+		// Far from the path limit: only the per-path live limit can bite.
+		for i := range vs {
+			if p := s.paths[vs[i].Path]; p != nil && len(p.live)+len(p.events) >= s.cfg.Limits.MaxLivePerPath {
+				return fmt.Errorf("%w: %s holds %d changeable values (limit %d)",
+					ErrStoreFull, p.name, len(p.live)+len(p.events), s.cfg.Limits.MaxLivePerPath)
+			}
+		}
+		return nil
+	}
 	newPaths := 0
 	for i := range vs {
 		p := s.paths[vs[i].Path]
@@ -472,7 +497,10 @@ func (s *Store) inheritSpanners(p *pathState, i int) {
 	}
 	for _, list := range lists {
 		for _, r := range list {
-			if r.start.Before(t) && t.Before(r.end) {
+			if r.holder.final {
+				continue // a stale boundary reference, pruned later
+			}
+			if l := r.lock(); l.Start.Before(t) && t.Before(l.End) {
 				e.spanners = append(e.spanners, r)
 			}
 		}
@@ -496,6 +524,12 @@ func (p *pathState) pruneBoundary() {
 	if len(p.boundary) <= 2*p.boundaryKeep+8 {
 		return
 	}
+	p.pruneBoundaryNow()
+}
+
+// pruneBoundaryNow drops the references of final holders from the
+// boundary list, so they no longer keep those entries alive.
+func (p *pathState) pruneBoundaryNow() {
 	j := 0
 	for _, r := range p.boundary {
 		if r.holder.final {
@@ -507,6 +541,9 @@ func (p *pathState) pruneBoundary() {
 	}
 	clear(p.boundary[j:])
 	p.boundary = p.boundary[:j]
+	if j == 0 {
+		p.boundary = nil
+	}
 	p.boundaryKeep = j
 }
 
@@ -525,30 +562,45 @@ func (e *entry) registerLocks(s *Store) {
 	for i := range e.pv.Locks {
 		l := &e.pv.Locks[i]
 		r := &e.refs[i]
-		*r = lockRef{holder: e, start: l.Start, end: l.End}
+		*r = lockRef{holder: e, idx: uint16(i)}
 		p := s.path(l.Path)
 
-		// The target: zero, final, live or not seen yet.
+		// The target: zero, final, live or not seen yet. j ends as the
+		// index of the first live entry after Start.
+		var j int
 		switch {
-		case l.Start.IsZero():
-			r.inBoundary = true
-			p.boundary = append(p.boundary, r)
-		case l.Start.Nanos < s.horizon:
-			if j := searchFinals(p.finals, l.Start); j == len(p.finals) || p.finals[j].t != l.Start {
-				e.bad++ // final and never seen (or invalid): lost for good
+		case l.Start.IsZero() || l.Start.Nanos < s.horizon:
+			if !l.Start.IsZero() {
+				if k := searchFinals(p.finals, l.Start); k == len(p.finals) || p.finals[k].t != l.Start {
+					e.bad++ // final and never seen (or invalid): lost for good
+				}
 			}
 			r.inBoundary = true
 			p.boundary = append(p.boundary, r)
+			// Every final value inside the interval is valid: each breaks
+			// the lock.
+			lo := 0
+			if !l.Start.IsZero() {
+				lo = searchFinals(p.finals, l.Start)
+				if lo < len(p.finals) && p.finals[lo].t == l.Start {
+					lo++
+				}
+			}
+			if hi := searchFinals(p.finals, l.End); hi > lo {
+				e.bad += int32(hi - lo)
+			}
+			j, _ = searchEntries(p.live, l.Start)
 		default:
-			j, ok := searchEntries(p.live, l.Start)
+			// Start is live: every final value is older, none is inside.
+			k, ok := searchEntries(p.live, l.Start)
 			var target *entry
 			if ok {
-				target = p.live[j]
+				target = p.live[k]
 			} else {
 				target = &entry{p: p, ghost: true}
 				target.pv = PathValue{Path: p.name, Time: l.Start, State: stateUnseen}
-				p.live = slices.Insert(p.live, j, target)
-				s.inheritSpanners(p, j)
+				p.live = slices.Insert(p.live, k, target)
+				s.inheritSpanners(p, k)
 				s.enqueueFinality(target, l.Start.Nanos)
 				s.stats.Ghosts++
 			}
@@ -559,22 +611,11 @@ func (e *entry) registerLocks(s *Store) {
 			b, u := targetContrib(target.pv.State)
 			e.bad += b
 			e.unknown += u
+			j = k + 1
 		}
 
-		// The interval: every final value inside it is valid, so it breaks
-		// the lock; live entries inside count by state and learn of the lock.
-		lo := searchFinals(p.finals, l.Start)
-		if lo < len(p.finals) && p.finals[lo].t == l.Start {
-			lo++
-		}
-		hi := searchFinals(p.finals, l.End)
-		if hi > lo {
-			e.bad += int32(hi - lo)
-		}
-		j, ok := searchEntries(p.live, l.Start)
-		if ok {
-			j++
-		}
+		// Live entries inside the interval count by state and learn of the
+		// lock.
 		for ; j < len(p.live) && p.live[j].pv.Time.Before(l.End); j++ {
 			in := p.live[j]
 			in.spanners = append(in.spanners, r)
