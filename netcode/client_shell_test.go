@@ -415,3 +415,61 @@ func TestClientCloseFromAnotherGoroutine(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// TestClientReconnectKeepsCalls makes a call whose frame never leaves (the
+// socket dies first), so the call is re-sent on the next session. The
+// game must get exactly one EventEmitted for it, and its result under the
+// id Call returned.
+func TestClientReconnectKeepsCalls(t *testing.T) {
+	t.Skip("ClientCore: a call re-sent after reconnecting gets a new id and is re-predicted under the new Creator, so its emitted event is delivered twice and its result carries an id the game never saw (see the report)")
+	reg := shellReg()
+	reg.Register("shout", func(tx *netcode.Tx, args []byte) error {
+		tx.Emit("shouts", args)
+		return nil
+	}, netcode.FuncOptions{})
+	srv := startAuthority(t, reg, nil, nil)
+	var mu sync.Mutex
+	var conns []net.PacketConn
+	c := dial(t, srv.Addr().String(), netcode.Options{
+		Registry: reg,
+		PacketConn: func() (net.PacketConn, error) {
+			pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err == nil {
+				mu.Lock()
+				conns = append(conns, pc)
+				mu.Unlock()
+			}
+			return pc, err
+		},
+		Reconnect: netcode.Reconnect{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+	})
+	if err := c.Watch("shouts"); err != nil {
+		t.Fatal(err)
+	}
+	id, err := c.Call("shout", []byte("hey"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	conns[0].Close() // before Update sends the call
+	mu.Unlock()
+	emitted := 0
+	var results []netcode.CallID
+	reconnected := false
+	loop(t, 10*time.Second, []*netcode.Client{c}, func(_ int, ev netcode.Event) {
+		switch ev.Kind {
+		case netcode.EventEmitted:
+			emitted++
+		case netcode.EventResult:
+			results = append(results, ev.Call)
+		case netcode.EventConnected:
+			reconnected = true
+		}
+	}, func() bool { return reconnected && len(results) > 0 && c.Stats().Pending == 0 })
+	if emitted != 1 {
+		t.Errorf("EventEmitted %d times, want once", emitted)
+	}
+	if !slices.Equal(results, []netcode.CallID{id}) {
+		t.Errorf("results for %v, want one for %v (the id Call returned)", results, id)
+	}
+}
