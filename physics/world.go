@@ -160,9 +160,6 @@ func (w *World) Upsert(path string, shape Shape, k Keyframe) error {
 	if err := validatePath(path); err != nil {
 		return err
 	}
-	if err := shape.Validate(); err != nil {
-		return err
-	}
 	if err := k.validate(); err != nil {
 		return err
 	}
@@ -170,6 +167,11 @@ func (w *World) Upsert(path string, shape Shape, k Keyframe) error {
 		return fmt.Errorf("%w: keyframe at %d is before %d", ErrTooOld, k.T, w.horizon)
 	}
 	id, ok := w.ids[path]
+	if !ok || w.bodies[id].shape != shape { // a stored shape is valid
+		if err := shape.Validate(); err != nil {
+			return err
+		}
+	}
 	if !ok {
 		if len(w.ids) >= w.cfg.MaxBodies {
 			return fmt.Errorf("%w: limit %d", ErrTooManyBodies, w.cfg.MaxBodies)
@@ -388,7 +390,7 @@ func (w *World) footprint(b *body, i int, ixEnd int64) (e entry, x0, y0, x1, y1 
 		box = lb.Translate(k.Pos)
 		b0, b1 = restBucket, restBucket
 	} else {
-		box = lb.Translate(k.Pos).Union(lb.Translate(k.At(ixEnd)))
+		box = sweptBox(lb, k.Pos, k.At(ixEnd))
 		if ixEnd-k.T <= w.bucket {
 			// Short pieces (the common case) are filed under their start
 			// bucket only; queries also read the bucket before theirs.
@@ -408,6 +410,20 @@ func (w *World) footprint(b *body, i int, ixEnd int64) (e entry, x0, y0, x1, y1 
 		}
 	}
 	return
+}
+
+// sweptBox returns the bounds of local bounds lb moved from p to q. The
+// plain comparisons are exact for the finite values here and cheaper than
+// math.Min and math.Max.
+func sweptBox(lb AABB, p, q Vec2) AABB {
+	lo, hi := p, q
+	if q.X < p.X {
+		lo.X, hi.X = q.X, p.X
+	}
+	if q.Y < p.Y {
+		lo.Y, hi.Y = q.Y, p.Y
+	}
+	return AABB{lo.Add(lb.Min), hi.Add(lb.Max)}
 }
 
 // pad grows a box by a margin far above float64 rounding at its magnitude,

@@ -1,0 +1,229 @@
+package physics
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestGridTable checks the column table against a map through random
+// creations and releases, so that backward-shift deletion never loses or
+// duplicates a column however probe runs wrap and grow.
+func TestGridTable(t *testing.T) {
+	for _, seed := range []uint64{1, 2, 3} {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(seed, 5))
+			g := makeGrid()
+			want := map[uint64]bool{}
+			span := int32(8 + rng.IntN(60)) // a small span makes long probe runs
+			for step := range 20000 {
+				x, y := rng.Int32N(span)-span/2, rng.Int32N(span)-span/2
+				key := packXY(x, y)
+				if rng.IntN(3) == 0 {
+					if c := g.find(x, y); c != nil {
+						g.release(c.key)
+						delete(want, key)
+					}
+				} else {
+					c := g.column(x, y)
+					if c.key != key || !c.used {
+						t.Fatalf("step %d: column(%d, %d) = key %x used %v", step, x, y, c.key, c.used)
+					}
+					want[key] = true
+				}
+				if g.n != len(want) {
+					t.Fatalf("step %d: %d columns, want %d", step, g.n, len(want))
+				}
+			}
+			for x := -span; x <= span; x++ {
+				for y := -span; y <= span; y++ {
+					if got := g.find(x, y) != nil; got != want[packXY(x, y)] {
+						t.Fatalf("find(%d, %d) = %v, want %v", x, y, got, !got)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestBox32 checks that float32 bounds contain the float64 bounds they
+// are made from.
+func TestBox32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	vals := []float64{0, -0.0, 1, -1, 0.1, -0.1, 1e-40, -1e-40, math.SmallestNonzeroFloat64, 1 << 30, -(1 << 30), 16777217, -16777217}
+	for range 10000 {
+		v := (rng.Float64() - 0.5) * math.Pow(2, float64(rng.IntN(80)-40))
+		vals = append(vals, v)
+	}
+	for _, v := range vals {
+		if lo := float64(down32(v)); !(lo <= v) {
+			t.Errorf("down32(%v) = %v, above it", v, lo)
+		}
+		if hi := float64(up32(v)); !(hi >= v) {
+			t.Errorf("up32(%v) = %v, below it", v, hi)
+		}
+	}
+}
+
+// TestSortByCell checks both filing-queue sorts: the result is a stable
+// sort by first cell (equal cells together, in queue order), so the filing
+// order depends on the writes alone.
+func TestSortByCell(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		span int32
+	}{{"dense", 40}, {"radix", 1 << 20}, {"negative", -1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(3, uint64(tc.span)))
+			for round := range 10 {
+				a := make([]pending, 1+rng.IntN(3000))
+				for i := range a {
+					x, y := rng.Int32N(40), rng.Int32N(40)
+					switch {
+					case tc.span > 40:
+						x, y = rng.Int32N(tc.span)-tc.span/2, rng.Int32N(tc.span)
+					case tc.span < 0:
+						x, y = -x, y-20
+					}
+					a[i] = pending{x0: x, y0: y, e: entry{seq: uint32(i)}}
+				}
+				in := slices.Clone(a)
+				out := sortByCell(a, make([]pending, len(a)))
+				if len(out) != len(in) {
+					t.Fatalf("round %d: %d pieces out of %d", round, len(out), len(in))
+				}
+				seen := map[uint64]bool{}
+				for i := range out {
+					k := packXY(out[i].x0, out[i].y0)
+					if i > 0 && k != packXY(out[i-1].x0, out[i-1].y0) {
+						if seen[k] {
+							t.Fatalf("round %d: cell (%d, %d) split", round, out[i].x0, out[i].y0)
+						}
+					} else if i > 0 && out[i].e.seq < out[i-1].e.seq {
+						t.Fatalf("round %d: unstable at %d", round, i)
+					}
+					seen[k] = true
+				}
+				slices.SortFunc(out, func(a, b pending) int { return int(a.e.seq) - int(b.e.seq) })
+				if !slices.Equal(in, out) {
+					t.Fatalf("round %d: not a permutation of the queue", round)
+				}
+			}
+		})
+	}
+}
+
+// TestQueuedFiling writes ticks of many bodies, so that the filing queue
+// is sorted (densely or by radix, depending on the spread) before it is
+// filed, with corrections and removals of queued pieces between, and checks
+// every query against the brute-force reference.
+func TestQueuedFiling(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		spread float64
+	}{{"dense", 1500}, {"radix", 1 << 24}} {
+		t.Run(tc.name, func(t *testing.T) {
+			const n, seed = 800, 11
+			rng := rand.New(rand.NewPCG(seed, 2))
+			cfg := DefaultConfig()
+			w, err := New(cfg)
+			must(t, err)
+			ref := newBrute(cfg)
+			pos := make([]Vec2, n)
+			for i := range pos {
+				pos[i] = V(rng.Float64()*tc.spread, rng.Float64()*tc.spread)
+			}
+			vel := func() Vec2 { return V(rng.Float64()*400-200, rng.Float64()*400-200) }
+			now := int64(0)
+			for tick := range 12 {
+				for i := range pos {
+					p := fmt.Sprintf("b/%d", i)
+					switch r := rng.IntN(40); {
+					case r == 0:
+						w.Remove(p)
+						ref.remove(p)
+						continue
+					case r == 1 && tick > 0: // a correction of the piece just queued
+						k := Keyframe{T: now - 20*ms, Pos: pos[i], Vel: vel()}
+						must(t, w.Upsert(p, Circle(12), k))
+						ref.upsert(p, Circle(12), k)
+					}
+					k := Keyframe{T: now, Pos: pos[i], Vel: vel()}
+					must(t, w.Upsert(p, Circle(12), k))
+					ref.upsert(p, Circle(12), k)
+					pos[i] = k.At(now + 50*ms)
+				}
+				now += 50 * ms
+				must(t, w.Advance(now))
+				ref.advance(now)
+				for q := range 40 {
+					i := rng.IntN(n)
+					tq := max(w.Horizon(), now-int64(rng.IntN(400))*ms)
+					ray := Ray{Origin: pos[i].Add(V(30, 0)), Dir: V(rng.Float64()-0.5, rng.Float64()-0.5), MaxDist: 600}
+					gh, gok, err := w.Raycast(ray, tq, Filter{})
+					must(t, err)
+					if wh, wok := ref.raycast(ray, tq, Filter{}); gok != wok || gh != wh {
+						t.Fatalf("tick %d query %d: Raycast(%+v, %d) = %+v %v, want %+v %v", tick, q, ray, tq, gh, gok, wh, wok)
+					}
+					sw := Sweep{Radius: 10, From: pos[i].Add(V(-40, 5)), To: pos[i].Add(V(40, -5)), T0: tq, T1: min(tq+50*ms, now)}
+					gc, gok, err := w.SweepCircle(sw, Filter{})
+					must(t, err)
+					if wc, wok := ref.sweep(sw, Filter{}); gok != wok || gc != wc {
+						t.Fatalf("tick %d query %d: SweepCircle(%+v) = %+v %v, want %+v %v", tick, q, sw, gc, gok, wc, wok)
+					}
+					gn, err := w.Nearest(pos[i], 3, tq, 300, Filter{}, nil)
+					must(t, err)
+					if wn := ref.nearest(pos[i], 3, tq, 300, Filter{}); !slices.Equal(gn, wn) {
+						t.Fatalf("tick %d query %d: Nearest = %v, want %v", tick, q, gn, wn)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestUpsertAllocs holds the steady state of a write-heavy world to its
+// allocation budget: once layers, columns and motions have reached their
+// working sizes, a tick of upserts and an Advance reuse them.
+func TestUpsertAllocs(t *testing.T) {
+	const n = 400
+	rng := rand.New(rand.NewPCG(4, 4))
+	w := newWorld(t, nil)
+	last := make([]Keyframe, n)
+	for i := range last {
+		last[i] = Keyframe{Pos: V(rng.Float64()*1500, rng.Float64()*1500)}
+	}
+	vels := make([]Vec2, 1024)
+	for i := range vels {
+		vels[i] = V(rng.Float64()*300-150, rng.Float64()*300-150)
+	}
+	paths := make([]string, n)
+	for i := range paths {
+		paths[i] = fmt.Sprintf("p/%d", i)
+	}
+	now, r := int64(0), 0
+	tick := func() {
+		for i := range last {
+			k := Keyframe{T: now, Pos: last[i].At(now), Vel: vels[(r*n+i)%1021]}
+			if err := w.Upsert(paths[i], Circle(12), k); err != nil {
+				t.Fatal(err)
+			}
+			last[i] = k
+		}
+		r++
+		now += 50 * int64(time.Millisecond)
+		if err := w.Advance(now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 1000 { // warm up: 50 s of ticks, until pooled slices have grown
+		tick()
+	}
+	got := testing.AllocsPerRun(20, tick)
+	if perWrite := got / n; perWrite > 0.01 {
+		t.Errorf("%.1f allocations per tick of %d writes (%.4f per write), budget 0.01 per write", got, n, perWrite)
+	}
+}
