@@ -103,18 +103,16 @@ func InterpolateFloats(history []PathValue, t int64) ([]float64, bool) {
 	if alpha <= 0 || a.Value == nil || b.Value == nil || len(a.Value) != len(b.Value) {
 		return show(a)
 	}
-	va, err := Floats(a.Value)
+	v, err := Floats(a.Value)
 	if err != nil {
 		return nil, false
 	}
-	vb, err := Floats(b.Value)
-	if err != nil {
-		return va, true
+	// b has a's length, so it decodes too; read it in place.
+	for i := range v {
+		vb := math.Float64frombits(binary.LittleEndian.Uint64(b.Value[8*i:]))
+		v[i] += (vb - v[i]) * alpha
 	}
-	for i := range va {
-		va[i] += (vb[i] - va[i]) * alpha
-	}
-	return va, true
+	return v, true
 }
 
 // InterpolateFloats returns the confirmed float vector of path as seen

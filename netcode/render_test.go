@@ -274,3 +274,51 @@ func TestSmootherDisabledAndBounded(t *testing.T) {
 		t.Error("Apply wrote to its input")
 	}
 }
+
+// BenchmarkInterpolateFloats draws one entity from a 64-sample history
+// (about a second of 60 Hz updates); the baseline decodes only the
+// latest sample, what a game without interpolation would draw.
+func BenchmarkInterpolateFloats(b *testing.B) {
+	h := make([]netcode.PathValue, 64)
+	for i := range h {
+		h[i] = sample(int64(i)*16e6, float64(i), -float64(i))
+	}
+	b.Run("interpolate", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if _, ok := netcode.InterpolateFloats(h, int64(i%1000)*1e6); !ok {
+				b.Fatal("no value")
+			}
+		}
+	})
+	b.Run("baseline-latest", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := netcode.Floats(h[len(h)-1].Value); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkSmootherApply applies a live offset to a 2-vector; the
+// baseline is the copy Apply makes anyway.
+func BenchmarkSmootherApply(b *testing.B) {
+	s := netcode.NewSmoother(100 * time.Millisecond)
+	actual := []float64{1, 2}
+	b.Run("apply", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if i%1000 == 0 {
+				s.Correct("k", []float64{50, 50}, actual)
+			}
+			_ = s.Apply("k", actual, int64(i)*1000)
+		}
+	})
+	b.Run("baseline-copy", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			_ = append([]float64(nil), actual...)
+		}
+	})
+}
