@@ -35,16 +35,26 @@ func newSim(t testing.TB, cfg sim.Config) *sim.Sim {
 	return s
 }
 
-// seedCount is how many seeds a property test runs: hundreds normally,
-// fewer under the race detector or -short, what -sim.seeds says when set.
-func seedCount() int {
+// seedCount is how many seeds a property test runs: def, or a fifth of it
+// with -short, or what -sim.seeds says when set.
+func seedCount(def int) int {
 	switch {
 	case *seeds > 0:
 		return *seeds
-	case raceEnabled || testing.Short():
-		return 40
+	case testing.Short():
+		return max(1, def/5)
 	}
-	return 200
+	return def
+}
+
+// verifyEvery is how often the property runs check the lock invariant:
+// after every server step, or every 8th under the race detector, where
+// the from-scratch check would dominate the suite's time.
+func verifyEvery() int {
+	if raceEnabled {
+		return 8
+	}
+	return 1
 }
 
 // syncOutstanding lets a client's clock sync over links whose round trip,
@@ -67,14 +77,14 @@ func propertyConfig(seed uint64) sim.Config {
 	cfg.Warmup = 2 * time.Second
 	cfg.Active = 3 * time.Second
 	cfg.Quiet = 4 * time.Second
-	cfg.VerifyEvery = 1
+	cfg.VerifyEvery = verifyEvery()
 	cfg.Workload = sim.Workload{KeyChanges: 6, Bumps: 4, Shoves: 2, Counters: 2, WatchEvents: true}
 	cfg.Clock.MaxOutstanding = syncOutstanding
 	return cfg
 }
 
 func TestProperties(t *testing.T) {
-	n := seedCount()
+	n := seedCount(200)
 	for i := range n {
 		seed := *first + uint64(i)
 		cfg := propertyConfig(seed)
@@ -86,11 +96,10 @@ func TestProperties(t *testing.T) {
 	}
 }
 
-
 // TestDeterminism runs each seed twice: the trace hash and the report
 // must be identical.
 func TestDeterminism(t *testing.T) {
-	n := seedCount() / 4
+	n := seedCount(25)
 	for i := range n {
 		seed := *first + uint64(i)
 		cfg := propertyConfig(seed)
@@ -121,7 +130,7 @@ func TestDeterminism(t *testing.T) {
 // TestReconnects drops sessions during play: every client reconnects on a
 // new session and the views still converge.
 func TestReconnects(t *testing.T) {
-	n := seedCount() / 4
+	n := seedCount(50)
 	for i := range n {
 		seed := *first + uint64(i)
 		cfg := propertyConfig(seed)
@@ -262,8 +271,8 @@ func TestEventsOnceWhenLate(t *testing.T) {
 
 // TestQualityReport prints the report for each preset with 32 clients.
 func TestQualityReport(t *testing.T) {
-	if testing.Short() {
-		t.Skip("quality report: 3 × 32 clients × 40 s of game time")
+	if testing.Short() || raceEnabled {
+		t.Skip("quality report: 3 × 32 clients × 40 s of game time (not with -short or -race)")
 	}
 	for _, name := range []string{"broadband", "mobile", "awful"} {
 		cfg := qualityConfig(name)
@@ -303,8 +312,8 @@ func formatReport(r sim.Report) string {
 
 // TestSimSpeed runs exactly 100 clients × 60 s of game time.
 func TestSimSpeed(t *testing.T) {
-	if testing.Short() {
-		t.Skip("speed test: 100 clients × 60 s of game time")
+	if testing.Short() || raceEnabled {
+		t.Skip("speed test: 100 clients × 60 s of game time (not with -short or -race)")
 	}
 	cfg := sim.DefaultConfig()
 	cfg.Clients = 100
