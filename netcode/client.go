@@ -175,8 +175,11 @@ type cval struct {
 	flags Flags
 }
 
-// pcall is a call awaiting its result, with its prediction.
+// pcall is a call awaiting its result, with its prediction. call.ID is
+// the id on the current session; id is the one Call returned, which events
+// keep using when the call is re-sent under a new session's Creator.
 type pcall struct {
+	id    CallID
 	call  Call
 	out   Outcome
 	stale bool // a re-run was skipped by the budget
@@ -186,6 +189,7 @@ type pcall struct {
 // confirmedCall remembers a confirmed call until finality, so that a
 // re-run of it by the authority can be explained as a correction.
 type confirmedCall struct {
+	id      CallID // as returned by Call
 	call    Call
 	outputs map[string][]byte // path → authoritative value (nil: deleted)
 	reads   []wire.Lock
@@ -233,7 +237,6 @@ type ClientCore struct {
 
 	stats             ClientStats
 	rateAt            int64
-	rateIn, rateOut   uint64
 	lastIn, lastOut   uint64
 	lastSyncRequested int64
 }
@@ -283,6 +286,8 @@ func (c *ClientCore) Connect() error {
 	c.enc, c.dec = enc, dec
 	c.cur, c.out = nil, nil
 	c.connected = false
+	// Replies to requests sent on the old session will never come.
+	c.clock.ForgetRequests()
 	c.send(&wire.Message{Kind: wire.KindHello, Hello: wire.Hello{Version: wire.ProtocolVersion, Token: c.opts.Token}})
 	c.syncNow()
 	return nil
@@ -424,7 +429,7 @@ func (c *ClientCore) Call(name string, args []byte) (CallID, error) {
 	c.lastW = W
 	c.seq++
 	call := Call{ID: CallID{Creator: c.creator, Seq: c.seq}, Name: name, Args: slices.Clone(args), Time: W, ViewDelay: c.ViewDelay()}
-	p := &pcall{call: call}
+	p := &pcall{id: call.ID, call: call}
 	c.predict(p)
 	c.pending = append(c.pending, p)
 	c.byID[call.ID] = p
@@ -456,14 +461,32 @@ func (c *ClientCore) predict(p *pcall) {
 	}
 }
 
-// emit gives an emitted event to the game unless it already had it.
+// emit gives an emitted event to the game unless it already had it. Events
+// are remembered for eventMemory after their time; an event older than that
+// (a result arriving after its call timed out, say) is not given again.
 func (c *ClientCore) emit(path string, value []byte, t Time) {
 	k := eventKey{path, t.Nanos, t.Creator}
 	if _, seen := c.delivered[k]; seen {
 		return
 	}
-	c.delivered[k] = t.Nanos + int64(c.cfg.MaxChangeAge)*2 + int64(time.Second)
+	if c.clock.Synced() && t.Nanos < c.clock.Now()-c.eventMemory() {
+		return
+	}
+	c.delivered[k] = t.Nanos + c.eventMemory()
 	c.events = append(c.events, Event{Kind: EventEmitted, Path: path, Value: value, Time: t})
+}
+
+// eventMemory is how long delivered events are remembered: longer than a
+// call can take to be answered or time out, plus the change window.
+func (c *ClientCore) eventMemory() int64 {
+	return int64(c.callTimeout()) + 2*int64(c.cfg.MaxChangeAge) + int64(time.Second)
+}
+
+func (c *ClientCore) callTimeout() time.Duration {
+	if c.opts.CallTimeout > 0 {
+		return c.opts.CallTimeout
+	}
+	return 2*c.cfg.MaxChangeAge + time.Second
 }
 
 // Latest implements View over confirmed values and pending predictions:
@@ -671,13 +694,23 @@ func (c *ClientCore) welcome(w *wire.Welcome) {
 		delete(c.byID, p.call.ID)
 		if p.call.Time < oldest {
 			c.stats.Failed++
-			c.events = append(c.events, Event{Kind: EventResult, Call: p.call.ID, Err: ErrCallTooOld})
+			c.events = append(c.events, Event{Kind: EventResult, Call: p.id, Err: ErrCallTooOld})
 			c.markWrites(p)
 			continue
 		}
 		c.seq++
 		p.call.ID = CallID{Creator: c.creator, Seq: c.seq}
 		c.byID[p.call.ID] = p
+		// The re-prediction emits its events under the new Creator: they
+		// were given to the game already under the old one.
+		for _, w := range p.out.Writes {
+			if w.Flags&FlagEvent == 0 {
+				continue
+			}
+			if exp, ok := c.delivered[eventKey{w.Path, w.Time.Nanos, w.Time.Creator}]; ok {
+				c.delivered[eventKey{w.Path, w.Time.Nanos, c.creator}] = exp
+			}
+		}
 		c.predict(p)
 		c.sendCall(p)
 		keep = append(keep, p)
@@ -738,6 +771,9 @@ func (c *ClientCore) changed(path string, t Time) {
 	if d, ok := c.dirty[path]; !ok || t.Nanos < d {
 		c.dirty[path] = t.Nanos
 	}
+	if len(c.pending) > 0 && c.pending[len(c.pending)-1].call.Time > t.Nanos {
+		c.earn() // a pushed change that pending predictions may have read
+	}
 	v, ok := c.latestConfirmed(path)
 	last, had := c.reported[path]
 	switch {
@@ -772,6 +808,8 @@ func (c *ClientCore) result(r *wire.CallResult) {
 	if i := slices.Index(c.pending, p); i >= 0 {
 		c.pending = slices.Delete(c.pending, i, i+1)
 	}
+	wireID := id
+	id = p.id // events name the call as the game knows it
 	if r.Status != wire.CallOK {
 		c.stats.Failed++
 		err := fmt.Errorf("netcode: call %q failed: %s", p.call.Name, r.Error)
@@ -829,7 +867,7 @@ func (c *ClientCore) result(r *wire.CallResult) {
 		c.earn()
 		c.markWrites(p)
 	}
-	c.recent[id] = &confirmedCall{call: p.call, outputs: auth, reads: slices.Clone(r.Reads)}
+	c.recent[wireID] = &confirmedCall{id: p.id, call: p.call, outputs: auth, reads: slices.Clone(r.Reads)}
 }
 
 // rerunResult handles a new answer to a call already confirmed: the
@@ -890,15 +928,15 @@ func (c *ClientCore) rerunResult(id CallID, r *wire.CallResult) {
 			continue
 		}
 		c.stats.Corrections++
-		corr := &Correction{Call: id, Path: path, Predicted: old, Authoritative: nw}
+		corr := &Correction{Call: cc.id, Path: path, Predicted: old, Authoritative: nw}
 		if cause != nil {
 			corr.CausePath, corr.Cause, corr.CauseKnown = cause.Path, Time(cause.Start), true
 		}
-		c.events = append(c.events, Event{Kind: EventCorrection, Path: path, Value: nw, Call: id, Correction: corr})
+		c.events = append(c.events, Event{Kind: EventCorrection, Path: path, Value: nw, Call: cc.id, Correction: corr})
 	}
 	cc.outputs, cc.reads = outputs, slices.Clone(r.Reads)
 	if r.Status != wire.CallOK {
-		c.events = append(c.events, Event{Kind: EventResult, Call: id, Err: fmt.Errorf("netcode: call %q failed when re-run: %s", cc.call.Name, r.Error)})
+		c.events = append(c.events, Event{Kind: EventResult, Call: cc.id, Err: fmt.Errorf("netcode: call %q failed when re-run: %s", cc.call.Name, r.Error)})
 	}
 }
 
@@ -919,7 +957,7 @@ func (c *ClientCore) markWrites(p *pcall) {
 // read where the authority saw another value than the prediction.
 func (c *ClientCore) correct(p *pcall, path string, predicted, auth []byte, _ bool, r *wire.CallResult) {
 	c.stats.Corrections++
-	corr := &Correction{Call: p.call.ID, Path: path, Predicted: predicted, Authoritative: auth}
+	corr := &Correction{Call: p.id, Path: path, Predicted: predicted, Authoritative: auth}
 	for _, ar := range r.Reads {
 		for _, pl := range p.out.Locks {
 			if pl.Path == ar.Path && pl.End.Nanos == ar.End.Nanos && pl.Start != Time(ar.Start) {
@@ -931,7 +969,7 @@ func (c *ClientCore) correct(p *pcall, path string, predicted, auth []byte, _ bo
 			break
 		}
 	}
-	c.events = append(c.events, Event{Kind: EventCorrection, Path: path, Value: auth, Call: p.call.ID, Correction: corr})
+	c.events = append(c.events, Event{Kind: EventCorrection, Path: path, Value: auth, Call: p.id, Correction: corr})
 }
 
 // resimulate re-runs, in time order, every pending call that read a path
@@ -994,23 +1032,24 @@ func sameWrites(a, b []PathValue) bool {
 // and the byte-rate averages. Call it once per frame (Update does).
 func (c *ClientCore) Tick() {
 	local := c.clock.Local()
-	if c.enc != nil && local >= c.clock.NextSync() && local-c.lastSyncRequested >= int64(5*time.Millisecond) {
+	// Never more requests in flight than the clock remembers: on a link
+	// whose round trip spans many frames, every reply would otherwise
+	// answer a forgotten request and the clock would never sync.
+	if c.enc != nil && local >= c.clock.NextSync() && local-c.lastSyncRequested >= int64(5*time.Millisecond) &&
+		c.clock.CanRequest() {
 		c.syncNow()
 	}
 	now := c.clock.Now()
 	if !c.clock.Synced() {
 		return
 	}
-	timeout := c.opts.CallTimeout
-	if timeout <= 0 {
-		timeout = 2*c.cfg.MaxChangeAge + time.Second
-	}
+	timeout := c.callTimeout()
 	for len(c.pending) > 0 && c.pending[0].call.Time < now-int64(timeout) {
 		p := c.pending[0]
 		c.pending = c.pending[1:]
 		delete(c.byID, p.call.ID)
 		c.stats.Failed++
-		c.events = append(c.events, Event{Kind: EventResult, Call: p.call.ID, Err: ErrCallTimeout})
+		c.events = append(c.events, Event{Kind: EventResult, Call: p.id, Err: ErrCallTimeout})
 		c.markWrites(p)
 	}
 	c.resimulate()

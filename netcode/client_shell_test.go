@@ -421,7 +421,6 @@ func TestClientCloseFromAnotherGoroutine(t *testing.T) {
 // game must get exactly one EventEmitted for it, and its result under the
 // id Call returned.
 func TestClientReconnectKeepsCalls(t *testing.T) {
-	t.Skip("ClientCore: a call re-sent after reconnecting gets a new id and is re-predicted under the new Creator, so its emitted event is delivered twice and its result carries an id the game never saw (see the report)")
 	reg := shellReg()
 	reg.Register("shout", func(tx *netcode.Tx, args []byte) error {
 		tx.Emit("shouts", args)

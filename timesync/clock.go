@@ -145,6 +145,25 @@ func (c *Clock) NextSync() int64 {
 	return c.lastSend + int64(c.interval)
 }
 
+// CanRequest reports whether a new Request would leave every outstanding
+// request remembered. Request forgets the oldest when Config.MaxOutstanding
+// are unanswered, and a reply to a forgotten request is refused: on a link
+// whose round trip spans many requests, a loop that checks CanRequest
+// before sending keeps every reply usable.
+func (c *Clock) CanRequest() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.out) < c.cfg.MaxOutstanding
+}
+
+// ForgetRequests forgets every outstanding request, whose replies will
+// then be refused: call it when the connection they were sent on is gone.
+func (c *Clock) ForgetRequests() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.out = c.out[:0]
+}
+
 // Request stamps a new request with the local time and remembers it, so
 // that its reply is accepted. The caller sends it to the reference.
 func (c *Clock) Request() Request {
