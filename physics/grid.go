@@ -53,10 +53,15 @@ func (b box32) overlaps(c AABB) bool {
 
 // grid holds the cells of the index by column: one column per grid cell
 // (x, y) holding all of that cell's time layers, stored in the slots of a
-// flat open-addressing table so that one probe reaches them. A column keeps
-// its newest layer inline, and the newest layer is where writes go, so a
-// write costs the probe and the tail of one entry slice; a query pays one
-// probe per cell for every bucket it reads.
+// flat open-addressing table so that one probe reaches them; a query pays
+// one probe per cell for every bucket it reads.
+//
+// The entries of a time bucket live in that bucket's arena, and a layer is
+// up to maxChunks runs (chunks) of it. A batch of writes is laid into the
+// arena grouped by cell (see fileDense), so writing costs sequential stores
+// and one chunk per touched cell rather than a cache miss on a per-cell
+// slice, and the cells a query reads together sit together. Dropping a
+// bucket recycles its arena whole.
 type grid struct {
 	// cols is the table, a power of two long, linear probing with
 	// backward-shift deletion (no tombstones); n columns are used.
@@ -64,20 +69,29 @@ type grid struct {
 	shift uint // 64 - log2(len(cols))
 	n     int
 
-	// buckets lists, for each time bucket, the cells holding a layer of
-	// it, so that dropping a bucket visits only those.
-	buckets map[int64][]uint64
-	// spare and spareKeys hold emptied slices for reuse, so that a steady
-	// stream of writes stops allocating; drop is scratch.
-	spare      [][]entry
-	spareKeys  [][]uint64
+	buckets map[int64]*bucket
+	// spare buckets, spare column layer arrays and an arena to compact
+	// into are kept for reuse, so that steady writing stops allocating;
+	// drop is scratch.
+	spare      []*bucket
 	spareOlder [][]layer
+	scratch    []entry
 	drop       []int64
 }
 
-// column is one grid cell: its entries in time layers sorted by bucket
-// (older, then top, the newest), and the rest layer (pieces at rest that
-// hold for ever).
+// bucket is the index of one time bucket: its arena of entries and the
+// columns holding a layer of it (so that dropping it visits only those).
+// live counts the arena entries that are in some chunk; the rest is garbage
+// left by removals and layer compaction, reclaimed by compactBucket.
+type bucket struct {
+	b    int64
+	ents []entry
+	live int
+	cols []uint64
+}
+
+// column is one grid cell: its time layers sorted by bucket (older, then
+// top, the newest), and the rest layer (pieces at rest that hold for ever).
 type column struct {
 	key    uint64 // packed (x, y)
 	used   bool
@@ -87,21 +101,31 @@ type column struct {
 	rest   []entry
 }
 
+// layer is a column's entries in one bucket: chunks ch[:nch] of bk.ents.
 type layer struct {
-	b  int64
-	es []entry
+	b   int64
+	bk  *bucket
+	nch int32
+	ch  [maxChunks]chunk
 }
 
+type chunk struct{ off, n int32 }
+
 const (
-	minCols = 64
-	// minLayer is the capacity a new layer starts with: a few pieces in
-	// a cell over a bucket is the common case, and a pooled slice that
-	// starts at it rarely has to grow.
-	minLayer = 8
+	minCols   = 64
+	maxChunks = 3
+	// minArena is the arena garbage tolerated before compaction.
+	minArena = 1024
 )
 
+// entries returns chunk k of l.
+func (l *layer) entries(k int32) []entry {
+	ch := l.ch[k]
+	return l.bk.ents[ch.off : ch.off+ch.n]
+}
+
 func makeGrid() grid {
-	return grid{cols: make([]column, minCols), shift: 64 - 6, buckets: make(map[int64][]uint64)}
+	return grid{cols: make([]column, minCols), shift: 64 - 6, buckets: make(map[int64]*bucket)}
 }
 
 func packXY(x, y int32) uint64 { return uint64(uint32(x))<<32 | uint64(uint32(y)) }
@@ -221,61 +245,149 @@ func (c *column) span(b0, b1 int64) (lo, hi int) {
 	return lo, hi
 }
 
-// layer returns the entries of bucket b in column c, creating the layer if
-// needed.
-func (g *grid) layer(c *column, b int64) *[]entry {
-	if es := c.existing(b); es != nil {
-		return es
-	}
-	var es []entry
-	if n := len(g.spare); n > 0 {
-		es = g.spare[n-1]
-		g.spare[n-1] = nil
-		g.spare = g.spare[:n-1]
-	} else {
-		es = make([]entry, 0, minLayer)
-	}
-	keys, ok := g.buckets[b]
-	if !ok {
-		if n := len(g.spareKeys); n > 0 {
-			keys = g.spareKeys[n-1]
-			g.spareKeys = g.spareKeys[:n-1]
-		}
-	}
-	g.buckets[b] = append(keys, c.key)
-	switch {
-	case !c.hasTop:
-		c.top, c.hasTop = layer{b, es}, true
-		return &c.top.es
-	case b > c.top.b:
-		c.older = append(c.older, c.top)
-		c.top = layer{b, es}
-		return &c.top.es
-	}
-	i := len(c.older)
-	for i > 0 && c.older[i-1].b > b {
-		i--
-	}
-	c.older = append(c.older, layer{})
-	copy(c.older[i+1:], c.older[i:])
-	c.older[i] = layer{b, es}
-	return &c.older[i].es
-}
-
-// existing returns the entries of bucket b in column c, or nil.
-func (c *column) existing(b int64) *[]entry {
+// existing returns the layer of bucket b in column c, or nil.
+func (c *column) existing(b int64) *layer {
 	if !c.hasTop {
 		return nil
 	}
 	if c.top.b == b {
-		return &c.top.es
+		return &c.top
 	}
 	for i := len(c.older) - 1; i >= 0 && c.older[i].b >= b; i-- {
 		if c.older[i].b == b {
-			return &c.older[i].es
+			return &c.older[i]
 		}
 	}
 	return nil
+}
+
+// bucketOf returns bucket b, creating it if needed.
+func (g *grid) bucketOf(b int64) *bucket {
+	if bk, ok := g.buckets[b]; ok {
+		return bk
+	}
+	var bk *bucket
+	if n := len(g.spare); n > 0 {
+		bk = g.spare[n-1]
+		g.spare = g.spare[:n-1]
+	} else {
+		bk = new(bucket)
+	}
+	bk.b = b
+	g.buckets[b] = bk
+	return bk
+}
+
+// layer returns the layer of bucket bk in column c, creating it if needed.
+func (g *grid) layer(c *column, bk *bucket) *layer {
+	if l := c.existing(bk.b); l != nil {
+		return l
+	}
+	bk.cols = append(bk.cols, c.key)
+	switch {
+	case !c.hasTop:
+		c.top, c.hasTop = layer{b: bk.b, bk: bk}, true
+		return &c.top
+	case bk.b > c.top.b:
+		c.older = append(c.older, c.top)
+		c.top = layer{b: bk.b, bk: bk}
+		return &c.top
+	}
+	i := len(c.older)
+	for i > 0 && c.older[i-1].b > bk.b {
+		i--
+	}
+	c.older = append(c.older, layer{})
+	copy(c.older[i+1:], c.older[i:])
+	c.older[i] = layer{b: bk.b, bk: bk}
+	return &c.older[i]
+}
+
+// attach adds the run bk.ents[off:off+n] to the layer of bk in column c:
+// it extends the last chunk when the run follows it, takes a new chunk
+// while there are fewer than maxChunks, and otherwise copies the layer and
+// the run into one chunk at the arena's end. It leaves compaction to the
+// caller, which may hold runs not attached yet.
+func (g *grid) attach(c *column, bk *bucket, off, n int32) {
+	l := g.layer(c, bk)
+	if k := l.nch - 1; k >= 0 && l.ch[k].off+l.ch[k].n == off {
+		l.ch[k].n += n
+		return
+	}
+	if l.nch < maxChunks {
+		l.ch[l.nch] = chunk{off, n}
+		l.nch++
+		return
+	}
+	start := int32(len(bk.ents))
+	for k := range l.nch {
+		ch := l.ch[k]
+		bk.ents = append(bk.ents, bk.ents[ch.off:ch.off+ch.n]...)
+	}
+	bk.ents = append(bk.ents, bk.ents[off:off+n]...)
+	l.ch[0], l.nch = chunk{start, int32(len(bk.ents)) - start}, 1
+}
+
+// add files one entry in layer b of column c.
+func (g *grid) add(c *column, b int64, e entry) {
+	bk := g.bucketOf(b)
+	off := int32(len(bk.ents))
+	bk.ents = append(bk.ents, e)
+	bk.live++
+	g.attach(c, bk, off, 1)
+	g.maybeCompact(bk)
+}
+
+// remove deletes the entries of piece (id, seq) from layer b of column c.
+func (g *grid) remove(c *column, b int64, id int32, seq uint32) {
+	l := c.existing(b)
+	if l == nil {
+		return
+	}
+	bk := l.bk
+	kept := int32(0)
+	for k := range l.nch {
+		es := l.entries(k)
+		n := int32(len(es))
+		for i := int32(0); i < n; {
+			if es[i].id == id && es[i].seq == seq {
+				es[i] = es[n-1]
+				n--
+				bk.live--
+				continue
+			}
+			i++
+		}
+		if n > 0 {
+			l.ch[kept] = chunk{l.ch[k].off, n}
+			kept++
+		}
+	}
+	l.nch = kept
+	g.maybeCompact(bk)
+}
+
+// maybeCompact rewrites bk's arena when garbage outweighs the live
+// entries, so that an arena never holds more than about twice what its
+// layers use.
+func (g *grid) maybeCompact(bk *bucket) {
+	if len(bk.ents) <= 2*bk.live+minArena {
+		return
+	}
+	out := g.scratch[:0]
+	for _, key := range bk.cols {
+		l := g.findKey(key).existing(bk.b)
+		start := int32(len(out))
+		for k := range l.nch {
+			out = append(out, l.entries(k)...)
+		}
+		l.ch[0], l.nch = chunk{start, int32(len(out)) - start}, 1
+		if start == int32(len(out)) {
+			l.nch = 0
+		}
+	}
+	g.scratch, bk.ents = bk.ents[:0], out
+	bk.live = len(out)
 }
 
 // dropBefore removes every layer of a bucket before hb, and the columns
@@ -290,14 +402,13 @@ func (g *grid) dropBefore(hb int64) {
 	}
 	slices.Sort(g.drop)
 	for _, b := range g.drop {
-		keys := g.buckets[b]
-		for _, key := range keys {
+		bk := g.buckets[b]
+		for _, key := range bk.cols {
 			c := g.findKey(key)
 			if c == nil || !c.hasTop {
 				continue
 			}
 			if c.top.b == b {
-				g.spare = append(g.spare, c.top.es[:0])
 				if n := len(c.older); n > 0 {
 					c.top = c.older[n-1]
 					c.older[n-1] = layer{}
@@ -308,7 +419,6 @@ func (g *grid) dropBefore(hb int64) {
 			} else {
 				for i := range c.older {
 					if c.older[i].b == b {
-						g.spare = append(g.spare, c.older[i].es[:0])
 						copy(c.older[i:], c.older[i+1:])
 						c.older[len(c.older)-1] = layer{}
 						c.older = c.older[:len(c.older)-1]
@@ -321,7 +431,8 @@ func (g *grid) dropBefore(hb int64) {
 			}
 		}
 		delete(g.buckets, b)
-		g.spareKeys = append(g.spareKeys, keys[:0])
+		bk.ents, bk.cols, bk.live = bk.ents[:0], bk.cols[:0], 0
+		g.spare = append(g.spare, bk)
 	}
 }
 

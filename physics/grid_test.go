@@ -68,63 +68,52 @@ func TestBox32(t *testing.T) {
 	}
 }
 
-// TestSortByCell checks both filing-queue sorts: the result is a stable
-// sort by first cell (equal cells together, in queue order), so the filing
-// order depends on the writes alone.
-func TestSortByCell(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		span int32
-	}{{"dense", 40}, {"radix", 1 << 20}, {"negative", -1}} {
-		t.Run(tc.name, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(3, uint64(tc.span)))
-			for round := range 10 {
-				a := make([]pending, 1+rng.IntN(3000))
-				for i := range a {
-					x, y := rng.Int32N(40), rng.Int32N(40)
-					switch {
-					case tc.span > 40:
-						x, y = rng.Int32N(tc.span)-tc.span/2, rng.Int32N(tc.span)
-					case tc.span < 0:
-						x, y = -x, y-20
-					}
-					a[i] = pending{x0: x, y0: y, e: entry{seq: uint32(i)}}
-				}
-				in := slices.Clone(a)
-				out := sortByCell(a, make([]pending, len(a)))
-				if len(out) != len(in) {
-					t.Fatalf("round %d: %d pieces out of %d", round, len(out), len(in))
-				}
-				seen := map[uint64]bool{}
-				for i := range out {
-					k := packXY(out[i].x0, out[i].y0)
-					if i > 0 && k != packXY(out[i-1].x0, out[i-1].y0) {
-						if seen[k] {
-							t.Fatalf("round %d: cell (%d, %d) split", round, out[i].x0, out[i].y0)
-						}
-					} else if i > 0 && out[i].e.seq < out[i-1].e.seq {
-						t.Fatalf("round %d: unstable at %d", round, i)
-					}
-					seen[k] = true
-				}
-				slices.SortFunc(out, func(a, b pending) int { return int(a.e.seq) - int(b.e.seq) })
-				if !slices.Equal(in, out) {
-					t.Fatalf("round %d: not a permutation of the queue", round)
-				}
+// TestArenaBounded rewrites one moving body thousands of times inside one
+// bucket, between queries, so that layers run out of chunks and arenas fill
+// with garbage: answers must stay exact and every arena within twice its
+// live entries plus minArena.
+func TestArenaBounded(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Bucket = time.Hour // every write lands in one bucket
+	w, err := New(cfg)
+	must(t, err)
+	ref := newBrute(cfg)
+	rng := rand.New(rand.NewPCG(8, 8))
+	for i := range 40 { // neighbours sharing the cells
+		b := Body{Path: fmt.Sprintf("n/%d", i), Shape: Circle(5), Motion: []Keyframe{{Pos: V(rng.Float64()*200, rng.Float64()*200), Vel: V(1, 1)}}}
+		must(t, w.Set(b))
+		ref.seed([]Body{b})
+	}
+	for step := range 5000 {
+		k := Keyframe{T: int64(rng.IntN(50)) * ms, Pos: V(rng.Float64()*200, rng.Float64()*200), Vel: V(rng.Float64()*100, 0)}
+		must(t, w.Upsert("p", Circle(8), k))
+		ref.upsert("p", Circle(8), k)
+		if step%7 == 0 {
+			ray := Ray{Origin: V(rng.Float64()*200, -10), Dir: V(0, 1), MaxDist: 400}
+			tq := int64(rng.IntN(60)) * ms
+			gh, gok, err := w.Raycast(ray, tq, Filter{})
+			must(t, err)
+			if wh, wok := ref.raycast(ray, tq, Filter{}); gok != wok || gh != wh {
+				t.Fatalf("step %d: Raycast(%+v, %d) = %+v %v, want %+v %v", step, ray, tq, gh, gok, wh, wok)
 			}
-		})
+		}
+	}
+	for b, bk := range w.g.buckets {
+		if len(bk.ents) > 2*bk.live+minArena {
+			t.Errorf("bucket %d: arena of %d entries for %d live", b, len(bk.ents), bk.live)
+		}
 	}
 }
 
 // TestQueuedFiling writes ticks of many bodies, so that the filing queue
-// is sorted (densely or by radix, depending on the spread) before it is
-// filed, with corrections and removals of queued pieces between, and checks
-// every query against the brute-force reference.
+// is laid out by cell (or, spread too wide for that, filed piece by piece),
+// with corrections and removals of queued pieces between, and checks every
+// query against the brute-force reference.
 func TestQueuedFiling(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		spread float64
-	}{{"dense", 1500}, {"radix", 1 << 24}} {
+	}{{"dense", 1500}, {"sparse", 1 << 24}} {
 		t.Run(tc.name, func(t *testing.T) {
 			const n, seed = 800, 11
 			rng := rand.New(rand.NewPCG(seed, 2))

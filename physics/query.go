@@ -170,9 +170,12 @@ func (rc *raycaster) walk() {
 		if c := w.g.find(cx, cy); c != nil {
 			lo, hi := c.span(bk-1, bk)
 			for li := lo; li < hi; li++ {
-				es := c.at(li).es
-				for i := range es {
-					rc.consider(&es[i])
+				l := c.at(li)
+				for k := range l.nch {
+					es := l.entries(k)
+					for i := range es {
+						rc.consider(&es[i])
+					}
 				}
 			}
 			for i := range c.rest {
@@ -265,7 +268,10 @@ func (w *World) gather(box AABB, t0, t1 int64) []int32 {
 					}
 					lo, hi := c.span(b0, b1)
 					for li := lo; li < hi; li++ {
-						w.addEntries(c.at(li).es, box, t0, t1)
+						l := c.at(li)
+						for k := range l.nch {
+							w.addEntries(l.entries(k), box, t0, t1)
+						}
 					}
 					w.addEntries(c.rest, box, t0, t1)
 				}
@@ -476,10 +482,13 @@ func (w *World) Nearest(p Vec2, k int, t int64, maxDist float64, f Filter, dst [
 		}
 		lo, hi := c.span(bk-1, bk)
 		for li := lo; li < hi; li++ {
-			es := c.at(li).es
-			for i := range es {
-				if e := &es[i]; e.t0 <= t && e.t1 >= t {
-					consider(e.id)
+			l := c.at(li)
+			for k := range l.nch {
+				es := l.entries(k)
+				for i := range es {
+					if e := &es[i]; e.t0 <= t && e.t1 >= t {
+						consider(e.id)
+					}
 				}
 			}
 		}

@@ -47,12 +47,16 @@ type World struct {
 	big []entry
 	ext extent
 
-	// filing queue: short pieces are queued in pend and filed in cell
-	// order by flush, before any query and in Advance, so that a batch of
-	// writes visits each column once rather than once per piece; spare is
+	// filing queue: short pieces are queued in pend and filed by flush,
+	// before any query and in Advance, grouped by cell so that a batch of
+	// writes visits each column once rather than once per piece; Seed
+	// queues its bodies as one batch (seeding). count, cells and cells2 are
 	// flush scratch.
-	pend  []pending
-	spare []pending
+	pend    []pending
+	seeding bool
+	count   []int32
+	cells   []cellEntry
+	cells2  []cellEntry
 
 	// time: now is the latest Advance, horizon = now - Window.
 	now, horizon int64
@@ -244,6 +248,8 @@ func (w *World) Seed(bodies []Body) error {
 	if len(w.ids)+added > w.cfg.MaxBodies {
 		return fmt.Errorf("%w: %d + %d exceeds %d", ErrTooManyBodies, len(w.ids), added, w.cfg.MaxBodies)
 	}
+	w.seeding = true
+	defer func() { w.seeding = false; w.flush() }()
 	for i := range bodies {
 		b := &bodies[i]
 		w.Remove(b.Path)
@@ -465,7 +471,7 @@ func (w *World) index(id int32, i int) {
 	if b0 == b1 && b0 != restBucket {
 		b.meta[i].pend = int32(len(w.pend)) + 1
 		w.pend = append(w.pend, pending{e: e, b: b0, x0: x0, y0: y0, x1: x1, y1: y1})
-		if len(w.pend) >= maxPending {
+		if len(w.pend) >= maxPending && !w.seeding || len(w.pend) >= maxSeedPending {
 			w.flush()
 		}
 		return
@@ -478,8 +484,7 @@ func (w *World) index(id int32, i int) {
 				continue
 			}
 			for bk := b0; bk <= b1; bk++ {
-				es := w.g.layer(c, bk)
-				*es = append(*es, e)
+				w.g.add(c, bk, e)
 			}
 		}
 	}
@@ -495,11 +500,14 @@ func (w *World) widen(x0, y0, x1, y1 int32) {
 	w.ext.x1, w.ext.y1 = max(w.ext.x1, x1), max(w.ext.y1, y1)
 }
 
-// maxPending bounds the filing queue; a queue shorter than minSorted is
-// filed in write order: its columns fit in cache anyway.
+// maxPending bounds the filing queue (maxSeedPending within Seed); a queue
+// shorter than minSorted is filed in write order: its columns fit in cache
+// anyway. denseCells bounds the cell span of a batch grouped by counting.
 const (
-	maxPending = 1 << 14
-	minSorted  = 1 << 9
+	maxPending     = 1 << 14
+	maxSeedPending = 1 << 20
+	minSorted      = 1 << 9
+	denseCells     = 1 << 16
 )
 
 // pending is a short piece waiting to be filed in the cells x0..x1 ×
@@ -510,80 +518,100 @@ type pending struct {
 	x0, y0, x1, y1 int32
 }
 
-// flush files the queued pieces, sorted by their first cell so that the
-// columns and entry tails they write are still in cache from the previous
-// piece. The sort is stable, so the filing order, like everything else,
-// depends only on the writes.
+// flush files the queued pieces. Pieces of one bucket whose cells span at
+// most denseCells are laid into the bucket's arena grouped by cell with a
+// counting sort (fileDense); others are filed one by one. Both orders
+// depend only on the writes.
 func (w *World) flush() {
 	if len(w.pend) == 0 {
 		return
 	}
-	sorted, tmp := w.pend, w.spare
-	if len(w.pend) >= minSorted {
-		tmp = slices.Grow(w.spare[:0], len(w.pend))[:len(w.pend)]
-		sorted = sortByCell(w.pend, tmp)
-	}
 	// A short piece filed before bucket hb ends before the horizon: no
 	// query will ask about it.
 	hb := floorDiv(w.horizon, w.bucket) - 1
-	for i := range sorted {
-		p := &sorted[i]
+	if len(w.pend) >= minSorted {
+		for {
+			b, found := int64(0), false
+			for i := range w.pend {
+				if p := &w.pend[i]; p.e.id >= 0 && p.b >= hb {
+					b, found = p.b, true
+					break
+				}
+			}
+			if !found {
+				break
+			}
+			if !w.fileDense(b) {
+				w.fileSparse(b)
+			}
+		}
+	}
+	for i := range w.pend {
+		p := &w.pend[i]
 		if p.e.id < 0 || p.b < hb {
 			continue
 		}
 		for y := p.y0; y <= p.y1; y++ {
 			for x := p.x0; x <= p.x1; x++ {
-				es := w.g.layer(w.g.column(x, y), p.b)
-				*es = append(*es, p.e)
+				w.g.add(w.g.column(x, y), p.b, p.e)
 			}
 		}
 	}
-	w.pend, w.spare = w.pend[:0], tmp[:0]
+	w.pend = w.pend[:0]
 }
 
-// sortByCell sorts a by first cell, stably, using tmp (as long as a) as
-// scratch, and returns whichever of the two holds the result. When the
-// cells span at most denseCells, one counting pass over their dense index
-// does it; otherwise radixSort does.
-func sortByCell(a, tmp []pending) []pending {
-	x0, y0, x1, y1 := a[0].x0, a[0].y0, a[0].x0, a[0].y0
-	for i := range a {
-		x0, y0 = min(x0, a[i].x0), min(y0, a[i].y0)
-		x1, y1 = max(x1, a[i].x0), max(y1, a[i].y0)
-	}
-	wx, wy := int64(x1)-int64(x0)+1, int64(y1)-int64(y0)+1
-	if wx*wy > denseCells {
-		return radixSort(a, tmp)
-	}
-	var count [denseCells]int32
-	for i := range a {
-		count[(int64(a[i].x0)-int64(x0))*wy+int64(a[i].y0)-int64(y0)]++
-	}
-	sum := int32(0)
-	for d, c := range count[:wx*wy] {
-		count[d] = sum
-		sum += c
-	}
-	for i := range a {
-		d := (int64(a[i].x0)-int64(x0))*wy + int64(a[i].y0) - int64(y0)
-		tmp[count[d]] = a[i]
-		count[d]++
-	}
-	return tmp
+// cellEntry is an entry bound for the cell of key.
+type cellEntry struct {
+	key uint64
+	e   entry
 }
 
-const denseCells = 1 << 12
+// fileSparse files the queued pieces of bucket b, and marks them filed,
+// by sorting their (cell, entry) pairs: the layout fileDense makes, for
+// pieces spread too wide to count by cell.
+func (w *World) fileSparse(b int64) {
+	cells := w.cells[:0]
+	for i := range w.pend {
+		p := &w.pend[i]
+		if p.e.id < 0 || p.b != b {
+			continue
+		}
+		for x := p.x0; x <= p.x1; x++ {
+			for y := p.y0; y <= p.y1; y++ {
+				cells = append(cells, cellEntry{packXY(x, y), p.e})
+			}
+		}
+		p.e.id = -1 // filed
+	}
+	tmp := slices.Grow(w.cells2[:0], len(cells))[:len(cells)]
+	sorted := radixSort(cells, tmp)
+	bk := w.g.bucketOf(b)
+	base := int32(len(bk.ents))
+	for i := range sorted {
+		bk.ents = append(bk.ents, sorted[i].e)
+	}
+	bk.live += len(sorted)
+	for i := 0; i < len(sorted); {
+		j := i + 1
+		for j < len(sorted) && sorted[j].key == sorted[i].key {
+			j++
+		}
+		key := sorted[i].key
+		w.g.attach(w.g.column(int32(key>>32), int32(uint32(key))), bk, base+int32(i), int32(j-i))
+		i = j
+	}
+	w.g.maybeCompact(bk)
+	w.cells, w.cells2 = cells[:0], tmp[:0]
+}
 
-// radixSort sorts a by first cell, stably, using tmp (as long as a) as
-// scratch, and returns whichever of the two holds the result. It makes a
-// pass only for the key bytes that differ between pieces: one or two in a
-// world a few hundred cells across.
-func radixSort(a, tmp []pending) []pending {
+// radixSort sorts a by key, stably, using tmp (as long as a) as scratch,
+// and returns whichever of the two holds the result. It makes a pass only
+// for the key bytes that differ.
+func radixSort(a, tmp []cellEntry) []cellEntry {
 	and, or := ^uint64(0), uint64(0)
 	for i := range a {
-		k := packXY(a[i].x0, a[i].y0)
-		and &= k
-		or |= k
+		and &= a[i].key
+		or |= a[i].key
 	}
 	for shift := uint(0); shift < 64; shift += 8 {
 		if byte((and^or)>>shift) == 0 {
@@ -591,7 +619,7 @@ func radixSort(a, tmp []pending) []pending {
 		}
 		var count [256]int32
 		for i := range a {
-			count[byte(packXY(a[i].x0, a[i].y0)>>shift)]++
+			count[byte(a[i].key>>shift)]++
 		}
 		sum := int32(0)
 		for d, c := range count {
@@ -599,13 +627,90 @@ func radixSort(a, tmp []pending) []pending {
 			sum += c
 		}
 		for i := range a {
-			d := byte(packXY(a[i].x0, a[i].y0) >> shift)
+			d := byte(a[i].key >> shift)
 			tmp[count[d]] = a[i]
 			count[d]++
 		}
 		a, tmp = tmp, a
 	}
 	return a
+}
+
+// fileDense files the queued pieces of bucket b, and marks them filed,
+// when their cells span at most denseCells: it counts the entries per
+// cell, lays them into the bucket's arena in cell order, and attaches
+// each cell's run to its column as one chunk. It reports false, filing
+// nothing, when the span is wider.
+func (w *World) fileDense(b int64) bool {
+	var x0, y0, x1, y1 int32
+	first := true
+	for i := range w.pend {
+		if p := &w.pend[i]; p.e.id >= 0 && p.b == b {
+			if first {
+				x0, y0, x1, y1, first = p.x0, p.y0, p.x1, p.y1, false
+			}
+			x0, y0 = min(x0, p.x0), min(y0, p.y0)
+			x1, y1 = max(x1, p.x1), max(y1, p.y1)
+		}
+	}
+	wx, wy := int64(x1)-int64(x0)+1, int64(y1)-int64(y0)+1
+	if wx*wy > denseCells {
+		return false
+	}
+	count := slices.Grow(w.count[:0], int(wx*wy))[:wx*wy]
+	w.count = count
+	clear(count)
+	total := int32(0)
+	for i := range w.pend {
+		p := &w.pend[i]
+		if p.e.id < 0 || p.b != b {
+			continue
+		}
+		for x := p.x0; x <= p.x1; x++ {
+			d := (int64(x)-int64(x0))*wy + int64(p.y0) - int64(y0)
+			for y := p.y0; y <= p.y1; y++ {
+				count[d]++
+				d++
+			}
+		}
+		total += int32(p.x1-p.x0+1) * int32(p.y1-p.y0+1)
+	}
+	bk := w.g.bucketOf(b)
+	base := int32(len(bk.ents))
+	bk.ents = slices.Grow(bk.ents, int(total))[:base+total]
+	bk.live += int(total)
+	sum := base
+	for d, c := range count {
+		count[d] = sum
+		sum += c
+	}
+	for i := range w.pend {
+		p := &w.pend[i]
+		if p.e.id < 0 || p.b != b {
+			continue
+		}
+		for x := p.x0; x <= p.x1; x++ {
+			d := (int64(x)-int64(x0))*wy + int64(p.y0) - int64(y0)
+			for y := p.y0; y <= p.y1; y++ {
+				bk.ents[count[d]] = p.e
+				count[d]++
+				d++
+			}
+		}
+		p.e.id = -1 // filed
+	}
+	// count[d] is now the end of cell d's run, which starts where the
+	// previous cell's ends.
+	start := base
+	for d, end := range count {
+		if end > start {
+			x, y := x0+int32(int64(d)/wy), y0+int32(int64(d)%wy)
+			w.g.attach(w.g.column(x, y), bk, start, end-start)
+		}
+		start = end
+	}
+	w.g.maybeCompact(bk)
+	return true
 }
 
 // unindex removes the entries of piece i, found again from its footprint:
@@ -639,9 +744,7 @@ func (w *World) unindex(id int32, i int) {
 				continue
 			}
 			for bk := b0; bk <= b1; bk++ {
-				if es := c.existing(bk); es != nil {
-					*es = removeEntry(*es, id, m.seq)
-				}
+				w.g.remove(c, bk, id, m.seq)
 			}
 		}
 	}
