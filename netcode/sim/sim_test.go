@@ -17,7 +17,6 @@ import (
 var (
 	seeds = flag.Int("sim.seeds", 0, "seeds per property test (0: the default for the mode)")
 	first = flag.Uint64("sim.seed", 1, "first seed of the property tests")
-	known = flag.Bool("sim.knownbugs", false, "run the tests that reproduce known bugs of the client core")
 )
 
 // newSim builds a run of cfg against a real authority node.
@@ -57,13 +56,6 @@ func verifyEvery() int {
 	return 1
 }
 
-// syncOutstanding lets a client's clock sync over links whose round trip,
-// head-of-line blocking included, exceeds a second: with the timesync
-// default (64) and a request every frame until the first sync, every
-// reply on such a link answers a request already forgotten, and the
-// clock never syncs (see TestClockSyncsOnAwfulLink).
-const syncOutstanding = 512
-
 var profiles = []string{"lan", "broadband", "wifi", "mobile", "awful"}
 
 // propertyConfig draws a small, hostile run from the seed: any profile,
@@ -79,7 +71,7 @@ func propertyConfig(seed uint64) sim.Config {
 	cfg.Quiet = 4 * time.Second
 	cfg.VerifyEvery = verifyEvery()
 	cfg.Workload = sim.Workload{KeyChanges: 6, Bumps: 4, Shoves: 2, Counters: 2, WatchEvents: true}
-	cfg.Clock.MaxOutstanding = syncOutstanding
+	cfg.StrictEvents = true
 	return cfg
 }
 
@@ -236,16 +228,13 @@ func TestBadConfig(t *testing.T) {
 	}
 }
 
-// TestClockSyncsOnAwfulLink reproduces a known bug: on the awful profile
+// TestClockSyncsOnAwfulLink is a regression test: on the awful profile
 // (600 ms round trip, 5 % loss, so head-of-line blocking pushes replies
-// past a second) a client core never syncs its clock with the timesync
-// defaults: the core sends a request every frame until the first sync,
-// the clock remembers only the 64 newest, and every reply answers one it
-// has already forgotten. Run with -sim.knownbugs.
+// past a second) a client core once never synced its clock with the
+// timesync defaults: it sent a request every frame until the first sync,
+// the clock remembered only the 64 newest, and every reply answered one it
+// had already forgotten.
 func TestClockSyncsOnAwfulLink(t *testing.T) {
-	if !*known {
-		t.Skip("known bug of the client core's time sync on slow links; run with -sim.knownbugs")
-	}
 	cfg := propertyConfig(4) // awful, 2 clients
 	cfg.Clock = sim.DefaultConfig().Clock
 	if err := newSim(t, cfg).Run(); err != nil {
@@ -253,15 +242,11 @@ func TestClockSyncsOnAwfulLink(t *testing.T) {
 	}
 }
 
-// TestEventsOnceWhenLate reproduces a known bug: the core forgets a
-// delivered event 2 × MaxChangeAge + 1 s after the event's time, which is
-// also the call timeout, so an answer that arrives just after its call
-// timed out delivers the call's event to the game a second time. Run
-// with -sim.knownbugs.
+// TestEventsOnceWhenLate is a regression test: the core once forgot a
+// delivered event 2 × MaxChangeAge + 1 s after the event's time, which was
+// also the call timeout, so an answer arriving just after its call timed
+// out delivered the call's event to the game a second time.
 func TestEventsOnceWhenLate(t *testing.T) {
-	if !*known {
-		t.Skip("known bug of the client core's event memory; run with -sim.knownbugs")
-	}
 	cfg := propertyConfig(149) // awful, 6 clients
 	cfg.StrictEvents = true
 	if err := newSim(t, cfg).Run(); err != nil {
@@ -297,7 +282,7 @@ func qualityConfig(profile string) sim.Config {
 	cfg.Clients = 32
 	cfg.Active = 30 * time.Second
 	cfg.VerifyEvery = 256
-	cfg.Clock.MaxOutstanding = syncOutstanding
+	cfg.StrictEvents = true
 	return cfg
 }
 
