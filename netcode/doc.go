@@ -67,4 +67,34 @@
 // When a committed output turns invalid, the authority runs the same call
 // again at Version+1 on the corrected state: rollback at path granularity,
 // only for the calls a late input touched.
+//
+// # The client
+//
+// A game links the same Registry as its authority and dials it:
+//
+//	c, err := netcode.Dial(ctx, "authority:7777", netcode.Options{Registry: reg, Token: tok})
+//	c.Watch("players/")                        // or WatchHistory(prefix, window)
+//	for each frame {
+//		for _, ev := range c.Update() { ... }  // results, values, corrections, (dis)connects
+//		c.Call("move", args)                   // predicted at once, sent on the next Update
+//		pos, _ := c.InterpolateFloats("players/7/pos")  // remote entities, ViewDelay behind
+//		draw(smoother.Apply(key, mine, c.Now()))        // own entity, corrections smoothed
+//	}
+//	c.Close()
+//
+// Rules:
+//
+//  1. Call Update once per frame from the goroutine that owns the client;
+//     every method except Now, Stats and Close belongs to that goroutine.
+//     Nothing changes between two Updates.
+//  2. A game that stops calling Update loses its session (ErrBacklog) and
+//     reconnects when it resumes; while reconnecting, Call fails with
+//     ErrNotConnected, and EventDisconnected and EventConnected tell when.
+//  3. A prediction is visible to reads at once; the authority's answer
+//     arrives as EventResult, with EventCorrection for every output that
+//     differed (Correction names the value that caused it). Emitted events
+//     (EventEmitted) reach the game exactly once.
+//
+// ClientCore is the same logic without goroutines or sockets, for
+// simulators and custom transports (see package netcode/sim).
 package netcode
