@@ -42,9 +42,12 @@ check:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
-## fuzz: each fuzz target for FUZZTIME (default 10s).
+## fuzz: each fuzz target for FUZZTIME (default 10s), then the randomised
+## property tests over many more seeds than make test runs.
 fuzz:
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh scripts/fuzz.sh
+	$(GO) test -count=1 -run '^TestOrderIndependence$$' ./netcode/ -netcode.workloads=2000
+	$(GO) test -count=1 -run '^(TestProperties|TestReconnects)$$' ./netcode/sim/ -sim.seeds=2000
 
 ## generate: regenerate the FlatBuffers Go code (needs flatc from `make deps`).
 generate: deps
