@@ -70,6 +70,7 @@ type grid struct {
 	n     int
 
 	buckets map[int64]*bucket
+	last    *bucket // the bucket bucketOf returned last, if not dropped since
 	// spare buckets, spare column layer arrays and an arena to compact
 	// into are kept for reuse, so that steady writing stops allocating;
 	// drop is scratch.
@@ -263,7 +264,11 @@ func (c *column) existing(b int64) *layer {
 
 // bucketOf returns bucket b, creating it if needed.
 func (g *grid) bucketOf(b int64) *bucket {
+	if g.last != nil && g.last.b == b {
+		return g.last
+	}
 	if bk, ok := g.buckets[b]; ok {
+		g.last = bk
 		return bk
 	}
 	var bk *bucket
@@ -275,6 +280,7 @@ func (g *grid) bucketOf(b int64) *bucket {
 	}
 	bk.b = b
 	g.buckets[b] = bk
+	g.last = bk
 	return bk
 }
 
@@ -431,6 +437,9 @@ func (g *grid) dropBefore(hb int64) {
 			}
 		}
 		delete(g.buckets, b)
+		if g.last == bk {
+			g.last = nil
+		}
 		bk.ents, bk.cols, bk.live = bk.ents[:0], bk.cols[:0], 0
 		g.spare = append(g.spare, bk)
 	}

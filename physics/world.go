@@ -171,7 +171,8 @@ func (w *World) Upsert(path string, shape Shape, k Keyframe) error {
 		return fmt.Errorf("%w: keyframe at %d is before %d", ErrTooOld, k.T, w.horizon)
 	}
 	id, ok := w.ids[path]
-	if !ok || w.bodies[id].shape != shape { // a stored shape is valid
+	reshape := !ok || w.bodies[id].shape != shape
+	if reshape { // a stored shape is valid
 		if err := shape.Validate(); err != nil {
 			return err
 		}
@@ -201,7 +202,7 @@ func (w *World) Upsert(path string, shape Shape, k Keyframe) error {
 	if cut+1 > w.cfg.MaxKeyframes { // exact: expired keyframes were dropped if they would count
 		return fmt.Errorf("%w: %q holds %d keyframes, limit %d", ErrHistoryFull, path, cut, w.cfg.MaxKeyframes)
 	}
-	if b.shape != shape {
+	if reshape {
 		w.unindexFrom(id, 0)
 		b.shape = shape
 		w.reindexFrom(id, 0)
