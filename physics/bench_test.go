@@ -21,8 +21,9 @@ import (
 //   - grid: World.
 //   - brute: every body tested exactly, no index.
 //   - rtree: github.com/tidwall/rtree holding one box per keyframe piece —
-//     the piece's swept bounds over its indexed interval, exactly the boxes
-//     World puts in its grid — inserted on upsert, deleted when the piece
+//     the piece's swept bounds over its indexed interval, the boxes World
+//     files (before its tiny padding and float32 rounding) — inserted on
+//     upsert, deleted when the piece
 //     leaves the window. A ray walks the tree in 64-unit steps (World's cell
 //     size) so that it can stop at the first hit as the grid walk does; a
 //     sweep searches its bounds once. Candidates are then tested with the
