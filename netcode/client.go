@@ -229,6 +229,7 @@ type ClientCore struct {
 	pending   []*pcall          // by write time
 	byID      map[CallID]*pcall
 	recent    map[CallID]*confirmedCall // confirmed calls that the authority may still re-run
+	noLagComp bool                      // calls carry no view delay
 	reported  map[string]Time           // latest value time last reported per path (EventValue)
 	dirty     map[string]int64          // path → earliest changed time, for resimulation
 	credits   float64
@@ -329,6 +330,15 @@ func (c *ClientCore) ViewDelay() time.Duration {
 	return c.opts.SendInterval + 2*time.Duration(st.RTT.Jitter) + 5*time.Millisecond
 }
 
+// SetLagCompensation turns lag compensation on (the default) or off for
+// the calls made from now on: when off, a call carries no view delay, so
+// the authority's past-time reads (tx.ReadView) see the present instead of
+// what the player saw. A demo toggles it so the difference can be felt.
+func (c *ClientCore) SetLagCompensation(on bool) { c.noLagComp = !on }
+
+// LagCompensation reports whether calls carry the view delay.
+func (c *ClientCore) LagCompensation() bool { return !c.noLagComp }
+
 // --- outgoing ---
 
 func (c *ClientCore) send(m *wire.Message) {
@@ -428,7 +438,11 @@ func (c *ClientCore) Call(name string, args []byte) (CallID, error) {
 	W := max(c.clock.Now(), c.lastW+1)
 	c.lastW = W
 	c.seq++
-	call := Call{ID: CallID{Creator: c.creator, Seq: c.seq}, Name: name, Args: slices.Clone(args), Time: W, ViewDelay: c.ViewDelay()}
+	view := c.ViewDelay()
+	if c.noLagComp {
+		view = 0
+	}
+	call := Call{ID: CallID{Creator: c.creator, Seq: c.seq}, Name: name, Args: slices.Clone(args), Time: W, ViewDelay: view}
 	p := &pcall{id: call.ID, call: call}
 	c.predict(p)
 	c.pending = append(c.pending, p)

@@ -52,6 +52,11 @@ func counterReg() *netcode.Registry {
 		tx.Emit("events/add", args)
 		return nil
 	}, netcode.FuncOptions{})
+	r.Register("lag", func(tx *netcode.Tx, _ []byte) error {
+		d := tx.Time().Nanos - tx.ViewTime()
+		tx.Write(fmt.Sprintf("lag/%d", tx.Caller()), binary.LittleEndian.AppendUint64(nil, uint64(d)))
+		return nil
+	}, netcode.FuncOptions{})
 	return r
 }
 
@@ -247,5 +252,37 @@ func TestClientCoreResimulates(t *testing.T) {
 		if v, _ := c.core.Read("total"); total(v) != 106 {
 			t.Fatalf("client %d converged to %d, want 106", i, total(v))
 		}
+	}
+}
+
+func TestClientCoreLagCompensationToggle(t *testing.T) {
+	clocks = nil
+	w := newWorld(t, 30*time.Millisecond)
+	a := w.clients[0]
+	w.run(2 * time.Second)
+	if !a.core.LagCompensation() {
+		t.Fatal("lag compensation off by default")
+	}
+	a.core.Watch("lag/", wire.WatchLatest, 0)
+	seen := func() int64 {
+		v, ok := a.core.Read(fmt.Sprintf("lag/%d", a.core.Creator()))
+		if !ok {
+			t.Fatal("no lag value")
+		}
+		return int64(total(v))
+	}
+	// The authority's run sees W - ViewTime: the view delay the call carried.
+	a.core.SetLagCompensation(false)
+	a.core.Call("lag", nil)
+	w.run(500 * time.Millisecond)
+	if d := seen(); d != 0 {
+		t.Fatalf("without lag compensation the authority read %v in the past", time.Duration(d))
+	}
+	a.core.SetLagCompensation(true)
+	a.core.Call("lag", nil)
+	w.run(500 * time.Millisecond)
+	// The automatic view delay is at least the authority's send interval.
+	if d := seen(); d < int64(16*time.Millisecond) {
+		t.Fatalf("with lag compensation the authority read %v in the past", time.Duration(d))
 	}
 }

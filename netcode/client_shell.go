@@ -573,6 +573,13 @@ func (c *Client) Creator() uint32 { return c.core.Creator() }
 // ClientCore.ViewDelay).
 func (c *Client) ViewDelay() time.Duration { return c.core.ViewDelay() }
 
+// SetLagCompensation turns lag compensation on (the default) or off for
+// the calls made from now on (see ClientCore.SetLagCompensation).
+func (c *Client) SetLagCompensation(on bool) { c.core.SetLagCompensation(on) }
+
+// LagCompensation reports whether calls carry the view delay.
+func (c *Client) LagCompensation() bool { return c.core.LagCompensation() }
+
 // Now returns the synced time in nanoseconds. Safe from any goroutine.
 func (c *Client) Now() int64 { return c.clock.Now() }
 
