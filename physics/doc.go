@@ -29,6 +29,12 @@
 // grid yields is then tested exactly against the body's motion, so the grid
 // only decides cost, never answers.
 //
+// Writes are cheap because they are batched: Upsert queues a new piece, and
+// the queue is filed, grouped by cell, by the next query or Advance. The
+// first query after a tick of writes therefore pays for filing them; an
+// answer never depends on the queue. Advance costs the layers it drops, not
+// the number of bodies: a body's expired keyframes go with its next writes.
+//
 // # Rules
 //
 //  1. Write each body's motion with Upsert as it changes (one keyframe per
