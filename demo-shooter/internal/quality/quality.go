@@ -1,0 +1,279 @@
+// Package quality is the demo's quality report: what a match under one lag
+// profile measured, per client and for the authority, as JSON (the
+// contract read by docs and tools) and as a text table.
+//
+// A Recorder collects one client's observations during a match; Summarise
+// folds the recorders of a match and the authority's CPU time into one
+// Profile. Everything here is pure: times are arguments.
+package quality
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// ErrBadReport: a report cannot be written or read back (no profiles, a
+// figure that is not a finite number, a bad JSON shape).
+var ErrBadReport = errors.New("quality: bad report")
+
+// MaxSamples bounds the samples a Recorder keeps per distribution; past
+// it, samples replace earlier ones at random positions chosen by a
+// deterministic counter (a reservoir), so long matches stay bounded.
+const MaxSamples = 1 << 16
+
+// Profile is the quality of one match under one lag profile. The JSON
+// names are the report's contract.
+type Profile struct {
+	// Profile is the lag preset (or "custom").
+	Profile string `json:"profile"`
+	Clients int    `json:"clients"`
+	// Seconds is the measured span of the match.
+	Seconds float64 `json:"seconds"`
+
+	// HitsSeen counts shots the shooter's prediction showed as a hit;
+	// HitsConfirmedPct is the share of them the authority confirmed (the
+	// same target hit).
+	HitsSeen         uint64  `json:"hits_seen"`
+	HitsConfirmedPct float64 `json:"hits_confirmed_pct"`
+	// Own-player correction distance in pixels, over every confirmed
+	// write of a client's own position (zero when the prediction was
+	// exact). CorrectedPct is the share of them that differed at all,
+	// CorrectionP99CorrectedPx the p99 over those only.
+	CorrectionP50Px          float64 `json:"correction_p50_px"`
+	CorrectionP99Px          float64 `json:"correction_p99_px"`
+	CorrectionMaxPx          float64 `json:"correction_max_px"`
+	CorrectedPct             float64 `json:"corrected_pct"`
+	CorrectionP99CorrectedPx float64 `json:"correction_p99_corrected_px"`
+	// MispredictionRate is mispredicted calls per confirmed call.
+	MispredictionRate float64 `json:"misprediction_rate"`
+	// ReRunsPerCall is the clients' resimulations per call made;
+	// AuthorityReRunsPerCall the authority's re-runs per call it ran.
+	ReRunsPerCall          float64 `json:"reruns_per_call"`
+	AuthorityReRunsPerCall float64 `json:"authority_reruns_per_call"`
+	// ConfirmLatencyMinusRTTMs is the median, over confirmed calls, of the
+	// time from Call to its result minus the client's RTT at that moment.
+	ConfirmLatencyMinusRTTMs float64 `json:"confirm_latency_minus_rtt_ms"`
+	RTTMs                    float64 `json:"rtt_ms"`
+	Calls                    uint64  `json:"calls"`
+	FailedCalls              uint64  `json:"failed_calls"`
+	// Kilobits per second per client, averaged over the clients.
+	KbpsIn  float64 `json:"kbps_in"`
+	KbpsOut float64 `json:"kbps_out"`
+	// AuthorityCPUPctPerClient is the authority process's CPU time (user
+	// plus system, every thread) over the match, as a percentage of one
+	// core, divided by the clients.
+	AuthorityCPUPctPerClient float64 `json:"authority_cpu_pct_per_client"`
+}
+
+// Report is the whole quality report.
+type Report struct {
+	// Machine says where it was measured (GOOS/GOARCH, CPU count).
+	Machine  string    `json:"machine"`
+	Command  string    `json:"command"`
+	Seed     uint64    `json:"seed"`
+	Profiles []Profile `json:"profiles"`
+}
+
+// WriteJSON writes r, indented. It refuses a report without profiles or
+// with a figure that is NaN or infinite (JSON has no such numbers).
+func (r *Report) WriteJSON(w io.Writer) error {
+	if len(r.Profiles) == 0 {
+		return fmt.Errorf("%w: no profiles", ErrBadReport)
+	}
+	for _, p := range r.Profiles {
+		for name, v := range p.figures() {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("%w: %s %s = %v", ErrBadReport, p.Profile, name, v)
+			}
+		}
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadReport, err)
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// ReadJSON reads a report written by WriteJSON, refusing unknown fields.
+func ReadJSON(rd io.Reader) (*Report, error) {
+	dec := json.NewDecoder(rd)
+	dec.DisallowUnknownFields()
+	var r Report
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadReport, err)
+	}
+	if len(r.Profiles) == 0 {
+		return nil, fmt.Errorf("%w: no profiles", ErrBadReport)
+	}
+	return &r, nil
+}
+
+func (p *Profile) figures() map[string]float64 {
+	return map[string]float64{
+		"seconds": p.Seconds, "hits_confirmed_pct": p.HitsConfirmedPct,
+		"correction_p50_px": p.CorrectionP50Px, "correction_p99_px": p.CorrectionP99Px,
+		"correction_max_px": p.CorrectionMaxPx, "corrected_pct": p.CorrectedPct,
+		"correction_p99_corrected_px": p.CorrectionP99CorrectedPx,
+		"misprediction_rate":          p.MispredictionRate, "reruns_per_call": p.ReRunsPerCall,
+		"authority_reruns_per_call":    p.AuthorityReRunsPerCall,
+		"confirm_latency_minus_rtt_ms": p.ConfirmLatencyMinusRTTMs, "rtt_ms": p.RTTMs,
+		"kbps_in": p.KbpsIn, "kbps_out": p.KbpsOut,
+		"authority_cpu_pct_per_client": p.AuthorityCPUPctPerClient,
+	}
+}
+
+// WriteTable prints the report as an aligned text table, one row per
+// profile.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := []string{"profile", "clients", "rtt ms", "hits ok %", "corr p50 px", "corr p99 px", "corrected %",
+		"mispred/call", "reruns/call", "confirm-rtt ms", "kbps in", "kbps out", "auth cpu %/client", ""}
+	fmt.Fprintln(tw, strings.Join(head, "\t"))
+	for _, p := range r.Profiles {
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%.2f\t%.2f\t%.1f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.3f\t\n",
+			p.Profile, p.Clients, p.RTTMs, p.HitsConfirmedPct, p.CorrectionP50Px, p.CorrectionP99Px, p.CorrectedPct,
+			p.MispredictionRate, p.ReRunsPerCall, p.ConfirmLatencyMinusRTTMs, p.KbpsIn, p.KbpsOut, p.AuthorityCPUPctPerClient)
+	}
+	return tw.Flush()
+}
+
+// Samples is a bounded sample of a distribution (see MaxSamples).
+type Samples struct {
+	v    []float64
+	seen uint64
+}
+
+// Add records x.
+func (s *Samples) Add(x float64) {
+	s.seen++
+	if len(s.v) < MaxSamples {
+		s.v = append(s.v, x)
+		return
+	}
+	// Deterministic reservoir: a multiplicative hash of the count picks
+	// the slot to replace with probability MaxSamples/seen.
+	h := s.seen * 0x9e3779b97f4a7c15
+	if h%s.seen < MaxSamples {
+		s.v[h%MaxSamples] = x
+	}
+}
+
+// Len returns how many samples were added.
+func (s *Samples) Len() uint64 { return s.seen }
+
+// Values returns the kept samples (aliasing s).
+func (s *Samples) Values() []float64 { return s.v }
+
+// Merge adds o's kept samples to s.
+func (s *Samples) Merge(o *Samples) {
+	for _, x := range o.v {
+		s.Add(x)
+	}
+}
+
+// Quantile returns the q-quantile (0..1) of xs by the nearest-rank
+// method, 0 for no samples. xs is not modified.
+func Quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(math.Ceil(q*float64(len(s)))) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+// Recorder collects one client's observations during a match. It is
+// owned by the goroutine that runs the client.
+type Recorder struct {
+	HitsSeen      uint64
+	HitsConfirmed uint64
+	// Correction holds the own-position correction distance (px) of each
+	// confirmed own-position write; Corrected those above zero.
+	Correction Samples
+	Corrected  Samples
+	// ConfirmMinusRTT holds, per confirmed call, latency minus RTT (ms).
+	ConfirmMinusRTT Samples
+}
+
+// Counters are a client's totals at the end of a match (from its Stats).
+type Counters struct {
+	Calls, Confirmed, Failed, Mispredictions, Reruns uint64
+	BytesIn, BytesOut                                uint64
+	RTT                                              time.Duration
+}
+
+// Authority is what the authority measured over the match.
+type Authority struct {
+	CPU    time.Duration // process CPU time spent during the match
+	Calls  uint64        // calls run
+	Reruns uint64        // calls re-run
+}
+
+// Summarise folds one match into a Profile: recs[i] and ctr[i] belong to
+// client i, span is the match's measured duration.
+func Summarise(profile string, span time.Duration, recs []*Recorder, ctr []Counters, auth Authority) (Profile, error) {
+	if len(recs) == 0 || len(recs) != len(ctr) {
+		return Profile{}, fmt.Errorf("%w: %d recorders, %d counters", ErrBadReport, len(recs), len(ctr))
+	}
+	if span <= 0 {
+		return Profile{}, fmt.Errorf("%w: span %v", ErrBadReport, span)
+	}
+	p := Profile{Profile: profile, Clients: len(recs), Seconds: span.Seconds()}
+	var corr, corrected, lat Samples
+	var seen, ok uint64
+	var sum Counters
+	var rtt time.Duration
+	for i, r := range recs {
+		seen += r.HitsSeen
+		ok += r.HitsConfirmed
+		corr.Merge(&r.Correction)
+		corrected.Merge(&r.Corrected)
+		lat.Merge(&r.ConfirmMinusRTT)
+		c := ctr[i]
+		sum.Calls += c.Calls
+		sum.Confirmed += c.Confirmed
+		sum.Failed += c.Failed
+		sum.Mispredictions += c.Mispredictions
+		sum.Reruns += c.Reruns
+		sum.BytesIn += c.BytesIn
+		sum.BytesOut += c.BytesOut
+		rtt += c.RTT
+	}
+	n := float64(len(recs))
+	p.HitsSeen = seen
+	p.HitsConfirmedPct = ratio(ok, seen) * 100
+	p.CorrectionP50Px = Quantile(corr.Values(), 0.50)
+	p.CorrectionP99Px = Quantile(corr.Values(), 0.99)
+	p.CorrectionMaxPx = Quantile(corr.Values(), 1)
+	p.CorrectedPct = ratio(corrected.Len(), corr.Len()) * 100
+	p.CorrectionP99CorrectedPx = Quantile(corrected.Values(), 0.99)
+	p.MispredictionRate = ratio(sum.Mispredictions, sum.Confirmed)
+	p.ReRunsPerCall = ratio(sum.Reruns, sum.Calls)
+	p.AuthorityReRunsPerCall = ratio(auth.Reruns, auth.Calls)
+	p.ConfirmLatencyMinusRTTMs = Quantile(lat.Values(), 0.5)
+	p.RTTMs = float64(rtt) / n / float64(time.Millisecond)
+	p.Calls = sum.Calls
+	p.FailedCalls = sum.Failed
+	kbps := func(bytes uint64) float64 { return float64(bytes) * 8 / 1000 / span.Seconds() / n }
+	p.KbpsIn = kbps(sum.BytesIn)
+	p.KbpsOut = kbps(sum.BytesOut)
+	p.AuthorityCPUPctPerClient = float64(auth.CPU) / float64(span) * 100 / n
+	return p, nil
+}
+
+// ratio is a/b, 0 when b is 0.
+func ratio(a, b uint64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
