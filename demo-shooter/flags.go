@@ -1,0 +1,155 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/rewindnet/rewind/netcode/lagsim"
+)
+
+// errUsage marks a bad command line (exit status 2).
+var errUsage = errors.New("shooter: usage")
+
+// Bounds of the command line.
+const (
+	maxBots     = 64
+	maxFrames   = 100000
+	maxDuration = time.Hour
+)
+
+// mode is what the program runs.
+type mode uint8
+
+const (
+	modeWindow   mode = iota // a window: embedded authority or -connect
+	modeServe                // -serve: the authority only
+	modeHeadless             // -headless: bots only, a quality report
+)
+
+// config is the parsed command line.
+type config struct {
+	mode     mode
+	serve    string // -serve address
+	connect  string // -connect address; empty: an embedded authority
+	bots     int
+	lag      lagsim.Profile // the window's (left view's) link
+	splitLag lagsim.Profile // the right view's link with -split
+	split    bool
+	// headless
+	duration time.Duration
+	report   string
+	profiles []lagsim.Profile
+	// window
+	screenshot string
+	frames     int
+	seed       uint64
+}
+
+// parseFlags parses args (without the program name). Help output and
+// errors go to out.
+func parseFlags(args []string, out io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("shooter", flag.ContinueOnError)
+	fs.SetOutput(out)
+	presets := strings.Join(lagsim.PresetNames(), "|")
+	var (
+		serve      = fs.String("serve", "", "run only the authority, listening on `ADDR` (host:port)")
+		connect    = fs.String("connect", "", "play against the authority at `ADDR` instead of an embedded one")
+		bots       = fs.Int("bots", 4, "bots to run (each is a client of the authority)")
+		lag        = fs.String("lag", "mobile", "lag profile of this client's link, one way: "+presets)
+		delay      = fs.Duration("delay", 0, "custom one-way delay (instead of -lag)")
+		jitter     = fs.Duration("jitter", 0, "custom one-way jitter, uniform ± (instead of -lag)")
+		loss       = fs.Float64("loss", 0, "custom loss probability per packet, 0..1 (instead of -lag)")
+		split      = fs.Bool("split", false, "two clients side by side: left under -lag, right under -split-lag")
+		splitLag   = fs.String("split-lag", "none", "lag profile of the right view with -split")
+		headless   = fs.Bool("headless", false, "no window: bots play a match per profile and a quality report is written")
+		duration   = fs.Duration("duration", 60*time.Second, "length of each headless match")
+		report     = fs.String("report", "", "write the headless quality report as JSON to `FILE`")
+		profiles   = fs.String("profiles", "", "comma-separated lag profiles of the headless matches (default: -lag)")
+		screenshot = fs.String("screenshot", "", "run the window for -frames frames, save the last as PNG to `FILE`, exit")
+		frames     = fs.Int("frames", 120, "frames to run with -screenshot")
+		seed       = fs.Uint64("seed", 1, "seed of the bots and the lag simulator")
+	)
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	bad := func(format string, a ...any) (*config, error) {
+		return nil, fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
+	}
+
+	c := &config{serve: *serve, connect: *connect, bots: *bots, split: *split, duration: *duration,
+		report: *report, screenshot: *screenshot, frames: *frames, seed: *seed}
+	switch {
+	case *serve != "" && (*connect != "" || *headless || *screenshot != "" || *split):
+		return bad("-serve runs the authority alone: no -connect, -headless, -screenshot or -split")
+	case *headless && (*connect != "" || *screenshot != "" || *split):
+		return bad("-headless runs its own authority and no window: no -connect, -screenshot or -split")
+	case *bots < 0 || *bots > maxBots:
+		return bad("-bots %d outside [0, %d]", *bots, maxBots)
+	case *headless && *bots < 1:
+		return bad("-headless needs at least one bot")
+	case *duration <= 0 || *duration > maxDuration:
+		return bad("-duration %v outside (0, %v]", *duration, maxDuration)
+	case *frames < 1 || *frames > maxFrames:
+		return bad("-frames %d outside [1, %d]", *frames, maxFrames)
+	case set["report"] && !*headless:
+		return bad("-report needs -headless")
+	case set["profiles"] && !*headless:
+		return bad("-profiles needs -headless")
+	case set["split-lag"] && !*split:
+		return bad("-split-lag needs -split")
+	}
+	switch {
+	case *serve != "":
+		c.mode = modeServe
+	case *headless:
+		c.mode = modeHeadless
+	}
+
+	custom := set["delay"] || set["jitter"] || set["loss"]
+	if custom && set["lag"] {
+		return bad("-lag and -delay/-jitter/-loss exclude each other")
+	}
+	if custom {
+		c.lag = lagsim.Profile{Name: "custom", Delay: *delay, Jitter: *jitter, Loss: *loss}
+		if err := c.lag.Validate(); err != nil {
+			return bad("%w", err)
+		}
+	} else {
+		p, err := lagsim.Preset(*lag)
+		if err != nil {
+			return bad("-lag: %w", err)
+		}
+		c.lag = p
+	}
+	p, err := lagsim.Preset(*splitLag)
+	if err != nil {
+		return bad("-split-lag: %w", err)
+	}
+	c.splitLag = p
+
+	c.profiles = []lagsim.Profile{c.lag}
+	if *profiles != "" {
+		c.profiles = nil
+		for _, name := range strings.Split(*profiles, ",") {
+			p, err := lagsim.Preset(strings.TrimSpace(name))
+			if err != nil {
+				return bad("-profiles: %w", err)
+			}
+			if slices.ContainsFunc(c.profiles, func(q lagsim.Profile) bool { return q.Name == p.Name }) {
+				return bad("-profiles: %q twice", p.Name)
+			}
+			c.profiles = append(c.profiles, p)
+		}
+	}
+	return c, nil
+}

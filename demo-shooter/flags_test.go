@@ -1,0 +1,101 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/rewindnet/rewind/netcode/lagsim"
+)
+
+func preset(t *testing.T, name string) lagsim.Profile {
+	t.Helper()
+	p, err := lagsim.Preset(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestParseFlags(t *testing.T) {
+	mobile, none, awful, broadband := preset(t, "mobile"), preset(t, "none"), preset(t, "awful"), preset(t, "broadband")
+	base := func(mod func(c *config)) *config {
+		c := &config{mode: modeWindow, bots: 4, lag: mobile, splitLag: none, duration: time.Minute,
+			frames: 120, seed: 1, profiles: []lagsim.Profile{mobile}}
+		if mod != nil {
+			mod(c)
+		}
+		return c
+	}
+	tests := []struct {
+		name string
+		args []string
+		want *config
+	}{
+		{"default", nil, base(nil)},
+		{"serve", []string{"-serve", "127.0.0.1:7777"}, base(func(c *config) { c.mode, c.serve = modeServe, "127.0.0.1:7777" })},
+		{"connect with bots", []string{"-connect", "h:1", "-bots", "0"}, base(func(c *config) { c.connect, c.bots = "h:1", 0 })},
+		{"lag preset", []string{"-lag", "awful"}, base(func(c *config) { c.lag, c.profiles = awful, []lagsim.Profile{awful} })},
+		{"custom lag", []string{"-delay", "50ms", "-jitter", "10ms", "-loss", "0.01"}, base(func(c *config) {
+			c.lag = lagsim.Profile{Name: "custom", Delay: 50 * time.Millisecond, Jitter: 10 * time.Millisecond, Loss: 0.01}
+			c.profiles = []lagsim.Profile{c.lag}
+		})},
+		{"split", []string{"-split", "-split-lag", "awful"}, base(func(c *config) { c.split, c.splitLag = true, awful })},
+		{"headless", []string{"-headless", "-bots", "16", "-duration", "60s", "-report", "q.json", "-profiles", "broadband, mobile,awful"},
+			base(func(c *config) {
+				c.mode, c.bots, c.report = modeHeadless, 16, "q.json"
+				c.profiles = []lagsim.Profile{broadband, mobile, awful}
+			})},
+		{"screenshot", []string{"-screenshot", "s.png", "-frames", "30", "-seed", "7"}, base(func(c *config) { c.screenshot, c.frames, c.seed = "s.png", 30, 7 })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseFlags(tt.args, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(config{})); diff != "" {
+				t.Errorf("parseFlags(%q) (-want +got):\n%s", tt.args, diff)
+			}
+		})
+	}
+}
+
+func TestParseFlagsRefuses(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+	}{
+		{"unknown flag", []string{"-nope"}},
+		{"extra argument", []string{"extra"}},
+		{"serve and connect", []string{"-serve", ":1", "-connect", "h:1"}},
+		{"serve and headless", []string{"-serve", ":1", "-headless"}},
+		{"headless and screenshot", []string{"-headless", "-screenshot", "x.png"}},
+		{"headless and split", []string{"-headless", "-split"}},
+		{"too many bots", []string{"-bots", "65"}},
+		{"negative bots", []string{"-bots", "-1"}},
+		{"headless without bots", []string{"-headless", "-bots", "0"}},
+		{"zero duration", []string{"-headless", "-duration", "0s"}},
+		{"zero frames", []string{"-frames", "0"}},
+		{"unknown preset", []string{"-lag", "moon"}},
+		{"unknown split preset", []string{"-split", "-split-lag", "moon"}},
+		{"split-lag without split", []string{"-split-lag", "awful"}},
+		{"lag and delay", []string{"-lag", "wifi", "-delay", "10ms"}},
+		{"negative delay", []string{"-delay", "-10ms"}},
+		{"loss above one", []string{"-loss", "2"}},
+		{"report without headless", []string{"-report", "x.json"}},
+		{"profiles without headless", []string{"-profiles", "lan"}},
+		{"unknown profile", []string{"-headless", "-profiles", "lan,moon"}},
+		{"profile twice", []string{"-headless", "-profiles", "lan,lan"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := parseFlags(tt.args, io.Discard)
+			if !errors.Is(err, errUsage) {
+				t.Errorf("parseFlags(%q) = %+v, %v; want errUsage", tt.args, c, err)
+			}
+		})
+	}
+}

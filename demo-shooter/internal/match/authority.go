@@ -1,0 +1,181 @@
+package match
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rewindnet/rewind/authority"
+	"github.com/rewindnet/rewind/netcode"
+)
+
+// Errors of the authority helpers.
+var (
+	// ErrChild: the authority child process failed to start, announce its
+	// address or report its counters.
+	ErrChild = errors.New("match: authority process")
+)
+
+// Lines an authority started by Serve prints on its output, so a parent
+// process can find its address and its counters.
+const (
+	listeningPrefix = "authority listening on "
+	statsPrefix     = "authority stats "
+)
+
+// ServeStats are the counters an authority reports when it stops.
+type ServeStats struct {
+	Calls   uint64 `json:"calls"`
+	Reruns  uint64 `json:"reruns"`
+	Kicked  uint64 `json:"kicked"`
+	TooSlow uint64 `json:"too_slow"`
+}
+
+// Serve runs an authority for reg on addr until ctx ends: the demo's
+// -serve mode and the process StartChild starts. It prints the bound
+// address when listening and its counters when it stops, one line each,
+// on out.
+func Serve(ctx context.Context, addr string, reg *netcode.Registry, out io.Writer, log *slog.Logger) error {
+	cfg := authority.DefaultServerConfig(addr, reg)
+	cfg.Logger = log
+	srv, err := authority.NewServer(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s%s\n", listeningPrefix, srv.Addr())
+	err = srv.Serve(ctx)
+	st := srv.Stats()
+	b, _ := json.Marshal(ServeStats{Calls: st.Node.Calls, Reruns: st.Node.Reruns, Kicked: st.Node.Kicked, TooSlow: st.Transport.TooSlow})
+	fmt.Fprintf(out, "%s%s\n", statsPrefix, b)
+	return err
+}
+
+// Child is an authority running in a process of its own, so that its CPU
+// time can be measured apart from the clients'.
+type Child struct {
+	Addr  string
+	cmd   *exec.Cmd
+	lines chan string // stdout lines after the address
+}
+
+// StartChild starts cmd (a program that ends up in Serve on a loopback
+// address) and waits, at most timeout, for it to announce its address.
+func StartChild(cmd *exec.Cmd, timeout time.Duration) (*Child, error) {
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrChild, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrChild, err)
+	}
+	c := &Child{cmd: cmd, lines: make(chan string, 16)}
+	go func() {
+		defer close(c.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case c.lines <- sc.Text():
+			default: // nobody reads chatter beyond the bound; drop it
+			}
+		}
+	}()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case line, ok := <-c.lines:
+			if !ok {
+				c.kill()
+				return nil, fmt.Errorf("%w: exited before listening: %v", ErrChild, cmd.Wait())
+			}
+			if a, found := strings.CutPrefix(line, listeningPrefix); found {
+				c.Addr = a
+				return c, nil
+			}
+		case <-t.C:
+			c.kill()
+			return nil, fmt.Errorf("%w: no address after %v", ErrChild, timeout)
+		}
+	}
+}
+
+func (c *Child) kill() {
+	c.cmd.Process.Kill()
+	c.cmd.Wait()
+}
+
+// CPU returns the CPU time (user plus system, every thread) the child has
+// used so far, read from /proc: 10 ms resolution.
+func (c *Child) CPU() (time.Duration, error) {
+	return procCPU(c.cmd.Process.Pid)
+}
+
+// Stop interrupts the child (a graceful shutdown), waits at most timeout
+// for it to exit and returns the counters it printed.
+func (c *Child) Stop(timeout time.Duration) (ServeStats, error) {
+	c.cmd.Process.Signal(os.Interrupt)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	var st ServeStats
+	got := false
+	for {
+		select {
+		case line, ok := <-c.lines:
+			if !ok {
+				err := c.cmd.Wait()
+				if !got {
+					return st, fmt.Errorf("%w: no counters at exit (%v)", ErrChild, err)
+				}
+				return st, nil
+			}
+			if s, found := strings.CutPrefix(line, statsPrefix); found {
+				if err := json.Unmarshal([]byte(s), &st); err != nil {
+					return st, fmt.Errorf("%w: counters %q: %w", ErrChild, s, err)
+				}
+				got = true
+			}
+		case <-t.C:
+			c.kill()
+			return st, fmt.Errorf("%w: still running %v after interrupt, killed", ErrChild, timeout)
+		}
+	}
+}
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times: 100 on every
+// Linux the demo targets (it is part of the user ABI).
+const clockTicks = 100
+
+// procCPU reads utime+stime of pid from /proc/<pid>/stat.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, fmt.Errorf("%w: cpu time: %w", ErrChild, err)
+	}
+	// The command name (field 2) is in parentheses and may hold spaces:
+	// fields count from the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("%w: cpu time: bad stat %q", ErrChild, s)
+	}
+	f := strings.Fields(s[i+1:])
+	// After ')': state is field 3, utime 14, stime 15 → indexes 11, 12.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("%w: cpu time: short stat %q", ErrChild, s)
+	}
+	ut, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("%w: cpu time: %w", ErrChild, err)
+	}
+	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
