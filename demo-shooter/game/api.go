@@ -1,0 +1,287 @@
+package game
+
+import (
+	"errors"
+	"time"
+
+	"github.com/rewindnet/rewind/netcode"
+	"github.com/rewindnet/rewind/physics"
+)
+
+// Arena and rules. Distances are in pixels (px), the arena's own unit;
+// positions are stored in milli-pixels (MilliPx per px) so that a position
+// computed from a Motion is an exact integer.
+const (
+	ArenaWidth   = 1280 // px, x grows to the right
+	ArenaHeight  = 720  // px, y grows downwards
+	PlayerRadius = 14.0 // px
+	MilliPx      = 1000 // stored position units per px
+
+	// Speed is how fast a player moves while a direction key is held, in
+	// px per second; diagonals move at Speed·DiagonalPermille/1000 on
+	// each axis.
+	Speed            = 220
+	DiagonalPermille = 707
+
+	MaxPlayers = 24 // players a shoot or setKeys reads at most (each costs a read lock)
+	MaxNameLen = 16 // bytes of a player name
+
+	MaxHealth = 100    // health at spawn
+	Damage    = 25     // health a hit takes
+	ShotRange = 1500.0 // px a shot travels at most
+
+	ShotCooldown = 250 * time.Millisecond // between two shots of one player
+	RespawnDelay = 2 * time.Second        // from death to the earliest respawn
+
+	// A gravity power pulls (or pushes) every other living player within
+	// GravityRadius of the caller's position at the call, towards (away
+	// from) that point at GravitySpeed, from GravityDelay after the call
+	// for GravityDuration. The delay is the power's wind-up: it lets the
+	// news reach the affected players before they start to drift, so
+	// their own predictions need little correction.
+	GravityRadius   = 260.0 // px
+	GravitySpeed    = 160   // px per second
+	GravityDelay    = 250 * time.Millisecond
+	GravityDuration = 2 * time.Second
+	GravityCooldown = 8 * time.Second // from one use to the next
+)
+
+// Function names, registered by Registry.
+const (
+	FuncJoin    = "join"    // args: JoinArgs(name)
+	FuncSetKeys = "setKeys" // args: SetKeysArgs(keys)
+	FuncAim     = "aim"     // args: AimArgs(angle)
+	FuncShoot   = "shoot"   // args: ShootArgs(angle)
+	FuncGravity = "gravity" // args: GravityArgs(pull)
+	FuncRespawn = "respawn" // args: none
+)
+
+// Paths. A player's id is the Creator id of the connection that joined
+// (tx.Caller()), in decimal: players/<id>/<field>; see the package
+// documentation for the fields.
+const (
+	PlayersPrefix = "players/"
+	ShotEvents    = "events/shots" // every shot, emitted by shoot: a Shot
+)
+
+// Player fields, the last segment of players/<id>/<field>.
+const (
+	FieldName    = "name"    // UTF-8, at most MaxNameLen bytes
+	FieldMotion  = "motion"  // a Motion
+	FieldAim     = "aim"     // float64 radians, little-endian bits
+	FieldLife    = "life"    // a Life
+	FieldScore   = "score"   // a Score
+	FieldShot    = "shot"    // the player's last Shot (its time is the cooldown's start)
+	FieldGravity = "gravity" // the player's last Gravity use
+)
+
+// Errors returned by the game functions and decoders, matched with
+// errors.Is. A function that returns an error stores nothing.
+var (
+	// ErrBadArgs: a call's arguments do not decode.
+	ErrBadArgs = errors.New("game: bad arguments")
+	// ErrBadValue: a stored value does not decode.
+	ErrBadValue = errors.New("game: bad stored value")
+	// ErrNotJoined: the caller has no player (call join first).
+	ErrNotJoined = errors.New("game: caller has not joined")
+	// ErrDead: a dead player cannot move, aim, shoot or use gravity.
+	ErrDead = errors.New("game: player is dead")
+	// ErrAlive: respawn needs a dead player.
+	ErrAlive = errors.New("game: player is alive")
+	// ErrCooldown: the shot, the gravity power or the respawn is not ready
+	// yet.
+	ErrCooldown = errors.New("game: not ready yet")
+	// ErrFull: the arena holds MaxPlayers players.
+	ErrFull = errors.New("game: arena full")
+)
+
+// Keys is the state of the movement keys, a bitmask. Opposite keys held
+// together cancel.
+type Keys uint8
+
+// Movement keys.
+const (
+	KeyUp    Keys = 1 << iota // W: y decreases
+	KeyLeft                   // A: x decreases
+	KeyDown                   // S: y increases
+	KeyRight                  // D: x increases
+
+	allKeys = KeyUp | KeyLeft | KeyDown | KeyRight
+)
+
+// Never is the Stop time of a motion that does not stop.
+const Never int64 = 1<<63 - 1
+
+// Motion is the state at players/<id>/motion: where the player was at T
+// and how it moves from then on. Position at any t ≥ T is computed
+// exactly, in integers, by At: velocity (VX, VY) from T, plus the drift
+// (DX, DY) over [DriftStart, DriftEnd), the whole motion halting at Stop
+// (the first contact with a wall or another player, found by a swept
+// circle when the motion was written). Client and authority compute
+// bit-identical positions from the same Motion.
+type Motion struct {
+	T      int64 // synced nanoseconds the motion starts
+	X, Y   int64 // milli-px at T
+	VX, VY int64 // milli-px per second from the keys (after sliding along a touched wall)
+	Keys   Keys  // keys held
+	Dead   bool  // a dead player does not move, collide or get hit
+
+	DriftStart, DriftEnd int64 // gravity drift interval, synced nanoseconds (empty: no drift)
+	DX, DY               int64 // milli-px per second of drift
+
+	Stop int64 // synced nanoseconds the motion halts (Never: it does not)
+}
+
+// Life is the state at players/<id>/life.
+type Life struct {
+	Health int32 // 0: dead
+	DiedAt int64 // synced nanoseconds of the last death (0: never died)
+}
+
+// Alive reports whether the player is alive.
+func (l Life) Alive() bool { return l.Health > 0 }
+
+// RespawnAt returns the earliest time a dead player may respawn.
+func (l Life) RespawnAt() int64 { return l.DiedAt + int64(RespawnDelay) }
+
+// Score is the state at players/<id>/score.
+type Score struct {
+	Kills, Deaths uint32
+}
+
+// Shot is one shot: the event at ShotEvents and the shooter's last shot
+// at players/<id>/shot.
+type Shot struct {
+	Shooter  uint32
+	Target   uint32 // the player hit, 0 when none
+	Killed   bool   // the hit killed the target
+	Time     int64  // the call's write time W
+	ViewTime int64  // the time the targets were read at (W - view delay, clamped to W - MaxRewind)
+	Origin   physics.Vec2
+	End      physics.Vec2 // where the shot stopped: the hit point, a wall, or ShotRange
+}
+
+// Gravity is the state at players/<id>/gravity: the player's last use of
+// the power.
+type Gravity struct {
+	Pull       bool         // pull towards Center (false: push away)
+	Center     physics.Vec2 // px
+	Time       int64        // write time of the use (the cooldown's start)
+	Start, End int64        // drift interval of the affected players
+}
+
+// Wall is an axis-aligned box players and shots cannot pass, in px.
+type Wall struct {
+	Min, Max physics.Vec2
+}
+
+// Player is a player as seen at one time, decoded by PlayerAt.
+type Player struct {
+	ID      uint32
+	Name    string
+	Motion  Motion
+	Pos     physics.Vec2 // px at the time asked
+	Aim     float64      // radians, 0 along +x, π/2 along +y
+	Life    Life
+	Score   Score
+	Shot    Shot // last shot (zero when none)
+	Gravity Gravity
+}
+
+// View is what the helpers and bots read: the client's local view
+// (predicted and confirmed values), or a test's store. *netcode.ClientCore
+// satisfies it.
+type View interface {
+	// Read returns the latest value of path.
+	Read(path string) ([]byte, bool)
+	// ReadAt returns the latest value of path strictly before synced time t.
+	ReadAt(path string, t int64) ([]byte, bool)
+	// Children lists the next segments of the paths under prefix, sorted.
+	Children(prefix string) []string
+}
+
+// Action is a call a bot wants made: client.Call(a.Name, a.Args).
+type Action struct {
+	Name string
+	Args []byte
+}
+
+// Registry returns a registry holding the game's functions (FuncJoin ...
+// FuncRespawn). Link the same registry into the client and the authority.
+func Registry() *netcode.Registry { return netcode.NewRegistry() }
+
+// JoinArgs encodes the arguments of join: the player's name (cut to
+// MaxNameLen bytes).
+func JoinArgs(name string) []byte { return nil }
+
+// SetKeysArgs encodes the arguments of setKeys: the keys now held.
+func SetKeysArgs(k Keys) []byte { return nil }
+
+// AimArgs encodes the arguments of aim: the aim angle in radians.
+func AimArgs(angle float64) []byte { return nil }
+
+// ShootArgs encodes the arguments of shoot: the aim angle in radians.
+func ShootArgs(angle float64) []byte { return nil }
+
+// GravityArgs encodes the arguments of gravity: pull (true) or push.
+func GravityArgs(pull bool) []byte { return nil }
+
+// Walls returns the arena's walls, a fixed layout: four borders just
+// outside [0, ArenaWidth] × [0, ArenaHeight] and the cover inside. The
+// slice is a copy.
+func Walls() []Wall { return nil }
+
+// PlayerPath returns players/<id>/<field>.
+func PlayerPath(id uint32, field string) string { return "" }
+
+// PlayerIDs lists the ids of the players in v, ascending.
+func PlayerIDs(v View) []uint32 { return nil }
+
+// PlayerAt decodes player id as of synced time t (its values written
+// strictly before t), with its exact position at t. ok is false when the
+// player has no motion by then.
+func PlayerAt(v View, id uint32, t int64) (p Player, ok bool) { return Player{}, false }
+
+// Players decodes every player at t, by ascending id.
+func Players(v View, t int64) []Player { return nil }
+
+// At returns the position at t in milli-px, exactly (t before T: the
+// position at T).
+func (m Motion) At(t int64) (x, y int64) { return 0, 0 }
+
+// Pos returns the position at t in px.
+func (m Motion) Pos(t int64) physics.Vec2 { return physics.Vec2{} }
+
+// Append encodes m.
+func (m Motion) Append(b []byte) []byte { return b }
+
+// DecodeMotion decodes a Motion, wrapping ErrBadValue on malformed input.
+func DecodeMotion(b []byte) (Motion, error) { return Motion{}, nil }
+
+// MotionDistance returns how far apart (px) the positions at t of two
+// encoded motions are: the visible size of a correction of a
+// players/<id>/motion value. ok is false unless both decode.
+func MotionDistance(a, b []byte, t int64) (d float64, ok bool) { return 0, false }
+
+// DecodeShot decodes a Shot (the ShotEvents event or players/<id>/shot),
+// wrapping ErrBadValue on malformed input.
+func DecodeShot(b []byte) (Shot, error) { return Shot{}, nil }
+
+// Bot plays one player: pure decision code, driven by a seeded source.
+// Its behaviour depends only on the seed and on what it is shown.
+type Bot struct {
+	// ViewDelay is how far behind now the bot sees the others (its
+	// client's view delay), so it aims where its shots are checked.
+	// Zero: 100 ms.
+	ViewDelay time.Duration
+}
+
+// NewBot returns a bot whose choices are drawn from seed.
+func NewBot(seed uint64) *Bot { return &Bot{} }
+
+// Think looks at the view at synced time now as player me and returns the
+// calls to make this frame (none, one or a few): join when absent, respawn
+// when dead and ready, setKeys to wander or take cover behind a wall when
+// hurt, aim and shoot at the nearest visible enemy after a reaction time
+// and with human-like error, gravity now and then. Call it once per frame.
+func (b *Bot) Think(v View, me uint32, now int64) []Action { return nil }
