@@ -173,24 +173,23 @@ func (s *Store) trimPath(p *pathState, cut int64) {
 	s.stats.Trimmed += uint64(k)
 }
 
-// entryHeap is a binary min-heap of entries by (time, path).
-type entryHeap struct{ a []*entry }
-
-func entryLess(x, y *entry) bool {
-	if c := x.pv.Time.Compare(y.pv.Time); c != 0 {
-		return c < 0
-	}
-	return x.pv.Path < y.pv.Path
+// heap is a binary min-heap ordered by less. The store keeps three: the
+// cascade (entries by time), the finality buckets (keys) and the trim queue
+// (paths by due time).
+type heap[T any] struct {
+	a    []T
+	less func(x, y T) bool
 }
 
-func (h *entryHeap) len() int { return len(h.a) }
+func (h *heap[T]) len() int { return len(h.a) }
+func (h *heap[T]) peek() T  { return h.a[0] }
 
-func (h *entryHeap) push(e *entry) {
-	h.a = append(h.a, e)
+func (h *heap[T]) push(v T) {
+	h.a = append(h.a, v)
 	i := len(h.a) - 1
 	for i > 0 {
 		parent := (i - 1) / 2
-		if !entryLess(h.a[i], h.a[parent]) {
+		if !h.less(h.a[i], h.a[parent]) {
 			break
 		}
 		h.a[i], h.a[parent] = h.a[parent], h.a[i]
@@ -198,61 +197,20 @@ func (h *entryHeap) push(e *entry) {
 	}
 }
 
-func (h *entryHeap) pop() *entry {
+func (h *heap[T]) pop() T {
 	top := h.a[0]
 	n := len(h.a) - 1
 	h.a[0] = h.a[n]
-	h.a[n] = nil
+	var zero T
+	h.a[n] = zero
 	h.a = h.a[:n]
 	i := 0
 	for {
 		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && entryLess(h.a[l], h.a[m]) {
+		if l < n && h.less(h.a[l], h.a[m]) {
 			m = l
 		}
-		if r < n && entryLess(h.a[r], h.a[m]) {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h.a[i], h.a[m] = h.a[m], h.a[i]
-		i = m
-	}
-	return top
-}
-
-// trimHeap is a binary min-heap of trim items by due time.
-type trimHeap struct{ a []trimItem }
-
-func (h *trimHeap) len() int       { return len(h.a) }
-func (h *trimHeap) peek() trimItem { return h.a[0] }
-func (h *trimHeap) push(it trimItem) {
-	h.a = append(h.a, it)
-	i := len(h.a) - 1
-	for i > 0 {
-		parent := (i - 1) / 2
-		if h.a[i].due >= h.a[parent].due {
-			break
-		}
-		h.a[i], h.a[parent] = h.a[parent], h.a[i]
-		i = parent
-	}
-}
-
-func (h *trimHeap) pop() trimItem {
-	top := h.a[0]
-	n := len(h.a) - 1
-	h.a[0] = h.a[n]
-	h.a[n] = trimItem{}
-	h.a = h.a[:n]
-	i := 0
-	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && h.a[l].due < h.a[m].due {
-			m = l
-		}
-		if r < n && h.a[r].due < h.a[m].due {
+		if r < n && h.less(h.a[r], h.a[m]) {
 			m = r
 		}
 		if m == i {
@@ -263,43 +221,10 @@ func (h *trimHeap) pop() trimItem {
 	}
 }
 
-// int64Heap is a binary min-heap of bucket keys.
-type int64Heap struct{ a []int64 }
-
-func (h *int64Heap) len() int    { return len(h.a) }
-func (h *int64Heap) peek() int64 { return h.a[0] }
-func (h *int64Heap) push(v int64) {
-	h.a = append(h.a, v)
-	i := len(h.a) - 1
-	for i > 0 {
-		parent := (i - 1) / 2
-		if h.a[i] >= h.a[parent] {
-			break
-		}
-		h.a[i], h.a[parent] = h.a[parent], h.a[i]
-		i = parent
+// entryLess orders the cascade by (time, path).
+func entryLess(x, y *entry) bool {
+	if c := x.pv.Time.Compare(y.pv.Time); c != 0 {
+		return c < 0
 	}
-}
-
-func (h *int64Heap) pop() int64 {
-	top := h.a[0]
-	n := len(h.a) - 1
-	h.a[0] = h.a[n]
-	h.a = h.a[:n]
-	i := 0
-	for {
-		l, r, m := 2*i+1, 2*i+2, i
-		if l < n && h.a[l] < h.a[m] {
-			m = l
-		}
-		if r < n && h.a[r] < h.a[m] {
-			m = r
-		}
-		if m == i {
-			break
-		}
-		h.a[i], h.a[m] = h.a[m], h.a[i]
-		i = m
-	}
-	return top
+	return x.pv.Path < y.pv.Path
 }

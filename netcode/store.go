@@ -148,10 +148,10 @@ type Store struct {
 	// finality bookkeeping
 	horizon   int64              // values with Nanos < horizon are final
 	buckets   map[int64][]*entry // live entries by Nanos >> bucketShift
-	bucketMin int64Heap          // keys of non-empty buckets
-	trimQueue trimHeap           // paths whose finals may be trimmed, by due time (one item per path)
+	bucketMin heap[int64]        // keys of non-empty buckets
+	trimQueue heap[trimItem]     // paths whose finals may be trimmed, by due time (one item per path)
 
-	cascade entryHeap           // entries to re-evaluate, by time
+	cascade heap[*entry]        // entries to re-evaluate, by time
 	changes []Change            // returned by the current call
 	pending map[*entry]struct{} // live entries currently Pending
 	stats   StoreStats
@@ -188,12 +188,15 @@ func NewStore(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	return &Store{
-		cfg:      cfg,
-		paths:    make(map[string]*pathState),
-		children: make(map[string]map[string]int),
-		buckets:  make(map[int64][]*entry),
-		horizon:  -1 << 63,
-		pending:  make(map[*entry]struct{}),
+		cfg:       cfg,
+		paths:     make(map[string]*pathState),
+		children:  make(map[string]map[string]int),
+		buckets:   make(map[int64][]*entry),
+		horizon:   -1 << 63,
+		pending:   make(map[*entry]struct{}),
+		bucketMin: heap[int64]{less: func(x, y int64) bool { return x < y }},
+		trimQueue: heap[trimItem]{less: func(x, y trimItem) bool { return x.due < y.due }},
+		cascade:   heap[*entry]{less: entryLess},
 	}, nil
 }
 
