@@ -4,7 +4,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/physics"
 )
 
@@ -205,83 +204,3 @@ type Action struct {
 	Name string
 	Args []byte
 }
-
-// Registry returns a registry holding the game's functions (FuncJoin ...
-// FuncRespawn). Link the same registry into the client and the authority.
-func Registry() *netcode.Registry { return netcode.NewRegistry() }
-
-// JoinArgs encodes the arguments of join: the player's name (cut to
-// MaxNameLen bytes).
-func JoinArgs(name string) []byte { return nil }
-
-// SetKeysArgs encodes the arguments of setKeys: the keys now held.
-func SetKeysArgs(k Keys) []byte { return nil }
-
-// AimArgs encodes the arguments of aim: the aim angle in radians.
-func AimArgs(angle float64) []byte { return nil }
-
-// ShootArgs encodes the arguments of shoot: the aim angle in radians.
-func ShootArgs(angle float64) []byte { return nil }
-
-// GravityArgs encodes the arguments of gravity: pull (true) or push.
-func GravityArgs(pull bool) []byte { return nil }
-
-// Walls returns the arena's walls, a fixed layout: four borders just
-// outside [0, ArenaWidth] × [0, ArenaHeight] and the cover inside. The
-// slice is a copy.
-func Walls() []Wall { return nil }
-
-// PlayerPath returns players/<id>/<field>.
-func PlayerPath(id uint32, field string) string { return "" }
-
-// PlayerIDs lists the ids of the players in v, ascending.
-func PlayerIDs(v View) []uint32 { return nil }
-
-// PlayerAt decodes player id as of synced time t (its values written
-// strictly before t), with its exact position at t. ok is false when the
-// player has no motion by then.
-func PlayerAt(v View, id uint32, t int64) (p Player, ok bool) { return Player{}, false }
-
-// Players decodes every player at t, by ascending id.
-func Players(v View, t int64) []Player { return nil }
-
-// At returns the position at t in milli-px, exactly (t before T: the
-// position at T).
-func (m Motion) At(t int64) (x, y int64) { return 0, 0 }
-
-// Pos returns the position at t in px.
-func (m Motion) Pos(t int64) physics.Vec2 { return physics.Vec2{} }
-
-// Append encodes m.
-func (m Motion) Append(b []byte) []byte { return b }
-
-// DecodeMotion decodes a Motion, wrapping ErrBadValue on malformed input.
-func DecodeMotion(b []byte) (Motion, error) { return Motion{}, nil }
-
-// MotionDistance returns how far apart (px) the positions at t of two
-// encoded motions are: the visible size of a correction of a
-// players/<id>/motion value. ok is false unless both decode.
-func MotionDistance(a, b []byte, t int64) (d float64, ok bool) { return 0, false }
-
-// DecodeShot decodes a Shot (the ShotEvents event or players/<id>/shot),
-// wrapping ErrBadValue on malformed input.
-func DecodeShot(b []byte) (Shot, error) { return Shot{}, nil }
-
-// Bot plays one player: pure decision code, driven by a seeded source.
-// Its behaviour depends only on the seed and on what it is shown.
-type Bot struct {
-	// ViewDelay is how far behind now the bot sees the others (its
-	// client's view delay), so it aims where its shots are checked.
-	// Zero: 100 ms.
-	ViewDelay time.Duration
-}
-
-// NewBot returns a bot whose choices are drawn from seed.
-func NewBot(seed uint64) *Bot { return &Bot{} }
-
-// Think looks at the view at synced time now as player me and returns the
-// calls to make this frame (none, one or a few): join when absent, respawn
-// when dead and ready, setKeys to wander or take cover behind a wall when
-// hurt, aim and shoot at the nearest visible enemy after a reaction time
-// and with human-like error, gravity now and then. Call it once per frame.
-func (b *Bot) Think(v View, me uint32, now int64) []Action { return nil }

@@ -1,0 +1,441 @@
+package game
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/rewindnet/rewind/netcode"
+	"github.com/rewindnet/rewind/physics"
+)
+
+// Registry returns a registry holding the game's functions (FuncJoin ...
+// FuncRespawn), each keeping the client's write time. Link the same
+// registry into the client and the authority.
+func Registry() *netcode.Registry {
+	r := netcode.NewRegistry()
+	for _, f := range []struct {
+		name string
+		fn   netcode.Func
+	}{
+		{FuncJoin, join}, {FuncSetKeys, setKeys}, {FuncAim, aim},
+		{FuncShoot, shoot}, {FuncGravity, gravity}, {FuncRespawn, respawn},
+	} {
+		if err := r.Register(f.name, f.fn, netcode.FuncOptions{}); err != nil {
+			panic(err) // fixed names: a failure is a bug here
+		}
+	}
+	return r
+}
+
+// otherIDs lists the players other than me, at most MaxPlayers of them
+// (join keeps the arena at that size; a longer listing is cut). The
+// listing is an unsafe read: every value that matters is then read.
+func otherIDs(tx *netcode.Tx, me uint32) []uint32 {
+	var ids []uint32
+	for _, s := range tx.Children(PlayersPrefix) {
+		if id, ok := parseID(s); ok && id != me && len(ids) < MaxPlayers {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// body is a player's motion as read by a call.
+type body struct {
+	id uint32
+	m  Motion
+}
+
+// readMotion reads players/<id>/motion at W (past is false) or at the
+// caller's view time (past is true).
+func readMotion(tx *netcode.Tx, id uint32, past bool) (Motion, bool, error) {
+	path := PlayerPath(id, FieldMotion)
+	var b []byte
+	var ok bool
+	if past {
+		b, ok = tx.ReadView(path)
+	} else {
+		b, ok = tx.Read(path)
+	}
+	if !ok {
+		return Motion{}, false, nil
+	}
+	m, err := DecodeMotion(b)
+	if err != nil {
+		return Motion{}, false, fmt.Errorf("%s: %w", path, err)
+	}
+	return m, true, nil
+}
+
+// readOthers reads the motion of every other player at W, or at the view
+// time.
+func readOthers(tx *netcode.Tx, me uint32, past bool) ([]body, error) {
+	ids := otherIDs(tx, me)
+	out := make([]body, 0, len(ids))
+	for _, id := range ids {
+		m, ok, err := readMotion(tx, id, past)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			out = append(out, body{id, m})
+		}
+	}
+	return out, nil
+}
+
+// self reads the caller's motion, failing unless it has joined and is
+// alive.
+func self(tx *netcode.Tx) (uint32, Motion, error) {
+	me := tx.Caller()
+	m, ok, err := readMotion(tx, me, false)
+	switch {
+	case err != nil:
+		return me, m, err
+	case !ok:
+		return me, m, ErrNotJoined
+	case m.Dead:
+		return me, m, ErrDead
+	}
+	return me, m, nil
+}
+
+// obstacles builds a world of the walls and the living players of bs
+// other than skip, as they move from t on.
+func obstacles(bs []body, skip uint32, t int64) (*physics.World, error) {
+	w, err := newWorld()
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range bs {
+		if b.id != skip {
+			if err := addPlayer(w, b.id, b.m, t); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return w, nil
+}
+
+// spawnPoint picks a spawn point with tx.Rand(): the first, from a random
+// start, that no living player of bs is within a diameter of at W.
+func spawnPoint(tx *netcode.Tx, bs []body) (x, y int64) {
+	now := tx.Time().Nanos
+	start := tx.Rand().IntN(len(spawns))
+	for k := range spawns {
+		p := spawns[(start+k)%len(spawns)]
+		free := true
+		for _, b := range bs {
+			if !b.m.Dead && b.m.Pos(now).Sub(p).Len() < 2*PlayerRadius+1 {
+				free = false
+				break
+			}
+		}
+		if free || k == len(spawns)-1 {
+			return int64(p.X) * MilliPx, int64(p.Y) * MilliPx
+		}
+	}
+	panic("unreachable")
+}
+
+// join adds the caller's player at a free spawn point, or renames it when
+// it already exists.
+func join(tx *netcode.Tx, args []byte) error {
+	name, err := decodeName(args)
+	if err != nil {
+		return err
+	}
+	me := tx.Caller()
+	if _, ok, err := readMotion(tx, me, false); err != nil || ok {
+		if err == nil {
+			tx.Write(PlayerPath(me, FieldName), []byte(name))
+		}
+		return err
+	}
+	bs, err := readOthers(tx, me, false)
+	if err != nil {
+		return err
+	}
+	if len(bs) >= MaxPlayers {
+		return fmt.Errorf("%w (%d players)", ErrFull, MaxPlayers)
+	}
+	x, y := spawnPoint(tx, bs)
+	now := tx.Time().Nanos
+	tx.Write(PlayerPath(me, FieldName), []byte(name))
+	tx.Write(PlayerPath(me, FieldMotion), Motion{T: now, X: x, Y: y, Stop: Never}.Append(nil))
+	tx.Write(PlayerPath(me, FieldLife), Life{Health: MaxHealth}.append(nil))
+	tx.Write(PlayerPath(me, FieldScore), Score{}.append(nil))
+	tx.Write(PlayerPath(me, FieldAim), AimArgs(0))
+	return nil
+}
+
+// setKeys: the caller's keys changed at W. The new motion starts where
+// the old one put the player at W, keeps any gravity drift still to come,
+// and stops at the first contact with a wall or another player (moving
+// as they were at W).
+func setKeys(tx *netcode.Tx, args []byte) error {
+	keys, err := decodeKeys(args)
+	if err != nil {
+		return err
+	}
+	me, m, err := self(tx)
+	if err != nil {
+		return err
+	}
+	now := tx.Time().Nanos
+	bs, err := readOthers(tx, me, false)
+	if err != nil {
+		return err
+	}
+	w, err := obstacles(bs, me, now)
+	if err != nil {
+		return err
+	}
+	nm, err := settle(w, restart(m, now, keys))
+	if err != nil {
+		return err
+	}
+	tx.Write(PlayerPath(me, FieldMotion), nm.Append(nil))
+	return nil
+}
+
+// restart returns the motion that starts at now from where m is then,
+// with keys held and m's drift kept if it has not ended (Stop is set by
+// settle).
+func restart(m Motion, now int64, keys Keys) Motion {
+	x, y := m.At(now)
+	nm := Motion{T: now, X: x, Y: y, Keys: keys, Stop: Never}
+	nm.VX, nm.VY = keys.Velocity()
+	if m.DriftEnd > now {
+		nm.DriftStart, nm.DriftEnd, nm.DX, nm.DY = m.DriftStart, m.DriftEnd, m.DX, m.DY
+	}
+	return nm
+}
+
+// aim stores the caller's aim angle, for others to draw.
+func aim(tx *netcode.Tx, args []byte) error {
+	a, err := decodeAngle(args)
+	if err != nil {
+		return err
+	}
+	me, _, err := self(tx)
+	if err != nil {
+		return err
+	}
+	tx.Write(PlayerPath(me, FieldAim), AimArgs(a))
+	return nil
+}
+
+// shoot fires a hitscan shot from the caller's position at W along angle,
+// against the other players where the caller saw them: their motions are
+// read at the caller's view time (tx.ReadView, which the transaction
+// clamps to W - MaxRewind) and the ray is cast at that time through the
+// walls and them. A hit takes Damage from the target's health at W (a
+// target dead by then takes none); a kill freezes the target, counts a
+// kill and a death. The shot is stored as the caller's last shot and
+// emitted at ShotEvents.
+func shoot(tx *netcode.Tx, args []byte) error {
+	angle, err := decodeAngle(args)
+	if err != nil {
+		return err
+	}
+	me, m, err := self(tx)
+	if err != nil {
+		return err
+	}
+	now := tx.Time().Nanos
+	shotPath := PlayerPath(me, FieldShot)
+	if b, ok := tx.Read(shotPath); ok {
+		last, err := DecodeShot(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", shotPath, err)
+		}
+		if now-last.Time < int64(ShotCooldown) {
+			return fmt.Errorf("%w: shot %v after the last", ErrCooldown, float64(now-last.Time)/1e9)
+		}
+	}
+	vt := tx.ViewTime()
+	bs, err := readOthers(tx, me, true)
+	if err != nil {
+		return err
+	}
+	w, err := obstacles(bs, me, vt)
+	if err != nil {
+		return err
+	}
+	origin := m.Pos(now)
+	dir := physics.V(math.Cos(angle), math.Sin(angle))
+	s := Shot{Shooter: me, Time: now, ViewTime: vt, Origin: origin, End: origin.Add(dir.Scale(ShotRange))}
+	hit, ok, err := w.Raycast(physics.Ray{Origin: origin, Dir: dir, MaxDist: ShotRange}, vt, physics.Filter{})
+	if err != nil {
+		return fmt.Errorf("%w: raycast: %w", ErrBadValue, err)
+	}
+	if ok {
+		s.End = hit.Point
+		if rest, found := strings.CutPrefix(hit.Path, PlayersPrefix); found {
+			s.Target, _ = parseID(strings.TrimSuffix(rest, "/"+FieldMotion))
+		}
+	}
+	if s.Target != 0 {
+		if s.Killed, err = damage(tx, me, s.Target); err != nil {
+			return err
+		}
+	}
+	v := s.Append(nil)
+	tx.Write(shotPath, v)
+	tx.Write(PlayerPath(me, FieldAim), AimArgs(angle))
+	tx.Emit(ShotEvents, v)
+	return nil
+}
+
+// damage applies a hit by shooter on target at W and reports a kill.
+func damage(tx *netcode.Tx, shooter, target uint32) (bool, error) {
+	lp := PlayerPath(target, FieldLife)
+	b, ok := tx.Read(lp)
+	if !ok {
+		return false, nil
+	}
+	l, err := decodeLife(b)
+	if err != nil || !l.Alive() {
+		return false, err
+	}
+	now := tx.Time().Nanos
+	l.Health = max(0, l.Health-Damage)
+	if l.Alive() {
+		tx.Write(lp, l.append(nil))
+		return false, nil
+	}
+	l.DiedAt = now
+	tx.Write(lp, l.append(nil))
+	if tm, ok, err := readMotion(tx, target, false); err != nil {
+		return false, err
+	} else if ok {
+		x, y := tm.At(now)
+		tx.Write(PlayerPath(target, FieldMotion), Motion{T: now, X: x, Y: y, Dead: true, Stop: Never}.Append(nil))
+	}
+	if err := addScore(tx, shooter, 1, 0); err != nil {
+		return false, err
+	}
+	return true, addScore(tx, target, 0, 1)
+}
+
+func addScore(tx *netcode.Tx, id uint32, kills, deaths uint32) error {
+	p := PlayerPath(id, FieldScore)
+	var s Score
+	if b, ok := tx.Read(p); ok {
+		var err error
+		if s, err = decodeScore(b); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	s.Kills += kills
+	s.Deaths += deaths
+	tx.Write(p, s.append(nil))
+	return nil
+}
+
+// gravity pulls (or pushes) every other living player within
+// GravityRadius of the caller at W: each gets a drift of GravitySpeed
+// towards (away from) the caller's position over
+// [W + GravityDelay, W + GravityDelay + GravityDuration), written into
+// its motion so that its position stays exactly computable. At most one
+// use per GravityCooldown.
+func gravity(tx *netcode.Tx, args []byte) error {
+	pull, err := decodePull(args)
+	if err != nil {
+		return err
+	}
+	me, m, err := self(tx)
+	if err != nil {
+		return err
+	}
+	now := tx.Time().Nanos
+	gp := PlayerPath(me, FieldGravity)
+	if b, ok := tx.Read(gp); ok {
+		g, err := decodeGravity(b)
+		if err != nil {
+			return fmt.Errorf("%s: %w", gp, err)
+		}
+		if now-g.Time < int64(GravityCooldown) {
+			return fmt.Errorf("%w: gravity %vs after the last", ErrCooldown, float64(now-g.Time)/1e9)
+		}
+	}
+	bs, err := readOthers(tx, me, false)
+	if err != nil {
+		return err
+	}
+	all := append(bs, body{me, m})
+	cx, cy := m.At(now)
+	g := Gravity{Pull: pull, Center: toPx(cx, cy), Time: now, Start: now + int64(GravityDelay)}
+	g.End = g.Start + int64(GravityDuration)
+	const r = int64(GravityRadius * MilliPx)
+	for _, b := range bs {
+		if b.m.Dead {
+			continue
+		}
+		x, y := b.m.At(now)
+		dx, dy := cx-x, cy-y
+		d2 := dx*dx + dy*dy
+		if d2 > r*r || d2 == 0 {
+			continue
+		}
+		f := float64(GravitySpeed*MilliPx) / math.Sqrt(float64(d2))
+		if !pull {
+			f = -f
+		}
+		nm := restart(b.m, now, b.m.Keys)
+		nm.DriftStart, nm.DriftEnd = g.Start, g.End
+		nm.DX, nm.DY = int64(math.Round(float64(dx)*f)), int64(math.Round(float64(dy)*f))
+		w, err := obstacles(all, b.id, now)
+		if err != nil {
+			return err
+		}
+		if nm, err = settle(w, nm); err != nil {
+			return err
+		}
+		tx.Write(PlayerPath(b.id, FieldMotion), nm.Append(nil))
+	}
+	tx.Write(gp, g.append(nil))
+	return nil
+}
+
+// respawn brings the dead caller back at a free spawn point with full
+// health, once RespawnDelay has passed since its death.
+func respawn(tx *netcode.Tx, _ []byte) error {
+	me := tx.Caller()
+	lp := PlayerPath(me, FieldLife)
+	b, ok := tx.Read(lp)
+	if !ok {
+		return ErrNotJoined
+	}
+	l, err := decodeLife(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", lp, err)
+	}
+	now := tx.Time().Nanos
+	if l.Alive() {
+		return ErrAlive
+	}
+	if now < l.RespawnAt() {
+		return fmt.Errorf("%w: respawn in %vs", ErrCooldown, float64(l.RespawnAt()-now)/1e9)
+	}
+	bs, err := readOthers(tx, me, false)
+	if err != nil {
+		return err
+	}
+	x, y := spawnPoint(tx, bs)
+	tx.Write(PlayerPath(me, FieldMotion), Motion{T: now, X: x, Y: y, Stop: Never}.Append(nil))
+	l.Health = MaxHealth
+	tx.Write(lp, l.append(nil))
+	return nil
+}
+
+// aimAngle decodes a stored aim.
+func aimAngle(b []byte) float64 {
+	if len(b) != aimSize {
+		return 0
+	}
+	return math.Float64frombits(binary.LittleEndian.Uint64(b))
+}

@@ -1,0 +1,66 @@
+package game
+
+// PlayerIDs lists the ids of the players in v, ascending.
+func PlayerIDs(v View) []uint32 {
+	var ids []uint32
+	for _, s := range v.Children(PlayersPrefix) {
+		if id, ok := parseID(s); ok {
+			ids = append(ids, id)
+		}
+	}
+	// Children sorts as strings; ids sort as numbers.
+	for i := 1; i < len(ids); i++ {
+		for j := i; j > 0 && ids[j] < ids[j-1]; j-- {
+			ids[j], ids[j-1] = ids[j-1], ids[j]
+		}
+	}
+	return ids
+}
+
+// PlayerAt decodes player id as of synced time t: each field is its
+// latest value written strictly before t, and Pos is the motion's exact
+// position at t. To see the own player's latest prediction at now, ask
+// for now+1. ok is false when the player has no decodable motion by then;
+// a field that is absent or does not decode is left zero.
+func PlayerAt(v View, id uint32, t int64) (p Player, ok bool) {
+	b, ok := v.ReadAt(PlayerPath(id, FieldMotion), t)
+	if !ok {
+		return Player{}, false
+	}
+	m, err := DecodeMotion(b)
+	if err != nil {
+		return Player{}, false
+	}
+	p = Player{ID: id, Motion: m, Pos: m.Pos(t)}
+	if b, ok := v.ReadAt(PlayerPath(id, FieldName), t); ok {
+		p.Name = string(b)
+	}
+	if b, ok := v.ReadAt(PlayerPath(id, FieldAim), t); ok {
+		p.Aim = aimAngle(b)
+	}
+	if b, ok := v.ReadAt(PlayerPath(id, FieldLife), t); ok {
+		p.Life, _ = decodeLife(b)
+	}
+	if b, ok := v.ReadAt(PlayerPath(id, FieldScore), t); ok {
+		p.Score, _ = decodeScore(b)
+	}
+	if b, ok := v.ReadAt(PlayerPath(id, FieldShot), t); ok {
+		p.Shot, _ = DecodeShot(b)
+	}
+	if b, ok := v.ReadAt(PlayerPath(id, FieldGravity), t); ok {
+		p.Gravity, _ = decodeGravity(b)
+	}
+	return p, true
+}
+
+// Players decodes every player at t, by ascending id.
+func Players(v View, t int64) []Player {
+	ids := PlayerIDs(v)
+	out := make([]Player, 0, len(ids))
+	for _, id := range ids {
+		if p, ok := PlayerAt(v, id, t); ok {
+			out = append(out, p)
+		}
+	}
+	return out
+}
