@@ -1,23 +1,127 @@
-// Command shooter is Rewind's demo: a top-down shooter that shows
-// prediction, lag compensation and correction under a simulated link.
+// Command shooter is Rewind's demo: a top-down shooter that makes
+// prediction, lag compensation and correction visible under a simulated
+// link, and measures them.
+//
+//	shooter                          an authority on loopback, this client and 4 bots, mobile link
+//	shooter -lag awful -bots 8       another link, more bots
+//	shooter -split -split-lag none   two clients side by side, one per link
+//	shooter -serve 127.0.0.1:7777    the authority alone
+//	shooter -connect host:7777       play against a running authority
+//	shooter -headless -bots 16 -duration 60s -profiles broadband,mobile,awful -report q.json
+//	shooter -screenshot shot.png -frames 120
+//
+// Keys: WASD move, mouse aims, click shoots, G pulls (shift+G pushes),
+// 1–7 switch the lag profile live, P toggles lag compensation, F1 help.
+//
+// The window needs a display (X11); without one the program says so and
+// suggests -headless. The game's rules live in package game, the clients'
+// bookkeeping and the headless match in internal/match: this package only
+// parses flags, reads input and draws.
 package main
 
 import (
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/rewindnet/rewind/demo-shooter/game"
+	"github.com/rewindnet/rewind/demo-shooter/internal/match"
+	"github.com/rewindnet/rewind/demo-shooter/internal/quality"
 )
 
+// errNoDisplay: window mode without a display to open it on.
+var errNoDisplay = errors.New("shooter: no display ($DISPLAY is empty): run with -headless for a match of bots and a report, or under xvfb-run")
+
 func main() {
-	cfg, err := parseFlags(os.Args[1:], os.Stderr)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is the program; it returns the exit status.
+func run(args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
 	if err != nil {
-		if errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(2)
-		}
-		os.Exit(1)
+		fmt.Fprintln(stderr, err)
+		return 2
 	}
-	_ = cfg
-	fmt.Fprintln(os.Stderr, "shooter: not built yet")
-	os.Exit(1)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch cfg.mode {
+	case modeServe:
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		err = match.Serve(ctx, cfg.serve, game.Registry(), stdout, log)
+	case modeHeadless:
+		err = headless(ctx, cfg, stdout)
+	default:
+		err = window(ctx, cfg)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// headless plays a match per profile and reports them.
+func headless(ctx context.Context, cfg *config, stdout io.Writer) error {
+	self, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("shooter: %w", err)
+	}
+	rep := quality.Report{Machine: machine(), Command: "shooter " + strings.Join(os.Args[1:], " "), Seed: cfg.seed}
+	for _, prof := range cfg.profiles {
+		fmt.Fprintf(stdout, "match: %d bots, %v, %s link...\n", cfg.bots, cfg.duration, prof.Name)
+		p, err := match.Run(ctx, match.Settings{
+			Profile: prof, Bots: cfg.bots, Duration: cfg.duration, Seed: cfg.seed,
+			Authority: func() *exec.Cmd {
+				cmd := exec.Command(self, "-serve", "127.0.0.1:0")
+				cmd.Stderr = os.Stderr
+				return cmd
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("shooter: %s match: %w", prof.Name, err)
+		}
+		rep.Profiles = append(rep.Profiles, p)
+	}
+	if err := rep.WriteTable(stdout); err != nil {
+		return err
+	}
+	if cfg.report == "" {
+		return nil
+	}
+	f, err := os.Create(cfg.report)
+	if err != nil {
+		return fmt.Errorf("shooter: %w", err)
+	}
+	if err := rep.WriteJSON(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// machine describes where a report was measured.
+func machine() string {
+	m := fmt.Sprintf("%s/%s, %d CPUs", runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return m
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return m + ", " + strings.TrimSpace(v)
+		}
+	}
+	return m
 }

@@ -1,0 +1,445 @@
+// Package match runs the demo shooter's clients: a Player is one
+// netcode.Client with what the demo shows and measures about it (the HUD's
+// counters, the quality recorder), driven by a bot or by the window's
+// input; Run plays a headless match of bots against an authority in its
+// own process and summarises it as a quality.Profile.
+//
+// Everything here is a shell around netcode.Client: it owns no game rule
+// (those are package game's) and draws nothing (that is package main's).
+package match
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rewindnet/rewind/demo-shooter/game"
+	"github.com/rewindnet/rewind/demo-shooter/internal/quality"
+	"github.com/rewindnet/rewind/netcode"
+	"github.com/rewindnet/rewind/physics"
+)
+
+// Player bounds and defaults.
+const (
+	// SmoothTau is the time constant that hides correction snaps of the
+	// own player.
+	SmoothTau = 100 * time.Millisecond
+	// GraphSpan and GraphStep shape the HUD's RTT and corrections graph.
+	GraphSpan = 10 * time.Second
+	GraphStep = 100 * time.Millisecond
+	// trackCalls bounds the calls a Player remembers awaiting their
+	// result; the client's own MaxPending (256) is lower, so the bound is
+	// only reached if results are lost, and then the oldest are forgotten.
+	trackCalls = 1024
+	// hitMemory is how long a confirmed hit is remembered for a late
+	// re-run by the authority that takes it back.
+	hitMemory = 5 * time.Second
+	// snapMin is the smallest jump of the own player (px) handed to the
+	// smoother: below it nothing visible moves.
+	snapMin = 0.05
+)
+
+// callInfo is what a Player remembers of a call until its result.
+type callInfo struct {
+	name string
+	at   time.Time // wall clock at Call
+	hit  uint32    // the target the prediction hit (shoot), 0: none
+}
+
+// confirmedHit is a hit the authority confirmed, kept for hitMemory.
+type confirmedHit struct {
+	target uint32
+	at     time.Time
+}
+
+// Player is one client of the match and what the demo measures about it.
+// The goroutine that calls Frame owns it.
+type Player struct {
+	C    *netcode.Client
+	Name string
+	// Bot plays this player; nil for a human at the window.
+	Bot *game.Bot
+	// Rec records the report's observations; Reset it to start measuring.
+	Rec quality.Recorder
+	// Smooth holds the own player's correction offset (key "me").
+	Smooth *netcode.Smoother
+	// LastCorrection explains the latest correction ("why did I snap").
+	LastCorrection string
+	// Graph is the HUD's recent RTT and corrections.
+	Graph Graph
+	// Errors counts calls the client refused (not connected, too many
+	// pending); LastError is the latest of them or of a failed call.
+	Errors    uint64
+	LastError string
+
+	view  *clientView
+	calls map[netcode.CallID]callInfo
+	hits  map[netcode.CallID]confirmedHit
+	shown physics.Vec2 // own position drawn last frame, before smoothing
+	has   bool         // shown is set
+	shots []game.Shot  // recent shots seen (emitted events)
+}
+
+// NewPlayer wraps a connected client. It watches the players (with the
+// history interpolation needs) and the shot events.
+func NewPlayer(c *netcode.Client, name string, bot *game.Bot) (*Player, error) {
+	p := &Player{
+		C: c, Name: name, Bot: bot,
+		Smooth: netcode.NewSmoother(SmoothTau),
+		view:   newClientView(c),
+		calls:  make(map[netcode.CallID]callInfo),
+		hits:   make(map[netcode.CallID]confirmedHit),
+	}
+	if err := c.WatchHistory(game.PlayersPrefix, time.Second); err != nil {
+		return nil, fmt.Errorf("match: %w", err)
+	}
+	if err := c.Watch(game.ShotEvents); err != nil {
+		return nil, fmt.Errorf("match: %w", err)
+	}
+	return p, nil
+}
+
+// View returns the game's view of the client.
+func (p *Player) View() game.View { return p.view }
+
+// Me returns the player's id (its client's Creator).
+func (p *Player) Me() uint32 { return p.C.Creator() }
+
+// Call makes a call and remembers it for the report.
+func (p *Player) Call(a game.Action) error {
+	id, err := p.C.Call(a.Name, a.Args)
+	if err != nil {
+		p.Errors++
+		p.LastError = fmt.Sprintf("%s: %v", a.Name, err)
+		return err
+	}
+	info := callInfo{name: a.Name, at: time.Now()}
+	if a.Name == game.FuncShoot {
+		if b, ok := p.C.Read(game.PlayerPath(p.Me(), game.FieldShot)); ok {
+			if s, err := game.DecodeShot(b); err == nil && s.Target != 0 && s.Shooter == p.Me() {
+				info.hit = s.Target
+				p.Rec.HitsSeen++
+			}
+		}
+	}
+	if len(p.calls) >= trackCalls {
+		p.forgetOldestCall()
+	}
+	p.calls[id] = info
+	return nil
+}
+
+func (p *Player) forgetOldestCall() {
+	var oldest netcode.CallID
+	var at time.Time
+	first := true
+	for id, c := range p.calls {
+		if first || c.at.Before(at) {
+			oldest, at, first = id, c.at, false
+		}
+	}
+	delete(p.calls, oldest)
+}
+
+// Frame runs one frame: Update, the bookkeeping of its events, then, for
+// a bot, its decisions. It returns the events for the caller (the window
+// draws some of them).
+func (p *Player) Frame(wall time.Time) []netcode.Event {
+	now := p.C.Now()
+	before, hadBefore := p.ownPos(now)
+	evs := p.C.Update()
+	p.view.observe(evs)
+	me := p.Me()
+	motion := game.PlayerPath(me, game.FieldMotion)
+	shotPath := game.PlayerPath(me, game.FieldShot)
+
+	// Corrections first: a result's correction comes in the same Update.
+	corrected := map[netcode.CallID]*netcode.Correction{}
+	ncorr := 0
+	for _, ev := range evs {
+		switch ev.Kind {
+		case netcode.EventCorrection:
+			c := ev.Correction
+			if c == nil {
+				continue
+			}
+			ncorr++
+			p.LastCorrection = c.String()
+			if d, ok := game.MotionDistance(c.Predicted, c.Authoritative, now); ok && c.Path == motion {
+				p.Rec.Correction.Add(d)
+				if d > 0 {
+					p.Rec.Corrected.Add(d)
+				}
+				p.LastCorrection = fmt.Sprintf("%.1f px: %s", d, c.String())
+			}
+			if c.Path == shotPath {
+				corrected[c.Call] = c
+				p.retractHit(c)
+			}
+		case netcode.EventEmitted:
+			if ev.Path == game.ShotEvents {
+				if s, err := game.DecodeShot(ev.Value); err == nil {
+					p.addShot(s)
+				}
+			}
+		}
+	}
+	for _, ev := range evs {
+		if ev.Kind != netcode.EventResult {
+			continue
+		}
+		info, ok := p.calls[ev.Call]
+		if !ok {
+			continue
+		}
+		delete(p.calls, ev.Call)
+		if ev.Err != nil {
+			p.LastError = fmt.Sprintf("%s: %v", info.name, ev.Err)
+			continue
+		}
+		rtt := p.C.Stats().RTT
+		p.Rec.ConfirmMinusRTT.Add(float64(wall.Sub(info.at)-rtt) / float64(time.Millisecond))
+		if writesMotion(info.name) {
+			if !p.correctedMotion(evs, ev.Call, motion) {
+				p.Rec.Correction.Add(0)
+			}
+		}
+		if info.hit != 0 {
+			target := info.hit
+			if c := corrected[ev.Call]; c != nil {
+				target = 0
+				if s, err := game.DecodeShot(c.Authoritative); err == nil {
+					target = s.Target
+				}
+			}
+			if target == info.hit {
+				p.Rec.HitsConfirmed++
+				p.hits[ev.Call] = confirmedHit{target: target, at: wall}
+			}
+		}
+	}
+	for id, h := range p.hits {
+		if wall.Sub(h.at) > hitMemory {
+			delete(p.hits, id)
+		}
+	}
+
+	// Hide the snap: the own player jumped between the two views.
+	if after, ok := p.ownPos(now); ok && hadBefore {
+		if dist(before, after) > snapMin {
+			p.Smooth.Correct("me", []float64{before.X, before.Y}, []float64{after.X, after.Y})
+		}
+	}
+	st := p.C.Stats()
+	p.Graph.Add(wall, st.RTT, ncorr)
+
+	if p.Bot != nil && p.C.Connected() {
+		p.Bot.ViewDelay = p.C.ViewDelay()
+		for _, a := range p.Bot.Think(p.view, me, p.C.Now()) {
+			p.Call(a)
+		}
+	}
+	return evs
+}
+
+// correctedMotion reports whether evs hold a correction of the own motion
+// by call id.
+func (p *Player) correctedMotion(evs []netcode.Event, id netcode.CallID, motion string) bool {
+	for _, ev := range evs {
+		if ev.Kind == netcode.EventCorrection && ev.Correction != nil && ev.Correction.Call == id && ev.Correction.Path == motion {
+			return true
+		}
+	}
+	return false
+}
+
+// retractHit undoes a confirmed hit that a later re-run by the authority
+// took back.
+func (p *Player) retractHit(c *netcode.Correction) {
+	h, ok := p.hits[c.Call]
+	if !ok {
+		return
+	}
+	if s, err := game.DecodeShot(c.Authoritative); err == nil && s.Target == h.target {
+		return
+	}
+	delete(p.hits, c.Call)
+	if p.Rec.HitsConfirmed > 0 {
+		p.Rec.HitsConfirmed--
+	}
+}
+
+// writesMotion reports whether a call of fn writes the caller's motion.
+func writesMotion(fn string) bool {
+	return fn == game.FuncSetKeys || fn == game.FuncJoin || fn == game.FuncRespawn
+}
+
+// ownPos is the own player's position at now in the local view
+// (predictions included), before smoothing.
+func (p *Player) ownPos(now int64) (physics.Vec2, bool) {
+	pl, ok := game.PlayerAt(p.view, p.Me(), now+1)
+	if !ok {
+		return physics.Vec2{}, false
+	}
+	return pl.Pos, true
+}
+
+// maxShots bounds the recent shots kept for drawing.
+const maxShots = 256
+
+// ShotFade is how long a shot stays drawn.
+const ShotFade = 600 * time.Millisecond
+
+func (p *Player) addShot(s game.Shot) {
+	if len(p.shots) >= maxShots {
+		p.shots = slices.Delete(p.shots, 0, len(p.shots)-maxShots+1)
+	}
+	p.shots = append(p.shots, s)
+}
+
+// Shots returns the shots of the last ShotFade before now, oldest first.
+func (p *Player) Shots(now int64) []game.Shot {
+	i := 0
+	for i < len(p.shots) && p.shots[i].Time < now-int64(ShotFade) {
+		i++
+	}
+	p.shots = p.shots[i:]
+	return p.shots
+}
+
+// Scene is what a frame shows, in arena pixels: the own player predicted
+// and smoothed, the others at the view delay behind now (exactly, from
+// their motions: what the own shots are checked against).
+type Scene struct {
+	Now     int64
+	Me      uint32
+	Players []game.Player // Pos already as drawn
+	Shots   []game.Shot
+}
+
+// Scene computes what to draw now.
+func (p *Player) Scene() Scene {
+	now := p.C.Now()
+	me := p.Me()
+	sc := Scene{Now: now, Me: me}
+	view := now - int64(p.C.ViewDelay())
+	for _, id := range game.PlayerIDs(p.view) {
+		t := view
+		if id == me {
+			t = now + 1
+		}
+		pl, ok := game.PlayerAt(p.view, id, t)
+		if !ok {
+			continue
+		}
+		if id == me {
+			v := p.Smooth.Apply("me", []float64{pl.Pos.X, pl.Pos.Y}, now)
+			pl.Pos = physics.Vec2{X: v[0], Y: v[1]}
+		}
+		sc.Players = append(sc.Players, pl)
+	}
+	sc.Shots = p.Shots(now)
+	return sc
+}
+
+func dist(a, b physics.Vec2) float64 { return math.Hypot(a.X-b.X, a.Y-b.Y) }
+
+// clientView adapts a netcode.Client to game.View. The client has no
+// Children, so the players are the ids seen in its events under
+// game.PlayersPrefix, plus its own once it called join.
+type clientView struct {
+	c   *netcode.Client
+	ids map[uint32]bool
+}
+
+// maxViewIDs bounds the player ids a view remembers.
+const maxViewIDs = 4 * game.MaxPlayers
+
+func newClientView(c *netcode.Client) *clientView {
+	return &clientView{c: c, ids: make(map[uint32]bool)}
+}
+
+func (v *clientView) observe(evs []netcode.Event) {
+	for _, ev := range evs {
+		if ev.Kind != netcode.EventValue {
+			continue
+		}
+		rest, ok := strings.CutPrefix(ev.Path, game.PlayersPrefix)
+		if !ok {
+			continue
+		}
+		seg, _, _ := strings.Cut(rest, "/")
+		id, err := strconv.ParseUint(seg, 10, 32)
+		if err != nil || v.ids[uint32(id)] || len(v.ids) >= maxViewIDs {
+			continue
+		}
+		v.ids[uint32(id)] = true
+	}
+}
+
+func (v *clientView) Read(path string) ([]byte, bool) { return v.c.Read(path) }
+
+func (v *clientView) ReadAt(path string, t int64) ([]byte, bool) { return v.c.ReadAt(path, t) }
+
+// Children lists the known player ids under game.PlayersPrefix (the only
+// prefix the game lists), sorted as strings like the store's.
+func (v *clientView) Children(prefix string) []string {
+	if prefix != game.PlayersPrefix {
+		return nil
+	}
+	out := make([]string, 0, len(v.ids)+1)
+	me := v.c.Creator()
+	if _, ok := v.c.Read(game.PlayerPath(me, game.FieldMotion)); ok && !v.ids[me] {
+		out = append(out, strconv.FormatUint(uint64(me), 10))
+	}
+	for id := range v.ids {
+		out = append(out, strconv.FormatUint(uint64(id), 10))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Graph keeps the HUD's recent RTT and correction counts, one bucket per
+// GraphStep over GraphSpan.
+type Graph struct {
+	buckets [GraphSpan / GraphStep]GraphBucket
+	head    int       // index of the current bucket
+	start   time.Time // start of the current bucket
+}
+
+// GraphBucket is one GraphStep: the latest RTT and the corrections in it.
+type GraphBucket struct {
+	RTT         time.Duration
+	Corrections int
+}
+
+// Add records the RTT and corrections of a frame at wall time now.
+func (g *Graph) Add(now time.Time, rtt time.Duration, corrections int) {
+	if g.start.IsZero() {
+		g.start = now
+	}
+	for steps := 0; now.Sub(g.start) >= GraphStep; steps++ {
+		g.start = g.start.Add(GraphStep)
+		if steps >= len(g.buckets) { // a long pause: everything is old
+			g.start = now
+		}
+		g.head = (g.head + 1) % len(g.buckets)
+		g.buckets[g.head] = GraphBucket{}
+	}
+	b := &g.buckets[g.head]
+	b.RTT = rtt
+	b.Corrections += corrections
+}
+
+// Buckets returns the buckets oldest first, the current one last.
+func (g *Graph) Buckets() []GraphBucket {
+	n := len(g.buckets)
+	out := make([]GraphBucket, 0, n)
+	for i := 1; i <= n; i++ {
+		out = append(out, g.buckets[(g.head+i)%n])
+	}
+	return out
+}
