@@ -53,6 +53,7 @@ type World struct {
 	// queues its bodies as one batch (seeding). count, cells and cells2 are
 	// flush scratch.
 	pend    []pending
+	pendExt extent // the cells of the queued pieces
 	seeding bool
 	count   []int32
 	cells   []cellEntry
@@ -468,10 +469,11 @@ func (w *World) index(id int32, i int) {
 		w.big = append(w.big, e)
 		return
 	}
-	w.widen(x0, y0, x1, y1)
+	w.ext = w.ext.widen(x0, y0, x1, y1)
 	if b0 == b1 && b0 != restBucket {
 		b.meta[i].pend = int32(len(w.pend)) + 1
 		w.pend = append(w.pend, pending{e: e, b: b0, x0: x0, y0: y0, x1: x1, y1: y1})
+		w.pendExt = w.pendExt.widen(x0, y0, x1, y1)
 		if len(w.pend) >= maxPending && !w.seeding || len(w.pend) >= maxSeedPending {
 			w.flush()
 		}
@@ -491,14 +493,12 @@ func (w *World) index(id int32, i int) {
 	}
 }
 
-// widen extends the occupied extent to cover cells x0..x1 × y0..y1.
-func (w *World) widen(x0, y0, x1, y1 int32) {
-	if !w.ext.ok {
-		w.ext = extent{true, x0, y0, x1, y1}
-		return
+// widen returns e extended to cover cells x0..x1 × y0..y1.
+func (e extent) widen(x0, y0, x1, y1 int32) extent {
+	if !e.ok {
+		return extent{true, x0, y0, x1, y1}
 	}
-	w.ext.x0, w.ext.y0 = min(w.ext.x0, x0), min(w.ext.y0, y0)
-	w.ext.x1, w.ext.y1 = max(w.ext.x1, x1), max(w.ext.y1, y1)
+	return extent{true, min(e.x0, x0), min(e.y0, y0), max(e.x1, x1), max(e.y1, y1)}
 }
 
 // maxPending bounds the filing queue (maxSeedPending within Seed); a queue
@@ -558,7 +558,7 @@ func (w *World) flush() {
 			}
 		}
 	}
-	w.pend = w.pend[:0]
+	w.pend, w.pendExt = w.pend[:0], extent{}
 }
 
 // cellEntry is an entry bound for the cell of key.
@@ -643,17 +643,8 @@ func radixSort(a, tmp []cellEntry) []cellEntry {
 // each cell's run to its column as one chunk. It reports false, filing
 // nothing, when the span is wider.
 func (w *World) fileDense(b int64) bool {
-	var x0, y0, x1, y1 int32
-	first := true
-	for i := range w.pend {
-		if p := &w.pend[i]; p.e.id >= 0 && p.b == b {
-			if first {
-				x0, y0, x1, y1, first = p.x0, p.y0, p.x1, p.y1, false
-			}
-			x0, y0 = min(x0, p.x0), min(y0, p.y0)
-			x1, y1 = max(x1, p.x1), max(y1, p.y1)
-		}
-	}
+	// The queue's extent bounds the cells of bucket b's pieces.
+	x0, y0, x1, y1 := w.pendExt.x0, w.pendExt.y0, w.pendExt.x1, w.pendExt.y1
 	wx, wy := int64(x1)-int64(x0)+1, int64(y1)-int64(y0)+1
 	if wx*wy > denseCells {
 		return false
