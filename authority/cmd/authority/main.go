@@ -28,6 +28,7 @@ import (
 
 	"github.com/rewindnet/rewind/authority"
 	"github.com/rewindnet/rewind/authority/internal/testclient"
+	"github.com/rewindnet/rewind/demo-shooter/game"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/transport"
 )
@@ -40,6 +41,8 @@ var registries = map[string]func() *netcode.Registry{
 	"none": func() *netcode.Registry { return nil },
 	// counter serves "add" (see testclient.Counter), for smoke tests.
 	"counter": testclient.Counter,
+	// shooter serves the demo shooter's functions (see demo-shooter/game).
+	"shooter": game.Registry,
 }
 
 // transports maps -transport names to transport presets.
