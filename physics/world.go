@@ -70,6 +70,7 @@ type World struct {
 type body struct {
 	path   string
 	shape  Shape
+	lb     AABB // shape.Bounds()
 	layers uint32
 	live   bool
 	mark   uint64 // query stamp that last considered this body
@@ -205,7 +206,7 @@ func (w *World) Upsert(path string, shape Shape, k Keyframe) error {
 	}
 	if reshape {
 		w.unindexFrom(id, 0)
-		b.shape = shape
+		b.shape, b.lb = shape, shape.Bounds()
 		w.reindexFrom(id, 0)
 	}
 	w.unindexFrom(id, cut)
@@ -348,7 +349,7 @@ func (w *World) alloc(path string, shape Shape, layers uint32) int32 {
 		w.bodies = append(w.bodies, body{})
 	}
 	b := &w.bodies[id]
-	b.path, b.shape, b.layers, b.live = path, shape, layers, true
+	b.path, b.shape, b.lb, b.layers, b.live = path, shape, shape.Bounds(), layers, true
 	w.ids[path] = id
 	return id
 }
@@ -391,7 +392,7 @@ func (w *World) reindexFrom(id int32, i int) {
 // piece i as it would be indexed now.
 func (w *World) footprint(b *body, i int, ixEnd int64) (e entry, x0, y0, x1, y1 int32, b0, b1 int64, inGrid bool) {
 	k := b.keys[i]
-	lb := b.shape.Bounds()
+	lb := b.lb
 	e.t0, e.t1 = k.T, ixEnd
 	var box AABB
 	if ixEnd == math.MaxInt64 {
