@@ -41,8 +41,8 @@ func NewDecoder(lim Limits) (*Decoder, error) {
 
 // Start begins reading frame, checking its header. The frame must stay
 // unchanged until the caller is done with the messages read from it: byte
-// fields of decoded messages (Value.Value, Hello.Token, Call.Args, ...)
-// alias it.
+// fields of decoded messages (Value.Value, Hello.Token, Hello.Resume,
+// Call.Args, ...) alias it.
 func (d *Decoder) Start(frame []byte) error {
 	d.frame, d.pos, d.count, d.err = nil, 0, 0, nil
 	switch {
@@ -167,16 +167,23 @@ func (d *Decoder) decodeHello(t fbTable, m *Hello) error {
 	if _, _, err := t.vector(8, 1, d.lim.MaxTextBytes); err != nil {
 		return err
 	}
+	if _, _, err := t.vector(10, 1, d.lim.MaxTextBytes); err != nil {
+		return err
+	}
 	var x fb.Hello
 	x.Init(t.buf, flatbuffers.UOffsetT(t.pos))
 	m.Version = x.Version()
 	m.Token = slices.Clip(x.TokenBytes()) // clipped: an append must not write into the frame
 	m.Nonce = slices.Clip(x.NonceBytes())
+	m.Resume = slices.Clip(x.ResumeBytes())
 	return nil
 }
 
 func (d *Decoder) decodeWelcome(t fbTable, m *Welcome) error {
 	if err := t.scalars(4, 4, 6, 8, 8, 8, 10, 8, 12, 8); err != nil {
+		return err
+	}
+	if _, _, err := t.vector(14, 1, d.lim.MaxTextBytes); err != nil {
 		return err
 	}
 	var x fb.Welcome
@@ -187,6 +194,7 @@ func (d *Decoder) decodeWelcome(t fbTable, m *Welcome) error {
 		MaxChangeAge:  time.Duration(x.MaxChangeAgeNs()),
 		MaxRewind:     time.Duration(x.MaxRewindNs()),
 		MaxFutureSkew: time.Duration(x.MaxFutureSkewNs()),
+		Resume:        slices.Clip(x.ResumeBytes()),
 	}
 	return nil
 }

@@ -48,7 +48,8 @@
 //     checked in full before Next returns it, so a message is applied whole
 //     or not at all.
 //  4. Aliasing: byte slices in a decoded message (Value.Value, Hello.Token,
-//     Hello.Nonce, Call.Args) point into the frame, and the slices of m
+//     Hello.Nonce, Hello.Resume, Welcome.Resume, Call.Args) point into the
+//     frame, and the slices of m
 //     (Items, Locks, Prefixes, Outputs, Reads) are reused by the next Next
 //     with the same m. Copy what you keep before reusing either. Strings
 //     are copies.
@@ -67,6 +68,17 @@
 // results from peers older than the field. Output and read paths travel in
 // full, not through the dictionary; at most Limits.MaxLocks reads, each
 // with Start < End, or the decoder rejects the message.
+//
+// # Resume tokens
+//
+// Welcome.Resume is an opaque token, at most Limits.MaxTextBytes long, that
+// an authority issues so the peer can resume the session after losing it:
+// the peer keeps it and sends it back as Hello.Resume on its next
+// connection. The wire only carries the bytes; what they mean and how long
+// they are honoured is the authority's business (see package authority). An
+// empty Welcome.Resume means the authority does not resume sessions; an
+// empty Hello.Resume asks for a new session. Both fields are appended to
+// their tables, so messages from older peers decode with them empty.
 //
 // # Frame format
 //

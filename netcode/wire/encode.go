@@ -134,9 +134,12 @@ func (e *Encoder) AppendHello(dst []byte, m *Hello) ([]byte, error) {
 	if err := e.checkBytes("Hello nonce", m.Nonce, e.lim.MaxTextBytes); err != nil {
 		return dst, err
 	}
+	if err := e.checkBytes("Hello resume token", m.Resume, e.lim.MaxTextBytes); err != nil {
+		return dst, err
+	}
 	b := e.b
 	b.Reset()
-	tok, non := e.byteVector(m.Token), e.byteVector(m.Nonce)
+	tok, non, res := e.byteVector(m.Token), e.byteVector(m.Nonce), e.byteVector(m.Resume)
 	fb.HelloStart(b)
 	fb.HelloAddVersion(b, m.Version)
 	if tok != 0 {
@@ -145,19 +148,29 @@ func (e *Encoder) AppendHello(dst []byte, m *Hello) ([]byte, error) {
 	if non != 0 {
 		fb.HelloAddNonce(b, non)
 	}
+	if res != 0 {
+		fb.HelloAddResume(b, res)
+	}
 	return e.finish(dst, KindHello, fb.HelloEnd(b))
 }
 
 // AppendWelcome appends a Welcome.
 func (e *Encoder) AppendWelcome(dst []byte, m *Welcome) ([]byte, error) {
+	if err := e.checkBytes("Welcome resume token", m.Resume, e.lim.MaxTextBytes); err != nil {
+		return dst, err
+	}
 	b := e.b
 	b.Reset()
+	res := e.byteVector(m.Resume)
 	fb.WelcomeStart(b)
 	fb.WelcomeAddCreator(b, m.Creator)
 	fb.WelcomeAddServerTimeNs(b, m.ServerTime)
 	fb.WelcomeAddMaxChangeAgeNs(b, int64(m.MaxChangeAge))
 	fb.WelcomeAddMaxRewindNs(b, int64(m.MaxRewind))
 	fb.WelcomeAddMaxFutureSkewNs(b, int64(m.MaxFutureSkew))
+	if res != 0 {
+		fb.WelcomeAddResume(b, res)
+	}
 	return e.finish(dst, KindWelcome, fb.WelcomeEnd(b))
 }
 

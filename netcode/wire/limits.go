@@ -15,7 +15,7 @@ type Limits struct {
 	MaxBatch      int // items in one Values, Write, ValidStates, PathDefs or CallResult
 	MaxValueBytes int // bytes in one value or call argument
 	MaxLocks      int // locks on one value, reads in one CallResult
-	MaxTextBytes  int // bytes in a name, error text, token or nonce
+	MaxTextBytes  int // bytes in a name, error text, token, resume token or nonce
 	MaxPrefixes   int // prefixes in one Watch or Unwatch
 }
 

@@ -216,6 +216,11 @@ type Hello struct {
 	Version uint16 // ProtocolVersion of the sender
 	Token   []byte // authentication token
 	Nonce   []byte // client nonce
+	// Resume is the Welcome.Resume token of an earlier session that this
+	// one continues, so the authority gives it the same creator id and
+	// answers calls it already ran from their records. Empty for a new
+	// session, and in a Hello from a peer that predates the field.
+	Resume []byte
 }
 
 // Welcome answers Hello.
@@ -225,6 +230,10 @@ type Welcome struct {
 	MaxChangeAge  time.Duration // writes older than this are refused
 	MaxRewind     time.Duration // past-time reads are clamped to this
 	MaxFutureSkew time.Duration // writes further ahead are refused
+	// Resume is an opaque token the peer keeps and sends back in the
+	// Hello of its next session to resume this one. Empty when the
+	// authority does not resume sessions, or predates the field.
+	Resume []byte
 }
 
 // TimeSyncRequest starts one clock sample; times are ns on the sender's clock.

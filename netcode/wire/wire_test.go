@@ -29,7 +29,9 @@ func sampleMessages() []Message {
 	return []Message{
 		{Kind: KindHello, Hello: Hello{Version: ProtocolVersion, Token: []byte("secret-token"), Nonce: []byte{1, 2, 3, 4, 5, 6, 7, 8}}},
 		{Kind: KindHello, Hello: Hello{Version: 9}},
+		{Kind: KindHello, Hello: Hello{Version: ProtocolVersion, Nonce: []byte{9}, Resume: []byte("0123456789abcdefghijklmnopqrstuvwxyz")}},
 		{Kind: KindWelcome, Welcome: Welcome{Creator: 42, ServerTime: 123456789, MaxChangeAge: time.Second, MaxRewind: 500 * time.Millisecond, MaxFutureSkew: 50 * time.Millisecond}},
+		{Kind: KindWelcome, Welcome: Welcome{Creator: math.MaxUint32, ServerTime: -1, MaxChangeAge: time.Second, Resume: []byte{0, 0, 0, 42, 1, 2, 3, 4, 5, 6, 7, 8, 0xff}}},
 		{Kind: KindTimeSyncRequest, TimeSyncRequest: TimeSyncRequest{ClientSend: -5}},
 		{Kind: KindTimeSyncReply, TimeSyncReply: TimeSyncReply{ClientSend: 1, ServerRecv: math.MaxInt64, ServerSend: math.MinInt64}},
 		{Kind: KindWatch, Watch: Watch{Prefixes: []string{"players/", "world/items/"}, Mode: WatchHistory, Window: 2 * time.Second}},
@@ -286,6 +288,8 @@ func TestEncoderRejects(t *testing.T) {
 		{"many prefixes", Limits{MaxPrefixes: 1}, Message{Kind: KindUnwatch, Unwatch: Unwatch{Prefixes: []string{"a/", "b/"}}}, ErrTooLarge},
 		{"long call name", Limits{MaxTextBytes: 3}, Message{Kind: KindCall, Call: Call{Name: "fire"}}, ErrTooLarge},
 		{"long token", Limits{MaxTextBytes: 3}, Message{Kind: KindHello, Hello: Hello{Token: []byte("toolong")}}, ErrTooLarge},
+		{"long hello resume", Limits{MaxTextBytes: 3}, Message{Kind: KindHello, Hello: Hello{Resume: []byte("toolong")}}, ErrTooLarge},
+		{"long welcome resume", Limits{MaxTextBytes: 3}, Message{Kind: KindWelcome, Welcome: Welcome{Resume: []byte("toolong")}}, ErrTooLarge},
 		{"path defs by hand", Limits{}, Message{Kind: KindPathDefs}, ErrUnknownKind},
 		{"zero kind", Limits{}, Message{}, ErrUnknownKind},
 	}
@@ -504,7 +508,10 @@ func TestAliasedBytesAreClipped(t *testing.T) {
 	if frame, err = e.AppendValues(frame, &Values{Items: []Value{{Path: "a", Value: []byte{2}}}}); err != nil {
 		t.Fatal(err)
 	}
-	if frame, err = e.AppendHello(frame, &Hello{Token: []byte{3}, Nonce: []byte{4}}); err != nil {
+	if frame, err = e.AppendHello(frame, &Hello{Token: []byte{3}, Nonce: []byte{4}, Resume: []byte{5}}); err != nil {
+		t.Fatal(err)
+	}
+	if frame, err = e.AppendWelcome(frame, &Welcome{Resume: []byte{6}}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := decodeAll(d, frame)
@@ -512,10 +519,12 @@ func TestAliasedBytesAreClipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name, b := range map[string][]byte{
-		"Call.Args":   got[0].Call.Args,
-		"Value.Value": got[1].Values.Items[0].Value,
-		"Hello.Token": got[2].Hello.Token,
-		"Hello.Nonce": got[2].Hello.Nonce,
+		"Call.Args":      got[0].Call.Args,
+		"Value.Value":    got[1].Values.Items[0].Value,
+		"Hello.Token":    got[2].Hello.Token,
+		"Hello.Nonce":    got[2].Hello.Nonce,
+		"Hello.Resume":   got[2].Hello.Resume,
+		"Welcome.Resume": got[3].Welcome.Resume,
 	} {
 		if cap(b) != len(b) {
 			t.Errorf("%s has cap %d beyond its length %d", name, cap(b), len(b))

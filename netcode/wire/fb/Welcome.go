@@ -93,8 +93,42 @@ func (rcv *Welcome) MutateMaxFutureSkewNs(n int64) bool {
 	return rcv._tab.MutateInt64Slot(12, n)
 }
 
+func (rcv *Welcome) Resume(j int) byte {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(14))
+	if o != 0 {
+		a := rcv._tab.Vector(o)
+		return rcv._tab.GetByte(a + flatbuffers.UOffsetT(j*1))
+	}
+	return 0
+}
+
+func (rcv *Welcome) ResumeLength() int {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(14))
+	if o != 0 {
+		return rcv._tab.VectorLen(o)
+	}
+	return 0
+}
+
+func (rcv *Welcome) ResumeBytes() []byte {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(14))
+	if o != 0 {
+		return rcv._tab.ByteVector(o + rcv._tab.Pos)
+	}
+	return nil
+}
+
+func (rcv *Welcome) MutateResume(j int, n byte) bool {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(14))
+	if o != 0 {
+		a := rcv._tab.Vector(o)
+		return rcv._tab.MutateByte(a+flatbuffers.UOffsetT(j*1), n)
+	}
+	return false
+}
+
 func WelcomeStart(builder *flatbuffers.Builder) {
-	builder.StartObject(5)
+	builder.StartObject(6)
 }
 func WelcomeAddCreator(builder *flatbuffers.Builder, creator uint32) {
 	builder.PrependUint32Slot(0, creator, 0)
@@ -110,6 +144,12 @@ func WelcomeAddMaxRewindNs(builder *flatbuffers.Builder, maxRewindNs int64) {
 }
 func WelcomeAddMaxFutureSkewNs(builder *flatbuffers.Builder, maxFutureSkewNs int64) {
 	builder.PrependInt64Slot(4, maxFutureSkewNs, 0)
+}
+func WelcomeAddResume(builder *flatbuffers.Builder, resume flatbuffers.UOffsetT) {
+	builder.PrependUOffsetTSlot(5, flatbuffers.UOffsetT(resume), 0)
+}
+func WelcomeStartResumeVector(builder *flatbuffers.Builder, numElems int) flatbuffers.UOffsetT {
+	return builder.StartVector(1, numElems, 1)
 }
 func WelcomeEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return builder.EndObject()
