@@ -32,8 +32,10 @@ func down32(v float64) float32 {
 	switch {
 	case f > 0:
 		return math.Float32frombits(math.Float32bits(f) - 1)
-	case f < 0:
+	case f < 0 && f > -math.MaxFloat32:
 		return math.Float32frombits(math.Float32bits(f) + 1)
+	case f < 0: // -MaxFloat32 or -Inf: nothing lower but -Inf
+		return float32(math.Inf(-1))
 	}
 	return -math.SmallestNonzeroFloat32
 }

@@ -53,7 +53,7 @@ func TestGridTable(t *testing.T) {
 // are made from.
 func TestBox32(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 9))
-	vals := []float64{0, math.Copysign(0, -1), 1, -1, 0.1, -0.1, 1e-40, -1e-40, math.SmallestNonzeroFloat64, 1 << 30, -(1 << 30), 16777217, -16777217}
+	vals := []float64{0, math.Copysign(0, -1), 1, -1, 0.1, -0.1, 1e-40, -1e-40, math.SmallestNonzeroFloat64, 1 << 30, -(1 << 30), 16777217, -16777217, 1e39, -1e39, math.MaxFloat32, -math.MaxFloat32}
 	for range 10000 {
 		v := (rng.Float64() - 0.5) * math.Pow(2, float64(rng.IntN(80)-40))
 		vals = append(vals, v)
