@@ -1,0 +1,206 @@
+package match
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"testing"
+	"time"
+
+	"github.com/rewindnet/rewind/demo-shooter/game"
+	"github.com/rewindnet/rewind/netcode/lagsim"
+)
+
+var seed = flag.Uint64("match.seed", 1, "seed of TestRunShort's bots and links")
+
+// childEnv makes the test binary an authority (see TestMain), so Run's
+// authority runs in a process of its own as in the demo.
+const childEnv = "REWIND_MATCH_TEST_AUTHORITY"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		if err := Serve(ctx, "127.0.0.1:0", game.Registry(), os.Stdout, nil); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func authorityCmd() *exec.Cmd {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Stderr = os.Stderr
+	return cmd
+}
+
+// TestRunShort plays a short real match (2 bots, loopback, broadband)
+// and checks its figures are sane: everything the report shows was
+// measured and lies where a broadband link puts it.
+func TestRunShort(t *testing.T) {
+	prof, err := lagsim.Preset("broadband")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("reproduce with -match.seed=%d", *seed)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	p, err := Run(ctx, Settings{Profile: prof, Bots: 2, Duration: 3 * time.Second, Warmup: time.Second, Seed: *seed, Authority: authorityCmd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", p)
+	check := func(name string, v, lo, hi float64) {
+		t.Helper()
+		if v < lo || v > hi {
+			t.Errorf("%s = %v, want in [%v, %v]", name, v, lo, hi)
+		}
+	}
+	if p.Profile != "broadband" || p.Clients != 2 {
+		t.Errorf("profile %q clients %d", p.Profile, p.Clients)
+	}
+	check("seconds", p.Seconds, 2.9, 6)
+	check("calls", float64(p.Calls), 10, 1e5) // bots aim, move and shoot several times a second
+	check("rtt_ms", p.RTTMs, 50, 200)         // 2 × 30 ± 5 ms, plus scheduling
+	check("hits_confirmed_pct", p.HitsConfirmedPct, 0, 100)
+	check("correction_p50_px", p.CorrectionP50Px, 0, p.CorrectionP99Px)
+	check("correction_p99_px", p.CorrectionP99Px, 0, p.CorrectionMaxPx)
+	check("misprediction_rate", p.MispredictionRate, 0, 1)
+	check("reruns_per_call", p.ReRunsPerCall, 0, 100)
+	check("confirm_latency_minus_rtt_ms", p.ConfirmLatencyMinusRTTMs, -50, 200)
+	check("kbps_in", p.KbpsIn, 0.5, 2000)
+	check("kbps_out", p.KbpsOut, 0.1, 2000)
+	check("authority_cpu_pct_per_client", p.AuthorityCPUPctPerClient, 0, 100)
+}
+
+func TestRunRefusesBadSettings(t *testing.T) {
+	none, _ := lagsim.Preset("none")
+	tests := []struct {
+		name string
+		s    Settings
+		want error
+	}{
+		{"no bots", Settings{Profile: none, Duration: time.Second, Authority: authorityCmd}, ErrBadMatch},
+		{"too many bots", Settings{Profile: none, Bots: MaxBots + 1, Duration: time.Second, Authority: authorityCmd}, ErrBadMatch},
+		{"no duration", Settings{Profile: none, Bots: 1, Authority: authorityCmd}, ErrBadMatch},
+		{"no authority", Settings{Profile: none, Bots: 1, Duration: time.Second}, ErrBadMatch},
+		{"bad profile", Settings{Profile: lagsim.Profile{Loss: 2}, Bots: 1, Duration: time.Second, Authority: authorityCmd}, lagsim.ErrInvalidProfile},
+		{"authority exits", Settings{Profile: none, Bots: 1, Duration: time.Second, Authority: func() *exec.Cmd { return exec.Command("false") }}, ErrChild},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Run(context.Background(), tt.s); !errors.Is(err, tt.want) {
+				t.Errorf("err %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestProcCPU(t *testing.T) {
+	before, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Burn at least 50 ms of CPU; /proc counts in 10 ms ticks.
+	spin := time.Now()
+	x := 0
+	for time.Since(spin) < 80*time.Millisecond {
+		x++
+	}
+	after, err := procCPU(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := after - before; d < 30*time.Millisecond || d > 10*time.Second {
+		t.Errorf("spinning 80 ms used %v of CPU (%d loops)", d, x)
+	}
+	if _, err := procCPU(1 << 30); !errors.Is(err, ErrChild) {
+		t.Errorf("missing pid: err %v, want ErrChild", err)
+	}
+}
+
+func TestLagSwitchesLive(t *testing.T) {
+	none, _ := lagsim.Preset("none")
+	awful, _ := lagsim.Preset("awful")
+	l, err := NewLag("127.0.0.1:0", none, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := l.PacketConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := l.PacketConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Set(awful); err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []any{a, b} {
+		out, in := c.(*lagConn).Conn.Profile()
+		if out.Name != "awful" || in.Name != "awful" {
+			t.Errorf("conn %d: profile %q/%q after Set(awful)", i, out.Name, in.Name)
+		}
+	}
+	a.Close()
+	if l.Open() != 1 {
+		t.Errorf("%d open after closing one of two", l.Open())
+	}
+	c, err := l.PacketConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _ := c.(*lagConn).Conn.Profile(); out.Name != "awful" {
+		t.Errorf("new conn profile %q, want awful", out.Name)
+	}
+	b.Close()
+	c.Close()
+	if err := l.Set(lagsim.Profile{Loss: -1}); !errors.Is(err, lagsim.ErrInvalidProfile) {
+		t.Errorf("bad profile: err %v", err)
+	}
+	if l.Profile().Name != "awful" {
+		t.Errorf("a refused Set changed the profile to %q", l.Profile().Name)
+	}
+}
+
+func TestGraph(t *testing.T) {
+	var g Graph
+	t0 := time.Unix(100, 0)
+	g.Add(t0, 10*time.Millisecond, 1)
+	g.Add(t0.Add(50*time.Millisecond), 20*time.Millisecond, 2)
+	g.Add(t0.Add(150*time.Millisecond), 30*time.Millisecond, 0)
+	bs := g.Buckets()
+	n := len(bs)
+	if n != int(GraphSpan/GraphStep) {
+		t.Fatalf("%d buckets", n)
+	}
+	if got := bs[n-2]; got != (GraphBucket{RTT: 20 * time.Millisecond, Corrections: 3}) {
+		t.Errorf("previous bucket %+v", got)
+	}
+	if got := bs[n-1]; got != (GraphBucket{RTT: 30 * time.Millisecond}) {
+		t.Errorf("current bucket %+v", got)
+	}
+	// A pause longer than the span leaves only the new sample.
+	g.Add(t0.Add(time.Hour), 40*time.Millisecond, 5)
+	bs = g.Buckets()
+	for i, b := range bs[:n-1] {
+		if b != (GraphBucket{}) {
+			t.Fatalf("bucket %d after a long pause: %+v", i, b)
+		}
+	}
+	if bs[n-1] != (GraphBucket{RTT: 40 * time.Millisecond, Corrections: 5}) {
+		t.Errorf("current bucket after a long pause %+v", bs[n-1])
+	}
+}
