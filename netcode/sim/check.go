@@ -13,7 +13,11 @@ import (
 // events drains c's events into the run's observations and checks the
 // ones that can be checked as they happen (events exactly once).
 func (s *Sim) events(c *simClient) {
-	for _, ev := range c.core.Events() {
+	evs := c.core.Events()
+	if c.player != nil {
+		c.player.Events(c.core, evs)
+	}
+	for _, ev := range evs {
 		switch ev.Kind {
 		case netcode.EventEmitted:
 			k := emitKey{ev.Path, ev.Time.Nanos, ev.Time.Creator}

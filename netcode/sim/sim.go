@@ -91,6 +91,9 @@ type Config struct {
 	// Client is the template of the clients' options; Registry and Clock
 	// are set per client.
 	Client netcode.ClientOptions
+	// Actor, when set, gives client i an Actor that plays it instead of
+	// the built-in workload (Workload is then ignored).
+	Actor func(i int) Actor
 }
 
 // DefaultConfig is 8 clients on broadband for 10 s of play.
@@ -225,8 +228,9 @@ type simClient struct {
 	inbox   []received
 
 	// workload
-	keys  [2]int8
-	calls map[netcode.CallID]*callInfo
+	player Actor // instead of the workload, when Config.Actor is set
+	keys   [2]int8
+	calls  map[netcode.CallID]*callInfo
 
 	// observations
 	emitted     map[emitKey]int // EventEmitted count per event
@@ -318,6 +322,9 @@ func New(cfg Config, srv Server, reg *netcode.Registry) (*Sim, error) {
 			down:    newLink(&s.cfg.Profile, sub(), cfg.Frame),
 			calls:   make(map[netcode.CallID]*callInfo),
 			emitted: make(map[emitKey]int),
+		}
+		if cfg.Actor != nil {
+			c.player = cfg.Actor(i)
 		}
 		s.clients = append(s.clients, c)
 		// Clients join over the first half of the warmup, each with its
@@ -555,6 +562,10 @@ func (s *Sim) frame(c *simClient) {
 
 // play makes this frame's calls of the workload.
 func (s *Sim) play(c *simClient) {
+	if c.player != nil {
+		c.player.Frame(c.core, func(name string, args []byte) (netcode.CallID, error) { return s.playerCall(c, name, args) })
+		return
+	}
 	w := &s.cfg.Workload
 	f := s.cfg.Frame.Seconds()
 	if c.rng.Float64() < w.KeyChanges*f {
