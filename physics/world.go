@@ -50,11 +50,12 @@ type World struct {
 	// filing queue: short pieces are queued in pend and filed by flush,
 	// before any query and in Advance, grouped by cell so that a batch of
 	// writes visits each column once rather than once per piece; Seed
-	// queues its bodies as one batch (seeding). count, cells and cells2 are
-	// flush scratch.
+	// queues its bodies as one batch (seeding). spare, count, cells and
+	// cells2 are flush scratch.
 	pend    []pending
 	pendExt extent // the cells of the queued pieces
 	seeding bool
+	spare   []pending
 	count   []int32
 	cells   []cellEntry
 	cells2  []cellEntry
@@ -520,46 +521,88 @@ type pending struct {
 	x0, y0, x1, y1 int32
 }
 
-// flush files the queued pieces. Pieces of one bucket whose cells span at
-// most denseCells are laid into the bucket's arena grouped by cell with a
-// counting sort (fileDense); others are filed one by one. Both orders
-// depend only on the writes.
+// flush files the queued pieces. A batch of at least minSorted is split by
+// bucket (a stable sort, when it holds several) and each bucket's pieces
+// are laid into its arena grouped by cell (fileDense, or fileSparse when
+// their cells span more than denseCells); a smaller one is filed piece by
+// piece. Every order used depends only on the writes.
 func (w *World) flush() {
 	if len(w.pend) == 0 {
 		return
 	}
 	// A short piece filed before bucket hb ends before the horizon: no
-	// query will ask about it.
+	// query will ask about it. Nothing unindexes during a flush, so the
+	// queue can be compacted in place.
 	hb := floorDiv(w.horizon, w.bucket) - 1
-	if len(w.pend) >= minSorted {
-		for {
-			b, found := int64(0), false
-			for i := range w.pend {
-				if p := &w.pend[i]; p.e.id >= 0 && p.b >= hb {
-					b, found = p.b, true
-					break
-				}
-			}
-			if !found {
-				break
-			}
-			if !w.fileDense(b) {
-				w.fileSparse(b)
-			}
+	live := w.pend[:0]
+	mixed := false
+	for i := range w.pend {
+		if p := w.pend[i]; p.e.id >= 0 && p.b >= hb {
+			mixed = mixed || len(live) > 0 && p.b != live[0].b
+			live = append(live, p)
 		}
 	}
-	for i := range w.pend {
-		p := &w.pend[i]
-		if p.e.id < 0 || p.b < hb {
-			continue
-		}
-		for y := p.y0; y <= p.y1; y++ {
-			for x := p.x0; x <= p.x1; x++ {
-				w.g.add(w.g.column(x, y), p.b, p.e)
+	if len(live) < minSorted {
+		for i := range live {
+			p := &live[i]
+			for y := p.y0; y <= p.y1; y++ {
+				for x := p.x0; x <= p.x1; x++ {
+					w.g.add(w.g.column(x, y), p.b, p.e)
+				}
 			}
+		}
+	} else {
+		if mixed {
+			w.spare = slices.Grow(w.spare[:0], len(live))[:len(live)]
+			live = sortByBucket(live, w.spare)
+		}
+		for len(live) > 0 {
+			n := 1
+			for n < len(live) && live[n].b == live[0].b {
+				n++
+			}
+			if !w.fileDense(live[:n]) {
+				w.fileSparse(live[:n])
+			}
+			live = live[n:]
 		}
 	}
 	w.pend, w.pendExt = w.pend[:0], extent{}
+}
+
+// sortByBucket sorts a by bucket, stably, using tmp (as long as a) as
+// scratch, and returns whichever of the two holds the result. It makes a
+// pass only for the bytes in which the buckets differ.
+func sortByBucket(a, tmp []pending) []pending {
+	lo := a[0].b
+	for i := range a {
+		lo = min(lo, a[i].b)
+	}
+	or := uint64(0)
+	for i := range a {
+		or |= uint64(a[i].b - lo)
+	}
+	for shift := uint(0); shift < 64; shift += 8 {
+		if byte(or>>shift) == 0 {
+			continue
+		}
+		var count [256]int32
+		for i := range a {
+			count[byte(uint64(a[i].b-lo)>>shift)]++
+		}
+		sum := int32(0)
+		for d, c := range count {
+			count[d] = sum
+			sum += c
+		}
+		for i := range a {
+			d := byte(uint64(a[i].b-lo) >> shift)
+			tmp[count[d]] = a[i]
+			count[d]++
+		}
+		a, tmp = tmp, a
+	}
+	return a
 }
 
 // cellEntry is an entry bound for the cell of key.
@@ -568,26 +611,22 @@ type cellEntry struct {
 	e   entry
 }
 
-// fileSparse files the queued pieces of bucket b, and marks them filed,
-// by sorting their (cell, entry) pairs: the layout fileDense makes, for
-// pieces spread too wide to count by cell.
-func (w *World) fileSparse(b int64) {
+// fileSparse lays the pieces of one bucket, group, into the bucket's arena
+// grouped by cell, by sorting their (cell, entry) pairs: the layout
+// fileDense makes, for pieces spread too wide to count by cell.
+func (w *World) fileSparse(group []pending) {
 	cells := w.cells[:0]
-	for i := range w.pend {
-		p := &w.pend[i]
-		if p.e.id < 0 || p.b != b {
-			continue
-		}
+	for i := range group {
+		p := &group[i]
 		for x := p.x0; x <= p.x1; x++ {
 			for y := p.y0; y <= p.y1; y++ {
 				cells = append(cells, cellEntry{packXY(x, y), p.e})
 			}
 		}
-		p.e.id = -1 // filed
 	}
 	tmp := slices.Grow(w.cells2[:0], len(cells))[:len(cells)]
 	sorted := radixSort(cells, tmp)
-	bk := w.g.bucketOf(b)
+	bk := w.g.bucketOf(group[0].b)
 	base := int32(len(bk.ents))
 	for i := range sorted {
 		bk.ents = append(bk.ents, sorted[i].e)
@@ -638,13 +677,13 @@ func radixSort(a, tmp []cellEntry) []cellEntry {
 	return a
 }
 
-// fileDense files the queued pieces of bucket b, and marks them filed,
-// when their cells span at most denseCells: it counts the entries per
-// cell, lays them into the bucket's arena in cell order, and attaches
-// each cell's run to its column as one chunk. It reports false, filing
-// nothing, when the span is wider.
-func (w *World) fileDense(b int64) bool {
-	// The queue's extent bounds the cells of bucket b's pieces.
+// fileDense lays the pieces of one bucket, group, into the bucket's arena
+// grouped by cell when the queue's cells span at most denseCells: it counts
+// the entries per cell, places them in cell order, and attaches each cell's
+// run to its column as one chunk. It reports false, doing nothing, when the
+// span is wider.
+func (w *World) fileDense(group []pending) bool {
+	// The queue's extent bounds the cells of the group's pieces.
 	x0, y0, x1, y1 := w.pendExt.x0, w.pendExt.y0, w.pendExt.x1, w.pendExt.y1
 	wx, wy := int64(x1)-int64(x0)+1, int64(y1)-int64(y0)+1
 	if wx*wy > denseCells {
@@ -654,11 +693,8 @@ func (w *World) fileDense(b int64) bool {
 	w.count = count
 	clear(count)
 	total := int32(0)
-	for i := range w.pend {
-		p := &w.pend[i]
-		if p.e.id < 0 || p.b != b {
-			continue
-		}
+	for i := range group {
+		p := &group[i]
 		for x := p.x0; x <= p.x1; x++ {
 			d := (int64(x)-int64(x0))*wy + int64(p.y0) - int64(y0)
 			for y := p.y0; y <= p.y1; y++ {
@@ -668,7 +704,7 @@ func (w *World) fileDense(b int64) bool {
 		}
 		total += int32(p.x1-p.x0+1) * int32(p.y1-p.y0+1)
 	}
-	bk := w.g.bucketOf(b)
+	bk := w.g.bucketOf(group[0].b)
 	base := int32(len(bk.ents))
 	bk.ents = slices.Grow(bk.ents, int(total))[:base+total]
 	bk.live += int(total)
@@ -677,11 +713,8 @@ func (w *World) fileDense(b int64) bool {
 		count[d] = sum
 		sum += c
 	}
-	for i := range w.pend {
-		p := &w.pend[i]
-		if p.e.id < 0 || p.b != b {
-			continue
-		}
+	for i := range group {
+		p := &group[i]
 		for x := p.x0; x <= p.x1; x++ {
 			d := (int64(x)-int64(x0))*wy + int64(p.y0) - int64(y0)
 			for y := p.y0; y <= p.y1; y++ {
@@ -690,7 +723,6 @@ func (w *World) fileDense(b int64) bool {
 				d++
 			}
 		}
-		p.e.id = -1 // filed
 	}
 	// count[d] is now the end of cell d's run, which starts where the
 	// previous cell's ends.
