@@ -14,7 +14,7 @@ BENCHTIME   ?= 1s
 DEB_PACKAGES := flatbuffers-compiler xvfb xauth libgl1 libgl1-mesa-dri \
 	libx11-6 libxrandr2 libxcursor1 libxinerama1 libxi6 libxxf86vm1 libxext6
 
-.PHONY: all deps build test check bench fuzz generate run clean
+.PHONY: all deps build test check bench fuzz generate run demo-headless clean
 
 all: build
 
@@ -53,9 +53,18 @@ fuzz:
 generate: deps
 	$(GO) generate ./...
 
-## run: the netcode example program.
-run: build
-	$(GO) run ./netcode/cmd/rewind-example
+## run: the demo shooter: an authority on loopback, your client and 4 bots
+## behind the mobile lag profile. It opens a window, so it needs a display
+## (X11); without one it says so (try `xvfb-run -a make run`, or
+## `make demo-headless`).
+run: deps build
+	$(GO) run ./demo-shooter
+
+## demo-headless: 16 bots play 60 s under broadband, mobile and awful with no
+## window; the quality report is printed and written to docs/quality.json.
+demo-headless: build
+	$(GO) run ./demo-shooter -headless -bots 16 -duration 60s \
+		-profiles broadband,mobile,awful -report docs/quality.json
 
 clean:
 	$(GO) clean -testcache
