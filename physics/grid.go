@@ -104,12 +104,14 @@ type column struct {
 	rest   []entry
 }
 
-// layer is a column's entries in one bucket: chunks ch[:nch] of bk.ents.
+// layer is a column's entries in one bucket: chunks ch[:nch] of bk.ents,
+// the last followed by room free slots reserved for it.
 type layer struct {
-	b   int64
-	bk  *bucket
-	nch int32
-	ch  [maxChunks]chunk
+	b    int64
+	bk   *bucket
+	nch  int32
+	room int32
+	ch   [maxChunks]chunk
 }
 
 type chunk struct{ off, n int32 }
@@ -314,34 +316,50 @@ func (g *grid) layer(c *column, bk *bucket) *layer {
 // attach adds the run bk.ents[off:off+n] to the layer of bk in column c:
 // it extends the last chunk when the run follows it, takes a new chunk
 // while there are fewer than maxChunks, and otherwise copies the layer and
-// the run into one chunk at the arena's end. It leaves compaction to the
-// caller, which may hold runs not attached yet.
+// the run into one chunk at the arena's end, with as much room again
+// reserved after it so that single entries added later (add) cost O(1)
+// amortised. It leaves compaction to the caller, which may hold runs not
+// attached yet.
 func (g *grid) attach(c *column, bk *bucket, off, n int32) {
 	l := g.layer(c, bk)
-	if k := l.nch - 1; k >= 0 && l.ch[k].off+l.ch[k].n == off {
+	if k := l.nch - 1; k >= 0 && l.room == 0 && l.ch[k].off+l.ch[k].n == off {
 		l.ch[k].n += n
 		return
 	}
 	if l.nch < maxChunks {
 		l.ch[l.nch] = chunk{off, n}
 		l.nch++
+		l.room = 0
 		return
 	}
+	size := n
+	for k := range l.nch {
+		size += l.ch[k].n
+	}
 	start := int32(len(bk.ents))
+	bk.ents = slices.Grow(bk.ents, int(2*size))
 	for k := range l.nch {
 		ch := l.ch[k]
 		bk.ents = append(bk.ents, bk.ents[ch.off:ch.off+ch.n]...)
 	}
 	bk.ents = append(bk.ents, bk.ents[off:off+n]...)
-	l.ch[0], l.nch = chunk{start, int32(len(bk.ents)) - start}, 1
+	bk.ents = bk.ents[:start+2*size]
+	l.ch[0], l.nch, l.room = chunk{start, size}, 1, size
 }
 
 // add files one entry in layer b of column c.
 func (g *grid) add(c *column, b int64, e entry) {
 	bk := g.bucketOf(b)
+	bk.live++
+	if l := g.layer(c, bk); l.room > 0 {
+		ch := &l.ch[l.nch-1]
+		bk.ents[ch.off+ch.n] = e
+		ch.n++
+		l.room--
+		return
+	}
 	off := int32(len(bk.ents))
 	bk.ents = append(bk.ents, e)
-	bk.live++
 	g.attach(c, bk, off, 1)
 	g.maybeCompact(bk)
 }
@@ -366,9 +384,16 @@ func (g *grid) remove(c *column, b int64, id int32, seq uint32) {
 			}
 			i++
 		}
-		if n > 0 {
+		last := k == l.nch-1
+		switch {
+		case n > 0:
+			if last { // the freed slots join the room after the chunk
+				l.room += l.ch[k].n - n
+			}
 			l.ch[kept] = chunk{l.ch[k].off, n}
 			kept++
+		case last:
+			l.room = 0
 		}
 	}
 	l.nch = kept
@@ -389,7 +414,7 @@ func (g *grid) maybeCompact(bk *bucket) {
 		for k := range l.nch {
 			out = append(out, l.entries(k)...)
 		}
-		l.ch[0], l.nch = chunk{start, int32(len(out)) - start}, 1
+		l.ch[0], l.nch, l.room = chunk{start, int32(len(out)) - start}, 1, 0
 		if start == int32(len(out)) {
 			l.nch = 0
 		}

@@ -47,11 +47,11 @@ type World struct {
 	big []entry
 	ext extent
 
-	// filing queue: short pieces are queued in pend and filed by flush,
-	// before any query and in Advance, grouped by cell so that a batch of
-	// writes visits each column once rather than once per piece; Seed
-	// queues its bodies as one batch (seeding). spare, count, cells and
-	// cells2 are flush scratch.
+	// filing queue: every grid piece but those of the rest layer is queued
+	// in pend and filed by flush, before any query and in Advance, grouped
+	// by cell so that a batch of writes visits each column once rather
+	// than once per piece; Seed queues its bodies as one batch (seeding).
+	// spare, count, cells and cells2 are flush scratch.
 	pend    []pending
 	pendExt extent // the cells of the queued pieces
 	seeding bool
@@ -472,26 +472,23 @@ func (w *World) index(id int32, i int) {
 		return
 	}
 	w.ext = w.ext.widen(x0, y0, x1, y1)
-	if b0 == b1 && b0 != restBucket {
-		b.meta[i].pend = int32(len(w.pend)) + 1
-		w.pend = append(w.pend, pending{e: e, b: b0, x0: x0, y0: y0, x1: x1, y1: y1})
-		w.pendExt = w.pendExt.widen(x0, y0, x1, y1)
-		if len(w.pend) >= maxPending && !w.seeding || len(w.pend) >= maxSeedPending {
-			w.flush()
+	if b0 == restBucket {
+		for y := y0; y <= y1; y++ {
+			for x := x0; x <= x1; x++ {
+				c := w.g.column(x, y)
+				c.rest = append(c.rest, e)
+			}
 		}
 		return
 	}
-	for y := y0; y <= y1; y++ {
-		for x := x0; x <= x1; x++ {
-			c := w.g.column(x, y)
-			if b0 == restBucket {
-				c.rest = append(c.rest, e)
-				continue
-			}
-			for bk := b0; bk <= b1; bk++ {
-				w.g.add(c, bk, e)
-			}
-		}
+	// One record per bucket, consecutive, so that unindex finds them all.
+	b.meta[i].pend = int32(len(w.pend)) + 1
+	for bk := b0; bk <= b1; bk++ {
+		w.pend = append(w.pend, pending{e: e, b: bk, x0: x0, y0: y0, x1: x1, y1: y1})
+	}
+	w.pendExt = w.pendExt.widen(x0, y0, x1, y1)
+	if len(w.pend) >= maxPending && !w.seeding || len(w.pend) >= maxSeedPending {
+		w.flush()
 	}
 }
 
@@ -513,8 +510,9 @@ const (
 	denseCells     = 1 << 16
 )
 
-// pending is a short piece waiting to be filed in the cells x0..x1 ×
-// y0..y1 of bucket b; e.id is -1 once the piece is unindexed.
+// pending is a piece waiting to be filed in the cells x0..x1 × y0..y1 of
+// bucket b (a piece spanning several buckets has a record for each); e.id
+// is -1 once the piece is unindexed.
 type pending struct {
 	e              entry
 	b              int64
@@ -530,9 +528,9 @@ func (w *World) flush() {
 	if len(w.pend) == 0 {
 		return
 	}
-	// A short piece filed before bucket hb ends before the horizon: no
-	// query will ask about it. Nothing unindexes during a flush, so the
-	// queue can be compacted in place.
+	// No query reads a bucket before hb (a short piece filed there ends
+	// before the horizon). Nothing unindexes during a flush, so the queue
+	// can be compacted in place.
 	hb := floorDiv(w.horizon, w.bucket) - 1
 	live := w.pend[:0]
 	mixed := false
@@ -750,8 +748,11 @@ func (w *World) unindex(id int32, i int) {
 		w.big = kept
 		return
 	}
-	if p := int(m.pend) - 1; p >= 0 && p < len(w.pend) && w.pend[p].e.id == id && w.pend[p].e.seq == m.seq {
-		w.pend[p].e.id = -1 // still queued: nothing filed yet
+	queued := func(p int) bool { return p >= 0 && p < len(w.pend) && w.pend[p].e.id == id && w.pend[p].e.seq == m.seq }
+	if p := int(m.pend) - 1; queued(p) {
+		for ; queued(p); p++ {
+			w.pend[p].e.id = -1 // still queued: nothing filed yet
+		}
 		return
 	}
 	_, x0, y0, x1, y1, b0, b1, _ := w.footprint(b, i, m.ixEnd)
