@@ -76,7 +76,25 @@ type Config struct {
 	// (monotonic nanoseconds). It is only read for metrics, never for
 	// decisions, so the node stays deterministic without it.
 	RunClock func() int64
+	// ResumeKey, at least MinResumeKeyBytes long, signs the resume tokens
+	// the node issues in each Welcome, so a client that lost its session
+	// can resume it: same creator id, and calls it sends again are
+	// answered from their records instead of running twice. Empty disables
+	// resuming (every Hello gets a fresh creator). Every node that may
+	// receive a client's next Hello must hold the same key to honour its
+	// token; a node that does not know the creator gives a fresh one.
+	ResumeKey []byte
+	// ResumeWindow is how long after a session ends it can still be
+	// resumed (zero: DefaultResumeWindow). The node remembers each ended
+	// session's creator this long, at most Limits.MaxSessions of them.
+	ResumeWindow time.Duration
 }
+
+// Resuming defaults.
+const (
+	MinResumeKeyBytes   = 16
+	DefaultResumeWindow = 30 * time.Second
+)
 
 // DefaultConfig serves the given registry with default timing and limits.
 func DefaultConfig(reg *netcode.Registry) Config {
@@ -85,6 +103,8 @@ func DefaultConfig(reg *netcode.Registry) Config {
 		Registry: reg,
 		Wire:     wire.DefaultLimits(),
 		Limits:   DefaultLimits(),
+
+		ResumeWindow: DefaultResumeWindow,
 	}
 }
 
@@ -100,6 +120,10 @@ func (c *Config) Validate() error {
 	switch {
 	case c.FlushEvery < 0:
 		return fmt.Errorf("%w: FlushEvery = %v", ErrBadConfig, c.FlushEvery)
+	case len(c.ResumeKey) > 0 && len(c.ResumeKey) < MinResumeKeyBytes:
+		return fmt.Errorf("%w: ResumeKey of %d bytes, want at least %d (or none to disable resuming)", ErrBadConfig, len(c.ResumeKey), MinResumeKeyBytes)
+	case c.ResumeWindow < 0:
+		return fmt.Errorf("%w: ResumeWindow = %v", ErrBadConfig, c.ResumeWindow)
 	case l.MaxSessions <= 0 || l.MaxSessions > 1<<24-1:
 		return fmt.Errorf("%w: Limits.MaxSessions = %d", ErrBadConfig, l.MaxSessions)
 	case l.WatchesPerSession <= 0:

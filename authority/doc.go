@@ -53,7 +53,20 @@
 //     CallResult. Calls are forgotten, and never re-run, once final.
 //  5. Write stores raw values only where the WriteRule allows (default:
 //     under clients/<creator>/) and only with the session's own Creator.
-//  6. Limits are per session: watches (Error, watch refused), calls,
+//  6. Resuming (Config.ResumeKey set; the Server sets a random key when
+//     none is given): each Welcome carries a resume token, creator ‖ issue
+//     time ‖ an HMAC over node id, creator, issue time and player. A Hello
+//     that presents a valid token for the same player, of a creator this
+//     node holds live or whose session ended within Config.ResumeWindow,
+//     gets that creator back; a live session still holding it is closed
+//     with CodeSuperseded. The client then sends its unanswered calls
+//     again with their original ids: one that ran (or failed) is answered
+//     from its record, one that never arrived runs once, and every call
+//     must still be later than the creator's latest, whichever session
+//     sent it, so two calls never share a Time. Re-run results go to the
+//     session holding the creator. A bad, foreign or expired token is not
+//     an error: the session gets a fresh creator, as without one.
+//  7. Limits are per session: watches (Error, watch refused), calls,
 //     written values and received bytes per second (token buckets holding
 //     one second's worth; each violation is an Error and a strike, more
 //     than Limits.Strikes within Limits.StrikeWindow disconnects), and

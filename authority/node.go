@@ -1,6 +1,9 @@
 package authority
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"slices"
@@ -13,15 +16,16 @@ import (
 
 // Error codes the node sends in wire.Error messages. Codes are append-only.
 const (
-	CodeProtocol   wire.ErrorCode = 1 // malformed frame or unexpected message: session closed
-	CodeVersion    wire.ErrorCode = 2 // protocol version mismatch: session closed
-	CodeAuth       wire.ErrorCode = 3 // authentication refused: session closed
-	CodeRateLimit  wire.ErrorCode = 4 // a rate limit was exceeded; repeated, the session is closed
-	CodePermission wire.ErrorCode = 5 // a raw write outside what the write rule allows
-	CodeRefused    wire.ErrorCode = 6 // the store refused a write (path, time window, lock, size)
-	CodeLimit      wire.ErrorCode = 7 // a count limit (watches) was exceeded
-	CodeOverload   wire.ErrorCode = 8 // the node is full or the session too slow: session closed
-	CodeShutdown   wire.ErrorCode = 9 // the node is shutting down: session closed
+	CodeProtocol   wire.ErrorCode = 1  // malformed frame or unexpected message: session closed
+	CodeVersion    wire.ErrorCode = 2  // protocol version mismatch: session closed
+	CodeAuth       wire.ErrorCode = 3  // authentication refused: session closed
+	CodeRateLimit  wire.ErrorCode = 4  // a rate limit was exceeded; repeated, the session is closed
+	CodePermission wire.ErrorCode = 5  // a raw write outside what the write rule allows
+	CodeRefused    wire.ErrorCode = 6  // the store refused a write (path, time window, lock, size)
+	CodeLimit      wire.ErrorCode = 7  // a count limit (watches) was exceeded
+	CodeOverload   wire.ErrorCode = 8  // the node is full or the session too slow: session closed
+	CodeShutdown   wire.ErrorCode = 9  // the node is shutting down: session closed
+	CodeSuperseded wire.ErrorCode = 10 // a newer session resumed this one: session closed
 )
 
 // SessionID identifies a connection to the node. The shell assigns nothing:
@@ -65,7 +69,40 @@ type Node struct {
 	ready     []SessionID // sessions with something to send, in first-touched order
 	stats     Stats
 	funcStats map[string]*FuncStats
+
+	now       int64                  // latest time any entry point was given (Ready takes none)
+	creators  map[uint32]*creatorRec // resumable creators (live or recently ended), when resuming is on
+	ended     []endedRec             // creators by the time their session ended, oldest first
+	endedLive int                    // entries of ended that are current (not resumed since)
 }
+
+// creatorRec is what the node remembers of one creator id across the
+// sessions that hold it in turn (one, unless resuming is on).
+type creatorRec struct {
+	creator uint32
+	// born is the issue time of the creator's first token: a token issued
+	// earlier names an earlier holder of a reused id.
+	born int64
+	// lastW is the write time of the creator's latest admitted call; the
+	// next must be later, so two calls of one creator never share a Time,
+	// across every session that resumes it.
+	lastW   int64
+	session SessionID // live session holding the creator; 0 when none
+	ended   int64     // when the last session ended, if session == 0
+	endSeq  uint64    // counts the ends, naming the current endedRec
+}
+
+// endedRec files a creator whose session ended at ended. A creator resumed
+// (and perhaps ended again) leaves a stale entry behind, which is skipped.
+type endedRec struct {
+	rec   *creatorRec
+	ended int64
+	seq   uint64
+}
+
+// current reports whether e is the creator's latest end and it has not
+// been resumed since.
+func (e endedRec) current() bool { return e.rec.session == 0 && e.rec.endSeq == e.seq }
 
 // Stats counts what the node has done.
 type Stats struct {
@@ -86,6 +123,8 @@ type Stats struct {
 	BytesOut      uint64
 	Strikes       uint64
 	Kicked        uint64
+	Resumes       uint64 // sessions that resumed an earlier one's creator
+	Superseded    uint64 // live sessions closed because another resumed them
 	Store         netcode.StoreStats
 }
 
@@ -128,7 +167,7 @@ type session struct {
 	seen   uint64 // Node.epoch of the last watchersOf that visited it
 	close  bool
 	reason string
-	lastW  int64 // write time of this session's latest call: the next must be later
+	cr     *creatorRec // set by Hello
 
 	calls, writes, bytes bucket
 	strikes              []int64
@@ -154,7 +193,7 @@ type funcEntry struct {
 type callRec struct {
 	call     netcode.Call
 	stats    *FuncStats
-	session  SessionID
+	owner    *creatorRec // results go to the session holding it now
 	versions []callVersion
 	lastErr  error // error of the latest run, if it failed
 	refused  bool  // lastErr is the store's refusal, not the function's
@@ -185,6 +224,10 @@ func NewNode(cfg Config) (*Node, error) {
 	if rule == nil {
 		rule = ClientPrefixRule
 	}
+	if cfg.ResumeWindow == 0 {
+		cfg.ResumeWindow = DefaultResumeWindow
+	}
+	cfg.ResumeKey = slices.Clone(cfg.ResumeKey)
 	return &Node{
 		cfg:       cfg,
 		reg:       reg,
@@ -195,6 +238,7 @@ func NewNode(cfg Config) (*Node, error) {
 		calls:     make(map[netcode.CallID]*callRec),
 		funcs:     make(map[string]*funcEntry),
 		funcStats: make(map[string]*FuncStats),
+		creators:  make(map[uint32]*creatorRec),
 		nextCrea:  1,
 	}, nil
 }
@@ -223,6 +267,7 @@ func (n *Node) FuncStats() map[string]FuncStats {
 // Connect registers a new connection (the shell accepted a transport
 // session) and returns its id. It refuses when the node is full.
 func (n *Node) Connect(now int64, remote string) (SessionID, error) {
+	n.advance(now)
 	if len(n.sessions) >= n.cfg.Limits.MaxSessions {
 		return 0, fmt.Errorf("%w (limit %d)", ErrTooManyConns, n.cfg.Limits.MaxSessions)
 	}
@@ -244,6 +289,7 @@ func (n *Node) Connect(now int64, remote string) (SessionID, error) {
 // Disconnect forgets a session whose transport is gone. Its calls stay: the
 // authority keeps re-running them until finality.
 func (n *Node) Disconnect(now int64, id SessionID) {
+	n.advance(now)
 	s := n.sessions[id]
 	if s == nil {
 		return
@@ -251,14 +297,23 @@ func (n *Node) Disconnect(now int64, id SessionID) {
 	for prefix := range s.watches {
 		n.unwatch(s, prefix)
 	}
+	n.release(s)
 	delete(n.sessions, id)
 	n.stats.Disconnects++
+}
+
+// advance records now as the latest time seen, for what Ready does.
+func (n *Node) advance(now int64) {
+	if now > n.now {
+		n.now = now
+	}
 }
 
 // Step handles one frame received from a session at time now. A malformed
 // frame or a protocol violation sends an Error and closes the session; the
 // store is never touched by a message that failed to decode.
 func (n *Node) Step(now int64, id SessionID, frame []byte) {
+	n.advance(now)
 	s := n.sessions[id]
 	if s == nil || s.state == closing {
 		return
@@ -335,17 +390,157 @@ func (n *Node) hello(now int64, s *session, h *wire.Hello) {
 		}
 		s.player = player
 	}
-	s.creator = uint32(n.cfg.NodeID)<<24 | n.nextCrea
-	n.nextCrea++
-	if n.nextCrea >= 1<<24 {
-		n.nextCrea = 1 // after 16M sessions; ids of sessions long gone are reused
+	resuming := len(n.cfg.ResumeKey) > 0
+	var rec *creatorRec
+	if resuming && len(h.Resume) > 0 {
+		rec = n.resumable(now, h.Resume, s.player)
 	}
+	if rec != nil {
+		if old := n.sessions[rec.session]; old != nil && old.state != closing {
+			// The client lost the old session and moved on; the node has
+			// not noticed yet. Nothing more may arrive under the creator
+			// from there, or a call could run once on each.
+			n.stats.Superseded++
+			n.fail(old, CodeSuperseded, "session superseded by a resumed one")
+		}
+		if rec.session == 0 {
+			n.endedLive-- // its endedRec is stale from now on
+		}
+		n.stats.Resumes++
+	} else {
+		rec = &creatorRec{creator: n.freshCreator(), born: now}
+		if resuming {
+			n.creators[rec.creator] = rec
+		}
+	}
+	rec.session = s.id
+	s.cr, s.creator = rec, rec.creator
 	s.state = ready
 	c := n.cfg.Store
-	n.send(s, &wire.Message{Kind: wire.KindWelcome, Welcome: wire.Welcome{
+	w := wire.Welcome{
 		Creator: s.creator, ServerTime: now,
 		MaxChangeAge: c.MaxChangeAge, MaxRewind: c.MaxRewind, MaxFutureSkew: c.MaxFutureSkew,
-	}})
+	}
+	if resuming {
+		w.Resume = n.resumeToken(rec.creator, now, s.player)
+	}
+	n.send(s, &wire.Message{Kind: wire.KindWelcome, Welcome: w})
+}
+
+// freshCreator assigns the next creator id, skipping any a live or
+// resumable session still holds.
+func (n *Node) freshCreator() uint32 {
+	for {
+		c := uint32(n.cfg.NodeID)<<24 | n.nextCrea
+		n.nextCrea++
+		if n.nextCrea >= 1<<24 {
+			n.nextCrea = 1 // after 16M sessions; ids of sessions long gone are reused
+		}
+		if n.creators[c] == nil {
+			return c
+		}
+	}
+}
+
+// Resume tokens are creator (4 bytes, big-endian) ‖ issue time (8 bytes,
+// ns) ‖ the first resumeMACBytes of HMAC-SHA256(ResumeKey, NodeID ‖
+// creator ‖ issue time ‖ player). The MAC binds the token to this node's
+// id and to the authenticated player ("" without an Authenticator), so a
+// token is good only for the player it was issued to.
+const (
+	resumeMACBytes   = 16
+	resumeTokenBytes = 4 + 8 + resumeMACBytes
+)
+
+func (n *Node) resumeMAC(creator uint32, issued int64, player string) []byte {
+	m := hmac.New(sha256.New, n.cfg.ResumeKey)
+	var b [13]byte
+	b[0] = n.cfg.NodeID
+	binary.BigEndian.PutUint32(b[1:], creator)
+	binary.BigEndian.PutUint64(b[5:], uint64(issued))
+	m.Write(b[:])
+	m.Write([]byte(player))
+	return m.Sum(nil)[:resumeMACBytes]
+}
+
+func (n *Node) resumeToken(creator uint32, issued int64, player string) []byte {
+	t := make([]byte, 12, resumeTokenBytes)
+	binary.BigEndian.PutUint32(t, creator)
+	binary.BigEndian.PutUint64(t[4:], uint64(issued))
+	return append(t, n.resumeMAC(creator, issued, player)...)
+}
+
+// resumable returns the creator a resume token may take over, or nil: the
+// token must be well formed with a valid MAC for this player, issued no
+// later than now and no earlier than the creator's first token, for a
+// creator of this node that is held by a live session or whose session
+// ended at most ResumeWindow ago. A token that fails any of this is not an
+// error: the session simply starts afresh.
+func (n *Node) resumable(now int64, tok []byte, player string) *creatorRec {
+	if len(tok) != resumeTokenBytes {
+		return nil
+	}
+	creator := binary.BigEndian.Uint32(tok)
+	issued := int64(binary.BigEndian.Uint64(tok[4:]))
+	if !hmac.Equal(tok[12:], n.resumeMAC(creator, issued, player)) {
+		return nil
+	}
+	rec := n.creators[creator]
+	switch {
+	case creator>>24 != uint32(n.cfg.NodeID), rec == nil:
+		return nil
+	case issued > now || issued < rec.born:
+		return nil
+	case rec.session == 0 && now-rec.ended > int64(n.cfg.ResumeWindow):
+		return nil
+	}
+	return rec
+}
+
+// release detaches a session that ends from its creator, which stays
+// resumable for ResumeWindow (if resuming is on and no newer session has
+// taken it over). At most Limits.MaxSessions ended creators are
+// remembered; the oldest go first.
+func (n *Node) release(s *session) {
+	rec := s.cr
+	if rec == nil || rec.session != s.id {
+		return
+	}
+	rec.session = 0
+	rec.ended = n.now
+	rec.endSeq++
+	if n.creators[rec.creator] != rec {
+		return // resuming is off
+	}
+	n.ended = append(n.ended, endedRec{rec, n.now, rec.endSeq})
+	n.endedLive++
+	for n.endedLive > n.cfg.Limits.MaxSessions {
+		n.popEnded()
+	}
+	if len(n.ended) > 2*n.cfg.Limits.MaxSessions {
+		// Mostly stale entries of creators resumed since: compact.
+		n.ended = slices.DeleteFunc(n.ended, func(e endedRec) bool { return !e.current() })
+	}
+}
+
+// popEnded removes the oldest entry of n.ended, forgetting its creator if
+// the entry is current.
+func (n *Node) popEnded() {
+	e := n.ended[0]
+	n.ended[0] = endedRec{}
+	n.ended = n.ended[1:]
+	if e.current() {
+		delete(n.creators, e.rec.creator)
+		n.endedLive--
+	}
+}
+
+// expireCreators forgets creators whose session ended over ResumeWindow
+// before now.
+func (n *Node) expireCreators(now int64) {
+	for len(n.ended) > 0 && now-n.ended[0].ended > int64(n.cfg.ResumeWindow) {
+		n.popEnded()
+	}
 }
 
 // fail sends an Error and closes the session.
@@ -427,6 +622,8 @@ func (n *Node) markDirty(s *session) {
 // Tick advances finality, flushes watch deliveries (every tick, or every
 // Config.FlushEvery) and forgets final calls.
 func (n *Node) Tick(now int64) {
+	n.advance(now)
+	n.expireCreators(now)
 	n.applyChanges(now, n.store.Tick(now))
 	n.processReruns(now)
 	h := n.store.Horizon()
@@ -470,6 +667,7 @@ func (n *Node) Ready() []Output {
 		out = append(out, o)
 		if s.close {
 			// The shell closes it; the node forgets it now.
+			n.release(s)
 			delete(n.sessions, id)
 			n.stats.Disconnects++
 		}
@@ -720,7 +918,9 @@ func (n *Node) callMsg(now int64, s *session, c *wire.Call) {
 		return
 	}
 	if rec := n.calls[id]; rec != nil {
-		// A re-sent call (after a reconnect): answer with what it became.
+		// A re-sent call (after a resumed session): answer with what it
+		// became. Its later re-runs' results come here too, as they go to
+		// whichever session holds the creator.
 		n.sendResult(s, rec)
 		return
 	}
@@ -741,16 +941,18 @@ func (n *Node) callMsg(now int64, s *session, c *wire.Call) {
 	}
 	f := fe.fn
 	W := c.Time.Nanos
+	lastW := s.cr.lastW
 	switch f.Options.Policy {
 	case netcode.ClampToMaxLag:
-		W = max(W, now-int64(f.Options.MaxLag), s.lastW+1)
+		W = max(W, now-int64(f.Options.MaxLag), lastW+1)
 	case netcode.ReceiveTime:
-		W = max(now, s.lastW+1)
+		W = max(now, lastW+1)
 	}
-	if W <= s.lastW {
+	if W <= lastW {
 		// Two calls of one writer at one time would share a Time: the
-		// client must stamp each call later than the one before.
-		reject(fmt.Sprintf("write time %d is not after this session's previous call at %d", W, s.lastW))
+		// client must stamp each call later than the one before (of
+		// its creator, over every session that resumed it).
+		reject(fmt.Sprintf("write time %d is not after this session's previous call at %d", W, lastW))
 		return
 	}
 	cfg := n.cfg.Store
@@ -762,15 +964,14 @@ func (n *Node) callMsg(now int64, s *session, c *wire.Call) {
 		reject(fmt.Sprintf("write time %d is too far ahead (now %d)", W, now))
 		return
 	}
-	s.lastW = W
+	s.cr.lastW = W
 	call := netcode.Call{ID: id, Name: f.Name, Args: slices.Clone(c.Args), Time: W, ViewDelay: c.ViewDelay}
-	rec := &callRec{call: call, session: s.id, stats: fe.stats}
+	rec := &callRec{call: call, owner: s.cr, stats: fe.stats}
 	fe.stats.Calls++
 	n.stats.Calls++
-	if !n.run(now, rec, 0) {
-		n.sendResult(s, rec)
-		return
-	}
+	n.run(now, rec, 0)
+	// Failed calls are recorded too: sent again, a call is answered with
+	// the outcome of its one run, whatever that was.
 	n.calls[id] = rec
 	n.expireLater(rec)
 	n.sendResult(s, rec)
@@ -884,7 +1085,7 @@ func (n *Node) processReruns(now int64) {
 		n.stats.Reruns++
 		rec.stats.Reruns++
 		n.run(now, rec, next)
-		if s := n.sessions[rec.session]; s != nil && s.state == ready {
+		if s := n.sessions[rec.owner.session]; s != nil && s.state == ready {
 			n.sendResult(s, rec)
 		}
 	}

@@ -100,7 +100,7 @@ func runScript(t *testing.T, file string) {
 
 // harness drives a node with scripted clients on a virtual clock.
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	n       *Node
 	now     int64
 	clients map[string]*tclient
@@ -114,6 +114,7 @@ type tclient struct {
 	enc     *wire.Encoder
 	dec     *wire.Decoder
 	creator uint32
+	resume  []byte // the resume token of its Welcome
 	closed  bool
 }
 
@@ -164,13 +165,14 @@ func testRegistry() *netcode.Registry {
 	return r
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	cfg := DefaultConfig(testRegistry())
 	cfg.Limits.WatchesPerSession = 4
 	cfg.Limits.CallsPerSecond = 5
 	cfg.Limits.MaxSessions = 8
 	cfg.Limits.Strikes = 3
 	cfg.Wire.MaxValueBytes = 1024
+	cfg.ResumeKey = []byte("scenario resume key, 32 bytes ok")
 	n, err := NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -224,7 +226,24 @@ func (h *harness) exec(line string) string {
 			n, _ := strconv.Atoi(x)
 			v = uint16(n)
 		}
-		h.send(pos[0], &wire.Message{Kind: wire.KindHello, Hello: wire.Hello{Version: v}})
+		// hello NAME [version=N] [resume=FROM [tamper=1]] [resume=junk]:
+		// resume with the token client FROM got in its Welcome (tamper
+		// flips a bit of its MAC), or with junk bytes.
+		m := &wire.Message{Kind: wire.KindHello, Hello: wire.Hello{Version: v}}
+		if from, ok := kv["resume"]; ok {
+			if from == "junk" {
+				m.Hello.Resume = []byte("not a token")
+			} else {
+				m.Hello.Resume = slices.Clone(h.clients[from].resume)
+				if len(m.Hello.Resume) == 0 {
+					h.t.Fatalf("%s: %s has no resume token", line, from)
+				}
+				if kv["tamper"] == "1" {
+					m.Hello.Resume[len(m.Hello.Resume)-1] ^= 1
+				}
+			}
+		}
+		h.send(pos[0], m)
 	case "timesync":
 		h.send(pos[0], &wire.Message{Kind: wire.KindTimeSyncRequest, TimeSyncRequest: wire.TimeSyncRequest{ClientSend: 42}})
 	case "ping":
@@ -302,6 +321,9 @@ func (h *harness) exec(line string) string {
 		st := h.n.Stats()
 		return fmt.Sprintf("calls=%d errors=%d rejected=%d reruns=%d writes=%d refused=%d strikes=%d kicked=%d sessions=%d\n",
 			st.Calls, st.CallErrors, st.CallsRejected, st.Reruns, st.Writes, st.WritesRefused, st.Strikes, st.Kicked, st.Sessions)
+	case "resumes":
+		st := h.n.Stats()
+		return fmt.Sprintf("resumes=%d superseded=%d creators=%d\n", st.Resumes, st.Superseded, len(h.n.creators))
 	default:
 		h.t.Fatalf("unknown command %q", line)
 	}
@@ -346,6 +368,7 @@ func (h *harness) drain() string {
 				}
 				if m.Kind == wire.KindWelcome {
 					c.creator = m.Welcome.Creator
+					c.resume = slices.Clone(m.Welcome.Resume)
 				}
 				fmt.Fprintf(&b, "%s <- %s\n", c.name, describe(&m))
 			}

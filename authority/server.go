@@ -2,6 +2,7 @@ package authority
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -44,7 +45,9 @@ const ShutdownReason = "authority shutting down"
 
 // ServerConfig configures a Server. Start from DefaultServerConfig.
 type ServerConfig struct {
-	// Node configures the node the server runs.
+	// Node configures the node the server runs. An empty Node.ResumeKey
+	// gets a random 32-byte key at NewServer, so sessions are resumable
+	// by default on this server.
 	Node Config
 	// Transport configures the KCP sessions. Clients must agree on its
 	// Secret and FEC settings. MaxFrame must hold the node's largest frame
@@ -220,6 +223,15 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		clock, err = timesync.New(timesync.SystemSource(), timesync.ReferenceConfig())
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
+		}
+	}
+	if len(cfg.Node.ResumeKey) == 0 {
+		// Resuming is on by default. The key only has to outlive this
+		// server's sessions, so a random one serves a single node; a
+		// cluster whose clients may resume on another node sets one.
+		cfg.Node.ResumeKey = make([]byte, 32)
+		if _, err := rand.Read(cfg.Node.ResumeKey); err != nil {
+			return nil, fmt.Errorf("authority: resume key: %w", err)
 		}
 	}
 	node, err := NewNode(cfg.Node)
