@@ -563,6 +563,10 @@ func (c *Client) History(path string) []PathValue { return c.core.History(path) 
 // Predicted reports whether path currently shows a prediction.
 func (c *Client) Predicted(path string) bool { return c.core.Predicted(path) }
 
+// Children lists the next segments of the confirmed and predicted paths
+// under prefix, sorted (an unsafe read: see Tx.Children).
+func (c *Client) Children(prefix string) []string { return c.core.Children(prefix) }
+
 // Connected reports whether the authority has welcomed the current session.
 func (c *Client) Connected() bool { return c.core.Connected() }
 
