@@ -120,9 +120,12 @@ func obstacles(bs []body, skip uint32, t int64) (*physics.World, error) {
 }
 
 // spawnPoint picks a spawn point with tx.Rand(): the first, from a random
-// start, that no living player of bs is within a diameter of at W.
+// start, that no living player of bs is within a diameter of. bs are the
+// others as the caller saw them (read at its view time) and placed at the
+// view time, so a client predicts the same point as the authority: where
+// players are at W itself, a client cannot know yet.
 func spawnPoint(tx *netcode.Tx, bs []body) (x, y int64) {
-	now := tx.Time().Nanos
+	now := tx.ViewTime()
 	start := tx.Rand().IntN(len(spawns))
 	for k := range spawns {
 		p := spawns[(start+k)%len(spawns)]
@@ -154,7 +157,7 @@ func join(tx *netcode.Tx, args []byte) error {
 		}
 		return err
 	}
-	bs, err := readOthers(tx, me, false)
+	bs, err := readOthers(tx, me, true)
 	if err != nil {
 		return err
 	}
@@ -174,7 +177,7 @@ func join(tx *netcode.Tx, args []byte) error {
 // setKeys: the caller's keys changed at W. The new motion starts where
 // the old one put the player at W, keeps any gravity drift still to come,
 // and stops at the first contact with a wall or another player (moving
-// as they were at W).
+// as the caller saw them: read at its view time).
 func setKeys(tx *netcode.Tx, args []byte) error {
 	keys, err := decodeKeys(args)
 	if err != nil {
@@ -185,7 +188,10 @@ func setKeys(tx *netcode.Tx, args []byte) error {
 		return err
 	}
 	now := tx.Time().Nanos
-	bs, err := readOthers(tx, me, false)
+	// Other players as the caller saw them (at its view time): a player
+	// collides with what it sees, which its client knows completely, so the
+	// prediction of its own motion matches the authority's.
+	bs, err := readOthers(tx, me, true)
 	if err != nil {
 		return err
 	}
@@ -421,7 +427,7 @@ func respawn(tx *netcode.Tx, _ []byte) error {
 	if now < l.RespawnAt() {
 		return fmt.Errorf("%w: respawn in %vs", ErrCooldown, float64(l.RespawnAt()-now)/1e9)
 	}
-	bs, err := readOthers(tx, me, false)
+	bs, err := readOthers(tx, me, true)
 	if err != nil {
 		return err
 	}
