@@ -42,8 +42,11 @@
 //
 //  1. setKeys writes a new motion from the position the old one gives at
 //     W; it halts at the first contact with a wall or another player as
-//     that player was moving at W (a later change of theirs does not move
-//     it again until its own next key change). Moving into a touched wall
+//     the caller saw that player (its motion read at the caller's view
+//     time: a player collides with what it sees, which its client knows,
+//     so it predicts its own motion as the authority computes it); a later
+//     change of theirs does not move it again until its own next key
+//     change. Moving into a touched wall
 //     slides along it.
 //  2. shoot is hitscan from the shooter's position at W; the other
 //     players are read at the shooter's view time (tx.ReadView: W minus
@@ -51,14 +54,18 @@
 //     the max rewind) and the ray is cast through them and the walls in a
 //     physics World at that time. Damage applies to the target's health at
 //     W. Dead players cannot move, aim, shoot or use gravity, and cannot
-//     be hit; one shot per ShotCooldown.
+//     be hit; one shot per ShotCooldown. Whether the shooter is alive is
+//     judged at its view time too: a player killed within its view delay
+//     still gets its shot off (a trade), because its client could not know
+//     yet and its shot was predicted as fired.
 //  3. gravity gives every other living player within GravityRadius a drift
 //     towards (or away from) the caller, starting GravityDelay after the
 //     call (a wind-up that lets the news reach them) for GravityDuration,
 //     written into their motions so positions stay exactly computable.
 //  4. respawn, RespawnDelay after death, and join place the player at a
-//     free spawn point chosen with tx.Rand(), so prediction and authority
-//     choose the same one when they see the same players.
+//     free spawn point chosen with tx.Rand() among those clear of the other
+//     players as the caller saw them (at its view time), so prediction and
+//     authority choose the same one.
 //  5. Each shoot, setKeys or gravity reads one motion per player; with
 //     MaxPlayers players that stays within the default MaxLocks.
 //

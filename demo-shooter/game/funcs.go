@@ -2,6 +2,7 @@ package game
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -247,9 +248,23 @@ func shoot(tx *netcode.Tx, args []byte) error {
 	if err != nil {
 		return err
 	}
-	me, m, err := self(tx)
-	if err != nil {
+	// A shooter fires if it was alive at its view time: the state its
+	// client knew when it pulled the trigger. A player killed within its
+	// view delay still gets its shot off (a trade), and the prediction of
+	// the shot matches the authority's run.
+	me := tx.Caller()
+	mv, ok, err := readMotion(tx, me, true)
+	switch {
+	case err != nil:
 		return err
+	case !ok:
+		return ErrNotJoined
+	case mv.Dead:
+		return ErrDead
+	}
+	m, ok, err := readMotion(tx, me, false)
+	if err != nil || !ok {
+		return errors.Join(ErrNotJoined, err)
 	}
 	now := tx.Time().Nanos
 	shotPath := PlayerPath(me, FieldShot)
