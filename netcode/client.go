@@ -221,6 +221,7 @@ type ClientCore struct {
 	out       [][]byte
 	connected bool
 	creator   uint32
+	resume    []byte // the latest Welcome's resume token, sent in the next Hello
 	seq       uint64
 	lastW     int64
 	watches   map[string]wire.Watch
@@ -273,8 +274,11 @@ func NewClientCore(opts ClientOptions) (*ClientCore, error) {
 
 // Connect starts a session: it resets the codecs and queues a Hello. Call
 // it for the first connection and again after a lost session, on a new
-// transport session; watches are renewed and calls still young enough are
-// re-sent once the authority welcomes the client.
+// transport session; watches are renewed and pending calls are re-sent once
+// the authority welcomes the client. The Hello carries the resume token of
+// the last Welcome, if the authority gave one: when it resumes the session
+// (same Creator), pending calls are re-sent with their ids, so one the
+// authority already ran is answered from its record, never run twice.
 func (c *ClientCore) Connect() error {
 	enc, err := wire.NewEncoder(c.opts.Wire)
 	if err != nil {
@@ -289,7 +293,7 @@ func (c *ClientCore) Connect() error {
 	c.connected = false
 	// Replies to requests sent on the old session will never come.
 	c.clock.ForgetRequests()
-	c.send(&wire.Message{Kind: wire.KindHello, Hello: wire.Hello{Version: wire.ProtocolVersion, Token: c.opts.Token}})
+	c.send(&wire.Message{Kind: wire.KindHello, Hello: wire.Hello{Version: wire.ProtocolVersion, Token: c.opts.Token, Resume: c.resume}})
 	c.syncNow()
 	return nil
 }
@@ -683,6 +687,7 @@ func (c *ClientCore) handle(m *wire.Message, recvLocal int64) {
 func (c *ClientCore) welcome(w *wire.Welcome) {
 	old := c.creator
 	c.creator = w.Creator
+	c.resume = slices.Clone(w.Resume)
 	c.connected = true
 	c.cfg.MaxChangeAge = w.MaxChangeAge
 	c.cfg.MaxRewind = w.MaxRewind
@@ -696,11 +701,23 @@ func (c *ClientCore) welcome(w *wire.Welcome) {
 	for _, p := range prefixes {
 		c.send(&wire.Message{Kind: wire.KindWatch, Watch: c.watches[p]})
 	}
-	if old == 0 || old == w.Creator {
+	if old == 0 {
+		return
+	}
+	if old == w.Creator {
+		// The session was resumed: every pending call is sent again as it
+		// was (id, time, view delay). The authority answers one it ran
+		// from its record, runs one it never received, and rejects one
+		// too old to run; the prediction stands meanwhile.
+		for _, p := range c.pending {
+			c.sendCall(p)
+		}
 		return
 	}
 	// A new session: calls still young enough are sent again under the new
-	// identity (same write time, new id); older ones have failed.
+	// identity (same write time, new id); older ones have failed. One the
+	// old session's authority ran before its result was lost runs again:
+	// only resuming (above) avoids that.
 	now := c.clock.Now()
 	oldest := now - int64(c.cfg.MaxChangeAge) + int64(c.cfg.MaxChangeAge)/4
 	keep := c.pending[:0]

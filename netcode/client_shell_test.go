@@ -286,7 +286,8 @@ func TestClientReconnects(t *testing.T) {
 	if want := []netcode.EventKind{netcode.EventConnected, netcode.EventDisconnected, netcode.EventConnected}; !slices.Equal(kinds, want) {
 		t.Fatalf("events %v, want %v", kinds, want)
 	}
-	if c.Creator() == first || !c.Connected() {
+	// The server resumes sessions by default: the client keeps its creator.
+	if c.Creator() != first || !c.Connected() {
 		t.Errorf("after reconnect: creator %d (was %d), connected %v", c.Creator(), first, c.Connected())
 	}
 	if _, err := c.Call("bump", nil); err != nil {
