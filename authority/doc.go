@@ -65,7 +65,10 @@
 //     must still be later than the creator's latest, whichever session
 //     sent it, so two calls never share a Time. Re-run results go to the
 //     session holding the creator. A bad, foreign or expired token is not
-//     an error: the session gets a fresh creator, as without one.
+//     an error: the session gets a fresh creator, as without one. Without
+//     an Authenticator the token alone proves who resumes (its MAC binds
+//     the empty player), so keep the transport encrypted (Secret) for it
+//     not to be read off the wire.
 //  7. Limits are per session: watches (Error, watch refused), calls,
 //     written values and received bytes per second (token buckets holding
 //     one second's worth; each violation is an Error and a strike, more
