@@ -232,3 +232,65 @@ func TestServerResumeKey(t *testing.T) {
 		t.Errorf("set key became %x", got)
 	}
 }
+
+// BenchmarkHello measures a session's whole Hello on the node (Connect,
+// Hello, Welcome, Ready, Disconnect): without a resume key (the baseline),
+// with one (a token issued), and resuming (a token checked, then issued).
+func BenchmarkHello(b *testing.B) {
+	enc, _ := wire.NewEncoder(wire.Limits{})
+	for _, bc := range []struct {
+		name   string
+		key    []byte
+		resume bool
+	}{
+		{"no-key", nil, false},
+		{"fresh", []byte("benchmark resume key, 32 bytes!!"), false},
+		{"resume", []byte("benchmark resume key, 32 bytes!!"), true},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			cfg := DefaultConfig(testRegistry())
+			cfg.ResumeKey = bc.key
+			n, err := NewNode(cfg)
+			if err != nil {
+				b.Fatal(err)
+			}
+			now := int64(10 * time.Second)
+			hello := func(tok []byte) []byte {
+				frame, err := enc.AppendHello(enc.BeginFrame(nil), &wire.Hello{Version: wire.ProtocolVersion, Resume: tok})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return frame
+			}
+			frame := hello(nil)
+			if bc.resume {
+				id, _ := n.Connect(now, "b")
+				n.Step(now, id, frame)
+				n.Ready()
+				n.Disconnect(now, id)
+				var tok []byte
+				for _, s := range n.creators {
+					tok = n.resumeToken(s.creator, now, "")
+				}
+				frame = hello(tok)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				id, err := n.Connect(now, "b")
+				if err != nil {
+					b.Fatal(err)
+				}
+				n.Step(now, id, frame)
+				if out := n.Ready(); len(out) != 1 || len(out[0].Frames) != 1 {
+					b.Fatalf("no Welcome: %+v", out)
+				}
+				n.Disconnect(now, id)
+			}
+			b.StopTimer()
+			if st := n.Stats(); bc.resume && st.Resumes != uint64(b.N) {
+				b.Fatalf("%d resumes in %d Hellos", st.Resumes, b.N)
+			}
+		})
+	}
+}
