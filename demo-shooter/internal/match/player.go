@@ -9,6 +9,7 @@
 package match
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -198,6 +199,9 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 		delete(p.calls, ev.Call)
 		if ev.Err != nil {
 			p.LastError = fmt.Sprintf("%s: %v", info.name, ev.Err)
+			if info.hit != 0 {
+				p.lostHit(ev.Err)
+			}
 			continue
 		}
 		rtt := p.C.Stats().RTT
@@ -254,6 +258,18 @@ func (p *Player) correctedMotion(evs []netcode.Event, id netcode.CallID, motion 
 		}
 	}
 	return false
+}
+
+// lostHit files a seen hit whose call failed under its reason. The
+// authority's error arrives as text, so the game's error is recognised by
+// its message.
+func (p *Player) lostHit(err error) {
+	switch msg := err.Error(); {
+	case strings.Contains(msg, game.ErrDead.Error()):
+		p.Rec.HitsShooterDead++
+	case errors.Is(err, netcode.ErrCallTimeout) || strings.Contains(msg, "older than the change window"):
+		p.Rec.HitsLate++
+	}
 }
 
 // retractHit undoes a confirmed hit that a later re-run by the authority

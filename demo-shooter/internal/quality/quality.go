@@ -42,6 +42,13 @@ type Profile struct {
 	// same target hit).
 	HitsSeen         uint64  `json:"hits_seen"`
 	HitsConfirmedPct float64 `json:"hits_confirmed_pct"`
+	// Why the other seen hits were lost, as shares of HitsSeen: the
+	// shooter was already dead at the authority (killed by a shot it had
+	// not seen yet), the call came too late or was never answered, the
+	// authority's shot hit another target or none.
+	HitsLostShooterDeadPct float64 `json:"hits_lost_shooter_dead_pct"`
+	HitsLostLatePct        float64 `json:"hits_lost_late_pct"`
+	HitsLostOtherPct       float64 `json:"hits_lost_other_pct"`
 	// Own-player correction distance in pixels, over every confirmed
 	// write of a client's own position (zero when the prediction was
 	// exact). CorrectedPct is the share of them that differed at all,
@@ -119,7 +126,9 @@ func ReadJSON(rd io.Reader) (*Report, error) {
 func (p *Profile) figures() map[string]float64 {
 	return map[string]float64{
 		"seconds": p.Seconds, "hits_confirmed_pct": p.HitsConfirmedPct,
-		"correction_p50_px": p.CorrectionP50Px, "correction_p99_px": p.CorrectionP99Px,
+		"hits_lost_shooter_dead_pct": p.HitsLostShooterDeadPct, "hits_lost_late_pct": p.HitsLostLatePct,
+		"hits_lost_other_pct": p.HitsLostOtherPct,
+		"correction_p50_px":   p.CorrectionP50Px, "correction_p99_px": p.CorrectionP99Px,
 		"correction_max_px": p.CorrectionMaxPx, "corrected_pct": p.CorrectedPct,
 		"correction_p99_corrected_px": p.CorrectionP99CorrectedPx,
 		"misprediction_rate":          p.MispredictionRate, "reruns_per_call": p.ReRunsPerCall,
@@ -196,6 +205,8 @@ func Quantile(xs []float64, q float64) float64 {
 type Recorder struct {
 	HitsSeen      uint64
 	HitsConfirmed uint64
+	// Seen hits the authority did not confirm, by reason.
+	HitsShooterDead, HitsLate uint64
 	// Correction holds the own-position correction distance (px) of each
 	// confirmed own-position write; Corrected those above zero.
 	Correction Samples
@@ -229,12 +240,14 @@ func Summarise(profile string, span time.Duration, recs []*Recorder, ctr []Count
 	}
 	p := Profile{Profile: profile, Clients: len(recs), Seconds: span.Seconds()}
 	var corr, corrected, lat Samples
-	var seen, ok uint64
+	var seen, ok, dead, late uint64
 	var sum Counters
 	var rtt time.Duration
 	for i, r := range recs {
 		seen += r.HitsSeen
 		ok += r.HitsConfirmed
+		dead += r.HitsShooterDead
+		late += r.HitsLate
 		corr.Merge(&r.Correction)
 		corrected.Merge(&r.Corrected)
 		lat.Merge(&r.ConfirmMinusRTT)
@@ -251,6 +264,11 @@ func Summarise(profile string, span time.Duration, recs []*Recorder, ctr []Count
 	n := float64(len(recs))
 	p.HitsSeen = seen
 	p.HitsConfirmedPct = ratio(ok, seen) * 100
+	p.HitsLostShooterDeadPct = ratio(dead, seen) * 100
+	p.HitsLostLatePct = ratio(late, seen) * 100
+	if other := int64(seen) - int64(ok+dead+late); other > 0 {
+		p.HitsLostOtherPct = ratio(uint64(other), seen) * 100
+	}
 	p.CorrectionP50Px = Quantile(corr.Values(), 0.50)
 	p.CorrectionP99Px = Quantile(corr.Values(), 0.99)
 	p.CorrectionMaxPx = Quantile(corr.Values(), 1)
