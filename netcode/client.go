@@ -324,14 +324,22 @@ func (c *ClientCore) Clock() *timesync.Clock { return c.clock }
 func (c *ClientCore) Config() Config { return c.cfg }
 
 // ViewDelay returns the interpolation delay in use: the configured one, or
-// the automatic one (the authority's send interval plus twice the measured
-// jitter plus 5 ms).
+// the automatic one: the measured mean round trip, plus the authority's
+// send interval, plus twice the measured jitter, plus 5 ms.
+//
+// The round trip is in it because values are stamped with their writers'
+// time: another player's input at t reaches the authority after its own
+// one-way delay and this client after the flush and this client's one-way
+// delay, about a round trip later (assuming similar links). Shown (and
+// read in the past, by the authority's past-time reads) any less than that
+// behind, remote state would still be missing inputs already made, and
+// what the player saw would differ from what the authority checks.
 func (c *ClientCore) ViewDelay() time.Duration {
 	if c.opts.ViewDelay > 0 {
 		return c.opts.ViewDelay
 	}
 	st := c.clock.Status()
-	return c.opts.SendInterval + 2*time.Duration(st.RTT.Jitter) + 5*time.Millisecond
+	return time.Duration(st.RTT.Mean) + c.opts.SendInterval + 2*time.Duration(st.RTT.Jitter) + 5*time.Millisecond
 }
 
 // SetLagCompensation turns lag compensation on (the default) or off for

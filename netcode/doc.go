@@ -87,9 +87,12 @@
 //  1. Call Update once per frame from the goroutine that owns the client;
 //     every method except Now, Stats and Close belongs to that goroutine.
 //     Nothing changes between two Updates.
-//  2. A game that stops calling Update loses its session (ErrBacklog) and
-//     reconnects when it resumes; while reconnecting, Call fails with
-//     ErrNotConnected, and EventDisconnected and EventConnected tell when.
+//  2. A lost session is redialled and resumed: the authority gives it the
+//     same Creator and answers the pending calls it already ran from its
+//     records, so no call runs twice. A game that stops calling Update
+//     loses its session (ErrBacklog) and reconnects when it resumes; while
+//     reconnecting, Call fails with ErrNotConnected, and EventDisconnected
+//     and EventConnected tell when.
 //  3. A prediction is visible to reads at once; the authority's answer
 //     arrives as EventResult, with EventCorrection for every output that
 //     differed (Correction names the value that caused it). Emitted events
