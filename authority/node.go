@@ -65,6 +65,9 @@ type Node struct {
 	funcs      map[string]*funcEntry
 	dirty      []*session // sessions with batched deliveries to flush
 
+	scratchValues []wire.Value       // reused by sendBatches
+	scratchStates []wire.StateChange // reused by sendBatches
+
 	lastFlush int64
 	ready     []SessionID // sessions with something to send, in first-touched order
 	stats     Stats
@@ -113,19 +116,22 @@ type Stats struct {
 	CallErrors    uint64
 	CallsRejected uint64
 	Reruns        uint64
-	Writes        uint64
-	WritesRefused uint64
-	ValuesSent    uint64
-	StatesSent    uint64
-	FramesIn      uint64
-	BytesIn       uint64
-	FramesOut     uint64
-	BytesOut      uint64
-	Strikes       uint64
-	Kicked        uint64
-	Resumes       uint64 // sessions that resumed an earlier one's creator
-	Superseded    uint64 // live sessions closed because another resumed them
-	Store         netcode.StoreStats
+	// RerunsAbandoned counts calls given up after maxVersions re-runs
+	// (their caller gets a failed result).
+	RerunsAbandoned uint64
+	Writes          uint64
+	WritesRefused   uint64
+	ValuesSent      uint64
+	StatesSent      uint64
+	FramesIn        uint64
+	BytesIn         uint64
+	FramesOut       uint64
+	BytesOut        uint64
+	Strikes         uint64
+	Kicked          uint64
+	Resumes         uint64 // sessions that resumed an earlier one's creator
+	Superseded      uint64 // live sessions closed because another resumed them
+	Store           netcode.StoreStats
 }
 
 // FuncStats counts one function's runs.
@@ -159,12 +165,11 @@ type session struct {
 
 	// outbound, built up between Ready calls
 	frames [][]byte
-	cur    []byte // open frame, nil when none
-	values []wire.Value
-	states []wire.StateChange
-	queued bool   // in Node.ready
-	dirty  bool   // in Node.dirty
-	seen   uint64 // Node.epoch of the last watchersOf that visited it
+	cur    []byte     // open frame, nil when none
+	out    []delivery // batched watch deliveries, in the order they happened
+	queued bool       // in Node.ready
+	dirty  bool       // in Node.dirty
+	seen   uint64     // Node.epoch of the last watchersOf that visited it
 	close  bool
 	reason string
 	cr     *creatorRec // set by Hello
@@ -191,14 +196,15 @@ type funcEntry struct {
 }
 
 type callRec struct {
-	call     netcode.Call
-	stats    *FuncStats
-	owner    *creatorRec // results go to the session holding it now
-	versions []callVersion
-	lastErr  error // error of the latest run, if it failed
-	refused  bool  // lastErr is the store's refusal, not the function's
-	queued   bool
-	dead     bool // final or dropped
+	call      netcode.Call
+	stats     *FuncStats
+	owner     *creatorRec // results go to the session holding it now
+	versions  []callVersion
+	lastErr   error // error of the latest run, if it failed
+	refused   bool  // lastErr is the store's refusal, not the function's
+	queued    bool
+	dead      bool // final or dropped
+	abandoned bool // re-run maxVersions times: its last outputs are invalid
 }
 
 type callVersion struct {
@@ -341,7 +347,10 @@ func (n *Node) Step(now int64, id SessionID, frame []byte) {
 		}
 		n.handle(now, s, &s.in)
 	}
-	n.processReruns(now)
+	// Calls invalidated by this frame are re-run on the next Tick, once
+	// for all the frames of the tick: a burst of late frames (a stalled
+	// link letting go) would otherwise re-run the same later calls once
+	// per frame.
 }
 
 func (n *Node) handle(now int64, s *session, m *wire.Message) {
@@ -556,7 +565,7 @@ func (n *Node) closeSession(s *session, reason string) {
 	s.state = closing
 	s.close = true
 	s.reason = reason
-	s.values, s.states = nil, nil
+	s.out = nil
 	for prefix := range s.watches {
 		n.unwatch(s, prefix)
 	}
@@ -724,7 +733,7 @@ func (n *Node) flush(now int64) {
 	slices.SortFunc(n.dirty, func(a, b *session) int { return cmpID(a.id, b.id) })
 	for _, s := range n.dirty {
 		s.dirty = false
-		if s.state != ready || (len(s.values) == 0 && len(s.states) == 0) {
+		if s.state != ready || len(s.out) == 0 {
 			continue
 		}
 		n.sendBatches(s)
@@ -733,24 +742,49 @@ func (n *Node) flush(now int64) {
 	n.dirty = n.dirty[:0]
 }
 
+// delivery is one batched watch delivery: a value, or (stateOnly) a state
+// change of a value delivered before (Path, Time and State set).
+type delivery struct {
+	v         wire.Value
+	stateOnly bool
+}
+
+// sendBatches encodes a session's deliveries in the order they happened,
+// each run of values as a Values message and each run of state changes as a
+// ValidStates message: a value that went invalid and came back within one
+// flush must reach the client in that order, or it would end invalid.
 func (n *Node) sendBatches(s *session) {
 	max := n.cfg.Wire.MaxBatch
 	if max <= 0 {
 		max = wire.DefaultLimits().MaxBatch
 	}
-	for i := 0; i < len(s.values); i += max {
-		batch := s.values[i:min(i+max, len(s.values))]
-		n.send(s, &wire.Message{Kind: wire.KindValues, Values: wire.Values{Items: batch}})
-		n.stats.ValuesSent += uint64(len(batch))
-	}
-	for i := 0; i < len(s.states); i += max {
-		batch := s.states[i:min(i+max, len(s.states))]
-		n.send(s, &wire.Message{Kind: wire.KindValidStates, ValidStates: wire.ValidStates{Items: batch}})
-		n.stats.StatesSent += uint64(len(batch))
+	for i := 0; i < len(s.out); {
+		j := i
+		stateOnly := s.out[i].stateOnly
+		for j < len(s.out) && s.out[j].stateOnly == stateOnly && j-i < max {
+			j++
+		}
+		if stateOnly {
+			n.scratchStates = n.scratchStates[:0]
+			for _, d := range s.out[i:j] {
+				n.scratchStates = append(n.scratchStates, wire.StateChange{Path: d.v.Path, Time: d.v.Time, State: d.v.State})
+			}
+			n.send(s, &wire.Message{Kind: wire.KindValidStates, ValidStates: wire.ValidStates{Items: n.scratchStates}})
+			n.stats.StatesSent += uint64(j - i)
+		} else {
+			n.scratchValues = n.scratchValues[:0]
+			for _, d := range s.out[i:j] {
+				n.scratchValues = append(n.scratchValues, d.v)
+			}
+			n.send(s, &wire.Message{Kind: wire.KindValues, Values: wire.Values{Items: n.scratchValues}})
+			clear(n.scratchValues)
+			n.stats.ValuesSent += uint64(j - i)
+		}
+		i = j
 	}
 	// Keep the capacity for the next flush; drop references to values.
-	clear(s.values)
-	s.values, s.states = s.values[:0], s.states[:0]
+	clear(s.out)
+	s.out = s.out[:0]
 }
 
 // --- watches ---
@@ -811,7 +845,7 @@ func (n *Node) snapshot(now int64, s *session, prefix string, spec watchSpec) {
 			if v.Value == nil && from == len(hist)-1 {
 				break // a deleted path: nothing to show
 			}
-			s.values = append(s.values, toWire(v))
+			s.out = append(s.out, delivery{v: toWire(v)})
 		}
 		return true
 	})
@@ -874,14 +908,14 @@ func (n *Node) applyChanges(now int64, changes []netcode.Change) {
 		case becameValid:
 			w := wire.Value{Path: c.Path, Time: wire.Time(c.Time), Value: c.Value, Flags: wire.Flags(c.Flags)}
 			n.watchersOf(c.Path, func(s *session) {
-				s.values = append(s.values, w)
+				s.out = append(s.out, delivery{v: w})
 				n.markDirty(s)
 				n.checkBacklog(s)
 			})
 		case leftValid:
 			sc := wire.StateChange{Path: c.Path, Time: wire.Time(c.Time), State: wire.State(c.New)}
 			n.watchersOf(c.Path, func(s *session) {
-				s.states = append(s.states, sc)
+				s.out = append(s.out, delivery{v: wire.Value{Path: sc.Path, Time: sc.Time, State: sc.State}, stateOnly: true})
 				n.markDirty(s)
 				n.checkBacklog(s)
 			})
@@ -899,7 +933,7 @@ func (n *Node) applyChanges(now int64, changes []netcode.Change) {
 // silently (its view would never converge), it is disconnected and
 // reconnects to a fresh snapshot.
 func (n *Node) checkBacklog(s *session) {
-	if len(s.values)+len(s.states) > n.cfg.Limits.MaxPendingOutbound {
+	if len(s.out) > n.cfg.Limits.MaxPendingOutbound {
 		n.fail(s, CodeOverload, fmt.Sprintf("too slow: more than %d deliveries queued", n.cfg.Limits.MaxPendingOutbound))
 	}
 }
@@ -1075,7 +1109,20 @@ func (n *Node) processReruns(now int64) {
 		rec := n.rerunQueue[0]
 		n.rerunQueue = n.rerunQueue[1:]
 		rec.queued = false
-		if rec.dead || n.effective(rec) || len(rec.versions) >= maxVersions {
+		if rec.dead || n.effective(rec) {
+			continue
+		}
+		if len(rec.versions) >= maxVersions {
+			// Given up: tell the caller its call no longer stands rather
+			// than leave it believing the last answer.
+			if !rec.abandoned {
+				rec.abandoned = true
+				n.stats.RerunsAbandoned++
+				rec.lastErr, rec.refused = fmt.Errorf("authority: call re-run %d times; its outputs no longer stand", maxVersions), false
+				if s := n.sessions[rec.owner.session]; s != nil && s.state == ready {
+					n.sendResult(s, rec)
+				}
+			}
 			continue
 		}
 		if rec.call.Time <= n.store.Horizon() {

@@ -2,6 +2,7 @@ package authority
 
 import (
 	"errors"
+	"github.com/rewindnet/rewind/netcode"
 	"strings"
 	"testing"
 	"time"
@@ -158,5 +159,27 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); !errors.Is(err, ErrBadConfig) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// TestDeliveriesKeepTheirOrder: a value that turns invalid and comes back
+// within one flush reaches a watcher as value, invalid, value — in that
+// order, so the watcher ends with it valid.
+func TestDeliveriesKeepTheirOrder(t *testing.T) {
+	h := newHarness(t)
+	h.exec("connect w")
+	h.exec("hello w")
+	h.exec("watch w total")
+	t1 := netcode.Time{Nanos: 9_000 * ms, Creator: 7}
+	v := []byte("v")
+	h.n.applyChanges(h.now, []netcode.Change{
+		{Kind: netcode.Added, Path: "total", Time: t1, Value: v, New: netcode.Valid},
+		{Kind: netcode.StateChanged, Path: "total", Time: t1, Value: v, Old: netcode.Valid, New: netcode.Invalid},
+		{Kind: netcode.StateChanged, Path: "total", Time: t1, Value: v, Old: netcode.Invalid, New: netcode.Valid},
+	})
+	got := h.exec("tick")
+	want := "w <- Values total@9000c7=\"v\"\nw <- ValidStates total@9000c7→invalid\nw <- Values total@9000c7=\"v\"\n"
+	if got != want {
+		t.Fatalf("deliveries:\n%s\nwant:\n%s", got, want)
 	}
 }

@@ -37,6 +37,7 @@ func TestScenarios(t *testing.T) {
 }
 
 type block struct {
+	comments string // comment lines before the command, kept by -rewrite
 	cmd      string
 	expected string
 }
@@ -51,14 +52,20 @@ func parseScript(t *testing.T, file string) []block {
 	sc := bufio.NewScanner(f)
 	var cur *block
 	inOut := false
+	comments := ""
 	for sc.Scan() {
 		line := sc.Text()
 		switch {
 		case cur == nil:
-			if strings.TrimSpace(line) == "" || strings.HasPrefix(line, "#") {
+			if strings.HasPrefix(line, "#") {
+				comments += line + "\n"
 				continue
 			}
-			blocks = append(blocks, block{cmd: line})
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			blocks = append(blocks, block{comments: comments, cmd: line})
+			comments = ""
 			cur = &blocks[len(blocks)-1]
 		case !inOut:
 			if line != "----" {
@@ -82,7 +89,7 @@ func runScript(t *testing.T, file string) {
 	for _, b := range blocks {
 		got := h.exec(b.cmd)
 		if *rewrite {
-			out.WriteString(b.cmd + "\n----\n" + got + "\n")
+			out.WriteString(b.comments + b.cmd + "\n----\n" + got + "\n")
 			continue
 		}
 		if got != b.expected {

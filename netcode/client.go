@@ -224,6 +224,7 @@ type ClientCore struct {
 	resume    []byte // the latest Welcome's resume token, sent in the next Hello
 	seq       uint64
 	lastW     int64
+	heard     int64 // the authority's time on the latest Welcome or time-sync reply applied
 	watches   map[string]wire.Watch
 
 	confirmed map[string][]cval // by time
@@ -676,6 +677,7 @@ func (c *ClientCore) handle(m *wire.Message, recvLocal int64) {
 		// A reply the clock does not expect (duplicate, after reconnect)
 		// is refused by it; nothing else to do.
 		_ = c.clock.Observe(timesync.Reply{ClientSend: r.ClientSend, ServerRecv: r.ServerRecv, ServerSend: r.ServerSend}, recvLocal)
+		c.heard = max(c.heard, r.ServerSend)
 	case wire.KindValues:
 		for i := range m.Values.Items {
 			c.applyValue(&m.Values.Items[i])
@@ -695,6 +697,7 @@ func (c *ClientCore) handle(m *wire.Message, recvLocal int64) {
 func (c *ClientCore) welcome(w *wire.Welcome) {
 	old := c.creator
 	c.creator = w.Creator
+	c.heard = max(c.heard, w.ServerTime)
 	c.resume = slices.Clone(w.Resume)
 	c.connected = true
 	c.cfg.MaxChangeAge = w.MaxChangeAge
@@ -1096,7 +1099,16 @@ func (c *ClientCore) Tick() {
 	if keep <= 0 {
 		keep = c.cfg.MaxRewind
 	}
-	cut := now - int64(keep) - int64(c.cfg.MaxChangeAge)
+	// A value's state can change until the authority makes it final
+	// (MaxChangeAge + FinalitySkew after its time), and the change reaches
+	// this client as late as the link holds it back, without bound. The
+	// stream is ordered, so every delivery the authority sent before the
+	// latest time it stamped on a message applied here (heard) has been
+	// applied; it batches deliveries for a send interval or so, hence the
+	// slack. Only values older than that horizon are final for this client,
+	// so only there may the latest valid value hide older ones.
+	final := min(now, c.heard-4*int64(c.opts.SendInterval)) - int64(c.cfg.MaxChangeAge) - int64(c.cfg.FinalitySkew)
+	cut := final - int64(keep)
 	for path, vals := range c.confirmed {
 		k := 0
 		// Keep the latest valid value before cut and everything after.

@@ -191,16 +191,12 @@ func TestLateInvalidationAfterTrim(t *testing.T) {
 	tests := []struct {
 		name    string
 		arrival time.Duration // after W2, when the invalidation (sent at W2 + 700 ms) reaches the client
-		bug     bool
 	}{
 		{name: "invalidation before the trim", arrival: 800 * time.Millisecond},
-		{name: "invalidation delayed past the trim", arrival: 2500 * time.Millisecond, bug: true},
+		{name: "invalidation delayed past the trim", arrival: 2500 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.bug {
-				t.Skip("known bug: ClientCore.Tick trims history by the client's clock, dropping the value a late invalidation makes the latest valid again; see netcode/client.go (Tick, \"Keep the latest valid value before cut\")")
-			}
 			a := newScriptedAuthority(t)
 			w1 := a.now() + int64(100*time.Millisecond)
 			w2 := w1 + int64(100*time.Millisecond)
