@@ -85,11 +85,10 @@ type app struct {
 	comp  bool // lag compensation on
 	frame int
 
-	shotFile  string // -screenshot: where to save the last frame
-	frames    int
-	saveErr   error
-	saved     bool
-	closeFunc func()
+	shotFile string // -screenshot: where to save the last frame
+	frames   int
+	saveErr  error
+	saved    bool
 }
 
 // window runs the window mode until the window is closed.

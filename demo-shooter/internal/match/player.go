@@ -79,9 +79,7 @@ type Player struct {
 	view  *clientView
 	calls map[netcode.CallID]callInfo
 	hits  map[netcode.CallID]confirmedHit
-	shown physics.Vec2 // own position drawn last frame, before smoothing
-	has   bool         // shown is set
-	shots []game.Shot  // recent shots seen (emitted events)
+	shots []game.Shot // recent shots seen (emitted events)
 }
 
 // NewPlayer wraps a connected client. It watches the players (with the
