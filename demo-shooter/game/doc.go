@@ -54,10 +54,11 @@
 //     the max rewind) and the ray is cast through them and the walls in a
 //     physics World at that time. Damage applies to the target's health at
 //     W. Dead players cannot move, aim, shoot or use gravity, and cannot
-//     be hit; one shot per ShotCooldown. Whether the shooter is alive is
-//     judged at its view time too: a player killed within its view delay
-//     still gets its shot off (a trade), because its client could not know
-//     yet and its shot was predicted as fired.
+//     be hit; one shot per ShotCooldown. A shooter fires when it is alive
+//     at W or was alive at its view time: a player killed within its view
+//     delay still gets its shot off (a trade), because its client could
+//     not know yet and its shot was predicted as fired; a player respawned
+//     within it fires too, as its client knows it is alive.
 //  3. gravity gives every other living player within GravityRadius a drift
 //     towards (or away from) the caller, starting GravityDelay after the
 //     call (a wind-up that lets the news reach them) for GravityDuration,

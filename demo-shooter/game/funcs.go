@@ -2,7 +2,6 @@ package game
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -248,23 +247,27 @@ func shoot(tx *netcode.Tx, args []byte) error {
 	if err != nil {
 		return err
 	}
-	// A shooter fires if it was alive at its view time: the state its
-	// client knew when it pulled the trigger. A player killed within its
-	// view delay still gets its shot off (a trade), and the prediction of
-	// the shot matches the authority's run.
+	// A shooter fires if it is alive at W or was alive at its view time.
+	// A player killed within its view delay still gets its shot off (a
+	// trade): its client could not know yet, and predicted the shot as
+	// fired. A player that respawned within its view delay fires too: its
+	// client knows it is alive, though the view time still finds it dead.
 	me := tx.Caller()
-	mv, ok, err := readMotion(tx, me, true)
+	m, ok, err := readMotion(tx, me, false)
 	switch {
 	case err != nil:
 		return err
 	case !ok:
 		return ErrNotJoined
-	case mv.Dead:
-		return ErrDead
 	}
-	m, ok, err := readMotion(tx, me, false)
-	if err != nil || !ok {
-		return errors.Join(ErrNotJoined, err)
+	if m.Dead {
+		mv, ok, err := readMotion(tx, me, true)
+		switch {
+		case err != nil:
+			return err
+		case !ok || mv.Dead:
+			return ErrDead
+		}
 	}
 	now := tx.Time().Nanos
 	shotPath := PlayerPath(me, FieldShot)

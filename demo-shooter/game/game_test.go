@@ -349,3 +349,46 @@ func TestJoin(t *testing.T) {
 		t.Fatalf("ids %v", ids)
 	}
 }
+
+// TestShooterAlive: a shooter fires when it is alive at W or was alive
+// at its view time: killed within its view delay it still trades, killed
+// before it does not, and respawned within it fires though the view time
+// still finds it dead.
+func TestShooterAlive(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		after time.Duration // from the kill to the shot
+		err   error
+	}{
+		{"killed within the view delay", delay - 10*time.Millisecond, nil},
+		{"killed before the view time", delay + 10*time.Millisecond, ErrDead},
+		{"respawned within the view delay", RespawnDelay + delay/2, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.place(1, t0, 300, 690)
+			h.place(2, t0, 700, 690)
+			kill := t0 + 1e9
+			for i := range MaxHealth / Damage {
+				kill = t0 + 1e9 + int64(i)*int64(ShotCooldown)
+				h.must(2, kill, FuncShoot, ShootArgs(math.Pi))
+			}
+			if !h.motion(1).Dead {
+				t.Fatal("shooter not killed")
+			}
+			at := kill + int64(tc.after)
+			if tc.after >= RespawnDelay {
+				h.must(1, kill+int64(RespawnDelay), FuncRespawn, nil)
+			}
+			n := len(h.shots)
+			err := h.call(1, at, delay, FuncShoot, ShootArgs(0))
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("shot %v after the kill: %v, want %v", tc.after, err, tc.err)
+			}
+			if fired := len(h.shots) > n; fired != (tc.err == nil) {
+				t.Fatalf("shot event emitted: %v", fired)
+			}
+		})
+	}
+}

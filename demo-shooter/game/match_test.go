@@ -74,9 +74,12 @@ func (a *botActor) Frame(core *netcode.ClientCore, call func(string, []byte) (ne
 		if act.Name != game.FuncShoot {
 			continue
 		}
-		// The prediction is visible at once: the shooter's last shot.
+		// The prediction is visible at once: the shooter's last shot,
+		// written at the call's time (never before now). An older one
+		// means the prediction failed (the shooter saw no shot, let alone
+		// a hit): the last shot is a previous call's.
 		b, _ := core.Read(game.PlayerPath(me, game.FieldShot))
-		if s, err := game.DecodeShot(b); err == nil {
+		if s, err := game.DecodeShot(b); err == nil && s.Time >= core.Now() {
 			a.st.shots[id] = &shotRecord{predicted: s}
 		}
 	}
