@@ -62,7 +62,9 @@
 //  3. gravity gives every other living player within GravityRadius a drift
 //     towards (or away from) the caller, starting GravityDelay after the
 //     call (a wind-up that lets the news reach them) for GravityDuration,
-//     written into their motions so positions stay exactly computable.
+//     written into their motions so positions stay exactly computable. A
+//     player whose drift has not ended yet is left alone: replacing the
+//     drift would move it from W on, before its client can know.
 //  4. respawn, RespawnDelay after death, and join place the player at a
 //     free spawn point chosen with tx.Rand() among those clear of the other
 //     players as the caller saw them (at its view time), so prediction and

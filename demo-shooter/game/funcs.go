@@ -364,8 +364,9 @@ func addScore(tx *netcode.Tx, id uint32, kills, deaths uint32) error {
 // GravityRadius of the caller at W: each gets a drift of GravitySpeed
 // towards (away from) the caller's position over
 // [W + GravityDelay, W + GravityDelay + GravityDuration), written into
-// its motion so that its position stays exactly computable. At most one
-// use per GravityCooldown.
+// its motion so that its position stays exactly computable; a player
+// whose drift has not ended is not affected. At most one use per
+// GravityCooldown.
 func gravity(tx *netcode.Tx, args []byte) error {
 	pull, err := decodePull(args)
 	if err != nil {
@@ -396,7 +397,9 @@ func gravity(tx *netcode.Tx, args []byte) error {
 	g.End = g.Start + int64(GravityDuration)
 	const r = int64(GravityRadius * MilliPx)
 	for _, b := range bs {
-		if b.m.Dead {
+		// A drift still to end is not replaced: a new one would change
+		// the player's motion from W, before its client can know.
+		if b.m.Dead || b.m.DriftEnd > now {
 			continue
 		}
 		x, y := b.m.At(now)

@@ -316,6 +316,15 @@ func TestGravity(t *testing.T) {
 			if m := h.motion(2); m.DriftEnd != start+int64(GravityDuration) || m.DX == 0 {
 				t.Fatalf("drift lost on setKeys: %+v", m)
 			}
+			// Another's gravity does not replace a drift still to end: its
+			// victim's client could not know in time that the drift stopped.
+			before := h.motion(2)
+			near := before.Pos(start + 600*ms)
+			h.place(4, start+550*ms, near.X, near.Y-100)
+			h.must(4, start+600*ms, FuncGravity, GravityArgs(!tc.pull))
+			if got := h.motion(2); got != before {
+				t.Fatalf("drift replaced by a second gravity: %+v, was %+v", got, before)
+			}
 			if err := h.call(1, w+int64(GravityCooldown)-1, 0, FuncGravity, GravityArgs(true)); !errors.Is(err, ErrCooldown) {
 				t.Fatalf("gravity inside the cooldown: %v", err)
 			}
