@@ -109,6 +109,7 @@ func (p *Player) Me() uint32 { return p.C.Creator() }
 
 // Call makes a call and remembers it for the report.
 func (p *Player) Call(a game.Action) error {
+	before := p.C.Now()
 	id, err := p.C.Call(a.Name, a.Args)
 	if err != nil {
 		p.Errors++
@@ -118,7 +119,9 @@ func (p *Player) Call(a game.Action) error {
 	info := callInfo{name: a.Name, at: time.Now()}
 	if a.Name == game.FuncShoot {
 		if b, ok := p.C.Read(game.PlayerPath(p.Me(), game.FieldShot)); ok {
-			if s, err := game.DecodeShot(b); err == nil && s.Target != 0 && s.Shooter == p.Me() {
+			// A failed prediction leaves the previous shot there: only a
+			// shot stamped by this call (W >= the time before it) counts.
+			if s, err := game.DecodeShot(b); err == nil && s.Target != 0 && s.Shooter == p.Me() && s.Time >= before {
 				info.hit = s.Target
 				p.Rec.HitsSeen++
 			}
