@@ -17,6 +17,7 @@ import (
 var (
 	matchActive = flag.Duration("match.active", 10*time.Second, "active phase of each simulated 16-bot match (the quality bars are stated for 60s)")
 	matchBars   = flag.Bool("match.bars", false, "also play awful and hold mobile to the quality bars (missed today: see the logged figures)")
+	matchSeeds  = flag.Int("match.seeds", 1, "play each profile with seeds 1 to this (the quality bars are stated for seeds 1-3)")
 )
 
 // timedServer measures the wall time the authority spends in Step and
@@ -187,7 +188,8 @@ func (r matchResult) String() string {
 // the shooter saw confirmed by the authority ≥ 98 %, own-position
 // correction p99 ≤ 8 px, authority CPU ≤ 1 % of a core per bot. By
 // default it plays broadband and mobile and checks the simulator's
-// properties and that the bots fight; -match.bars adds awful and the bars.
+// properties and that the bots fight; -match.bars adds awful and the bars,
+// -match.seeds more seeds.
 func TestMatch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("simulated match skipped in -short mode")
@@ -196,29 +198,37 @@ func TestMatch(t *testing.T) {
 	if *matchBars {
 		profiles = append(profiles, "awful")
 	}
-	for _, profile := range profiles {
-		t.Run(profile, func(t *testing.T) {
-			active := *matchActive
-			if raceEnabled && !*matchBars {
-				active = min(active, 4*time.Second) // the race detector slows the simulator several times
-			}
-			r := playMatch(t, profile, 1, 16, active)
-			t.Log(r)
-			if r.predictedHits == 0 {
-				t.Fatal("no predicted hit: the bots did not fight")
-			}
-			if profile != "mobile" || !*matchBars {
-				return
-			}
-			if pct := 100 * float64(r.confirmed) / float64(r.predictedHits); pct < 98 {
-				t.Errorf("hits confirmed as seen %.1f%% < 98%%", pct)
-			}
-			if r.p99 > 8 {
-				t.Errorf("own-position correction p99 %.2f px > 8 px", r.p99)
-			}
-			if r.cpuPctPerBot > 1 && !raceEnabled {
-				t.Errorf("authority CPU %.3f%% of a core per bot > 1%%", r.cpuPctPerBot)
-			}
-		})
+	for seed := uint64(1); seed <= uint64(max(1, *matchSeeds)); seed++ {
+		for _, profile := range profiles {
+			t.Run(fmt.Sprintf("%s/seed%d", profile, seed), func(t *testing.T) {
+				playAndCheck(t, profile, seed)
+			})
+		}
+	}
+}
+
+// playAndCheck plays one match and checks it: the bots fought and, under
+// -match.bars, mobile meets the quality bars.
+func playAndCheck(t *testing.T, profile string, seed uint64) {
+	active := *matchActive
+	if raceEnabled && !*matchBars {
+		active = min(active, 4*time.Second) // the race detector slows the simulator several times
+	}
+	r := playMatch(t, profile, seed, 16, active)
+	t.Log(r)
+	if r.predictedHits == 0 {
+		t.Fatal("no predicted hit: the bots did not fight")
+	}
+	if profile != "mobile" || !*matchBars {
+		return
+	}
+	if pct := 100 * float64(r.confirmed) / float64(r.predictedHits); pct < 98 {
+		t.Errorf("seed %d: hits confirmed as seen %.1f%% < 98%%", seed, pct)
+	}
+	if r.p99 > 8 {
+		t.Errorf("seed %d: own-position correction p99 %.2f px > 8 px", seed, r.p99)
+	}
+	if r.cpuPctPerBot > 1 && !raceEnabled {
+		t.Errorf("seed %d: authority CPU %.3f%% of a core per bot > 1%%", seed, r.cpuPctPerBot)
 	}
 }
