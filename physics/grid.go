@@ -321,7 +321,10 @@ func (g *grid) layer(c *column, bk *bucket) *layer {
 // amortised. It leaves compaction to the caller, which may hold runs not
 // attached yet.
 func (g *grid) attach(c *column, bk *bucket, off, n int32) {
-	l := g.layer(c, bk)
+	g.attachTo(g.layer(c, bk), bk, off, n)
+}
+
+func (g *grid) attachTo(l *layer, bk *bucket, off, n int32) {
 	if k := l.nch - 1; k >= 0 && l.room == 0 && l.ch[k].off+l.ch[k].n == off {
 		l.ch[k].n += n
 		return
@@ -351,7 +354,8 @@ func (g *grid) attach(c *column, bk *bucket, off, n int32) {
 func (g *grid) add(c *column, b int64, e entry) {
 	bk := g.bucketOf(b)
 	bk.live++
-	if l := g.layer(c, bk); l.room > 0 {
+	l := g.layer(c, bk)
+	if l.room > 0 {
 		ch := &l.ch[l.nch-1]
 		bk.ents[ch.off+ch.n] = e
 		ch.n++
@@ -360,7 +364,7 @@ func (g *grid) add(c *column, b int64, e entry) {
 	}
 	off := int32(len(bk.ents))
 	bk.ents = append(bk.ents, e)
-	g.attach(c, bk, off, 1)
+	g.attachTo(l, bk, off, 1)
 	g.maybeCompact(bk)
 }
 

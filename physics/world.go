@@ -532,17 +532,12 @@ func (w *World) flush() {
 	// before the horizon). Nothing unindexes during a flush, so the queue
 	// can be compacted in place.
 	hb := floorDiv(w.horizon, w.bucket) - 1
-	live := w.pend[:0]
-	mixed := false
-	for i := range w.pend {
-		if p := w.pend[i]; p.e.id >= 0 && p.b >= hb {
-			mixed = mixed || len(live) > 0 && p.b != live[0].b
-			live = append(live, p)
-		}
-	}
-	if len(live) < minSorted {
-		for i := range live {
-			p := &live[i]
+	if len(w.pend) < minSorted {
+		for i := range w.pend {
+			p := &w.pend[i]
+			if p.e.id < 0 || p.b < hb {
+				continue
+			}
 			for y := p.y0; y <= p.y1; y++ {
 				for x := p.x0; x <= p.x1; x++ {
 					w.g.add(w.g.column(x, y), p.b, p.e)
@@ -550,6 +545,14 @@ func (w *World) flush() {
 			}
 		}
 	} else {
+		live := w.pend[:0]
+		mixed := false
+		for i := range w.pend {
+			if p := w.pend[i]; p.e.id >= 0 && p.b >= hb {
+				mixed = mixed || len(live) > 0 && p.b != live[0].b
+				live = append(live, p)
+			}
+		}
 		if mixed {
 			w.spare = slices.Grow(w.spare[:0], len(live))[:len(live)]
 			live = sortByBucket(live, w.spare)
