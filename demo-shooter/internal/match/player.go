@@ -101,6 +101,18 @@ func NewPlayer(c *netcode.Client, name string, bot *game.Bot) (*Player, error) {
 	return p, nil
 }
 
+// ResetRecorder starts measuring afresh: the recorder is emptied and the
+// calls and hits made before are no longer counted when their results
+// arrive, so every counted outcome belongs to a counted call.
+func (p *Player) ResetRecorder() {
+	p.Rec = quality.Recorder{}
+	for id, c := range p.calls {
+		c.hit = 0
+		p.calls[id] = c
+	}
+	clear(p.hits)
+}
+
 // View returns the game's view of the client.
 func (p *Player) View() game.View { return p.view }
 

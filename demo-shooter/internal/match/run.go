@@ -118,7 +118,7 @@ func Run(ctx context.Context, s Settings) (quality.Profile, error) {
 	// Measure from here: fresh recorders, counters as of now.
 	base := make([]netcode.Stats, len(players))
 	for i, p := range players {
-		p.Rec = quality.Recorder{}
+		p.ResetRecorder()
 		base[i] = p.C.Stats()
 	}
 	cpu0, err := child.CPU()
