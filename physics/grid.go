@@ -84,8 +84,9 @@ type grid struct {
 
 // bucket is the index of one time bucket: its arena of entries and the
 // columns holding a layer of it (so that dropping it visits only those).
-// live counts the arena entries that are in some chunk; the rest is garbage
-// left by removals and layer compaction, reclaimed by compactBucket.
+// live counts the arena entries that are in some chunk; the rest is room
+// reserved after chunks and garbage left by removals and layer copies, all
+// reclaimed by maybeCompact.
 type bucket struct {
 	b    int64
 	ents []entry
