@@ -216,3 +216,29 @@ func TestUpsertAllocs(t *testing.T) {
 		t.Errorf("%.1f allocations per tick of %d writes (%.4f per write), budget 0.01 per write", got, n, perWrite)
 	}
 }
+
+// TestColumnsReleased moves bodies across thousands of cells: the columns
+// and buckets they leave behind must be released as the window passes, so
+// the table stays the size of what the window covers.
+func TestColumnsReleased(t *testing.T) {
+	w := newWorld(t, nil) // CellSize 64, Window 1 s, Bucket 100 ms
+	const n, ticks = 20, 400
+	for tick := range int64(ticks) {
+		now := tick * 50 * ms
+		for i := range n {
+			// 1280 units/s: a cell per tick, 8000 cells in all.
+			k := Keyframe{T: now, Pos: V(float64(now)*1280/1e9, float64(i)*200), Vel: V(1280, 0)}
+			must(t, w.Upsert(fmt.Sprintf("b/%d", i), Circle(10), k))
+		}
+		must(t, w.Advance(now))
+	}
+	// Each body covers about 40 cells over the window and its extra
+	// buckets (756 columns in all when written); without release it
+	// would be every cell it ever crossed.
+	if max := n * 100; w.g.n > max {
+		t.Errorf("%d columns in use after %d ticks, want at most %d", w.g.n, ticks, max)
+	}
+	if len(w.g.buckets) > 16 {
+		t.Errorf("%d buckets live, want at most 16", len(w.g.buckets))
+	}
+}

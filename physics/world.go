@@ -299,7 +299,7 @@ func (w *World) Advance(now int64) error {
 	w.horizon = now - int64(w.cfg.Window)
 	// A piece no longer than a bucket lives in its start bucket only, so
 	// the bucket before the horizon's may still hold pieces reaching it.
-	// Dropping first lets the queued pieces reuse the dropped layers.
+	// Dropping first lets the queued pieces reuse the dropped arenas.
 	w.g.dropBefore(floorDiv(w.horizon, w.bucket) - 1)
 	w.flush()
 	kept := w.big[:0]
