@@ -145,8 +145,9 @@
 //	authority -listen 127.0.0.1:7777 -functions counter -log-level debug
 //
 // -functions none is a plain path-value store (raw writes under the write
-// rule, watches); counter serves one "add" function for smoke tests; a
-// game adds its registry to the binary's table by name. Other flags set
+// rule, watches); counter serves one "add" function for smoke tests;
+// shooter serves the demo shooter's game; a game adds its registry to the
+// binary's table by name. Other flags set
 // the secret (-secret: HMAC tokens and transport encryption), the
 // transport preset (-transport internet|lan), MaxChangeAge, MaxRewind,
 // MaxFutureSkew, the tick and flush periods, and the per-session limits.
