@@ -28,7 +28,7 @@ func (s *Store) Tick(now int64) []Change {
 		slices.SortFunc(list, func(x, y *entry) int { return x.pv.Time.Compare(y.pv.Time) })
 		k := 0
 		for k < len(list) && list[k].pv.Time.Nanos < h {
-			s.finalize(list[k])
+			s.finalize(list[k], h-int64(s.cfg.MaxRewind))
 			k++
 		}
 		if k < len(list) {
@@ -41,13 +41,6 @@ func (s *Store) Tick(now int64) []Change {
 		s.bucketMin.pop()
 	}
 	s.horizon = h
-	cut := h - int64(s.cfg.MaxRewind)
-	for s.trimQueue.len() > 0 && s.trimQueue.peek().due < cut {
-		it := s.trimQueue.pop()
-		it.p.trimQueued = false
-		s.trimPath(it.p, cut)
-		s.scheduleTrim(it.p)
-	}
 	return s.changes
 }
 
@@ -61,8 +54,11 @@ func (s *Store) enqueueFinality(e *entry, nanos int64) {
 }
 
 // finalize makes one entry final. Entries are finalized in time order, so
-// every entry it depends on is already final.
-func (s *Store) finalize(e *entry) {
+// every entry it depends on is already final. A path's final history is
+// trimmed to cut (horizon - MaxRewind) as it gains a final value, so a
+// path holds at most the values written within its rewind window as of its
+// last write.
+func (s *Store) finalize(e *entry, cut int64) {
 	if e.final {
 		return
 	}
@@ -110,7 +106,9 @@ func (s *Store) finalize(e *entry) {
 	case !event && e.pv.State == Valid:
 		p.finals = append(p.finals, finalValue{t: e.pv.Time, value: e.pv.Value, flags: e.pv.Flags})
 		s.stats.FinalValues++
-		s.scheduleTrim(p)
+		if len(p.finals) > 1 && p.finals[1].t.Nanos < cut {
+			s.trimPath(p, cut)
+		}
 	default:
 		s.stats.Dropped++
 	}
@@ -149,17 +147,6 @@ func removeEntry(list []*entry, e *entry) []*entry {
 	return list
 }
 
-// scheduleTrim files p to be trimmed once its second-oldest final value is
-// older than the trim cut: then the oldest is no longer needed. One item per
-// path is queued at a time.
-func (s *Store) scheduleTrim(p *pathState) {
-	if p.trimQueued || len(p.finals) < 2 {
-		return
-	}
-	p.trimQueued = true
-	s.trimQueue.push(trimItem{p: p, due: p.finals[1].t.Nanos})
-}
-
 // trimPath drops the final values no lock that can still arrive may
 // reference: all before the latest one older than cut.
 func (s *Store) trimPath(p *pathState, cut int64) {
@@ -173,9 +160,8 @@ func (s *Store) trimPath(p *pathState, cut int64) {
 	s.stats.Trimmed += uint64(k)
 }
 
-// heap is a binary min-heap ordered by less. The store keeps three: the
-// cascade (entries by time), the finality buckets (keys) and the trim queue
-// (paths by due time).
+// heap is a binary min-heap ordered by less. The store keeps two: the
+// cascade (entries by time) and the finality buckets (keys).
 type heap[T any] struct {
 	a    []T
 	less func(x, y T) bool

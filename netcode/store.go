@@ -122,8 +122,7 @@ type pathState struct {
 	// while their holder is live: a new value inserted before every live
 	// entry may fall inside their intervals.
 	boundary     []*lockRef
-	boundaryKeep int  // length after the last prune
-	trimQueued   bool // in Store.trimQueue
+	boundaryKeep int // length after the last prune
 
 	listed bool // registered in the children index
 }
@@ -149,7 +148,6 @@ type Store struct {
 	horizon   int64              // values with Nanos < horizon are final
 	buckets   map[int64][]*entry // live entries by Nanos >> bucketShift
 	bucketMin heap[int64]        // keys of non-empty buckets
-	trimQueue heap[trimItem]     // paths whose finals may be trimmed, by due time (one item per path)
 
 	cascade heap[*entry]        // entries to re-evaluate, by time
 	changes []Change            // returned by the current call
@@ -159,11 +157,6 @@ type Store struct {
 
 // bucketShift groups live entries by time for finality: 2^24 ns ≈ 16.8 ms.
 const bucketShift = 24
-
-type trimItem struct {
-	p   *pathState
-	due int64
-}
 
 // StoreStats counts what a store holds and has done.
 type StoreStats struct {
@@ -195,7 +188,6 @@ func NewStore(cfg Config) (*Store, error) {
 		horizon:   -1 << 63,
 		pending:   make(map[*entry]struct{}),
 		bucketMin: heap[int64]{less: func(x, y int64) bool { return x < y }},
-		trimQueue: heap[trimItem]{less: func(x, y trimItem) bool { return x.due < y.due }},
 		cascade:   heap[*entry]{less: entryLess},
 	}, nil
 }
