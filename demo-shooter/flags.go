@@ -48,6 +48,9 @@ type config struct {
 	screenshot string
 	frames     int
 	seed       uint64
+	// cpuProfile: the authority (-serve, or the headless matches' child)
+	// writes a CPU profile here.
+	cpuProfile string
 }
 
 // parseFlags parses args (without the program name). Help output and
@@ -73,6 +76,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 		screenshot = fs.String("screenshot", "", "run the window for -frames frames, save the last as PNG to `FILE`, exit")
 		frames     = fs.Int("frames", 120, "frames to run with -screenshot")
 		seed       = fs.Uint64("seed", 1, "seed of the bots and the lag simulator")
+		cpuProfile = fs.String("cpuprofile", "", "write the authority's CPU profile to `file` (-serve, or the authority of -headless matches)")
 	)
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("%w: %w", errUsage, err)
@@ -87,7 +91,8 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 	}
 
 	c := &config{serve: *serve, connect: *connect, bots: *bots, split: *split, duration: *duration,
-		report: *report, screenshot: *screenshot, frames: *frames, seed: *seed}
+		report: *report, screenshot: *screenshot, frames: *frames, seed: *seed,
+		cpuProfile: *cpuProfile}
 	switch {
 	case *serve != "" && (*connect != "" || *headless || *screenshot != "" || *split):
 		return bad("-serve runs the authority alone: no -connect, -headless, -screenshot or -split")

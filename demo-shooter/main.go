@@ -30,6 +30,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -57,6 +58,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch cfg.mode {
 	case modeServe:
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		if cfg.cpuProfile != "" {
+			f, ferr := os.Create(cfg.cpuProfile)
+			if ferr != nil {
+				fmt.Fprintln(stderr, ferr)
+				return 1
+			}
+			defer f.Close()
+			if ferr := pprof.StartCPUProfile(f); ferr != nil {
+				fmt.Fprintln(stderr, ferr)
+				return 1
+			}
+			defer pprof.StopCPUProfile()
+		}
 		err = match.Serve(ctx, cfg.serve, game.Registry(), stdout, log)
 	case modeHeadless:
 		err = headless(ctx, cfg, stdout)
@@ -82,7 +96,11 @@ func headless(ctx context.Context, cfg *config, stdout io.Writer) error {
 		p, err := match.Run(ctx, match.Settings{
 			Profile: prof, Bots: cfg.bots, Duration: cfg.duration, Seed: cfg.seed,
 			Authority: func() *exec.Cmd {
-				cmd := exec.Command(self, "-serve", "127.0.0.1:0")
+				args := []string{"-serve", "127.0.0.1:0"}
+				if cfg.cpuProfile != "" {
+					args = append(args, "-cpuprofile", cfg.cpuProfile+"."+prof.Name)
+				}
+				cmd := exec.Command(self, args...)
 				cmd.Stderr = os.Stderr
 				return cmd
 			},
