@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -130,8 +131,9 @@ func globalStats() GlobalStats {
 // byte slices) in order and reliably, over a KCP stream.
 //
 // Two goroutines run per session: a reader that parses records and queues
-// complete frames for Recv, and a writer that drains the send queue into
-// KCP and sends keepalives. Every method is safe for concurrent use.
+// complete frames for Recv (or Drain), and a writer that drains the send
+// queue into KCP and sends keepalives. Every method is safe for concurrent
+// use.
 type Session struct {
 	// immutable after construction
 	cfg     Config
@@ -147,8 +149,9 @@ type Session struct {
 	acked   chan struct{} // closed when the peer acknowledged our close
 	idle    *time.Timer   // fires checkIdle
 
-	lastRecv atomic.Int64 // UnixNano of the last record received
-	lastSend atomic.Int64 // UnixNano of the last record written
+	lastRecv atomic.Int64           // UnixNano of the last record received
+	notify   atomic.Pointer[func()] // set by Notify
+	lastSend atomic.Int64           // UnixNano of the last record written
 
 	// wmu serialises writes to conn (the writer goroutine and Send's direct
 	// path) so records never interleave; fastBuf is guarded by it.
@@ -346,6 +349,78 @@ func (s *Session) Recv(ctx context.Context) ([]byte, error) {
 	}
 }
 
+// Drain appends to dst, without blocking, up to max of the frames waiting
+// for Recv, in order, and returns the extended slice. Once the session is
+// closed and every frame it received has been returned, Drain returns the
+// CloseError (with the last frames, if any). A Drain that appends nothing
+// and returns nil error means nothing is waiting yet. The caller owns the
+// frames; max < 1 appends nothing.
+//
+// Drain and Notify let one goroutine serve many sessions without a
+// goroutine blocked in Recv for each: it drains the sessions Notify
+// reported, so a burst of frames costs it one wake-up.
+func (s *Session) Drain(dst [][]byte, max int) ([][]byte, error) {
+	for range max {
+		select {
+		case f := <-s.recv:
+			dst = append(dst, f)
+			continue
+		default:
+		}
+		if s.closed() {
+			// Look again: the frames queued before done closed are all
+			// visible now, and Recv gives no more than that either.
+			select {
+			case f := <-s.recv:
+				dst = append(dst, f)
+				continue
+			default:
+				return dst, s.Err()
+			}
+		}
+		break
+	}
+	return dst, nil
+}
+
+// Notify makes the session call f when frames are waiting for Recv or
+// Drain, and once when it closes. f runs on the session's own goroutines
+// (and once on Notify's, so frames that arrived before Notify are not
+// missed); it must return quickly and never block, typically by marking
+// the session ready and waking the goroutine that drains it. f may be
+// called when nothing is waiting (a Recv took the frames first); it is
+// not called for each frame of a burst the reader parsed from one read.
+// A later Notify replaces f; nil stops the calls.
+func (s *Session) Notify(f func()) {
+	if f == nil {
+		s.notify.Store(nil)
+		return
+	}
+	s.notify.Store(&f)
+	f()
+}
+
+// signal calls the Notify function, if any.
+func (s *Session) signal() {
+	if f := s.notify.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// recordBuffered reports whether the reader holds a whole record, so it
+// can parse it without waiting for the stream.
+func (s *Session) recordBuffered() bool {
+	b := s.br.Buffered()
+	if b < headerSize {
+		return false
+	}
+	h, err := s.br.Peek(headerSize)
+	if err != nil {
+		return false
+	}
+	return uint64(b-headerSize) >= uint64(binary.BigEndian.Uint32(h[1:headerSize]))
+}
+
 // Close sends what is queued, then reason, waits for the peer to
 // acknowledge it (at most Config.CloseLinger in all) and releases the
 // session. The peer's Recv then fails with a CloseError carrying reason
@@ -430,6 +505,7 @@ func (s *Session) finish(err *CloseError) {
 	}
 	s.mu.Unlock()
 	close(s.done)
+	s.signal()
 	s.idle.Stop()
 	s.conn.Close()
 	if s.onClose != nil {
@@ -447,14 +523,26 @@ func (s *Session) closed() bool {
 }
 
 // readLoop parses records until the stream ends. It never blocks on the
-// owner: a full receive queue closes the session instead.
+// owner: a full receive queue closes the session instead. It signals the
+// Notify function once per burst: before it would wait for the stream
+// with frames queued since the last signal.
 func (s *Session) readLoop() {
 	var hdr [headerSize]byte
+	pending := false // frames queued since the last signal
+	defer func() {
+		if pending {
+			s.signal()
+		}
+	}()
 	if err := s.conn.SetReadDeadline(time.Time{}); err != nil { // clear the handshake's
 		s.readFailed(err)
 		return
 	}
 	for {
+		if pending && !s.recordBuffered() {
+			pending = false
+			s.signal()
+		}
 		if _, err := io.ReadFull(s.br, hdr[:]); err != nil {
 			s.readFailed(err)
 			return
@@ -482,6 +570,7 @@ func (s *Session) readLoop() {
 			s.mu.Unlock()
 			select {
 			case s.recv <- payload:
+				pending = true
 			default:
 				s.fail(fmt.Errorf("%w: %d frames unread", ErrRecvOverflow, cap(s.recv)))
 				return

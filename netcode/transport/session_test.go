@@ -12,6 +12,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func testConfig() Config {
@@ -317,6 +319,68 @@ func TestSessionRecvContext(t *testing.T) {
 		defer cancel()
 		if _, err := a.Recv(ctx); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("Recv = %v, want the context's deadline", err)
+		}
+	})
+}
+
+func TestSessionDrainNotify(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, p := rawPair(t, testConfig())
+		var calls int
+		s.Notify(func() { calls++ }) // synctest: each call is waited for below
+		if calls != 1 {
+			t.Fatalf("Notify called f %d times at once, want 1", calls)
+		}
+		if got, err := s.Drain(nil, 10); len(got) != 0 || err != nil {
+			t.Fatalf("Drain of an empty session = %q, %v; want nothing, nil", got, err)
+		}
+
+		// One write of three frames is one burst: one call.
+		var burst []byte
+		for _, f := range []string{"a", "bb", "ccc"} {
+			burst = appendRecord(burst, kindFrame, []byte(f))
+		}
+		if _, err := p.conn.Write(burst); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if calls != 2 {
+			t.Fatalf("after a burst of 3 frames f was called %d times, want 2", calls)
+		}
+		got, err := s.Drain(nil, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err = s.Drain(got, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([][]byte{[]byte("a"), []byte("bb"), []byte("ccc")}, got); diff != "" {
+			t.Fatalf("drained frames (-want +got):\n%s", diff)
+		}
+
+		// A frame, then the peer's close: the frame comes first, then the
+		// CloseError, and f hears of both.
+		if _, err := p.conn.Write(appendRecord(nil, kindFrame, []byte("last"))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.conn.Write(appendRecord(nil, kindClose, []byte("bye"))); err != nil {
+			t.Fatal(err)
+		}
+		<-s.Done()
+		synctest.Wait()
+		if calls < 4 {
+			t.Fatalf("f called %d times after a frame and a close, want at least 4", calls)
+		}
+		got, err = s.Drain(nil, 10)
+		if len(got) != 1 || string(got[0]) != "last" || !errors.Is(err, ErrPeerClosed) {
+			t.Fatalf("Drain after close = %q, %v; want [last], ErrPeerClosed", got, err)
+		}
+		if got, err := s.Drain(nil, 10); len(got) != 0 || !errors.Is(err, ErrClosed) {
+			t.Fatalf("Drain once drained = %q, %v; want nothing, ErrClosed", got, err)
+		}
+		if got, err := s.Drain(nil, 0); len(got) != 0 || err != nil {
+			t.Fatalf("Drain(max 0) = %q, %v; want nothing, nil", got, err)
 		}
 	})
 }
