@@ -35,7 +35,9 @@ const (
 	maxTick           = time.Second
 	// eventBatch is how many waiting events the node goroutine handles
 	// before it sends what they produced, so a burst leaves in few frames
-	// while one lone event is answered at once.
+	// while one lone event is answered at once. It also bounds the frames
+	// taken from one session in one round, so a busy session cannot
+	// starve the others.
 	eventBatch = 256
 )
 
@@ -62,11 +64,11 @@ type ServerConfig struct {
 	Conn net.PacketConn
 	// Tick is the period of Node.Tick (finality, watch flushes).
 	Tick time.Duration
-	// EventQueue bounds the accepted sessions, received frames and
-	// disconnects waiting for the node goroutine. A session reader that
-	// finds it full waits, so the transport's own receive queue fills
-	// behind it; a session that falls RecvQueueFrames behind is closed by
-	// the transport rather than stalling anything else.
+	// EventQueue bounds the accepted sessions waiting for the node
+	// goroutine. Received frames wait in each session's transport receive
+	// queue until the node goroutine drains it; a session that falls
+	// Transport.RecvQueueFrames behind is closed by the transport rather
+	// than stalling anything else.
 	EventQueue int
 	// Clock is the synced clock the node runs on. Nil makes a reference
 	// clock (timesync.ReferenceConfig over the system clock): an authority
@@ -156,14 +158,22 @@ type Server struct {
 	done     chan struct{} // closed when Serve returned (or Close ran first)
 
 	quitOnce, drainOnce, doneOnce sync.Once
-	wg                            sync.WaitGroup // readers, the accept loop, closers
+	wg                            sync.WaitGroup // the accept loop, closers
+
+	// wake tells the node goroutine that sessions are on the ready list.
+	wake chan struct{}
+	rmu  sync.Mutex // guards ready and peer.listed
+	// ready lists the sessions whose transport has frames waiting or has
+	// closed, each once, in the order they became ready.
+	ready []*peer
 
 	// owned by the node goroutine (Serve)
-	node    *Node
-	peers   map[SessionID]*transport.Session
-	readCtx context.Context // ends when the node goroutine stops
-	refused uint64          // sessions the node refused
-	slow    uint64          // sessions closed as too slow
+	node     *Node
+	peers    map[SessionID]*peer
+	draining []*peer  // the ready list being handled, reused
+	frames   [][]byte // frames drained from one session, reused
+	refused  uint64   // sessions the node refused
+	slow     uint64   // sessions closed as too slow
 
 	mu       sync.Mutex // guards the fields below
 	state    serverState
@@ -188,20 +198,20 @@ type nodeSnapshot struct {
 	refused, tooSlow uint64
 }
 
-type eventKind uint8
-
-const (
-	evAccept eventKind = iota // sess completed its handshake
-	evFrame                   // a frame from session id
-	evGone                    // session id's transport closed
-)
-
+// event is a session the listener accepted, waiting for the node
+// goroutine.
 type event struct {
-	kind  eventKind
-	id    SessionID
-	sess  *transport.Session
-	frame []byte
-	err   error
+	sess *transport.Session
+}
+
+// peer is a session the node accepted.
+type peer struct {
+	id   SessionID
+	sess *transport.Session
+	// listed is true while the peer is on Server.ready (guarded by rmu).
+	listed bool
+	// gone is set by the node goroutine once the peer left s.peers.
+	gone bool
 }
 
 // NewServer validates cfg, builds the node and binds the listen address,
@@ -262,8 +272,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		quit:     make(chan struct{}),
 		drain:    make(chan struct{}),
 		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
 		node:     node,
-		peers:    make(map[SessionID]*transport.Session),
+		peers:    make(map[SessionID]*peer),
 		conns:    make(map[*transport.Session]struct{}),
 	}
 	s.lastNode = nodeSnapshot{stats: node.Stats(), funcs: node.FuncStats()}
@@ -300,8 +311,6 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Unlock()
 	defer s.doneOnce.Do(func() { close(s.done) })
 
-	readCtx, stopReads := context.WithCancel(context.Background())
-	s.readCtx = readCtx
 	acceptCtx, stopAccept := context.WithCancel(context.Background())
 	acceptErr := make(chan error, 1)
 	acceptDone := make(chan struct{})
@@ -321,23 +330,21 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.lastNode = s.snapshot()
 	s.mu.Unlock()
 	stopAccept()
-	stopReads()
 	close(s.stopped)
 	<-acceptDone
 drain:
 	for {
 		select {
 		case ev := <-s.events:
-			if ev.kind == evAccept {
-				s.closeAsync(ev.sess, ShutdownReason)
-			}
+			s.closeAsync(ev.sess, ShutdownReason)
 		default:
 			break drain
 		}
 	}
-	for id, sess := range s.peers {
+	for id, p := range s.peers {
 		delete(s.peers, id)
-		s.closeAsync(sess, ShutdownReason)
+		p.sess.Notify(nil)
+		s.closeAsync(p.sess, ShutdownReason)
 	}
 	s.wg.Wait()
 	s.ln.Close()
@@ -460,7 +467,7 @@ func (s *Server) acceptLoop(ctx context.Context, failed chan<- error) {
 		s.closed.Accepted++
 		s.mu.Unlock()
 		select {
-		case s.events <- event{kind: evAccept, sess: sess}:
+		case s.events <- event{sess: sess}:
 		case <-s.stopped:
 			s.closeAsync(sess, ShutdownReason)
 			return
@@ -468,25 +475,75 @@ func (s *Server) acceptLoop(ctx context.Context, failed chan<- error) {
 	}
 }
 
-// read forwards one session's frames to the node goroutine until the
-// session closes or the node goroutine stops (ctx ends then).
-func (s *Server) read(ctx context.Context, id SessionID, sess *transport.Session) {
-	defer s.wg.Done()
-	for {
-		f, err := sess.Recv(ctx)
-		ev := event{kind: evFrame, id: id, frame: f}
-		if err != nil {
-			ev = event{kind: evGone, id: id, err: err}
+// markReady puts p on the ready list, once, and wakes the node goroutine.
+// The transport calls it (through Session.Notify) when p's frames are
+// waiting or p's transport closed; it never blocks.
+func (s *Server) markReady(p *peer) {
+	s.rmu.Lock()
+	if p.listed {
+		s.rmu.Unlock()
+		return
+	}
+	p.listed = true
+	s.ready = append(s.ready, p)
+	s.rmu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default: // a wake-up is pending already
+	}
+}
+
+// drainReady steps the node through the frames of every ready session and
+// handles the sessions whose transport closed: one wake-up for all that
+// arrived meanwhile.
+func (s *Server) drainReady() {
+	s.rmu.Lock()
+	list := s.ready
+	s.ready = s.draining[:0]
+	for _, p := range list {
+		p.listed = false // frames arriving from now on list it again
+	}
+	s.rmu.Unlock()
+	now := s.clock.Now()
+	for i, p := range list {
+		list[i] = nil
+		if p.gone {
+			continue
 		}
-		select {
-		case s.events <- ev:
-		case <-s.stopped:
-			return
+		frames, err := p.sess.Drain(s.frames[:0], eventBatch)
+		for j, f := range frames {
+			frames[j] = nil
+			if !p.gone { // a frame may make the node close the session
+				s.node.Step(now, p.id, f)
+			}
 		}
-		if err != nil {
-			return
+		s.frames = frames[:0]
+		switch {
+		case err != nil:
+			s.gone(now, p, err)
+		case len(frames) == eventBatch:
+			s.markReady(p) // more may wait: after the others' turn
 		}
 	}
+	s.draining = list[:0]
+}
+
+// gone forgets a peer whose transport closed.
+func (s *Server) gone(now int64, p *peer, err error) {
+	if p.gone {
+		return // the node closed it first
+	}
+	s.forget(p)
+	s.node.Disconnect(now, p.id)
+	s.log.Debug("session gone", "session", p.id, "error", err)
+	s.closeAsync(p.sess, "")
+}
+
+// forget removes a peer the node or the server closed.
+func (s *Server) forget(p *peer) {
+	p.gone = true
+	delete(s.peers, p.id)
+	p.sess.Notify(nil)
 }
 
 // run is the node goroutine: the only code that touches s.node and
@@ -496,13 +553,15 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 	defer ticker.Stop()
 	for {
 		select {
+		case <-s.wake:
+			s.drainReady()
 		case ev := <-s.events:
-			s.handle(ev)
+			s.accept(ev.sess)
 		batch:
 			for range eventBatch - 1 {
 				select {
 				case ev := <-s.events:
-					s.handle(ev)
+					s.accept(ev.sess)
 				default:
 					break batch
 				}
@@ -536,36 +595,21 @@ func (s *Server) shutdownNode(reason string) {
 	s.dispatch()
 }
 
-func (s *Server) handle(ev event) {
-	now := s.clock.Now()
-	switch ev.kind {
-	case evAccept:
-		remote := ev.sess.RemoteAddr().String()
-		id, err := s.node.Connect(now, remote)
-		if err != nil {
-			s.refused++
-			s.log.Warn("session refused", "remote", remote, "error", err)
-			s.closeAsync(ev.sess, err.Error())
-			return
-		}
-		s.peers[id] = ev.sess
-		s.log.Debug("session open", "session", id, "remote", remote)
-		s.wg.Add(1)
-		go s.read(s.readCtx, id, ev.sess)
-	case evFrame:
-		if s.peers[ev.id] != nil {
-			s.node.Step(now, ev.id, ev.frame)
-		}
-	case evGone:
-		sess := s.peers[ev.id]
-		if sess == nil {
-			return // the node closed it first
-		}
-		delete(s.peers, ev.id)
-		s.node.Disconnect(now, ev.id)
-		s.log.Debug("session gone", "session", ev.id, "error", ev.err)
-		s.closeAsync(sess, "")
+// accept connects a session the listener accepted to the node and asks
+// its transport to report frames and its close on the ready list.
+func (s *Server) accept(sess *transport.Session) {
+	remote := sess.RemoteAddr().String()
+	id, err := s.node.Connect(s.clock.Now(), remote)
+	if err != nil {
+		s.refused++
+		s.log.Warn("session refused", "remote", remote, "error", err)
+		s.closeAsync(sess, err.Error())
+		return
 	}
+	p := &peer{id: id, sess: sess}
+	s.peers[id] = p
+	s.log.Debug("session open", "session", id, "remote", remote)
+	sess.Notify(func() { s.markReady(p) })
 }
 
 // dispatch sends what the node produced. Every frame goes as Data: frames
@@ -575,33 +619,35 @@ func (s *Server) handle(ev event) {
 // the transport drop one and corrupt the peer's dictionary.
 func (s *Server) dispatch() {
 	for _, o := range s.node.Ready() {
-		sess := s.peers[o.Session]
-		if sess == nil {
+		p := s.peers[o.Session]
+		if p == nil {
 			continue
 		}
+		sess := p.sess
 		if len(o.Frames) > 0 {
 			st := sess.Stats()
 			if st.SendDropped > 0 || st.SendQueued+len(o.Frames) > s.cfg.Transport.SendQueueFrames {
-				s.tooSlow(o, sess, st)
+				s.tooSlow(o, p, st)
 				continue
 			}
 		}
 		for _, f := range o.Frames {
 			if err := sess.Send(f, transport.Data); err != nil {
-				break // closing; the reader reports it gone
+				break // closing; Notify reports it gone
 			}
 		}
 		if o.Close {
 			// The node has forgotten the session already.
-			delete(s.peers, o.Session)
+			s.forget(p)
 			s.log.Debug("session closed", "session", o.Session, "reason", o.Reason)
 			s.closeAsync(sess, o.Reason)
 		}
 	}
 }
 
-func (s *Server) tooSlow(o Output, sess *transport.Session, st transport.Stats) {
-	delete(s.peers, o.Session)
+func (s *Server) tooSlow(o Output, p *peer, st transport.Stats) {
+	sess := p.sess
+	s.forget(p)
 	if !o.Close {
 		s.node.Disconnect(s.clock.Now(), o.Session)
 	}
