@@ -102,12 +102,18 @@
 //
 // # How the server runs
 //
-// One goroutine (the one calling Serve) owns the Node. It takes events
-// from one bounded queue — sessions the listener accepted, frames the
-// per-session readers received, sessions whose transport closed — and
-// ticks the node every ServerConfig.Tick. After each batch of events and
-// after each tick it sends what Node.Ready returned, through each
-// session's transport send queue. The node's time is the server's synced
+// One goroutine (the one calling Serve) owns the Node. It takes sessions
+// the listener accepted from one bounded queue, and ticks the node every
+// ServerConfig.Tick. Received frames reach it without a goroutine per
+// session: each session's transport (transport.Session.Notify) puts the
+// session on a ready list, once, and wakes the node goroutine, which then
+// drains the frames of every listed session (transport.Session.Drain, at
+// most 256 per session per round so none starves the others) and handles
+// the sessions whose transport closed. So a frame crosses one goroutine
+// hand-off, and frames from many sessions arriving together cost one
+// wake-up. After each such round, each batch of accepts and each tick it
+// sends what Node.Ready returned, through each session's transport send
+// queue. The node's time is the server's synced
 // clock (a timesync reference clock unless ServerConfig.Clock is set).
 //
 // # Rules
@@ -129,11 +135,10 @@
 //     is full because it stopped acknowledging) is closed as too slow and
 //     counted in TransportStats.TooSlow, before the transport would drop
 //     a frame. It reconnects to a fresh snapshot.
-//  5. Readers never drop. When the node goroutine falls behind, the event
-//     queue fills, readers wait, and each session's transport receive
-//     queue fills behind them; a session that falls
-//     Transport.RecvQueueFrames behind is closed by the transport
-//     (ErrRecvOverflow). Per-session rate limits in the node keep one
+//  5. No received frame is dropped. When the node goroutine falls
+//     behind, each session's transport receive queue fills; a session
+//     that falls Transport.RecvQueueFrames behind is closed by the
+//     transport (ErrRecvOverflow). Per-session rate limits in the node keep one
 //     client from getting there alone.
 //  6. A session the node refuses at connect (Limits.MaxSessions) is
 //     closed at the transport with the reason; it has no wire session yet.

@@ -50,6 +50,23 @@
 //
 //	s.Close("shutting down") // the peer's Recv reports this reason
 //
+// A goroutine that serves many sessions drains them instead of blocking
+// in Recv for each: Notify registers a function the session calls when
+// frames are waiting (once per burst) and when it closes; it must not
+// block, so it typically lists the session and wakes the serving
+// goroutine, which then takes the frames with Drain:
+//
+//	s.Notify(func() { markReady(s) }) // from the session's goroutines
+//
+//	// The serving goroutine, for each session marked ready:
+//	frames, err := s.Drain(buf[:0], 256)
+//	for _, f := range frames {
+//		handle(f)
+//	}
+//	if err != nil {
+//		// closed, and every frame it received was returned
+//	}
+//
 // # Rules
 //
 //  1. Frames arrive whole, in order per class, each at most Config.MaxFrame
@@ -59,7 +76,7 @@
 //     when no Data is left — and Stats.SendDropped counts it. A codec whose
 //     frames depend on earlier ones must treat a drop as fatal or size the
 //     queue so it cannot happen.
-//  3. Recv must keep up. The reader never waits for the owner: when
+//  3. Recv (or Drain) must keep up. The reader never waits for the owner: when
 //     RecvQueueFrames frames are unread the session closes with
 //     ErrRecvOverflow (and tells the peer), because dropping a frame of a
 //     reliable stream would corrupt whatever decodes it.
