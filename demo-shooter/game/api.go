@@ -116,23 +116,34 @@ const (
 const Never int64 = 1<<63 - 1
 
 // Motion is the state at players/<id>/motion: where the player was at T
-// and how it moves from then on. Position at any t ≥ T is computed
-// exactly, in integers, by At: velocity (VX, VY) from T, plus the drift
-// (DX, DY) over [DriftStart, DriftEnd), the whole motion halting at Stop
-// (the first contact with a wall or another player, found by a swept
-// circle when the motion was written). Client and authority compute
-// bit-identical positions from the same Motion.
+// and how it moves from then on, written only by the player's own calls
+// (and by the shot that kills it). At computes exactly, in integers:
+// velocity (VX, VY) from T until Stop (the first contact of that
+// velocity with a wall or another player, found by a swept circle when
+// the motion was written), plus each carried drift from T until its End.
+// The player's position is At plus the drift of every gravity field
+// starting at or after T that takes it (see PlayerAt); client and
+// authority compute bit-identical positions from the same values.
 type Motion struct {
 	T      int64 // synced nanoseconds the motion starts
-	X, Y   int64 // milli-px at T
+	X, Y   int64 // milli-px at T, every drift until T included
 	VX, VY int64 // milli-px per second from the keys (after sliding along a touched wall)
 	Keys   Keys  // keys held
-	Dead   bool  // a dead player does not move, collide or get hit
+	Dead   bool  // a dead player does not move, collide, drift or get hit
 
-	DriftStart, DriftEnd int64 // gravity drift interval, synced nanoseconds (empty: no drift)
-	DX, DY               int64 // milli-px per second of drift
+	// Drifts are the gravity drifts under way at T, carried on from the
+	// motion before: fields that started before T are not evaluated
+	// again (the player's position at their start is not in this motion).
+	Drifts []Drift
 
-	Stop int64 // synced nanoseconds the motion halts (Never: it does not)
+	Stop int64 // synced nanoseconds the keys' velocity halts (Never: it does not)
+}
+
+// Drift is a gravity drift a motion carries: (DX, DY) milli-px per
+// second from the motion's T until End.
+type Drift struct {
+	End    int64
+	DX, DY int64
 }
 
 // Life is the state at players/<id>/life.
@@ -164,13 +175,14 @@ type Shot struct {
 	End      physics.Vec2 // where the shot stopped: the hit point, a wall, or ShotRange
 }
 
-// Gravity is the state at players/<id>/gravity: the player's last use of
-// the power.
+// Gravity is one use of the power, a gravity field. The state at
+// players/<id>/gravity is the player's last uses, newest first (at most
+// gravityKeep), written only by the player's own gravity calls.
 type Gravity struct {
 	Pull       bool         // pull towards Center (false: push away)
-	Center     physics.Vec2 // px
+	Center     physics.Vec2 // px, the caller's position at Time
 	Time       int64        // write time of the use (the cooldown's start)
-	Start, End int64        // drift interval of the affected players
+	Start, End int64        // interval the field drifts the players it takes
 }
 
 // Wall is an axis-aligned box players and shots cannot pass, in px.
@@ -187,8 +199,8 @@ type Player struct {
 	Aim     float64      // radians, 0 along +x, π/2 along +y
 	Life    Life
 	Score   Score
-	Shot    Shot // last shot (zero when none)
-	Gravity Gravity
+	Shot    Shot    // last shot (zero when none)
+	Gravity Gravity // last use of the power (zero when none)
 }
 
 // View is what the helpers and bots read: the client's local view

@@ -92,11 +92,13 @@ func (b *Bot) Think(v View, me uint32, now int64) []Action {
 		found bool
 		best  = math.Inf(1)
 	)
-	for _, id := range PlayerIDs(v) {
+	ids := PlayerIDs(v)
+	fs := viewFields(v, ids, now-int64(delay)) // read once for every enemy
+	for _, id := range ids {
 		if id == me {
 			continue
 		}
-		e, ok := PlayerAt(v, id, now-int64(delay))
+		e, ok := playerAt(v, fs, id, now-int64(delay))
 		if !ok || e.Motion.Dead || Blocked(p.Pos, e.Pos) {
 			continue
 		}

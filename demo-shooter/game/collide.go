@@ -43,97 +43,89 @@ func newWorld() (*physics.World, error) {
 	return w, nil
 }
 
-// keyframes returns m as physics keyframes from t on: one per change of
-// velocity (drift start and end, stop) before t + sweepHorizon.
-func (m Motion) keyframes(t int64) []physics.Keyframe {
-	t = max(t, m.T)
+// keyframes returns k as physics keyframes from t on: one at t and one
+// per change of velocity (a drift's start or end, the keys' stop) before
+// t + sweepHorizon, at most worldConfig.MaxKeyframes (the last one's
+// velocity then stands for the rest: a body's later drifts are
+// approximated, its position at t is exact).
+func (k track) keyframes(t int64) []physics.Keyframe {
+	t = max(t, k.m.T)
 	end := t + sweepHorizon
-	ks := make([]physics.Keyframe, 0, 4)
-	add := func(at int64) {
-		var vel physics.Vec2
-		if at < m.Stop {
-			vx, vy := m.velAt(at)
-			vel = physics.V(float64(vx)/MilliPx, float64(vy)/MilliPx)
-		}
-		ks = append(ks, physics.Keyframe{T: at, Pos: m.Pos(at), Vel: vel})
+	times := []int64{t, k.m.Stop}
+	for _, d := range k.m.Drifts {
+		times = append(times, d.End)
 	}
-	add(t)
-	bs := [3]int64{m.DriftStart, m.DriftEnd, m.Stop}
-	slices.Sort(bs[:])
-	for _, b := range bs {
-		if b > ks[len(ks)-1].T && b < end && b <= m.Stop {
-			add(b)
+	for _, p := range k.ps {
+		times = append(times, p.start, p.end)
+	}
+	slices.Sort(times)
+	ks := make([]physics.Keyframe, 0, 4)
+	for _, at := range times {
+		if at < t || at >= end || len(ks) > 0 && at == ks[len(ks)-1].T || len(ks) == worldConfig.MaxKeyframes {
+			continue
 		}
+		vx, vy := k.vel(at)
+		ks = append(ks, physics.Keyframe{T: at, Pos: k.pos(at), Vel: physics.V(float64(vx)/MilliPx, float64(vy)/MilliPx)})
 	}
 	return ks
 }
 
-// addPlayer puts a living player's motion into w from time t on.
-func addPlayer(w *physics.World, id uint32, m Motion, t int64) error {
-	if m.Dead {
+// addPlayer puts a living player into w from time t on.
+func addPlayer(w *physics.World, k track, t int64) error {
+	if k.m.Dead {
 		return nil
 	}
-	err := w.Set(physics.Body{Path: PlayerPath(id, FieldMotion), Shape: physics.Circle(PlayerRadius), Motion: m.keyframes(t)})
+	err := w.Set(physics.Body{Path: PlayerPath(k.id, FieldMotion), Shape: physics.Circle(PlayerRadius), Motion: k.keyframes(t)})
 	if err != nil {
-		return fmt.Errorf("%w: player %d: %w", ErrBadValue, id, err)
+		return fmt.Errorf("%w: player %d: %w", ErrBadValue, k.id, err)
 	}
 	return nil
 }
 
-// settle finds where m, starting at m.T, first touches a wall or another
-// body of w (which must not hold m's own player) and sets m.Stop to that
-// time: the motion halts on contact. A body touched at the start that m
-// moves away from (or along) is ignored; one it moves into makes m slide:
-// the velocity component along the contact normal's main axis is dropped,
-// which for the arena's axis-aligned walls is sliding along the wall.
+// settle finds where m's keys' velocity, from (X, Y) at T, first touches
+// a wall or another body of w (which must not hold m's own player) and
+// sets m.Stop to that time: the keys' motion halts on contact. Drifts are
+// not swept: a gravity field that starts later is not known when the
+// motion is written, and a carried drift is treated the same way for one
+// simple rule; drifted players pass through walls and players, held only
+// inside the border walls (track.at). A body touched at the start that m
+// moves away from (or along) is ignored; one it moves into makes m
+// slide: the velocity component along the contact normal's main axis is
+// dropped, which for the arena's axis-aligned walls is sliding along the
+// wall.
 func settle(w *physics.World, m Motion) (Motion, error) {
 	m.Stop = Never
 	if m.Dead {
 		return m, nil
 	}
-	bounds := []int64{m.T}
-	for _, b := range [2]int64{m.DriftStart, m.DriftEnd} {
-		if b > bounds[len(bounds)-1] {
-			bounds = append(bounds, b)
+	a, b := m.T, m.T+sweepHorizon
+	from := toPx(m.X, m.Y)
+	for range 6 {
+		if m.VX == 0 && m.VY == 0 {
+			break
 		}
-	}
-	for i, a := range bounds {
-		b := a + sweepHorizon
-		if i+1 < len(bounds) {
-			b = bounds[i+1]
+		to := toPx(m.X+m.VX*sweepHorizon/1e9, m.Y+m.VY*sweepHorizon/1e9)
+		q := physics.Sweep{Radius: PlayerRadius, From: from, To: to, T0: a, T1: b}
+		c, hit, err := w.SweepCircle(q, physics.Filter{})
+		if err != nil {
+			return m, fmt.Errorf("%w: sweep: %w", ErrBadValue, err)
 		}
-		for range 6 {
-			vx, vy := m.velAt(a)
-			if vx == 0 && vy == 0 {
-				break
-			}
-			q := physics.Sweep{Radius: PlayerRadius, From: m.Pos(a), To: m.Pos(b), T0: a, T1: b}
-			c, hit, err := w.SweepCircle(q, physics.Filter{})
-			if err != nil {
-				return m, fmt.Errorf("%w: sweep: %w", ErrBadValue, err)
-			}
-			if !hit {
-				break
-			}
-			if c.Time > a {
-				m.Stop = c.Time
-				return m, nil
-			}
-			// Touching at the start of the piece.
-			v := physics.V(float64(vx), float64(vy))
-			switch {
-			case v.Dot(c.Normal) >= 0:
-				w.Remove(c.Path) // moving away: it cannot stop us
-			case i == 0 && (m.VX != 0 || m.VY != 0):
-				if abs(c.Normal.X) >= abs(c.Normal.Y) {
-					m.VX = 0
-				} else {
-					m.VY = 0
-				}
-			default:
-				m.Stop = a
-				return m, nil
-			}
+		if !hit {
+			break
+		}
+		if c.Time > a {
+			m.Stop = c.Time
+			return m, nil
+		}
+		// Touching at the start.
+		v := physics.V(float64(m.VX), float64(m.VY))
+		switch {
+		case v.Dot(c.Normal) >= 0:
+			w.Remove(c.Path) // moving away: it cannot stop us
+		case abs(c.Normal.X) >= abs(c.Normal.Y):
+			m.VX = 0
+		default:
+			m.VY = 0
 		}
 	}
 	return m, nil

@@ -23,16 +23,19 @@
 //
 //   - name: UTF-8, at most MaxNameLen bytes.
 //   - motion: a Motion: the keys held, the time T they changed and the
-//     position then (integer milli-px), the velocity from then on, a
-//     gravity drift interval and velocity, the time the motion halts (its
-//     first contact with a wall or another player, found with a swept
-//     circle when it was written) and whether the player is dead. The
-//     position at any t is Motion.At(t), exact integer arithmetic, so the
-//     client and the authority agree bit for bit.
+//     position then (integer milli-px), the velocity from then on, the
+//     time that velocity halts (its first contact with a wall or another
+//     player, found with a swept circle when it was written), the gravity
+//     drifts under way at T that it carries on, and whether the player is
+//     dead. Only the player's own calls write it (and the shot that kills
+//     it). The position at t is the motion's plus the drift of the gravity
+//     fields that take the player (rule 3), exact integer arithmetic, so
+//     the client and the authority agree bit for bit; PlayerAt computes it.
 //   - aim: float64 radians; life: health and the time of the last death
 //     (respawn allowed RespawnDelay later); score: kills and deaths;
 //     shot: the last Shot (its time starts the shot cooldown); gravity:
-//     the last use of the power (its time starts the cooldown).
+//     the last three uses of the power, newest first, each a field (centre,
+//     start, end, pull; the newest's time starts the cooldown).
 //
 // Every shot is also emitted at ShotEvents (shooter, origin, end point,
 // target or 0, kill, write and view time). The walls are a fixed layout in
@@ -59,18 +62,33 @@
 //     delay still gets its shot off (a trade), because its client could
 //     not know yet and its shot was predicted as fired; a player respawned
 //     within it fires too, as its client knows it is alive.
-//  3. gravity gives every other living player within GravityRadius a drift
-//     towards (or away from) the caller, starting GravityDelay after the
-//     call (a wind-up that lets the news reach them) for GravityDuration,
-//     written into their motions so positions stay exactly computable. A
-//     player whose drift has not ended yet is left alone: replacing the
-//     drift would move it from W on, before its client can know.
+//  3. gravity writes only the caller's own gravity record: a field centred
+//     on the caller's position at W, active from GravityDelay after the
+//     call (a wind-up that lets the news reach the others) for
+//     GravityDuration. A field takes every other living player whose motion
+//     started at or before the field's start and whose position then is
+//     within GravityRadius of the centre: it drifts at GravitySpeed towards
+//     (away from) the centre, from that position, over the field's interval
+//     (a pull ends a player's diameter from the centre). Fields are taken in
+//     (start, caster id) order, each from the position the earlier ones
+//     give. A key change carries on the drifts under way (its new motion
+//     starts where they put the player and holds their velocities until
+//     they end); fields starting later are evaluated for the new motion.
+//     Drift is not swept against walls or players; positions are held
+//     inside the border walls. Because a use reads no other player's
+//     motion, a victim's late key change never invalidates it. Records are
+//     read GravityDelay before W, so a use within the last GravityDelay
+//     (which cannot move anyone yet) never invalidates a call either. A
+//     record keeps three uses: a motion left unchanged for more than three
+//     cooldowns (24 s) loses the drift of a use older than that.
 //  4. respawn, RespawnDelay after death, and join place the player at a
 //     free spawn point chosen with tx.Rand() among those clear of the other
 //     players as the caller saw them (at its view time), so prediction and
 //     authority choose the same one.
-//  5. Each shoot, setKeys or gravity reads one motion per player; with
-//     MaxPlayers players that stays within the default MaxLocks.
+//  5. Each shoot, setKeys, join or respawn reads one motion and one gravity
+//     record per player (at most 2·MaxPlayers + 6 read locks); gravity
+//     reads the records and its own motion. With MaxPlayers players that
+//     stays within the default MaxLocks of 64.
 //
 // # Bots
 //

@@ -29,13 +29,13 @@ func Registry() *netcode.Registry {
 	return r
 }
 
-// otherIDs lists the players other than me, at most MaxPlayers of them
-// (join keeps the arena at that size; a longer listing is cut). The
-// listing is an unsafe read: every value that matters is then read.
-func otherIDs(tx *netcode.Tx, me uint32) []uint32 {
+// playerIDs lists the players, at most MaxPlayers of them (join keeps
+// the arena at that size; a longer listing is cut). The listing is an
+// unsafe read: every value that matters is then read.
+func playerIDs(tx *netcode.Tx) []uint32 {
 	var ids []uint32
 	for _, s := range tx.Children(PlayersPrefix) {
-		if id, ok := parseID(s); ok && id != me && len(ids) < MaxPlayers {
+		if id, ok := parseID(s); ok && len(ids) < MaxPlayers {
 			ids = append(ids, id)
 		}
 	}
@@ -69,22 +69,38 @@ func readMotion(tx *netcode.Tx, id uint32, past bool) (Motion, bool, error) {
 	return m, true, nil
 }
 
-// readOthers reads the motion of every other player at W, or at the view
-// time.
-func readOthers(tx *netcode.Tx, me uint32, past bool) ([]body, error) {
-	ids := otherIDs(tx, me)
-	out := make([]body, 0, len(ids))
+// others is what a call reads of the other players: their motions at
+// the caller's view time and every player's gravity fields.
+type others struct {
+	fs []field
+	bs []body // the other players' motions at the view time
+}
+
+// readOthers reads the motion of every other player at the caller's view
+// time and the gravity record of every player (see readFields). With
+// MaxPlayers players that is at most 2·MaxPlayers-1 read locks.
+func readOthers(tx *netcode.Tx, me uint32) (others, error) {
+	ids := playerIDs(tx)
+	var o others
 	for _, id := range ids {
-		m, ok, err := readMotion(tx, id, past)
+		if id == me {
+			continue
+		}
+		m, ok, err := readMotion(tx, id, true)
 		if err != nil {
-			return nil, err
+			return o, err
 		}
 		if ok {
-			out = append(out, body{id, m})
+			o.bs = append(o.bs, body{id, m})
 		}
 	}
-	return out, nil
+	var err error
+	o.fs, err = readFields(tx, ids)
+	return o, err
 }
+
+// track returns player id's track for motion m under the fields read.
+func (o others) track(id uint32, m Motion) track { return newTrack(id, m, o.fs) }
 
 // self reads the caller's motion, failing unless it has joined and is
 // alive.
@@ -102,18 +118,16 @@ func self(tx *netcode.Tx) (uint32, Motion, error) {
 	return me, m, nil
 }
 
-// obstacles builds a world of the walls and the living players of bs
-// other than skip, as they move from t on.
-func obstacles(bs []body, skip uint32, t int64) (*physics.World, error) {
+// obstacles builds a world of the walls and the other living players,
+// as they move from t on (drifts included).
+func (o others) obstacles(t int64) (*physics.World, error) {
 	w, err := newWorld()
 	if err != nil {
 		return nil, err
 	}
-	for _, b := range bs {
-		if b.id != skip {
-			if err := addPlayer(w, b.id, b.m, t); err != nil {
-				return nil, err
-			}
+	for _, b := range o.bs {
+		if err := addPlayer(w, o.track(b.id, b.m), t); err != nil {
+			return nil, err
 		}
 	}
 	return w, nil
@@ -124,14 +138,14 @@ func obstacles(bs []body, skip uint32, t int64) (*physics.World, error) {
 // others as the caller saw them (read at its view time) and placed at the
 // view time, so a client predicts the same point as the authority: where
 // players are at W itself, a client cannot know yet.
-func spawnPoint(tx *netcode.Tx, bs []body) (x, y int64) {
+func spawnPoint(tx *netcode.Tx, o others) (x, y int64) {
 	now := tx.ViewTime()
 	start := tx.Rand().IntN(len(spawns))
 	for k := range spawns {
 		p := spawns[(start+k)%len(spawns)]
 		free := true
-		for _, b := range bs {
-			if !b.m.Dead && b.m.Pos(now).Sub(p).Len() < 2*PlayerRadius+1 {
+		for _, b := range o.bs {
+			if !b.m.Dead && o.track(b.id, b.m).pos(now).Sub(p).Len() < 2*PlayerRadius+1 {
 				free = false
 				break
 			}
@@ -157,14 +171,14 @@ func join(tx *netcode.Tx, args []byte) error {
 		}
 		return err
 	}
-	bs, err := readOthers(tx, me, true)
+	o, err := readOthers(tx, me)
 	if err != nil {
 		return err
 	}
-	if len(bs) >= MaxPlayers {
+	if len(o.bs) >= MaxPlayers {
 		return fmt.Errorf("%w (%d players)", ErrFull, MaxPlayers)
 	}
-	x, y := spawnPoint(tx, bs)
+	x, y := spawnPoint(tx, o)
 	now := tx.Time().Nanos
 	tx.Write(PlayerPath(me, FieldName), []byte(name))
 	tx.Write(PlayerPath(me, FieldMotion), Motion{T: now, X: x, Y: y, Stop: Never}.Append(nil))
@@ -175,9 +189,10 @@ func join(tx *netcode.Tx, args []byte) error {
 }
 
 // setKeys: the caller's keys changed at W. The new motion starts where
-// the old one put the player at W, keeps any gravity drift still to come,
-// and stops at the first contact with a wall or another player (moving
-// as the caller saw them: read at its view time).
+// the player is at W (its motion and the drifts so far), carries on the
+// drifts under way, and its keys' velocity stops at the first contact
+// with a wall or another player (moving as the caller saw them: read at
+// its view time).
 func setKeys(tx *netcode.Tx, args []byte) error {
 	keys, err := decodeKeys(args)
 	if err != nil {
@@ -191,15 +206,15 @@ func setKeys(tx *netcode.Tx, args []byte) error {
 	// Other players as the caller saw them (at its view time): a player
 	// collides with what it sees, which its client knows completely, so the
 	// prediction of its own motion matches the authority's.
-	bs, err := readOthers(tx, me, true)
+	o, err := readOthers(tx, me)
 	if err != nil {
 		return err
 	}
-	w, err := obstacles(bs, me, now)
+	w, err := o.obstacles(now)
 	if err != nil {
 		return err
 	}
-	nm, err := settle(w, restart(m, now, keys))
+	nm, err := settle(w, restart(o.track(me, m), now, keys))
 	if err != nil {
 		return err
 	}
@@ -207,16 +222,14 @@ func setKeys(tx *netcode.Tx, args []byte) error {
 	return nil
 }
 
-// restart returns the motion that starts at now from where m is then,
-// with keys held and m's drift kept if it has not ended (Stop is set by
-// settle).
-func restart(m Motion, now int64, keys Keys) Motion {
-	x, y := m.At(now)
-	nm := Motion{T: now, X: x, Y: y, Keys: keys, Stop: Never}
+// restart returns the motion that starts at now from where k is then,
+// with keys held and the drifts under way carried on (Stop is set by
+// settle). Fields starting at or after now are evaluated for the new
+// motion when it is read, so none is counted twice.
+func restart(k track, now int64, keys Keys) Motion {
+	x, y := k.at(now)
+	nm := Motion{T: now, X: x, Y: y, Keys: keys, Stop: Never, Drifts: k.carry(now)}
 	nm.VX, nm.VY = keys.Velocity()
-	if m.DriftEnd > now {
-		nm.DriftStart, nm.DriftEnd, nm.DX, nm.DY = m.DriftStart, m.DriftEnd, m.DX, m.DY
-	}
 	return nm
 }
 
@@ -281,15 +294,15 @@ func shoot(tx *netcode.Tx, args []byte) error {
 		}
 	}
 	vt := tx.ViewTime()
-	bs, err := readOthers(tx, me, true)
+	o, err := readOthers(tx, me)
 	if err != nil {
 		return err
 	}
-	w, err := obstacles(bs, me, vt)
+	w, err := o.obstacles(vt)
 	if err != nil {
 		return err
 	}
-	origin := m.Pos(now)
+	origin := o.track(me, m).pos(now)
 	dir := physics.V(math.Cos(angle), math.Sin(angle))
 	s := Shot{Shooter: me, Time: now, ViewTime: vt, Origin: origin, End: origin.Add(dir.Scale(ShotRange))}
 	hit, ok, err := w.Raycast(physics.Ray{Origin: origin, Dir: dir, MaxDist: ShotRange}, vt, physics.Filter{})
@@ -303,7 +316,7 @@ func shoot(tx *netcode.Tx, args []byte) error {
 		}
 	}
 	if s.Target != 0 {
-		if s.Killed, err = damage(tx, me, s.Target); err != nil {
+		if s.Killed, err = damage(tx, o, me, s.Target); err != nil {
 			return err
 		}
 	}
@@ -315,7 +328,7 @@ func shoot(tx *netcode.Tx, args []byte) error {
 }
 
 // damage applies a hit by shooter on target at W and reports a kill.
-func damage(tx *netcode.Tx, shooter, target uint32) (bool, error) {
+func damage(tx *netcode.Tx, o others, shooter, target uint32) (bool, error) {
 	lp := PlayerPath(target, FieldLife)
 	b, ok := tx.Read(lp)
 	if !ok {
@@ -336,7 +349,7 @@ func damage(tx *netcode.Tx, shooter, target uint32) (bool, error) {
 	if tm, ok, err := readMotion(tx, target, false); err != nil {
 		return false, err
 	} else if ok {
-		x, y := tm.At(now)
+		x, y := o.track(target, tm).at(now)
 		tx.Write(PlayerPath(target, FieldMotion), Motion{T: now, X: x, Y: y, Dead: true, Stop: Never}.Append(nil))
 	}
 	if err := addScore(tx, shooter, 1, 0); err != nil {
@@ -360,12 +373,12 @@ func addScore(tx *netcode.Tx, id uint32, kills, deaths uint32) error {
 	return nil
 }
 
-// gravity pulls (or pushes) every other living player within
-// GravityRadius of the caller at W: each gets a drift of GravitySpeed
-// towards (away from) the caller's position over
-// [W + GravityDelay, W + GravityDelay + GravityDuration), written into
-// its motion so that its position stays exactly computable; a player
-// whose drift has not ended is not affected. At most one use per
+// gravity stores a use of the power in the caller's own gravity record:
+// a field centred on the caller's position at W over
+// [W + GravityDelay, W + GravityDelay + GravityDuration). It writes
+// nothing else: the players it takes, and their drifts, follow from their
+// own motions when positions are computed (newTrack), so a late key
+// change of theirs never invalidates it. At most one use per
 // GravityCooldown.
 func gravity(tx *netcode.Tx, args []byte) error {
 	pull, err := decodePull(args)
@@ -378,53 +391,22 @@ func gravity(tx *netcode.Tx, args []byte) error {
 	}
 	now := tx.Time().Nanos
 	gp := PlayerPath(me, FieldGravity)
+	var uses []Gravity
 	if b, ok := tx.Read(gp); ok {
-		g, err := decodeGravity(b)
-		if err != nil {
+		if uses, err = decodeGravity(b); err != nil {
 			return fmt.Errorf("%s: %w", gp, err)
 		}
-		if now-g.Time < int64(GravityCooldown) {
-			return fmt.Errorf("%w: gravity %vs after the last", ErrCooldown, float64(now-g.Time)/1e9)
+		if now-uses[0].Time < int64(GravityCooldown) {
+			return fmt.Errorf("%w: gravity %vs after the last", ErrCooldown, float64(now-uses[0].Time)/1e9)
 		}
 	}
-	bs, err := readOthers(tx, me, false)
+	fs, err := readFields(tx, playerIDs(tx))
 	if err != nil {
 		return err
 	}
-	all := append(bs, body{me, m})
-	cx, cy := m.At(now)
-	g := Gravity{Pull: pull, Center: toPx(cx, cy), Time: now, Start: now + int64(GravityDelay)}
+	g := Gravity{Pull: pull, Center: newTrack(me, m, fs).pos(now), Time: now, Start: now + int64(GravityDelay)}
 	g.End = g.Start + int64(GravityDuration)
-	const r = int64(GravityRadius * MilliPx)
-	for _, b := range bs {
-		// A drift still to end is not replaced: a new one would change
-		// the player's motion from W, before its client can know.
-		if b.m.Dead || b.m.DriftEnd > now {
-			continue
-		}
-		x, y := b.m.At(now)
-		dx, dy := cx-x, cy-y
-		d2 := dx*dx + dy*dy
-		if d2 > r*r || d2 == 0 {
-			continue
-		}
-		f := float64(GravitySpeed*MilliPx) / math.Sqrt(float64(d2))
-		if !pull {
-			f = -f
-		}
-		nm := restart(b.m, now, b.m.Keys)
-		nm.DriftStart, nm.DriftEnd = g.Start, g.End
-		nm.DX, nm.DY = int64(math.Round(float64(dx)*f)), int64(math.Round(float64(dy)*f))
-		w, err := obstacles(all, b.id, now)
-		if err != nil {
-			return err
-		}
-		if nm, err = settle(w, nm); err != nil {
-			return err
-		}
-		tx.Write(PlayerPath(b.id, FieldMotion), nm.Append(nil))
-	}
-	tx.Write(gp, g.append(nil))
+	tx.Write(gp, appendGravity(nil, append([]Gravity{g}, uses...)))
 	return nil
 }
 
@@ -448,11 +430,11 @@ func respawn(tx *netcode.Tx, _ []byte) error {
 	if now < l.RespawnAt() {
 		return fmt.Errorf("%w: respawn in %vs", ErrCooldown, float64(l.RespawnAt()-now)/1e9)
 	}
-	bs, err := readOthers(tx, me, true)
+	o, err := readOthers(tx, me)
 	if err != nil {
 		return err
 	}
-	x, y := spawnPoint(tx, bs)
+	x, y := spawnPoint(tx, o)
 	tx.Write(PlayerPath(me, FieldMotion), Motion{T: now, X: x, Y: y, Stop: Never}.Append(nil))
 	l.Health = MaxHealth
 	tx.Write(lp, l.append(nil))

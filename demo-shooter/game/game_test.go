@@ -1,12 +1,15 @@
 package game
 
 import (
+	"bytes"
 	"errors"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/physics"
 )
 
@@ -27,8 +30,10 @@ func TestMotionAt(t *testing.T) {
 			return m
 		}(), t0 + 25e7, diag / 4, -diag / 4},
 		{"stopped", Motion{T: t0, VX: -1000, Stop: t0 + 2e9}, t0 + 9e9, -2000, 0},
-		{"drift window", Motion{T: t0, DriftStart: t0 + 1e9, DriftEnd: t0 + 2e9, DX: 3000, DY: -500, Stop: Never}, t0 + 5e9, 3000, -500},
-		{"inside drift", Motion{T: t0, VX: 1000, DriftStart: t0 - 1e9, DriftEnd: t0 + 2e9, DX: 3000, Stop: Never}, t0 + 5e8, 2000, 0},
+		{"carried drift ends", Motion{T: t0, Drifts: []Drift{{End: t0 + 1e9, DX: 3000, DY: -500}}, Stop: Never}, t0 + 5e9, 3000, -500},
+		{"inside drift", Motion{T: t0, VX: 1000, Drifts: []Drift{{End: t0 + 2e9, DX: 3000}}, Stop: Never}, t0 + 5e8, 2000, 0},
+		{"drifts add", Motion{T: t0, Drifts: []Drift{{End: t0 + 2e9, DX: 3000}, {End: t0 + 1e9, DX: -1000, DY: 7}}, Stop: Never}, t0 + 5e9, 5000, 7},
+		{"drift outlasts the stop", Motion{T: t0, VX: 1000, Stop: t0 + 1e9, Drifts: []Drift{{End: t0 + 3e9, DY: 2000}}}, t0 + 5e9, 1000, 6000},
 		{"truncates towards zero", Motion{T: t0, VX: -1, Stop: Never}, t0 + 5e8, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,6 +62,28 @@ func TestDecodeErrors(t *testing.T) {
 		{"motion short", ErrBadValue, func() error { _, err := DecodeMotion(good[1:]); return err }},
 		{"motion keys", ErrBadValue, func() error { _, err := DecodeMotion(bad(func(b []byte) { b[40] = 0x80 })); return err }},
 		{"motion speed", ErrBadValue, func() error { _, err := DecodeMotion(bad(func(b []byte) { b[31] = 0x7f })); return err }},
+		{"motion drift count", ErrBadValue, func() error { _, err := DecodeMotion(bad(func(b []byte) { b[motionHead-1] = 1 })); return err }},
+		{"motion drift before T", ErrBadValue, func() error {
+			_, err := DecodeMotion(Motion{T: t0, Stop: Never, Drifts: []Drift{{End: t0}}}.Append(nil))
+			return err
+		}},
+		{"motion too many drifts", ErrBadValue, func() error {
+			_, err := DecodeMotion(Motion{T: t0, Stop: Never, Drifts: make([]Drift, maxDrifts+1)}.Append(nil))
+			return err
+		}},
+		{"gravity empty", ErrBadValue, func() error { _, err := decodeGravity([]byte{0}); return err }},
+		{"gravity count", ErrBadValue, func() error {
+			_, err := decodeGravity(append(appendGravity(nil, []Gravity{{Time: 1, Start: 2, End: 3}}), 0))
+			return err
+		}},
+		{"gravity times", ErrBadValue, func() error {
+			_, err := decodeGravity(appendGravity(nil, []Gravity{{Time: 5, Start: 4, End: 6}}))
+			return err
+		}},
+		{"gravity centre", ErrBadValue, func() error {
+			_, err := decodeGravity(appendGravity(nil, []Gravity{{Center: physics.V(2e6, 0), Time: 1, Start: 2, End: 3}}))
+			return err
+		}},
 		{"shot", ErrBadValue, func() error { _, err := DecodeShot([]byte{1}); return err }},
 		{"keys", ErrBadArgs, func() error { _, err := decodeKeys([]byte{0x10}); return err }},
 		{"angle NaN", ErrBadArgs, func() error { _, err := decodeAngle(AimArgs(math.NaN())); return err }},
@@ -279,56 +306,157 @@ func TestKillDeadRespawnCooldowns(t *testing.T) {
 	}
 }
 
+// pos returns player id's exact position at t, gravity included.
+func (h *harness) pos(id uint32, t int64) physics.Vec2 {
+	h.t.Helper()
+	p, ok := PlayerAt(h, id, t)
+	if !ok {
+		h.t.Fatalf("player %d has no motion at %d", id, t)
+	}
+	return p.Pos
+}
+
 func TestGravity(t *testing.T) {
+	near := func(a, b physics.Vec2) bool { return a.Sub(b).Len() < 0.01 }
 	for _, tc := range []struct {
 		name string
 		pull bool
 		dx   float64 // displacement of the near player after a second of drift
+		end  float64 // its x once the field is over
 	}{
-		{"pull", true, -GravitySpeed},
-		{"push", false, GravitySpeed},
+		{"pull", true, -GravitySpeed, 300 + 2*PlayerRadius}, // stops a diameter from the centre
+		{"push", false, GravitySpeed, 500 + 2*GravitySpeed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
-			h.place(1, t0, 300, 690)
-			h.place(2, t0, 500, 690) // 200 px away
-			h.place(3, t0, 900, 690) // 600 px away
+			h.place(1, t0, 300, 230)
+			h.place(2, t0, 500, 230) // 200 px away
+			h.place(3, t0, 900, 230) // 600 px away
+			m2, _ := h.Read(PlayerPath(2, FieldMotion))
+			m3, _ := h.Read(PlayerPath(3, FieldMotion))
 			w := t0 + 1e9
-			h.must(1, w, FuncGravity, GravityArgs(tc.pull))
-			start := w + int64(GravityDelay)
-			if p := h.motion(2).Pos(start); p != physics.V(500, 690) {
-				t.Fatalf("moved before the wind-up ended: %v", p)
+			c := netcode.Call{ID: netcode.CallID{Creator: 1, Seq: 1}, Name: FuncGravity, Args: GravityArgs(tc.pull), Time: w}
+			out := h.reg.Run(h.s, &h.cfg, c, 0)
+			if out.Err != nil {
+				t.Fatal(out.Err)
 			}
-			if p := h.motion(2).Pos(start + 1e9); math.Abs(p.X-(500+tc.dx)) > 0.01 || p.Y != 690 {
-				t.Fatalf("near player at %v, want x %v", p, 500+tc.dx)
-			}
-			if p := h.motion(3).Pos(start + 1e9); p != physics.V(900, 690) {
-				t.Fatalf("far player moved: %v", p)
-			}
-			if tc.pull {
-				// The pulled player stops on touching the caller.
-				if p := h.motion(2).Pos(start + 2e9); math.Abs(p.X-(300+2*PlayerRadius)) > 0.01 {
-					t.Fatalf("pulled player at %v, want touching the caller", p)
+			// The use writes the caster's record only, and reads no
+			// other player's motion: a late key change of theirs cannot
+			// invalidate it.
+			for _, wr := range out.Writes {
+				if wr.Path != PlayerPath(1, FieldGravity) {
+					t.Fatalf("gravity wrote %s", wr.Path)
 				}
 			}
-			// The drift survives a key change of its victim.
-			h.must(2, start+500*ms, FuncSetKeys, SetKeysArgs(KeyDown))
-			if m := h.motion(2); m.DriftEnd != start+int64(GravityDuration) || m.DX == 0 {
-				t.Fatalf("drift lost on setKeys: %+v", m)
+			for _, l := range out.Locks {
+				if l.Path != PlayerPath(1, FieldMotion) && strings.HasSuffix(l.Path, "/"+FieldMotion) {
+					t.Fatalf("gravity read %s", l.Path)
+				}
 			}
-			// Another's gravity does not replace a drift still to end: its
-			// victim's client could not know in time that the drift stopped.
-			before := h.motion(2)
-			near := before.Pos(start + 600*ms)
-			h.place(4, start+550*ms, near.X, near.Y-100)
-			h.must(4, start+600*ms, FuncGravity, GravityArgs(!tc.pull))
-			if got := h.motion(2); got != before {
-				t.Fatalf("drift replaced by a second gravity: %+v, was %+v", got, before)
+			if _, err := h.s.Commit(w, &out); err != nil {
+				t.Fatal(err)
+			}
+			h.seq[1]++
+			if b, _ := h.Read(PlayerPath(2, FieldMotion)); !bytes.Equal(b, m2) {
+				t.Fatal("the victim's motion was written")
+			}
+			if b, _ := h.Read(PlayerPath(3, FieldMotion)); !bytes.Equal(b, m3) {
+				t.Fatal("the far player's motion was written")
+			}
+			start := w + int64(GravityDelay)
+			if p := h.pos(2, start); p != physics.V(500, 230) {
+				t.Fatalf("moved before the wind-up ended: %v", p)
+			}
+			if p := h.pos(2, start+1e9); !near(p, physics.V(500+tc.dx, 230)) {
+				t.Fatalf("near player at %v, want x %v", p, 500+tc.dx)
+			}
+			if p := h.pos(2, start+5e9); !near(p, physics.V(tc.end, 230)) {
+				t.Fatalf("near player at %v once the field is over, want x %v", p, tc.end)
+			}
+			if p := h.pos(3, start+1e9); p != physics.V(900, 230) {
+				t.Fatalf("far player moved: %v", p)
+			}
+			if p := h.pos(1, start+1e9); p != physics.V(300, 230) {
+				t.Fatalf("caster moved by its own field: %v", p)
+			}
+			// A key change of the victim carries the drift on from where
+			// it is, without counting it twice.
+			h.must(2, start+500*ms, FuncSetKeys, SetKeysArgs(KeyDown))
+			if m := h.motion(2); len(m.Drifts) != 1 || m.Drifts[0].DX == 0 || m.Drifts[0].DY != 0 {
+				t.Fatalf("drift not carried on setKeys: %+v", m)
+			}
+			if p := h.pos(2, start+1e9); !near(p, physics.V(500+tc.dx, 230+Speed/2)) {
+				t.Fatalf("after the key change at %v, want (%v, %v)", p, 500+tc.dx, 230+Speed/2)
+			}
+			if p := h.pos(2, start+5e9); math.Abs(p.X-tc.end) > 0.01 {
+				t.Fatalf("after the key change, x %v once the field is over, want %v", p.X, tc.end)
 			}
 			if err := h.call(1, w+int64(GravityCooldown)-1, 0, FuncGravity, GravityArgs(true)); !errors.Is(err, ErrCooldown) {
 				t.Fatalf("gravity inside the cooldown: %v", err)
 			}
-			h.must(1, w+int64(GravityCooldown), FuncGravity, GravityArgs(true))
+			// The record keeps the last gravityKeep uses, newest first.
+			for i := range gravityKeep + 1 {
+				h.must(1, w+int64(i+1)*int64(GravityCooldown), FuncGravity, GravityArgs(true))
+			}
+			b, _ := h.Read(PlayerPath(1, FieldGravity))
+			uses, err := decodeGravity(b)
+			if err != nil || len(uses) != gravityKeep || uses[0].Time != w+int64(gravityKeep+1)*int64(GravityCooldown) {
+				t.Fatalf("record %+v, %v", uses, err)
+			}
+		})
+	}
+}
+
+// TestGravityFields checks which players a field takes, and that
+// overlapping fields are evaluated in (start, caster) order.
+func TestGravityFields(t *testing.T) {
+	const r = GravityRadius
+	g := func(x float64, pull bool, start int64) []byte {
+		return appendGravity(nil, []Gravity{{Pull: pull, Center: physics.V(x, 360), Time: start - int64(GravityDelay), Start: start, End: start + int64(GravityDuration)}})
+	}
+	s := t0 + 2e9
+	for _, tc := range []struct {
+		name    string
+		m       Motion
+		records map[uint32][]byte
+		at      int64
+		want    physics.Vec2
+	}{
+		{"outside the radius", Motion{T: t0, X: 100_000, Y: 360_000, Stop: Never}, map[uint32][]byte{7: g(100+r+1, true, s)}, s + 1e9, physics.V(100, 360)},
+		{"on the radius", Motion{T: t0, X: 100_000, Y: 360_000, Stop: Never}, map[uint32][]byte{7: g(100+r, true, s)}, s + 1e9, physics.V(100+GravitySpeed, 360)},
+		{"walked into range after the start", Motion{T: t0, X: 100_000, Y: 360_000, VX: Speed * MilliPx, Stop: Never}, map[uint32][]byte{7: g(100+2*Speed+r+50, false, s)}, s + 1e9, physics.V(100+3*Speed, 360)},
+		{"started before the motion", Motion{T: s + 1, X: 100_000, Y: 360_000, Stop: Never}, map[uint32][]byte{7: g(200, true, s)}, s + 1e9, physics.V(100, 360)},
+		{"own field", Motion{T: t0, X: 100_000, Y: 360_000, Stop: Never}, map[uint32][]byte{1: g(200, true, s)}, s + 1e9, physics.V(100, 360)},
+		{"dead", Motion{T: t0, X: 100_000, Y: 360_000, Stop: Never, Dead: true}, map[uint32][]byte{7: g(200, true, s)}, s + 1e9, physics.V(100, 360)},
+		{"held inside the border", Motion{T: t0, X: 20_000, Y: 360_000, Stop: Never}, map[uint32][]byte{7: g(200, false, s)}, s + 2e9, physics.V(PlayerRadius, 360)},
+		{
+			// Player 7's push starts first and takes the player out of
+			// player 8's reach before that starts.
+			"in order of start", Motion{T: t0, X: 400_000, Y: 360_000, Stop: Never},
+			map[uint32][]byte{8: g(400+r-10, true, s+1e8), 7: g(400+10, false, s)},
+			s + 3e9, physics.V(400-2*GravitySpeed, 360),
+		},
+		{
+			"two at once", Motion{T: t0, X: 400_000, Y: 360_000, Stop: Never},
+			map[uint32][]byte{8: g(400-100, false, s), 7: g(400+150, false, s)},
+			s + 3e9, physics.V(400, 360),
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			pv := netcode.PathValue{Path: PlayerPath(1, FieldMotion), Time: netcode.Time{Nanos: tc.m.T, Creator: 1}, Value: tc.m.Append(nil)}
+			if _, err := h.s.Insert(tc.m.T, pv); err != nil {
+				t.Fatal(err)
+			}
+			for id, b := range tc.records {
+				pv := netcode.PathValue{Path: PlayerPath(id, FieldGravity), Time: netcode.Time{Nanos: s - int64(GravityDelay), Creator: id}, Value: b}
+				if _, err := h.s.Insert(pv.Time.Nanos, pv); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if p := h.pos(1, tc.at); p.Sub(tc.want).Len() > 0.01 {
+				t.Fatalf("at %v, want %v", p, tc.want)
+			}
 		})
 	}
 }
@@ -356,6 +484,25 @@ func TestJoin(t *testing.T) {
 	}
 	if ids := PlayerIDs(h); len(ids) != MaxPlayers || ids[0] != 1 || ids[9] != 10 {
 		t.Fatalf("ids %v", ids)
+	}
+	// With every player's gravity record there, each call stays within
+	// the read-lock limit.
+	for id := uint32(1); id <= MaxPlayers; id++ {
+		h.must(id, t0+3e9+int64(id)*ms, FuncGravity, GravityArgs(id%2 == 0))
+	}
+	at := t0 + 3e9 + int64(GravityDelay) + 500*ms
+	for _, c := range []struct {
+		name string
+		args []byte
+	}{{FuncSetKeys, SetKeysArgs(KeyLeft)}, {FuncShoot, ShootArgs(1)}, {FuncJoin, JoinArgs("again")}} {
+		c := netcode.Call{ID: netcode.CallID{Creator: 5, Seq: 1000 + uint64(len(c.name))}, Name: c.name, Args: c.args, Time: at}
+		out := h.reg.Run(h.s, &h.cfg, c, 0)
+		if out.Err != nil {
+			t.Fatalf("%s with %d records: %v", c.Name, MaxPlayers, out.Err)
+		}
+		if len(out.Locks) > 2*MaxPlayers+6 {
+			t.Fatalf("%s: %d read locks", c.Name, len(out.Locks))
+		}
 	}
 }
 

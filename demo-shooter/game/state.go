@@ -12,13 +12,17 @@ import (
 
 // Encoded sizes of the stored values.
 const (
-	motionSize  = 8 + 8*2 + 8*2 + 1 + 1 + 8*2 + 8*2 + 8
+	motionHead  = 8 + 8*2 + 8*2 + 1 + 1 + 8 + 1 // then driftSize per carried drift
+	driftSize   = 8 * 3
 	lifeSize    = 4 + 8
 	scoreSize   = 4 + 4
 	shotSize    = 4 + 4 + 1 + 8 + 8 + 8*4
-	gravitySize = 1 + 8*2 + 8*3
+	gravitySize = 1 + 8*2 + 8*3 // one use; a record holds 1 to gravityKeep of them after a count byte
 	aimSize     = 8
 )
+
+// maxDrifts bounds the drifts a motion carries: one per other player.
+const maxDrifts = MaxPlayers - 1
 
 // maxVel bounds a stored velocity component, milli-px per second, so
 // that velocity × elapsed time stays inside int64 (see maxElapsed).
@@ -127,27 +131,30 @@ func (k Keys) Velocity() (vx, vy int64) {
 	return vx * s, vy * s
 }
 
-// At returns the position at t in milli-px, exactly: t is clamped to
-// [T, Stop] (and to an hour after T); the keys' velocity applies over
-// the whole span, the drift over its overlap with [DriftStart, DriftEnd).
-// Integer division truncates towards zero, the same way everywhere.
+// At returns the position at t in milli-px that m alone gives, exactly:
+// the keys' velocity over [T, Stop) and each carried drift over [T, its
+// End) (clamped to an hour after T); t before T gives the position at T.
+// Gravity fields starting at or after T are not part of m: a player's
+// position is m plus them, as PlayerAt computes it. Integer division
+// truncates towards zero, the same way everywhere.
 func (m Motion) At(t int64) (x, y int64) {
-	t = min(t, m.Stop)
 	if t <= m.T {
 		return m.X, m.Y
 	}
-	d := min(t-m.T, maxElapsed)
+	d := min(min(t, m.Stop)-m.T, maxElapsed)
 	x = m.X + m.VX*d/1e9
 	y = m.Y + m.VY*d/1e9
-	if a, b := max(m.T, m.DriftStart), min(t, m.DriftEnd); b > a {
-		dd := min(b-a, maxElapsed)
-		x += m.DX * dd / 1e9
-		y += m.DY * dd / 1e9
+	for _, dr := range m.Drifts {
+		if b := min(t, dr.End); b > m.T {
+			dd := min(b-m.T, maxElapsed)
+			x += dr.DX * dd / 1e9
+			y += dr.DY * dd / 1e9
+		}
 	}
 	return x, y
 }
 
-// Pos returns the position at t in px.
+// Pos returns At(t) in px.
 func (m Motion) Pos(t int64) physics.Vec2 {
 	x, y := m.At(t)
 	return toPx(x, y)
@@ -155,17 +162,6 @@ func (m Motion) Pos(t int64) physics.Vec2 {
 
 func toPx(x, y int64) physics.Vec2 {
 	return physics.V(float64(x)/MilliPx, float64(y)/MilliPx)
-}
-
-// velAt returns the velocity in milli-px per second of the piece starting
-// at t (ignoring Stop).
-func (m Motion) velAt(t int64) (vx, vy int64) {
-	vx, vy = m.VX, m.VY
-	if t >= m.DriftStart && t < m.DriftEnd {
-		vx += m.DX
-		vy += m.DY
-	}
-	return vx, vy
 }
 
 // Append encodes m.
@@ -177,33 +173,43 @@ func (m Motion) Append(b []byte) []byte {
 	b = le.AppendUint64(b, uint64(m.VX))
 	b = le.AppendUint64(b, uint64(m.VY))
 	b = append(b, byte(m.Keys), boolByte(m.Dead))
-	b = le.AppendUint64(b, uint64(m.DriftStart))
-	b = le.AppendUint64(b, uint64(m.DriftEnd))
-	b = le.AppendUint64(b, uint64(m.DX))
-	b = le.AppendUint64(b, uint64(m.DY))
-	return le.AppendUint64(b, uint64(m.Stop))
+	b = le.AppendUint64(b, uint64(m.Stop))
+	b = append(b, byte(len(m.Drifts)))
+	for _, d := range m.Drifts {
+		b = le.AppendUint64(b, uint64(d.End))
+		b = le.AppendUint64(b, uint64(d.DX))
+		b = le.AppendUint64(b, uint64(d.DY))
+	}
+	return b
 }
 
 // DecodeMotion decodes a Motion, wrapping ErrBadValue on malformed input:
-// a wrong size, unknown keys, a velocity beyond ±2²⁰ milli-px/s, a
-// position beyond the physics limits, or Stop before T.
+// a wrong size, unknown keys, more than MaxPlayers-1 drifts, a velocity
+// beyond ±2²⁰ milli-px/s, a position beyond the physics limits, Stop
+// before T or a drift ending at or before T.
 func DecodeMotion(b []byte) (Motion, error) {
-	if len(b) != motionSize {
-		return Motion{}, fmt.Errorf("%w: motion of %d bytes, want %d", ErrBadValue, len(b), motionSize)
+	if len(b) < motionHead || (len(b)-motionHead)%driftSize != 0 || (len(b)-motionHead)/driftSize != int(b[motionHead-1]) || int(b[motionHead-1]) > maxDrifts {
+		return Motion{}, fmt.Errorf("%w: motion of %d bytes", ErrBadValue, len(b))
 	}
 	le := binary.LittleEndian
 	i64 := func(i int) int64 { return int64(le.Uint64(b[i:])) }
-	m := Motion{T: i64(0), X: i64(8), Y: i64(16), VX: i64(24), VY: i64(32), Keys: Keys(b[40])}
-	m.DriftStart, m.DriftEnd, m.DX, m.DY, m.Stop = i64(42), i64(50), i64(58), i64(66), i64(74)
+	m := Motion{T: i64(0), X: i64(8), Y: i64(16), VX: i64(24), VY: i64(32), Keys: Keys(b[40]), Stop: i64(42)}
 	switch {
 	case m.Keys&^allKeys != 0 || b[41] > 1:
 		return Motion{}, fmt.Errorf("%w: motion flags %x %x", ErrBadValue, b[40], b[41])
-	case outside(m.VX, maxVel) || outside(m.VY, maxVel) || outside(m.DX, maxVel) || outside(m.DY, maxVel):
-		return Motion{}, fmt.Errorf("%w: motion velocity (%d, %d) drift (%d, %d)", ErrBadValue, m.VX, m.VY, m.DX, m.DY)
+	case outside(m.VX, maxVel) || outside(m.VY, maxVel):
+		return Motion{}, fmt.Errorf("%w: motion velocity (%d, %d)", ErrBadValue, m.VX, m.VY)
 	case outside(m.X, maxCoordMilli) || outside(m.Y, maxCoordMilli):
 		return Motion{}, fmt.Errorf("%w: motion position (%d, %d)", ErrBadValue, m.X, m.Y)
 	case m.Stop < m.T || m.T <= 0:
 		return Motion{}, fmt.Errorf("%w: motion time %d stop %d", ErrBadValue, m.T, m.Stop)
+	}
+	for i := motionHead; i < len(b); i += driftSize {
+		d := Drift{End: i64(i), DX: i64(i + 8), DY: i64(i + 16)}
+		if d.End <= m.T || outside(d.DX, maxVel) || outside(d.DY, maxVel) {
+			return Motion{}, fmt.Errorf("%w: motion drift %+v", ErrBadValue, d)
+		}
+		m.Drifts = append(m.Drifts, d)
 	}
 	m.Dead = b[41] == 1
 	return m, nil
@@ -222,9 +228,10 @@ func boolByte(b bool) byte {
 	return 0
 }
 
-// MotionDistance returns how far apart (px) the positions at t of two
+// MotionDistance returns how far apart (px) the positions At(t) of two
 // encoded motions are: the visible size of a correction of a
-// players/<id>/motion value. ok is false unless both decode.
+// players/<id>/motion value (the gravity fields, read from other paths,
+// are the same on both sides). ok is false unless both decode.
 func MotionDistance(a, b []byte, t int64) (d float64, ok bool) {
 	ma, err := DecodeMotion(a)
 	if err != nil {
@@ -313,14 +320,37 @@ func (g Gravity) append(b []byte) []byte {
 	return binary.LittleEndian.AppendUint64(b, uint64(g.End))
 }
 
-func decodeGravity(b []byte) (Gravity, error) {
-	if len(b) != gravitySize || b[0] > 1 {
-		return Gravity{}, fmt.Errorf("%w: gravity of %d bytes", ErrBadValue, len(b))
+// appendGravity encodes a gravity record: its uses, newest first, at
+// most gravityKeep of them.
+func appendGravity(b []byte, uses []Gravity) []byte {
+	uses = uses[:min(len(uses), gravityKeep)]
+	b = append(b, byte(len(uses)))
+	for _, g := range uses {
+		b = g.append(b)
 	}
-	c, ok := decodeVec(b[1:])
-	if !ok {
-		return Gravity{}, fmt.Errorf("%w: gravity centre", ErrBadValue)
+	return b
+}
+
+// decodeGravity decodes a gravity record: 1 to gravityKeep uses, newest
+// first, each with a centre inside the stored-coordinate bounds and
+// 0 < Time ≤ Start ≤ End.
+func decodeGravity(b []byte) ([]Gravity, error) {
+	if len(b) < 1 || b[0] < 1 || b[0] > gravityKeep || len(b) != 1+int(b[0])*gravitySize {
+		return nil, fmt.Errorf("%w: gravity record of %d bytes", ErrBadValue, len(b))
 	}
 	le := binary.LittleEndian
-	return Gravity{Pull: b[0] == 1, Center: c, Time: int64(le.Uint64(b[17:])), Start: int64(le.Uint64(b[25:])), End: int64(le.Uint64(b[33:]))}, nil
+	uses := make([]Gravity, 0, b[0])
+	for i := 1; i < len(b); i += gravitySize {
+		u := b[i : i+gravitySize]
+		c, ok := decodeVec(u[1:])
+		if u[0] > 1 || !ok || outside(int64(c.X), maxCoordMilli/MilliPx) || outside(int64(c.Y), maxCoordMilli/MilliPx) {
+			return nil, fmt.Errorf("%w: gravity use %x", ErrBadValue, u[:17])
+		}
+		g := Gravity{Pull: u[0] == 1, Center: c, Time: int64(le.Uint64(u[17:])), Start: int64(le.Uint64(u[25:])), End: int64(le.Uint64(u[33:]))}
+		if g.Time <= 0 || g.Start < g.Time || g.End < g.Start {
+			return nil, fmt.Errorf("%w: gravity times %d %d %d", ErrBadValue, g.Time, g.Start, g.End)
+		}
+		uses = append(uses, g)
+	}
+	return uses, nil
 }

@@ -18,11 +18,18 @@ func PlayerIDs(v View) []uint32 {
 }
 
 // PlayerAt decodes player id as of synced time t: each field is its
-// latest value written strictly before t, and Pos is the motion's exact
-// position at t. To see the own player's latest prediction at now, ask
-// for now+1. ok is false when the player has no decodable motion by then;
-// a field that is absent or does not decode is left zero.
+// latest value written strictly before t, and Pos is the exact position
+// at t: the motion's plus the drift of every gravity field that takes the
+// player (the records of all players read GravityDelay before t, as the
+// game's functions read them). To see the own player's latest prediction
+// at now, ask for now+1. ok is false when the player has no decodable
+// motion by then; a field that is absent or does not decode is left zero.
 func PlayerAt(v View, id uint32, t int64) (p Player, ok bool) {
+	return playerAt(v, viewFields(v, PlayerIDs(v), t), id, t)
+}
+
+// playerAt is PlayerAt with the gravity fields already read.
+func playerAt(v View, fs []field, id uint32, t int64) (p Player, ok bool) {
 	b, ok := v.ReadAt(PlayerPath(id, FieldMotion), t)
 	if !ok {
 		return Player{}, false
@@ -31,7 +38,7 @@ func PlayerAt(v View, id uint32, t int64) (p Player, ok bool) {
 	if err != nil {
 		return Player{}, false
 	}
-	p = Player{ID: id, Motion: m, Pos: m.Pos(t)}
+	p = Player{ID: id, Motion: m, Pos: newTrack(id, m, fs).pos(t)}
 	if b, ok := v.ReadAt(PlayerPath(id, FieldName), t); ok {
 		p.Name = string(b)
 	}
@@ -48,7 +55,9 @@ func PlayerAt(v View, id uint32, t int64) (p Player, ok bool) {
 		p.Shot, _ = DecodeShot(b)
 	}
 	if b, ok := v.ReadAt(PlayerPath(id, FieldGravity), t); ok {
-		p.Gravity, _ = decodeGravity(b)
+		if uses, err := decodeGravity(b); err == nil {
+			p.Gravity = uses[0]
+		}
 	}
 	return p, true
 }
@@ -57,8 +66,9 @@ func PlayerAt(v View, id uint32, t int64) (p Player, ok bool) {
 func Players(v View, t int64) []Player {
 	ids := PlayerIDs(v)
 	out := make([]Player, 0, len(ids))
+	fs := viewFields(v, ids, t)
 	for _, id := range ids {
-		if p, ok := PlayerAt(v, id, t); ok {
+		if p, ok := playerAt(v, fs, id, t); ok {
 			out = append(out, p)
 		}
 	}
