@@ -29,7 +29,7 @@ var (
 // Server defaults and bounds.
 const (
 	DefaultTick       = 16 * time.Millisecond // about 60 ticks a second
-	DefaultEventQueue = 4096                  // events waiting for the node goroutine
+	DefaultEventQueue = 4096                  // accepted sessions waiting for the node goroutine
 	maxEventQueue     = 1 << 20
 	minTick           = time.Millisecond
 	maxTick           = time.Second
@@ -150,7 +150,7 @@ type Server struct {
 	clock *timesync.Clock
 	ln    *transport.Listener
 
-	events   chan event
+	accepted chan *transport.Session // sessions the listener accepted
 	statsReq chan chan nodeSnapshot
 	stopped  chan struct{} // closed when the node goroutine stopped
 	quit     chan struct{} // closed by Close
@@ -196,12 +196,6 @@ type nodeSnapshot struct {
 	stats            Stats
 	funcs            map[string]FuncStats
 	refused, tooSlow uint64
-}
-
-// event is a session the listener accepted, waiting for the node
-// goroutine.
-type event struct {
-	sess *transport.Session
 }
 
 // peer is a session the node accepted.
@@ -266,7 +260,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		log:      log,
 		clock:    clock,
 		ln:       ln,
-		events:   make(chan event, cfg.EventQueue),
+		accepted: make(chan *transport.Session, cfg.EventQueue),
 		statsReq: make(chan chan nodeSnapshot),
 		stopped:  make(chan struct{}),
 		quit:     make(chan struct{}),
@@ -324,7 +318,7 @@ func (s *Server) Serve(ctx context.Context) error {
 
 	err := s.run(ctx, acceptErr)
 
-	// The node goroutine has stopped: nothing will read events or touch
+	// The node goroutine has stopped: nothing will take accepted sessions or touch
 	// the node any more.
 	s.mu.Lock()
 	s.lastNode = s.snapshot()
@@ -335,8 +329,8 @@ func (s *Server) Serve(ctx context.Context) error {
 drain:
 	for {
 		select {
-		case ev := <-s.events:
-			s.closeAsync(ev.sess, ShutdownReason)
+		case sess := <-s.accepted:
+			s.closeAsync(sess, ShutdownReason)
 		default:
 			break drain
 		}
@@ -467,7 +461,7 @@ func (s *Server) acceptLoop(ctx context.Context, failed chan<- error) {
 		s.closed.Accepted++
 		s.mu.Unlock()
 		select {
-		case s.events <- event{sess: sess}:
+		case s.accepted <- sess:
 		case <-s.stopped:
 			s.closeAsync(sess, ShutdownReason)
 			return
@@ -555,13 +549,13 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 		select {
 		case <-s.wake:
 			s.drainReady()
-		case ev := <-s.events:
-			s.accept(ev.sess)
+		case sess := <-s.accepted:
+			s.accept(sess)
 		batch:
 			for range eventBatch - 1 {
 				select {
-				case ev := <-s.events:
-					s.accept(ev.sess)
+				case sess := <-s.accepted:
+					s.accept(sess)
 				default:
 					break batch
 				}
