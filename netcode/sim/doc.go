@@ -73,9 +73,13 @@
 //  3. an event reaches a client's game twice (EventEmitted counted per
 //     path, time and creator); see Config.StrictEvents for duplicates
 //     after the core's memory of delivered events;
-//  4. after the quiet phase: a client is disconnected or unsynced, has a
-//     call pending or a prediction showing, made calls that were never
-//     answered, or (without faults) had no call confirmed; a bump the
+//  4. after the quiet phase, once the frames already in flight have
+//     arrived (the run goes on for at most 10 s: on a lossy link one
+//     packet lost several times holds an ordered stream shut for
+//     seconds): a client is disconnected or unsynced, has a call pending
+//     or a prediction showing, made calls that were never answered, or
+//     (without faults) played for a second or more of the active phase
+//     and had no call confirmed; a bump the
 //     authority confirmed did not reach its caller's game; or a client's
 //     confirmed view of a watched path differs from the authority's latest
 //     valid value (both ways: no missing and no extra paths).

@@ -226,6 +226,7 @@ type simClient struct {
 	gen     uint32
 	online  bool // a transport session is open
 	inbox   []received
+	played  time.Duration // active-phase time this client was connected and synced
 
 	// workload
 	player Actor // instead of the workload, when Config.Actor is set
@@ -378,7 +379,35 @@ func (s *Sim) Run() error {
 	if err := s.RunUntil(s.End()); err != nil {
 		return err
 	}
+	if err := s.settle(); err != nil {
+		return err
+	}
 	return s.Check()
+}
+
+// maxSettle bounds how long after End a run waits for frames in flight.
+const maxSettle = 10 * time.Second
+
+// settle runs on until every frame already on a link at End has arrived
+// and been applied (two more frames), at most maxSettle. Convergence is an
+// eventual property: on a lossy link one packet lost several times holds
+// the ordered stream shut for seconds (awful: a resend every ~0.7 s), and
+// the values behind it are on their way, not lost.
+func (s *Sim) settle() error {
+	limit := s.End() + int64(maxSettle)
+	for s.now < limit {
+		last := int64(0)
+		for _, c := range s.clients {
+			last = max(last, c.down.last, c.up.last)
+		}
+		if last <= s.now {
+			return nil
+		}
+		if err := s.RunUntil(min(last+2*int64(s.cfg.Frame), limit)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RunUntil processes every event up to virtual time t and stops at the
@@ -547,6 +576,7 @@ func (s *Sim) frame(c *simClient) {
 	c.inbox = c.inbox[:0]
 	core.Tick()
 	if s.active && c.online && core.Connected() && core.Clock().Synced() {
+		c.played += s.cfg.Frame
 		s.play(c)
 	}
 	s.events(c)
