@@ -36,7 +36,8 @@
 //     watches every valid value within the window plus the one before it.
 //     Afterwards every value that becomes valid is delivered, and every
 //     delivered value that stops being valid (or comes back) as a state
-//     change, batched per flush (every Tick, or Config.FlushEvery). Pending
+//     change, batched per flush (every Tick, or Config.FlushEvery) in the
+//     order they happened. Pending
 //     values wait until they are valid. Clients never receive locks.
 //  3. Call runs the registered function at the call's write time (after
 //     the function's TimePolicy), with past-time reads at W - ViewDelay
@@ -47,10 +48,12 @@
 //     the window, the store refused the writes, rate limit). A call sent
 //     again with the same id is answered from its record, not run again.
 //  4. Whenever an output of a call turns invalid, the call is re-run at
-//     the next Version on the corrected state, in time order, unless some
-//     stored version of it is still valid (a late input that was itself
-//     rejected brings the old version back). The caller gets a new
-//     CallResult. Calls are forgotten, and never re-run, once final.
+//     the next Version on the corrected state, on the next Tick, in time
+//     order, unless some stored version of it is still valid (a late input
+//     that was itself rejected brings the old version back). The caller
+//     gets a new CallResult; after 16 versions the call is given up and the
+//     caller gets a failed result. Calls are forgotten, and never re-run,
+//     once final.
 //  5. Write stores raw values only where the WriteRule allows (default:
 //     under clients/<creator>/) and only with the session's own Creator.
 //  6. Resuming (Config.ResumeKey set; the Server sets a random key when

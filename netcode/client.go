@@ -46,7 +46,7 @@ type ClientOptions struct {
 	// ViewDelay is how far behind now remote entities are shown
 	// (interpolation buffer) and how far back the authority's past-time
 	// reads of this client's calls go. Zero: automatic, from the measured
-	// jitter and SendInterval.
+	// round trip and jitter and SendInterval (see ClientCore.ViewDelay).
 	ViewDelay time.Duration
 	// SendInterval is the authority's flush period (its tick), for the
 	// automatic view delay. Zero: 16 ms.
