@@ -42,7 +42,8 @@
 //  3. Call runs the registered function at the call's write time (after
 //     the function's TimePolicy), with past-time reads at W - ViewDelay
 //     clamped to MaxRewind, and commits its writes with their locks. Each
-//     call must be stamped later than the session's previous call. The
+//     new call must be stamped later than its creator's previous call
+//     (across resumed sessions). The
 //     answer is a CallResult: ok with the output refs, failed with the
 //     function's error, or rejected (unknown function, write time outside
 //     the window, the store refused the writes, rate limit). A call sent
