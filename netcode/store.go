@@ -221,16 +221,37 @@ func (s *Store) Insert(now int64, v PathValue) ([]Change, error) {
 // See Insert.
 func (s *Store) InsertBatch(now int64, vs []PathValue) ([]Change, error) {
 	s.changes = s.changes[:0]
+	// Within the batch, a (path, time) given twice must be the same write:
+	// each item is compared with the first one of its key (any earlier
+	// ones are equal to it, or the batch was refused already).
+	var first map[batchKey]int
+	if len(vs) > 8 {
+		first = make(map[batchKey]int, len(vs))
+	}
 	for i := range vs {
 		if err := s.check(now, &vs[i]); err != nil {
 			s.stats.Refused++
 			return nil, err
 		}
-		for j := 0; j < i; j++ {
-			if vs[j].Path == vs[i].Path && vs[j].Time == vs[i].Time && !sameWrite(&vs[i], &vs[j]) {
-				s.stats.Refused++
-				return nil, fmt.Errorf("%w: %s@%v twice in one batch", ErrConflict, vs[i].Path, vs[i].Time)
+		j := -1
+		if first != nil {
+			k := batchKey{vs[i].Path, vs[i].Time}
+			if f, ok := first[k]; ok {
+				j = f
+			} else {
+				first[k] = i
 			}
+		} else {
+			for f := 0; f < i; f++ {
+				if vs[f].Path == vs[i].Path && vs[f].Time == vs[i].Time {
+					j = f
+					break
+				}
+			}
+		}
+		if j >= 0 && !sameWrite(&vs[i], &vs[j]) {
+			s.stats.Refused++
+			return nil, fmt.Errorf("%w: %s@%v twice in one batch", ErrConflict, vs[i].Path, vs[i].Time)
 		}
 	}
 	if err := s.checkCapacity(vs); err != nil {
@@ -256,6 +277,11 @@ func (s *Store) InsertBatch(now int64, vs []PathValue) ([]Change, error) {
 	}
 	s.runCascade()
 	return s.changes, nil
+}
+
+type batchKey struct {
+	path string
+	t    Time
 }
 
 // check refuses a malformed value, a value outside the change window, and a

@@ -453,3 +453,35 @@ func TestPathsUnder(t *testing.T) {
 		t.Errorf("all paths: %v", got)
 	}
 }
+
+// TestBatchConflicts: a (path, time) given twice in one batch must be the
+// same write, in small batches and in large ones (checked with a map).
+func TestBatchConflicts(t *testing.T) {
+	now := 10_000 * ms
+	for _, n := range []int{3, 40} {
+		batch := func(conflict bool) []PathValue {
+			var vs []PathValue
+			for i := 0; i < n; i++ {
+				vs = append(vs, PathValue{Path: fmt.Sprintf("p/%d", i), Time: tm(9_000, 1), Value: []byte{1}})
+			}
+			dup := vs[1]
+			if conflict {
+				dup.Value = []byte{2}
+			}
+			return append(vs, dup)
+		}
+		s := mustStore(t, DefaultConfig())
+		if _, err := s.InsertBatch(now, batch(true)); !errors.Is(err, ErrConflict) {
+			t.Fatalf("n=%d: conflicting batch: %v, want ErrConflict", n, err)
+		}
+		if st := s.Stats(); st.LiveValues != 0 {
+			t.Fatalf("n=%d: refused batch stored %d values", n, st.LiveValues)
+		}
+		if _, err := s.InsertBatch(now, batch(false)); err != nil {
+			t.Fatalf("n=%d: batch with an identical repeat: %v", n, err)
+		}
+		if st := s.Stats(); st.LiveValues != n {
+			t.Fatalf("n=%d: stored %d values, want %d", n, st.LiveValues, n)
+		}
+	}
+}
