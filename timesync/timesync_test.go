@@ -179,6 +179,50 @@ func TestClockRefusesBadReplies(t *testing.T) {
 	}
 }
 
+// TestCanRequestAndForget: CanRequest says whether a new request would
+// leave every outstanding one remembered; ForgetRequests drops them all
+// (their connection is gone), so their replies are refused and new
+// requests can be made.
+func TestCanRequestAndForget(t *testing.T) {
+	src := &fakeSource{}
+	src.ns.Store(1000)
+	cfg := DefaultConfig()
+	cfg.MaxOutstanding = 2
+	c, err := New(src, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.CanRequest() {
+		t.Fatal("a fresh clock refuses a request")
+	}
+	first := c.Request()
+	src.advance(1)
+	if !c.CanRequest() {
+		t.Fatal("one of two outstanding: CanRequest false")
+	}
+	c.Request()
+	if c.CanRequest() {
+		t.Fatal("two of two outstanding: CanRequest true")
+	}
+	// An answered request frees its place.
+	src.advance(1)
+	if err := c.Observe(Answer(first, 5000, 5000), c.Local()); err != nil {
+		t.Fatal(err)
+	}
+	if !c.CanRequest() {
+		t.Fatal("after a reply: CanRequest false")
+	}
+	second := c.Request()
+	c.ForgetRequests()
+	if !c.CanRequest() {
+		t.Fatal("after ForgetRequests: CanRequest false")
+	}
+	src.advance(1)
+	if err := c.Observe(Answer(second, 5000, 5000), c.Local()); !errors.Is(err, ErrUnexpectedReply) {
+		t.Errorf("reply to a forgotten request: %v, want ErrUnexpectedReply", err)
+	}
+}
+
 func TestReferenceClock(t *testing.T) {
 	src := &fakeSource{}
 	src.ns.Store(12345)
