@@ -929,15 +929,3 @@ func (s *Store) walk(prefix string, fn func(string) bool) bool {
 	}
 	return true
 }
-
-// Paths calls fn for every path that holds a value, in no particular order.
-func (s *Store) Paths(fn func(path string) bool) {
-	for name, p := range s.paths {
-		if !p.listed {
-			continue
-		}
-		if !fn(name) {
-			return
-		}
-	}
-}
