@@ -139,6 +139,8 @@ func (d *Decoder) decodeBody(k Kind, body []byte, m *Message) error {
 		err = d.decodeError(t, &m.Error)
 	case KindPing:
 		err = d.decodePing(t, &m.Ping)
+	case KindWatchDone:
+		err = d.decodeWatchDone(t, &m.WatchDone)
 	default:
 		return fmt.Errorf("%w: %d", ErrUnknownKind, uint8(k))
 	}
@@ -238,7 +240,7 @@ func (d *Decoder) prefixes(t fbTable, dst []string, at func(j int) []byte) ([]st
 }
 
 func (d *Decoder) decodeWatch(t fbTable, m *Watch) error {
-	if err := t.scalars(6, 1, 8, 8); err != nil {
+	if err := t.scalars(6, 1, 8, 8, 10, 1); err != nil {
 		return err
 	}
 	var x fb.Watch
@@ -253,6 +255,7 @@ func (d *Decoder) decodeWatch(t fbTable, m *Watch) error {
 		return fmt.Errorf("%w: watch mode %d", ErrMalformed, m.Mode)
 	}
 	m.Window = time.Duration(x.WindowNs())
+	m.Done = x.Done() // absent (false) in a Watch from a client that predates it
 	return nil
 }
 
@@ -385,6 +388,22 @@ func (d *Decoder) decodePing(t fbTable, m *Ping) error {
 	var x fb.Ping
 	x.Init(t.buf, flatbuffers.UOffsetT(t.pos))
 	m.Seq = x.Seq()
+	return nil
+}
+
+func (d *Decoder) decodeWatchDone(t fbTable, m *WatchDone) error {
+	if err := t.str(4, d.lim.MaxPathBytes); err != nil {
+		return err
+	}
+	var x fb.WatchDone
+	x.Init(t.buf, flatbuffers.UOffsetT(t.pos))
+	p := x.Prefix()
+	if len(p) == 0 {
+		return fmt.Errorf("%w: empty prefix", ErrMalformed)
+	}
+	if m.Prefix != string(p) { // a marker for the prefix decoded last allocates nothing
+		m.Prefix = string(p)
+	}
 	return nil
 }
 

@@ -80,6 +80,18 @@
 // empty Hello.Resume asks for a new session. Both fields are appended to
 // their tables, so messages from older peers decode with them empty.
 //
+// # Watch snapshots
+//
+// An authority answers each prefix of a Watch at once with a snapshot of
+// its current valid values. A Watch with Done set also asks for a
+// WatchDone{Prefix} right after each prefix's snapshot and before any later
+// delivery of that prefix, so the watcher knows which of the values it
+// holds the snapshot no longer has: deleted paths, and values invalidated
+// while it was not watching. Done is appended to Watch (a Watch from an
+// older client decodes with it false) and WatchDone is sent only to a
+// watcher that asked, so neither end needs to know the other's age. A
+// WatchDone prefix obeys the limits of a Watch prefix.
+//
 // # Frame format
 //
 // A frame is the version byte ProtocolVersion followed by messages, each a

@@ -74,6 +74,8 @@ func (e *Encoder) Append(dst []byte, m *Message) ([]byte, error) {
 		return e.AppendError(dst, &m.Error)
 	case KindPing:
 		return e.AppendPing(dst, &m.Ping)
+	case KindWatchDone:
+		return e.AppendWatchDone(dst, &m.WatchDone)
 	}
 	return dst, fmt.Errorf("%w: cannot encode %v", ErrUnknownKind, m.Kind)
 }
@@ -237,6 +239,9 @@ func (e *Encoder) AppendWatch(dst []byte, m *Watch) ([]byte, error) {
 	}
 	fb.WatchAddMode(b, byte(m.Mode))
 	fb.WatchAddWindowNs(b, int64(m.Window))
+	if m.Done {
+		fb.WatchAddDone(b, true)
+	}
 	return e.finish(dst, KindWatch, fb.WatchEnd(b))
 }
 
@@ -376,6 +381,20 @@ func (e *Encoder) AppendPing(dst []byte, m *Ping) ([]byte, error) {
 	fb.PingStart(e.b)
 	fb.PingAddSeq(e.b, m.Seq)
 	return e.finish(dst, KindPing, fb.PingEnd(e.b))
+}
+
+// AppendWatchDone appends a WatchDone. Its prefix obeys the limits of a
+// Watch prefix: non-empty, at most Limits.MaxPathBytes.
+func (e *Encoder) AppendWatchDone(dst []byte, m *WatchDone) ([]byte, error) {
+	if err := e.checkPath("WatchDone prefix", m.Prefix); err != nil {
+		return dst, err
+	}
+	b := e.b
+	b.Reset()
+	p := b.CreateString(m.Prefix)
+	fb.WatchDoneStart(b)
+	fb.WatchDoneAddPrefix(b, p)
+	return e.finish(dst, KindWatchDone, fb.WatchDoneEnd(b))
 }
 
 // AppendValues appends a Values message, preceded by a PathDefs message if

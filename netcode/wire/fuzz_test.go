@@ -129,6 +129,7 @@ func FuzzWrite(f *testing.F)           { fuzzKind(f, KindWrite) }
 func FuzzPathDefs(f *testing.F)        { fuzzKind(f, KindPathDefs) }
 func FuzzError(f *testing.F)           { fuzzKind(f, KindError) }
 func FuzzPing(f *testing.F)            { fuzzKind(f, KindPing) }
+func FuzzWatchDone(f *testing.F)       { fuzzKind(f, KindWatchDone) }
 
 // TestFuzzSeedsCoverEveryKind keeps the per-kind targets honest: each must
 // have at least one valid seed, and every kind must have a target.

@@ -31,8 +31,9 @@ const (
 	KindPathDefs        Kind = 12
 	KindError           Kind = 13
 	KindPing            Kind = 14
+	KindWatchDone       Kind = 15
 
-	maxKind = KindPing
+	maxKind = KindWatchDone
 )
 
 var kindNames = [...]string{
@@ -50,6 +51,7 @@ var kindNames = [...]string{
 	KindPathDefs:        "PathDefs",
 	KindError:           "Error",
 	KindPing:            "Ping",
+	KindWatchDone:       "WatchDone",
 }
 
 func (k Kind) String() string {
@@ -247,11 +249,19 @@ type TimeSyncReply struct {
 	ClientSend, ServerRecv, ServerSend int64
 }
 
-// Watch subscribes to every path under the given prefixes.
+// Watch subscribes to every path under the given prefixes. The authority
+// answers each prefix at once with a snapshot of its current valid values,
+// then sends every change.
 type Watch struct {
 	Prefixes []string
 	Mode     WatchMode
 	Window   time.Duration // history depth for WatchHistory
+	// Done asks for a WatchDone after each prefix's snapshot, so the
+	// watcher knows where the snapshot ends and can drop what it holds
+	// that the snapshot no longer has (deleted paths, values invalidated
+	// while it was away). An authority that predates the field ignores
+	// it and sends no WatchDone.
+	Done bool
 }
 
 // Unwatch ends watches on the given prefixes.
@@ -305,6 +315,14 @@ type Error struct {
 	Text string
 }
 
+// WatchDone marks the end of the snapshot that a Watch with Done set asked
+// for on Prefix (one of the Watch's prefixes, as sent): every value of the
+// snapshot came before it, and every later value of Prefix is a change.
+// Refused prefixes get an Error instead.
+type WatchDone struct {
+	Prefix string
+}
+
 // Ping keeps a session alive and can be echoed to measure round trips.
 type Ping struct {
 	Seq uint64
@@ -330,6 +348,7 @@ type Message struct {
 	Write           Write
 	Error           Error
 	Ping            Ping
+	WatchDone       WatchDone
 
 	// locks is the decoder's reusable backing store for Value.Locks.
 	locks []Lock

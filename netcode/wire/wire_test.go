@@ -36,6 +36,7 @@ func sampleMessages() []Message {
 		{Kind: KindTimeSyncReply, TimeSyncReply: TimeSyncReply{ClientSend: 1, ServerRecv: math.MaxInt64, ServerSend: math.MinInt64}},
 		{Kind: KindWatch, Watch: Watch{Prefixes: []string{"players/", "world/items/"}, Mode: WatchHistory, Window: 2 * time.Second}},
 		{Kind: KindWatch, Watch: Watch{}},
+		{Kind: KindWatch, Watch: Watch{Prefixes: []string{"things/", "things/a/", "total"}, Done: true}},
 		{Kind: KindUnwatch, Unwatch: Unwatch{Prefixes: []string{"players/"}}},
 		{Kind: KindValues, Values: Values{Items: []Value{
 			{Path: "players/1/pos", Time: t0, Value: []byte{1, 2, 3, 4, 5, 6, 7, 8}},
@@ -70,6 +71,8 @@ func sampleMessages() []Message {
 		{Kind: KindError, Error: Error{Code: 3, Text: "bad token"}},
 		{Kind: KindError, Error: Error{}},
 		{Kind: KindPing, Ping: Ping{Seq: 99}},
+		{Kind: KindWatchDone, WatchDone: WatchDone{Prefix: "things/"}},
+		{Kind: KindWatchDone, WatchDone: WatchDone{Prefix: "players/42/pos"}},
 	}
 }
 
@@ -285,6 +288,8 @@ func TestEncoderRejects(t *testing.T) {
 		{"empty lock path", Limits{}, Message{Kind: KindWrite, Write: Write{Items: []Value{{Path: "a", Locks: make([]Lock, 1)}}}}, ErrInvalid},
 		{"big batch", Limits{MaxBatch: 1}, Message{Kind: KindValidStates, ValidStates: ValidStates{Items: make([]StateChange, 2)}}, ErrTooLarge},
 		{"bad watch mode", Limits{}, Message{Kind: KindWatch, Watch: Watch{Mode: 7}}, ErrInvalid},
+		{"empty watch done prefix", Limits{}, Message{Kind: KindWatchDone}, ErrInvalid},
+		{"long watch done prefix", Limits{MaxPathBytes: 4}, Message{Kind: KindWatchDone, WatchDone: WatchDone{Prefix: "abcde/"}}, ErrTooLarge},
 		{"many prefixes", Limits{MaxPrefixes: 1}, Message{Kind: KindUnwatch, Unwatch: Unwatch{Prefixes: []string{"a/", "b/"}}}, ErrTooLarge},
 		{"long call name", Limits{MaxTextBytes: 3}, Message{Kind: KindCall, Call: Call{Name: "fire"}}, ErrTooLarge},
 		{"long token", Limits{MaxTextBytes: 3}, Message{Kind: KindHello, Hello: Hello{Token: []byte("toolong")}}, ErrTooLarge},

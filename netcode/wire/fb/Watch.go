@@ -74,8 +74,20 @@ func (rcv *Watch) MutateWindowNs(n int64) bool {
 	return rcv._tab.MutateInt64Slot(8, n)
 }
 
+func (rcv *Watch) Done() bool {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(10))
+	if o != 0 {
+		return rcv._tab.GetBool(o + rcv._tab.Pos)
+	}
+	return false
+}
+
+func (rcv *Watch) MutateDone(n bool) bool {
+	return rcv._tab.MutateBoolSlot(10, n)
+}
+
 func WatchStart(builder *flatbuffers.Builder) {
-	builder.StartObject(3)
+	builder.StartObject(4)
 }
 func WatchAddPrefixes(builder *flatbuffers.Builder, prefixes flatbuffers.UOffsetT) {
 	builder.PrependUOffsetTSlot(0, flatbuffers.UOffsetT(prefixes), 0)
@@ -88,6 +100,9 @@ func WatchAddMode(builder *flatbuffers.Builder, mode byte) {
 }
 func WatchAddWindowNs(builder *flatbuffers.Builder, windowNs int64) {
 	builder.PrependInt64Slot(2, windowNs, 0)
+}
+func WatchAddDone(builder *flatbuffers.Builder, done bool) {
+	builder.PrependBoolSlot(3, done, false)
 }
 func WatchEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return builder.EndObject()
