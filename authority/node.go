@@ -742,17 +742,28 @@ func (n *Node) flush(now int64) {
 	n.dirty = n.dirty[:0]
 }
 
-// delivery is one batched watch delivery: a value, or (stateOnly) a state
-// change of a value delivered before (Path, Time and State set).
+// delivery is one batched watch delivery: a value, a state change of a
+// value delivered before (Path, Time and State set), or the end of a
+// watch's snapshot (v.Path is the prefix).
 type delivery struct {
-	v         wire.Value
-	stateOnly bool
+	v    wire.Value
+	kind deliveryKind
 }
 
+type deliveryKind uint8
+
+const (
+	deliverValue deliveryKind = iota
+	deliverState
+	deliverDone
+)
+
 // sendBatches encodes a session's deliveries in the order they happened,
-// each run of values as a Values message and each run of state changes as a
-// ValidStates message: a value that went invalid and came back within one
-// flush must reach the client in that order, or it would end invalid.
+// each run of values as a Values message, each run of state changes as a
+// ValidStates message and each snapshot end as a WatchDone: a value that
+// went invalid and came back within one flush must reach the client in
+// that order, or it would end invalid, and a WatchDone must follow its
+// snapshot and precede the prefix's later deliveries.
 func (n *Node) sendBatches(s *session) {
 	max := n.cfg.Wire.MaxBatch
 	if max <= 0 {
@@ -760,18 +771,23 @@ func (n *Node) sendBatches(s *session) {
 	}
 	for i := 0; i < len(s.out); {
 		j := i
-		stateOnly := s.out[i].stateOnly
-		for j < len(s.out) && s.out[j].stateOnly == stateOnly && j-i < max {
+		kind := s.out[i].kind
+		for j < len(s.out) && s.out[j].kind == kind && j-i < max {
 			j++
 		}
-		if stateOnly {
+		switch kind {
+		case deliverDone:
+			for _, d := range s.out[i:j] {
+				n.send(s, &wire.Message{Kind: wire.KindWatchDone, WatchDone: wire.WatchDone{Prefix: d.v.Path}})
+			}
+		case deliverState:
 			n.scratchStates = n.scratchStates[:0]
 			for _, d := range s.out[i:j] {
 				n.scratchStates = append(n.scratchStates, wire.StateChange{Path: d.v.Path, Time: d.v.Time, State: d.v.State})
 			}
 			n.send(s, &wire.Message{Kind: wire.KindValidStates, ValidStates: wire.ValidStates{Items: n.scratchStates}})
 			n.stats.StatesSent += uint64(j - i)
-		} else {
+		default:
 			n.scratchValues = n.scratchValues[:0]
 			for _, d := range s.out[i:j] {
 				n.scratchValues = append(n.scratchValues, d.v)
@@ -806,6 +822,11 @@ func (n *Node) watch(now int64, s *session, w *wire.Watch) {
 		}
 		s.watches[prefix] = spec
 		n.snapshot(now, s, prefix, spec)
+		if w.Done {
+			// Queued behind the snapshot and ahead of any later delivery,
+			// which goes to s.out after it in the order it happens.
+			s.out = append(s.out, delivery{v: wire.Value{Path: prefix}, kind: deliverDone})
+		}
 	}
 	// Answer a watch at once rather than at the next flush.
 	n.sendBatches(s)
@@ -915,7 +936,7 @@ func (n *Node) applyChanges(now int64, changes []netcode.Change) {
 		case leftValid:
 			sc := wire.StateChange{Path: c.Path, Time: wire.Time(c.Time), State: wire.State(c.New)}
 			n.watchersOf(c.Path, func(s *session) {
-				s.out = append(s.out, delivery{v: wire.Value{Path: sc.Path, Time: sc.Time, State: sc.State}, stateOnly: true})
+				s.out = append(s.out, delivery{v: wire.Value{Path: sc.Path, Time: sc.Time, State: sc.State}, kind: deliverState})
 				n.markDirty(s)
 				n.checkBacklog(s)
 			})

@@ -256,7 +256,9 @@ func (h *harness) exec(line string) string {
 	case "ping":
 		h.send(pos[0], &wire.Message{Kind: wire.KindPing, Ping: wire.Ping{Seq: 7}})
 	case "watch", "history":
-		m := &wire.Message{Kind: wire.KindWatch, Watch: wire.Watch{Prefixes: pos[1:]}}
+		// watch|history CLIENT PREFIX... [at=WINDOW_MS] [done=1]: done asks
+		// for a WatchDone after each prefix's snapshot.
+		m := &wire.Message{Kind: wire.KindWatch, Watch: wire.Watch{Prefixes: pos[1:], Done: kv["done"] == "1"}}
 		if cmd == "history" {
 			m.Watch.Mode = wire.WatchHistory
 			m.Watch.Window = time.Duration(at(0))
@@ -458,6 +460,8 @@ func describe(m *wire.Message) string {
 		return s
 	case wire.KindError:
 		return fmt.Sprintf("Error code=%d %q", m.Error.Code, m.Error.Text)
+	case wire.KindWatchDone:
+		return "WatchDone " + m.WatchDone.Prefix
 	}
 	return m.Kind.String()
 }
