@@ -26,9 +26,12 @@ deps:
 build:
 	$(GO) build ./...
 
-## test: the whole suite with the race detector and shuffled test order.
+## test: the whole suite with the race detector and shuffled test order,
+## then the demo's full simulated matches held to the quality bars (without
+## the race detector, which slows the simulator several times).
 test: deps
 	$(GO) test -race -shuffle=on -timeout 20m ./...
+	$(GO) test -count=1 -timeout 10m -run '^TestMatchBars$$' ./demo-shooter/game/
 
 ## check: formatting, vet, staticcheck and a tidy module.
 check:

@@ -59,6 +59,12 @@ const (
 	FuncRespawn = "respawn" // args: none
 )
 
+// WritesMotion reports whether a call of the function named fn writes the
+// caller's own motion (players/<id>/motion): join, setKeys and respawn.
+func WritesMotion(fn string) bool {
+	return fn == FuncSetKeys || fn == FuncJoin || fn == FuncRespawn
+}
+
 // Paths. A player's id is the Creator id of the connection that joined
 // (tx.Caller()), in decimal: players/<id>/<field>; see the package
 // documentation for the fields.

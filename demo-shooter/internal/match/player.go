@@ -219,7 +219,7 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 		}
 		rtt := p.C.Stats().RTT
 		p.Rec.ConfirmMinusRTT.Add(float64(wall.Sub(info.at)-rtt) / float64(time.Millisecond))
-		if writesMotion(info.name) {
+		if game.WritesMotion(info.name) {
 			if !p.correctedMotion(evs, ev.Call, motion) {
 				p.Rec.Correction.Add(0)
 			}
@@ -299,11 +299,6 @@ func (p *Player) retractHit(c *netcode.Correction) {
 	if p.Rec.HitsConfirmed > 0 {
 		p.Rec.HitsConfirmed--
 	}
-}
-
-// writesMotion reports whether a call of fn writes the caller's motion.
-func writesMotion(fn string) bool {
-	return fn == game.FuncSetKeys || fn == game.FuncJoin || fn == game.FuncRespawn
 }
 
 // ownPos is the own player's position at now in the local view
