@@ -173,6 +173,24 @@ type cval struct {
 	value []byte
 	state State
 	flags Flags
+	// arrived is ClientCore.arrivals when the value last arrived in a
+	// Values message, so a snapshot's end can tell what arrived since its
+	// Watch was sent.
+	arrived uint64
+}
+
+// snapshotWait follows the snapshots of one prefix that this session asked
+// for and whose WatchDone has not arrived yet. The authority answers the
+// Watches of a prefix in the order they were sent, each with its snapshot
+// and then its WatchDone, so the due snapshots end in that order too.
+type snapshotWait struct {
+	due int // WatchDones still to come
+	// skip counts the first due WatchDones to ignore: their watch was
+	// withdrawn by an Unwatch sent after it.
+	skip int
+	// start is the arrivals count when the oldest due snapshot began:
+	// every value that arrived since is part of it or newer.
+	start uint64
 }
 
 // pcall is a call awaiting its result, with its prediction. call.ID is
@@ -238,6 +256,14 @@ type ClientCore struct {
 	delivered map[eventKey]int64 // emitted events already given to the game → expiry
 	events    []Event
 
+	// arrivals counts the confirmed values that arrived (in Values), and
+	// snaps follows, by prefix, the Watches of this session whose
+	// snapshot has not ended yet. An entry is a few words, whatever the
+	// snapshot's size; Unwatch turns its due snapshots into skipped ones,
+	// and a new session forgets them all.
+	arrivals uint64
+	snaps    map[string]*snapshotWait
+
 	stats             ClientStats
 	rateAt            int64
 	lastIn, lastOut   uint64
@@ -268,6 +294,7 @@ func NewClientCore(opts ClientOptions) (*ClientCore, error) {
 		reported:  make(map[string]Time),
 		dirty:     make(map[string]int64),
 		delivered: make(map[eventKey]int64),
+		snaps:     make(map[string]*snapshotWait),
 		credits:   opts.Budget.Max,
 	}
 	return c, nil
@@ -292,6 +319,7 @@ func (c *ClientCore) Connect() error {
 	c.enc, c.dec = enc, dec
 	c.cur, c.out = nil, nil
 	c.connected = false
+	clear(c.snaps) // the old session's WatchDones will never come
 	// Replies to requests sent on the old session will never come.
 	c.clock.ForgetRequests()
 	c.send(&wire.Message{Kind: wire.KindHello, Hello: wire.Hello{Version: wire.ProtocolVersion, Token: c.opts.Token, Resume: c.resume}})
@@ -307,6 +335,7 @@ func (c *ClientCore) Disconnected(err error) {
 	}
 	c.connected = false
 	c.cur, c.out = nil, nil
+	clear(c.snaps)
 }
 
 // Connected reports whether the authority has welcomed the current session.
@@ -405,21 +434,44 @@ func (c *ClientCore) syncNow() {
 // Watch asks for the values under prefix (ending in '/') or of one path:
 // the latest values at once, then every change. Mode WatchHistory with a
 // window also sends the recent history (for interpolation).
+//
+// The authority marks the end of that first answer (the snapshot), and
+// there the confirmed values under prefix that it no longer has are
+// dropped: a path deleted, or a value invalidated, while this client was
+// not watching (disconnected, say). Each drop is reported as an
+// EventValue like any other change.
 func (c *ClientCore) Watch(prefix string, mode wire.WatchMode, window time.Duration) error {
 	if err := checkWatch(prefix); err != nil {
 		return err
 	}
-	w := wire.Watch{Prefixes: []string{prefix}, Mode: mode, Window: window}
+	w := wire.Watch{Prefixes: []string{prefix}, Mode: mode, Window: window, Done: true}
 	c.watches[prefix] = w
 	if c.connected {
-		c.send(&wire.Message{Kind: wire.KindWatch, Watch: w})
+		c.sendWatch(w)
 	}
 	return nil
+}
+
+// sendWatch sends w (one prefix, Done set) and awaits its snapshot's end.
+func (c *ClientCore) sendWatch(w wire.Watch) {
+	c.send(&wire.Message{Kind: wire.KindWatch, Watch: w})
+	p := w.Prefixes[0]
+	sw := c.snaps[p]
+	if sw == nil {
+		sw = &snapshotWait{start: c.arrivals}
+		c.snaps[p] = sw
+	}
+	sw.due++
 }
 
 // Unwatch stops a watch.
 func (c *ClientCore) Unwatch(prefix string) {
 	delete(c.watches, prefix)
+	if sw := c.snaps[prefix]; sw != nil {
+		// Their WatchDones still come; a later Watch's must not be taken
+		// for them.
+		sw.skip = sw.due
+	}
 	if c.connected {
 		c.send(&wire.Message{Kind: wire.KindUnwatch, Unwatch: wire.Unwatch{Prefixes: []string{prefix}}})
 	}
@@ -690,6 +742,8 @@ func (c *ClientCore) handle(m *wire.Message, recvLocal int64) {
 		c.result(&m.CallResult)
 	case wire.KindError:
 		c.events = append(c.events, Event{Kind: EventError, Err: fmt.Errorf("netcode: authority error %d: %s", m.Error.Code, m.Error.Text)})
+	case wire.KindWatchDone:
+		c.snapshotDone(m.WatchDone.Prefix)
 	case wire.KindPing:
 	}
 }
@@ -710,7 +764,7 @@ func (c *ClientCore) welcome(w *wire.Welcome) {
 	}
 	slices.Sort(prefixes)
 	for _, p := range prefixes {
-		c.send(&wire.Message{Kind: wire.KindWatch, Watch: c.watches[p]})
+		c.sendWatch(c.watches[p])
 	}
 	if old == 0 {
 		return
@@ -776,17 +830,96 @@ func (c *ClientCore) applyValue(v *wire.Value) {
 	}
 	vals := c.confirmed[v.Path]
 	i, found := slices.BinarySearchFunc(vals, t, func(x cval, t Time) int { return x.t.Compare(t) })
-	cv := cval{t: t, value: cloneValue(v.Value), state: State(v.State), flags: Flags(v.Flags) &^ FlagPredicted}
+	c.arrivals++
+	if found && vals[i].state == State(v.State) && bytes.Equal(vals[i].value, v.Value) && (vals[i].value == nil) == (v.Value == nil) {
+		vals[i].arrived = c.arrivals // a duplicate delivery, as a snapshot re-sends what it holds
+		return
+	}
+	cv := cval{t: t, value: cloneValue(v.Value), state: State(v.State), flags: Flags(v.Flags) &^ FlagPredicted, arrived: c.arrivals}
 	if found {
-		if vals[i].state == cv.state && bytes.Equal(vals[i].value, cv.value) {
-			return // a duplicate delivery
-		}
 		vals[i] = cv
 	} else {
 		vals = slices.Insert(vals, i, cv)
 	}
 	c.confirmed[v.Path] = vals
 	c.changed(v.Path, t)
+}
+
+// snapshotDone ends the oldest due snapshot of prefix: every confirmed
+// value under prefix that the authority still has arrived since its Watch
+// was sent (in the snapshot, or later as a change), so a value that did
+// not is one the authority no longer has. For each confirmed path covered
+// by prefix, let m be the earliest time that arrived since: values at or
+// after m that did not arrive are dropped, older ones are history the
+// snapshot does not resend and stay; when nothing arrived, the path has no
+// valid value left and all its values are dropped. Predictions are apart
+// and untouched; pending calls that read a dropped value are re-run.
+func (c *ClientCore) snapshotDone(prefix string) {
+	sw := c.snaps[prefix]
+	if sw == nil {
+		return // not awaited: from before an Unwatch and Watch, or unasked
+	}
+	start := sw.start
+	sw.due--
+	// What arrives from here on belongs to the next due snapshot, if any.
+	sw.start = c.arrivals
+	if sw.skip > 0 {
+		sw.skip--
+	} else {
+		c.dropStale(prefix, start)
+	}
+	if sw.due <= 0 {
+		delete(c.snaps, prefix)
+	}
+}
+
+// dropStale drops what the snapshot of prefix that began at arrivals count
+// start did not confirm (see snapshotDone).
+func (c *ClientCore) dropStale(prefix string, start uint64) {
+	var paths []string
+	if prefix != "" && prefix[len(prefix)-1] != '/' {
+		if _, ok := c.confirmed[prefix]; ok {
+			paths = append(paths, prefix)
+		}
+	} else {
+		for p := range c.confirmed {
+			if HasPrefix(p, prefix) {
+				paths = append(paths, p)
+			}
+		}
+		slices.Sort(paths) // events in a deterministic order
+	}
+	for _, p := range paths {
+		vals := c.confirmed[p]
+		// m: the earliest value that arrived since start. Values before
+		// it stay; from it on, those that did not arrive go, and when
+		// none arrived, all go.
+		m := slices.IndexFunc(vals, func(v cval) bool { return v.arrived > start })
+		if m < 0 {
+			m = 0
+		}
+		var first Time // of the earliest value dropped
+		k := m
+		for i := m; i < len(vals); i++ {
+			switch {
+			case vals[i].arrived > start:
+				vals[k] = vals[i]
+				k++
+			case k == i:
+				first = vals[i].t
+			}
+		}
+		if k == len(vals) {
+			continue
+		}
+		clear(vals[k:])
+		if k == 0 {
+			delete(c.confirmed, p)
+		} else {
+			c.confirmed[p] = vals[:k]
+		}
+		c.changed(p, first)
+	}
 }
 
 func cloneValue(b []byte) []byte {

@@ -1,0 +1,186 @@
+package netcode_test
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/rewindnet/rewind/netcode"
+	"github.com/rewindnet/rewind/netcode/wire"
+)
+
+// put stores v in the world's node directly, as another authority's
+// forwarded write would: no watcher is told, so the test uses it only
+// while its client has no session (and before it watches).
+func (w *world) put(v netcode.PathValue) {
+	w.t.Helper()
+	if _, err := w.node.Store().Insert(w.now, v); err != nil {
+		w.t.Fatalf("put %s: %v", v.Path, err)
+	}
+}
+
+// valueEvents returns the EventValue events of evs for path, as the value
+// each reported ("<deleted>" for a deletion).
+func valueEvents(evs []netcode.Event, path string) []string {
+	var out []string
+	for _, e := range evs {
+		if e.Kind == netcode.EventValue && e.Path == path {
+			if e.Value == nil {
+				out = append(out, "<deleted>")
+			} else {
+				out = append(out, string(e.Value))
+			}
+		}
+	}
+	return out
+}
+
+// TestClientCoreSnapshotDropsStale: a client watches things/ and holds its
+// values; it loses its session, and while it is away a path is deleted
+// (things/a), a path's latest value is invalidated with nothing newer
+// written (things/b: its value read src, and a late write of src lands
+// inside that read), and a path gets a newer value (things/c). After it
+// reconnects, its view is the authority's: things/a is gone (with a
+// deletion event), things/b shows its older valid value (with an event),
+// things/c the new one, and the history older than the snapshot stays
+// readable.
+func TestClientCoreSnapshotDropsStale(t *testing.T) {
+	clocks = nil
+	w := newWorld(t, 10*time.Millisecond)
+	a := w.clients[0]
+	w.run(2 * time.Second) // sync the clock
+	ms := int64(time.Millisecond)
+	n0 := w.now
+	const other = 99 // creator of the writes the test makes
+	at := func(d int64) netcode.Time { return netcode.Time{Nanos: n0 + d*ms, Creator: other} }
+	src0, b1, b2 := at(-400), at(-300), at(-100)
+	w.put(netcode.PathValue{Path: "src", Time: src0, Value: []byte("s0")})
+	w.put(netcode.PathValue{Path: "things/a", Time: at(-300), Value: []byte("a1")})
+	w.put(netcode.PathValue{Path: "things/b", Time: b1, Value: []byte("b1")})
+	w.put(netcode.PathValue{Path: "things/b", Time: b2, Value: []byte("b2"),
+		Locks: []netcode.ReadLock{{Path: "src", Start: src0, End: b2}}})
+	c1 := at(-300)
+	w.put(netcode.PathValue{Path: "things/c", Time: c1, Value: []byte("c1")})
+
+	if err := a.core.Watch("things/", wire.WatchLatest, 0); err != nil {
+		t.Fatal(err)
+	}
+	w.run(200 * time.Millisecond)
+	for path, want := range map[string]string{"things/a": "a1", "things/b": "b2", "things/c": "c1"} {
+		if v, ok := a.core.Read(path); !ok || string(v) != want {
+			t.Fatalf("before the loss, %s reads %q (%v), want %q", path, v, ok, want)
+		}
+	}
+
+	// The session is lost; the node notices. While the client is away:
+	w.lose(a, true)
+	a.evs = nil
+	w.put(netcode.PathValue{Path: "things/a", Time: netcode.Time{Nanos: w.now - 10*ms, Creator: other}}) // (a) deleted
+	w.put(netcode.PathValue{Path: "src", Time: at(-200), Value: []byte("s1")})                           // (b) b2 read src over (src0, b2): invalid now
+	c2 := netcode.Time{Nanos: w.now - 10*ms, Creator: other}                                             //
+	w.put(netcode.PathValue{Path: "things/c", Time: c2, Value: []byte("c2")})                            // (c) a newer value
+	if v, ok := w.node.Store().Latest("things/b", netcode.Time{Nanos: w.now}); !ok || string(v.Value) != "b1" {
+		t.Fatalf("setup: the node's things/b is %q (%v), want b1", v.Value, ok)
+	}
+	w.run(300 * time.Millisecond)
+	if !a.core.Connected() {
+		t.Fatal("not reconnected")
+	}
+
+	if v, ok := a.core.Read("things/a"); ok {
+		t.Errorf("things/a reads %q after its deletion, want absent", v)
+	}
+	if v, ok := a.core.Read("things/b"); !ok || string(v) != "b1" {
+		t.Errorf("things/b reads %q (%v), want b1 (b2 was invalidated)", v, ok)
+	}
+	if v, ok := a.core.Read("things/c"); !ok || string(v) != "c2" {
+		t.Errorf("things/c reads %q (%v), want c2", v, ok)
+	}
+	for path, want := range map[string][]string{
+		"things/a": {"<deleted>"},
+		"things/b": {"b1"},
+		"things/c": {"c2"},
+	} {
+		if diff := cmp.Diff(want, valueEvents(a.evs, path)); diff != "" {
+			t.Errorf("value events of %s after reconnecting (-want +got):\n%s", path, diff)
+		}
+	}
+	// History the snapshot does not resend stays.
+	if v, ok := a.core.ReadAt("things/c", c2.Nanos); !ok || string(v) != "c1" {
+		t.Errorf("things/c just before c2 reads %q (%v), want c1", v, ok)
+	}
+	var hist []string
+	for _, v := range a.core.History("things/c") {
+		hist = append(hist, string(v.Value))
+	}
+	if diff := cmp.Diff([]string{"c1", "c2"}, hist); diff != "" {
+		t.Errorf("things/c history (-want +got):\n%s", diff)
+	}
+	if hb := a.core.History("things/b"); len(hb) != 1 || !bytes.Equal(hb[0].Value, []byte("b1")) {
+		t.Errorf("things/b history %v, want b1 alone", hb)
+	}
+}
+
+// TestClientCoreSnapshotKeepsCurrent: a first watch and a reconnect with
+// nothing changed drop nothing and report nothing twice; a watch on one
+// path (no '/') drops that path when it was deleted; a history watch's
+// snapshot keeps the history it resends.
+func TestClientCoreSnapshotKeepsCurrent(t *testing.T) {
+	clocks = nil
+	w := newWorld(t, 10*time.Millisecond)
+	a := w.clients[0]
+	w.run(2 * time.Second)
+	ms := int64(time.Millisecond)
+	const other = 99
+	at := func(d int64) netcode.Time { return netcode.Time{Nanos: w.now + d*ms, Creator: other} }
+	w.put(netcode.PathValue{Path: "things/x", Time: at(-300), Value: []byte("x1")})
+	w.put(netcode.PathValue{Path: "things/x", Time: at(-200), Value: []byte("x2")})
+	w.put(netcode.PathValue{Path: "things/y", Time: at(-300), Value: []byte("y1")})
+	w.put(netcode.PathValue{Path: "total", Time: at(-300), Value: []byte("t1")})
+	a.core.Watch("things/", wire.WatchHistory, time.Second)
+	a.core.Watch("total", wire.WatchLatest, 0)
+	w.run(200 * time.Millisecond)
+	want := map[string][]string{"things/x": {"x1", "x2"}, "things/y": {"y1"}, "total": {"t1"}}
+	for path, wv := range want {
+		if diff := cmp.Diff(wv, valueEvents(a.evs, path)); diff != "" {
+			t.Errorf("first watch: value events of %s (-want +got):\n%s", path, diff)
+		}
+	}
+	a.evs = nil
+
+	// A reconnect with nothing changed: no event, all history kept.
+	w.lose(a, true)
+	w.run(300 * time.Millisecond)
+	for path := range want {
+		if got := valueEvents(a.evs, path); len(got) > 0 {
+			t.Errorf("reconnect with nothing changed: value events of %s: %v", path, got)
+		}
+	}
+	if got := len(a.core.History("things/x")); got != 2 {
+		t.Errorf("things/x keeps %d values, want 2", got)
+	}
+
+	// Away: total is deleted, things/y deleted too. Only the watch that
+	// covers a path decides for it.
+	w.lose(a, true)
+	a.evs = nil
+	w.put(netcode.PathValue{Path: "total", Time: at(-5)})
+	w.put(netcode.PathValue{Path: "things/y", Time: at(-5)})
+	w.run(300 * time.Millisecond)
+	if v, ok := a.core.Read("total"); ok {
+		t.Errorf("total reads %q after its deletion", v)
+	}
+	// A history watch sends the deletion itself: things/y ends deleted
+	// either way, with its older value kept as history.
+	if v, ok := a.core.Read("things/y"); ok {
+		t.Errorf("things/y reads %q after its deletion", v)
+	}
+	if diff := cmp.Diff([]string{"<deleted>"}, valueEvents(a.evs, "total")); diff != "" {
+		t.Errorf("total's value events (-want +got):\n%s", diff)
+	}
+	if v, ok := a.core.Read("things/x"); !ok || string(v) != "x2" {
+		t.Errorf("things/x reads %q (%v), want x2", v, ok)
+	}
+}
