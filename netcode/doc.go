@@ -92,7 +92,10 @@
 //     records, so no call runs twice. A game that stops calling Update
 //     loses its session (ErrBacklog) and reconnects when it resumes; while
 //     reconnecting, Call fails with ErrNotConnected, and EventDisconnected
-//     and EventConnected tell when.
+//     and EventConnected tell when. Watches are renewed on the new session:
+//     once a watch's snapshot has arrived (the authority marks its end),
+//     what changed while away is in the view, including paths deleted and
+//     values invalidated then, each reported as an EventValue.
 //  3. A prediction is visible to reads at once; the authority's answer
 //     arrives as EventResult, with EventCorrection for every output that
 //     differed (Correction names the value that caused it). Emitted events
