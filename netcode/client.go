@@ -185,13 +185,16 @@ type cval struct {
 // and then its WatchDone, so the due snapshots end in that order too.
 type snapshotWait struct {
 	due int // WatchDones still to come
-	// skip counts the first due WatchDones to ignore: their watch was
-	// withdrawn by an Unwatch sent after it.
-	skip int
 	// start is the arrivals count when the oldest due snapshot began:
 	// every value that arrived since is part of it or newer.
 	start uint64
 }
+
+// maxSnapshotWaits bounds the prefixes whose snapshot end is awaited at
+// once. An authority that predates WatchDone never ends one, so without it
+// a session there would keep an entry per prefix ever watched; beyond it a
+// Watch is sent as usual and its snapshot is not followed.
+const maxSnapshotWaits = 1024
 
 // pcall is a call awaiting its result, with its prediction. call.ID is
 // the id on the current session; id is the one Call returned, which events
@@ -258,9 +261,9 @@ type ClientCore struct {
 
 	// arrivals counts the confirmed values that arrived (in Values), and
 	// snaps follows, by prefix, the Watches of this session whose
-	// snapshot has not ended yet. An entry is a few words, whatever the
-	// snapshot's size; Unwatch turns its due snapshots into skipped ones,
-	// and a new session forgets them all.
+	// snapshot has not ended yet: an entry is two words whatever the
+	// snapshot's size, at most maxSnapshotWaits of them, dropped at the
+	// last due WatchDone; a new session forgets them all.
 	arrivals uint64
 	snaps    map[string]*snapshotWait
 
@@ -458,6 +461,9 @@ func (c *ClientCore) sendWatch(w wire.Watch) {
 	p := w.Prefixes[0]
 	sw := c.snaps[p]
 	if sw == nil {
+		if len(c.snaps) >= maxSnapshotWaits {
+			return
+		}
 		sw = &snapshotWait{start: c.arrivals}
 		c.snaps[p] = sw
 	}
@@ -466,12 +472,12 @@ func (c *ClientCore) sendWatch(w wire.Watch) {
 
 // Unwatch stops a watch.
 func (c *ClientCore) Unwatch(prefix string) {
+	// A snapshot still due for prefix keeps its entry: its WatchDone comes
+	// before the authority reads the Unwatch, and what it ends is still a
+	// true picture of the prefix at that point (the view of an unwatched
+	// prefix is frozen there anyway). Dropping the entry instead would take
+	// that WatchDone for the end of a Watch sent later.
 	delete(c.watches, prefix)
-	if sw := c.snaps[prefix]; sw != nil {
-		// Their WatchDones still come; a later Watch's must not be taken
-		// for them.
-		sw.skip = sw.due
-	}
 	if c.connected {
 		c.send(&wire.Message{Kind: wire.KindUnwatch, Unwatch: wire.Unwatch{Prefixes: []string{prefix}}})
 	}
@@ -857,33 +863,31 @@ func (c *ClientCore) applyValue(v *wire.Value) {
 func (c *ClientCore) snapshotDone(prefix string) {
 	sw := c.snaps[prefix]
 	if sw == nil {
-		return // not awaited: from before an Unwatch and Watch, or unasked
+		return // not awaited: unasked, or beyond maxSnapshotWaits
 	}
 	start := sw.start
 	sw.due--
 	// What arrives from here on belongs to the next due snapshot, if any.
 	sw.start = c.arrivals
-	if sw.skip > 0 {
-		sw.skip--
-	} else {
-		c.dropStale(prefix, start)
-	}
 	if sw.due <= 0 {
 		delete(c.snaps, prefix)
 	}
+	c.dropStale(prefix, start)
 }
 
 // dropStale drops what the snapshot of prefix that began at arrivals count
-// start did not confirm (see snapshotDone).
+// start did not confirm (see snapshotDone). Only paths with something to
+// drop are collected and sorted, so a snapshot that confirms everything (a
+// first watch) costs one pass over the confirmed paths.
 func (c *ClientCore) dropStale(prefix string, start uint64) {
 	var paths []string
 	if prefix != "" && prefix[len(prefix)-1] != '/' {
-		if _, ok := c.confirmed[prefix]; ok {
+		if staleIn(c.confirmed[prefix], start) {
 			paths = append(paths, prefix)
 		}
 	} else {
-		for p := range c.confirmed {
-			if HasPrefix(p, prefix) {
+		for p, vals := range c.confirmed {
+			if HasPrefix(p, prefix) && staleIn(vals, start) {
 				paths = append(paths, p)
 			}
 		}
@@ -894,10 +898,7 @@ func (c *ClientCore) dropStale(prefix string, start uint64) {
 		// m: the earliest value that arrived since start. Values before
 		// it stay; from it on, those that did not arrive go, and when
 		// none arrived, all go.
-		m := slices.IndexFunc(vals, func(v cval) bool { return v.arrived > start })
-		if m < 0 {
-			m = 0
-		}
+		m := max(0, slices.IndexFunc(vals, func(v cval) bool { return v.arrived > start }))
 		var first Time // of the earliest value dropped
 		k := m
 		for i := m; i < len(vals); i++ {
@@ -909,9 +910,6 @@ func (c *ClientCore) dropStale(prefix string, start uint64) {
 				first = vals[i].t
 			}
 		}
-		if k == len(vals) {
-			continue
-		}
 		clear(vals[k:])
 		if k == 0 {
 			delete(c.confirmed, p)
@@ -920,6 +918,21 @@ func (c *ClientCore) dropStale(prefix string, start uint64) {
 		}
 		c.changed(p, first)
 	}
+}
+
+// staleIn reports whether a path's values hold one to drop at the end of a
+// snapshot that began at arrivals count start: one that did not arrive
+// since, at or after the earliest that did (or any, if none did).
+func staleIn(vals []cval, start uint64) bool {
+	arrived := false
+	for i := range vals {
+		if vals[i].arrived > start {
+			arrived = true
+		} else if arrived || i == len(vals)-1 {
+			return true
+		}
+	}
+	return false
 }
 
 func cloneValue(b []byte) []byte {
