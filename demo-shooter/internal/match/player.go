@@ -63,6 +63,10 @@ type Player struct {
 	Name string
 	// Bot plays this player; nil for a human at the window.
 	Bot *game.Bot
+	// Idle stops the bot from acting (its frames only update): a headless
+	// match sets it after the measured span, while the answers to the
+	// span's calls arrive.
+	Idle bool
 	// Rec records the report's observations; Reset it to start measuring.
 	Rec quality.Recorder
 	// Smooth holds the own player's correction offset (key "me").
@@ -112,6 +116,9 @@ func (p *Player) ResetRecorder() {
 	}
 	clear(p.hits)
 }
+
+// Awaiting returns how many of the player's calls have no result yet.
+func (p *Player) Awaiting() int { return len(p.calls) }
 
 // View returns the game's view of the client.
 func (p *Player) View() game.View { return p.view }
@@ -253,7 +260,7 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 	st := p.C.Stats()
 	p.Graph.Add(wall, st.RTT, ncorr)
 
-	if p.Bot != nil && p.C.Connected() {
+	if p.Bot != nil && !p.Idle && p.C.Connected() {
 		p.Bot.ViewDelay = p.C.ViewDelay()
 		for _, a := range p.Bot.Think(p.view, me, p.C.Now()) {
 			p.Call(a)

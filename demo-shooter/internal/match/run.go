@@ -26,8 +26,12 @@ const (
 	// DefaultWarmup is played before measuring: clocks sync, bots join
 	// and spread out.
 	DefaultWarmup = 2 * time.Second
-	dialTimeout   = 20 * time.Second
-	childTimeout  = 10 * time.Second
+	// maxSettle bounds the settling after the measured span: the bots
+	// stop acting and their clients keep updating until every call has
+	// its result (a call times out well before this on any preset link).
+	maxSettle    = 15 * time.Second
+	dialTimeout  = 20 * time.Second
+	childTimeout = 10 * time.Second
 )
 
 // Settings configure one headless match.
@@ -61,7 +65,11 @@ func (s *Settings) validate() error {
 
 // Run plays one headless match: an authority in its own process, Bots
 // bots over loopback behind the profile, Warmup of play, then Duration
-// measured, and returns its quality. ctx ends it early (an error).
+// measured, and returns its quality. After the measured span the bots stop
+// acting until the span's calls are answered, so a shot made just before
+// the end is judged by its answer rather than counted as lost; the CPU,
+// traffic and call counters cover the span only. ctx ends it early (an
+// error).
 func Run(ctx context.Context, s Settings) (quality.Profile, error) {
 	if err := s.validate(); err != nil {
 		return quality.Profile{}, err
@@ -145,6 +153,9 @@ func Run(ctx context.Context, s Settings) (quality.Profile, error) {
 			BytesIn: st.BytesIn - b.BytesIn, BytesOut: st.BytesOut - b.BytesOut, RTT: st.RTT,
 		}
 	}
+	if err := settle(ctx, players, tick); err != nil {
+		return quality.Profile{}, err
+	}
 	for _, p := range players {
 		p.C.Close()
 	}
@@ -191,4 +202,29 @@ func dialBots(ctx context.Context, addr string, lag *Lag, s Settings) ([]*Player
 	}
 	wg.Wait()
 	return players, errors.Join(errs...)
+}
+
+// settle stops the bots and updates the players until every call has its
+// result, or maxSettle passes.
+func settle(ctx context.Context, players []*Player, tick *time.Ticker) error {
+	for _, p := range players {
+		p.Idle = true
+	}
+	end := time.Now().Add(maxSettle)
+	for {
+		now := time.Now()
+		waiting := 0
+		for _, p := range players {
+			p.Frame(now)
+			waiting += p.Awaiting()
+		}
+		if waiting == 0 || !now.Before(end) {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
