@@ -20,6 +20,8 @@ const (
 	maxBots     = 64
 	maxFrames   = 100000
 	maxDuration = time.Hour
+	// maxAuthorityProcs bounds -authority-procs (Go accepts far more).
+	maxAuthorityProcs = 1024
 )
 
 // mode is what the program runs.
@@ -51,6 +53,9 @@ type config struct {
 	// cpuProfile: the authority (-serve, or the headless matches' child)
 	// writes a CPU profile here.
 	cpuProfile string
+	// authorityProcs is the GOMAXPROCS of the headless matches'
+	// authority process; 0 leaves the Go default (every core).
+	authorityProcs int
 }
 
 // parseFlags parses args (without the program name). Help output and
@@ -77,6 +82,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 		frames     = fs.Int("frames", 120, "frames to run with -screenshot")
 		seed       = fs.Uint64("seed", 1, "seed of the bots and the lag simulator")
 		cpuProfile = fs.String("cpuprofile", "", "write the authority's CPU profile to `file` (-serve, or the authority of -headless matches)")
+		authProcs  = fs.Int("authority-procs", 1, "cores (GOMAXPROCS) the authority of -headless matches runs on, as a server per match would; 0: every core")
 	)
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("%w: %w", errUsage, err)
@@ -92,7 +98,7 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 
 	c := &config{serve: *serve, connect: *connect, bots: *bots, split: *split, duration: *duration,
 		report: *report, screenshot: *screenshot, frames: *frames, seed: *seed,
-		cpuProfile: *cpuProfile}
+		cpuProfile: *cpuProfile, authorityProcs: *authProcs}
 	switch {
 	case *serve != "" && (*connect != "" || *headless || *screenshot != "" || *split):
 		return bad("-serve runs the authority alone: no -connect, -headless, -screenshot or -split")
@@ -112,6 +118,10 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 		return bad("-profiles needs -headless")
 	case set["split-lag"] && !*split:
 		return bad("-split-lag needs -split")
+	case set["authority-procs"] && !*headless:
+		return bad("-authority-procs needs -headless")
+	case *authProcs < 0 || *authProcs > maxAuthorityProcs:
+		return bad("-authority-procs %d outside [0, %d]", *authProcs, maxAuthorityProcs)
 	}
 	switch {
 	case *serve != "":

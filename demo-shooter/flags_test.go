@@ -23,7 +23,7 @@ func TestParseFlags(t *testing.T) {
 	mobile, none, awful, broadband := preset(t, "mobile"), preset(t, "none"), preset(t, "awful"), preset(t, "broadband")
 	base := func(mod func(c *config)) *config {
 		c := &config{mode: modeWindow, bots: 4, lag: mobile, splitLag: none, duration: time.Minute,
-			frames: 120, seed: 1, profiles: []lagsim.Profile{mobile}}
+			frames: 120, seed: 1, profiles: []lagsim.Profile{mobile}, authorityProcs: 1}
 		if mod != nil {
 			mod(c)
 		}
@@ -48,6 +48,8 @@ func TestParseFlags(t *testing.T) {
 				c.mode, c.bots, c.report = modeHeadless, 16, "q.json"
 				c.profiles = []lagsim.Profile{broadband, mobile, awful}
 			})},
+		{"headless, authority on every core", []string{"-headless", "-authority-procs", "0"},
+			base(func(c *config) { c.mode, c.authorityProcs = modeHeadless, 0 })},
 		{"screenshot", []string{"-screenshot", "s.png", "-frames", "30", "-seed", "7"}, base(func(c *config) { c.screenshot, c.frames, c.seed = "s.png", 30, 7 })},
 	}
 	for _, tt := range tests {
@@ -89,6 +91,8 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{"profiles without headless", []string{"-profiles", "lan"}},
 		{"unknown profile", []string{"-headless", "-profiles", "lan,moon"}},
 		{"profile twice", []string{"-headless", "-profiles", "lan,lan"}},
+		{"authority-procs without headless", []string{"-authority-procs", "2"}},
+		{"negative authority-procs", []string{"-headless", "-authority-procs", "-1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -90,7 +90,8 @@ func headless(ctx context.Context, cfg *config, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("shooter: %w", err)
 	}
-	rep := quality.Report{Machine: machine(), Command: "shooter " + strings.Join(os.Args[1:], " "), Seed: cfg.seed}
+	rep := quality.Report{Machine: machine(), Command: "shooter " + strings.Join(os.Args[1:], " "), Seed: cfg.seed,
+		AuthorityProcs: cfg.authorityProcs}
 	for _, prof := range cfg.profiles {
 		fmt.Fprintf(stdout, "match: %d bots, %v, %s link...\n", cfg.bots, cfg.duration, prof.Name)
 		p, err := match.Run(ctx, match.Settings{
@@ -102,6 +103,9 @@ func headless(ctx context.Context, cfg *config, stdout io.Writer) error {
 				}
 				cmd := exec.Command(self, args...)
 				cmd.Stderr = os.Stderr
+				if cfg.authorityProcs > 0 {
+					cmd.Env = append(os.Environ(), fmt.Sprintf("GOMAXPROCS=%d", cfg.authorityProcs))
+				}
 				return cmd
 			},
 		})

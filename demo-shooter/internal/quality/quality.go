@@ -82,10 +82,13 @@ type Profile struct {
 // Report is the whole quality report.
 type Report struct {
 	// Machine says where it was measured (GOOS/GOARCH, CPU count).
-	Machine  string    `json:"machine"`
-	Command  string    `json:"command"`
-	Seed     uint64    `json:"seed"`
-	Profiles []Profile `json:"profiles"`
+	Machine string `json:"machine"`
+	Command string `json:"command"`
+	Seed    uint64 `json:"seed"`
+	// AuthorityProcs is the GOMAXPROCS the authority process ran with
+	// (0: Go's default, every core).
+	AuthorityProcs int       `json:"authority_procs"`
+	Profiles       []Profile `json:"profiles"`
 }
 
 // WriteJSON writes r, indented. It refuses a report without profiles or
