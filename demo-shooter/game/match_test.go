@@ -65,6 +65,20 @@ type stats struct {
 	// wrote the motion a failed version had not.
 	undecodable int
 	calls       int
+	// explained describes the first maxExplained corrections of a bot's
+	// own motion by a nonzero distance, for the log.
+	explained []string
+}
+
+const maxExplained = 8
+
+// explainCause says which value caused a correction and how old it was
+// when the correction came.
+func explainCause(c *netcode.Correction, now int64) string {
+	if !c.CauseKnown {
+		return "cause unknown"
+	}
+	return fmt.Sprintf("because of %s written by %d %.3f s earlier", c.CausePath, c.Cause.Creator, float64(now-c.Cause.Nanos)/1e9)
 }
 
 // botActor plays a game.Bot on a simulated client.
@@ -130,6 +144,9 @@ func (a *botActor) Events(core *netcode.ClientCore, evs []netcode.Event) {
 				if d, ok := game.MotionDistance(c.Predicted, c.Authoritative, core.Now()); ok {
 					a.st.corrections = append(a.st.corrections, d)
 					a.st.ownMotion = append(a.st.ownMotion, d)
+					if d > 0 && len(a.st.explained) < maxExplained {
+						a.st.explained = append(a.st.explained, fmt.Sprintf("bot %d at %.3f s: %.2f px, %s", me, float64(core.Now())/1e9, d, explainCause(c, core.Now())))
+					}
 				} else {
 					a.st.undecodable++
 				}
@@ -160,6 +177,7 @@ type matchResult struct {
 	calls                      int
 	mispredictionRate, reruns  float64
 	gameSeconds, wallSeconds   float64
+	explained                  []string
 }
 
 func playMatch(t *testing.T, profile string, seed uint64, bots int, active time.Duration) matchResult {
@@ -187,7 +205,7 @@ func playMatch(t *testing.T, profile string, seed uint64, bots int, active time.
 	if err := s.Run(); err != nil {
 		t.Fatalf("%s seed %d: %v", profile, seed, err)
 	}
-	r := matchResult{profile: profile, calls: st.calls, wallSeconds: time.Since(wall).Seconds()}
+	r := matchResult{profile: profile, calls: st.calls, wallSeconds: time.Since(wall).Seconds(), explained: st.explained}
 	for _, sr := range st.shots {
 		if sr.predicted.Target == 0 {
 			continue
@@ -273,6 +291,9 @@ func TestMatchBars(t *testing.T) {
 				t.Parallel()
 				r := playMatch(t, profile, seed, 16, *matchActive)
 				t.Log(r)
+				for _, e := range r.explained {
+					t.Log("  corrected: " + e)
+				}
 				if r.predictedHits == 0 {
 					t.Fatal("no predicted hit: the bots did not fight")
 				}
