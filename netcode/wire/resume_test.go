@@ -110,21 +110,7 @@ func TestResumeRoundTrip(t *testing.T) {
 		{Kind: KindHello, Hello: Hello{Version: ProtocolVersion}},
 		{Kind: KindWelcome, Welcome: Welcome{Creator: 10}},
 	}
-	e, d := newPair(t, Limits{})
-	frame := e.BeginFrame(nil)
-	for i := range msgs {
-		var err error
-		if frame, err = e.Append(frame, &msgs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := decodeAll(d, frame)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(msgs, got, cmpMsg...); diff != "" {
-		t.Errorf("round trip (-sent +got):\n%s", diff)
-	}
+	got := roundTrip(t, msgs)
 	if got[2].Hello.Resume != nil || got[3].Welcome.Resume != nil {
 		t.Errorf("absent token decoded as %q / %q, want nil", got[2].Hello.Resume, got[3].Welcome.Resume)
 	}

@@ -83,21 +83,7 @@ func TestWatchDoneRoundTrip(t *testing.T) {
 		{Kind: KindWatch, Watch: Watch{Prefixes: []string{"things/"}}},
 		{Kind: KindWatchDone, WatchDone: WatchDone{Prefix: strings.Repeat("p", 1024)}},
 	}
-	e, d := newPair(t, Limits{})
-	frame := e.BeginFrame(nil)
-	for i := range msgs {
-		var err error
-		if frame, err = e.Append(frame, &msgs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := decodeAll(d, frame)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := cmp.Diff(msgs, got, cmpMsg...); diff != "" {
-		t.Errorf("round trip (-sent +got):\n%s", diff)
-	}
+	roundTrip(t, msgs)
 }
 
 func TestWatchDoneDecoderRejects(t *testing.T) {

@@ -128,8 +128,14 @@ func TestRoundTripEachKind(t *testing.T) {
 }
 
 func TestRoundTripManyPerFrame(t *testing.T) {
+	roundTrip(t, sampleMessages())
+}
+
+// roundTrip encodes msgs into one frame, decodes it with a fresh pair,
+// checks that every message comes back as sent and returns them.
+func roundTrip(t *testing.T, msgs []Message) []Message {
+	t.Helper()
 	e, d := newPair(t, Limits{})
-	msgs := sampleMessages()
 	frame := e.BeginFrame(nil)
 	for i := range msgs {
 		var err error
@@ -144,6 +150,7 @@ func TestRoundTripManyPerFrame(t *testing.T) {
 	if diff := cmp.Diff(msgs, got, cmpMsg...); diff != "" {
 		t.Errorf("round trip (-sent +got):\n%s", diff)
 	}
+	return got
 }
 
 // TestNilAndEmptyValues checks that a deletion (nil) and an empty value
