@@ -19,17 +19,27 @@ const benchMessage = 32
 // (LAN preset: stream mode, nodelay, 10 ms interval, resend 2, no
 // congestion control, immediate acks, no FEC, no encryption).
 func BenchmarkRoundTrip(b *testing.B) {
-	b.Run("raw-kcp", benchRawKCP)
-	b.Run("transport", benchTransport)
+	b.Run("raw-kcp", func(b *testing.B) { benchLoop(b, rawEcho(b, LAN())) })
+	b.Run("transport", func(b *testing.B) { benchLoop(b, transportEcho(b, LAN())) })
 }
 
-func benchRawKCP(b *testing.B) {
-	cfg := LAN()
+func benchLoop(b *testing.B, roundTrip func()) {
+	b.ResetTimer()
+	for b.Loop() {
+		roundTrip()
+	}
+}
+
+// rawEcho connects a raw kcp-go session tuned as cfg to an echo server
+// over 127.0.0.1, warms it up and returns one round trip of a
+// benchMessage. Both ends close when b ends.
+func rawEcho(b *testing.B, cfg Config) func() {
+	b.Helper()
 	ln, err := kcp.ListenWithOptions("127.0.0.1:0", nil, 0, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ln.Close()
+	b.Cleanup(func() { ln.Close() })
 	go func() {
 		s, err := ln.AcceptKCP()
 		if err != nil {
@@ -51,19 +61,11 @@ func benchRawKCP(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer cli.Close()
+	b.Cleanup(func() { cli.Close() })
 	cfg.tune(cli)
 	msg := make([]byte, benchMessage)
 	buf := make([]byte, benchMessage)
-	// Warm up so the server session exists and is tuned.
-	for range 10 {
-		cli.Write(msg)
-		if _, err := io.ReadFull(cli, buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ResetTimer()
-	for b.Loop() {
+	rt := func() {
 		if _, err := cli.Write(msg); err != nil {
 			b.Fatal(err)
 		}
@@ -71,16 +73,23 @@ func benchRawKCP(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	// Warm up so the server session exists and is tuned.
+	for range 10 {
+		rt()
+	}
+	return rt
 }
 
-func benchTransport(b *testing.B) {
-	cfg := LAN()
+// transportEcho does the same through the full transport (Dial, Send,
+// Recv against an echoing Listen).
+func transportEcho(b *testing.B, cfg Config) func() {
+	b.Helper()
 	ctx := context.Background()
 	l, err := Listen("127.0.0.1:0", cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer l.Close()
+	b.Cleanup(func() { l.Close() })
 	go func() {
 		s, err := l.Accept(ctx)
 		if err != nil {
@@ -101,16 +110,9 @@ func benchTransport(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer cli.Close("done")
+	b.Cleanup(func() { cli.Close("done") })
 	msg := make([]byte, benchMessage)
-	for range 10 {
-		cli.Send(msg, Data)
-		if _, err := cli.Recv(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ResetTimer()
-	for b.Loop() {
+	rt := func() {
 		if err := cli.Send(msg, Data); err != nil {
 			b.Fatal(err)
 		}
@@ -118,93 +120,17 @@ func benchTransport(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	for range 10 {
+		rt()
+	}
+	return rt
 }
 
 // BenchmarkRoundTripOverhead alternates one raw kcp-go round trip and one
 // transport round trip per iteration, so both see the same machine load,
 // and reports each and the transport's overhead in percent.
 func BenchmarkRoundTripOverhead(b *testing.B) {
-	cfg := LAN()
-	ctx := context.Background()
-
-	ln, err := kcp.ListenWithOptions("127.0.0.1:0", nil, 0, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		s, err := ln.AcceptKCP()
-		if err != nil {
-			return
-		}
-		defer s.Close()
-		cfg.tune(s)
-		buf := make([]byte, benchMessage)
-		for {
-			if _, err := io.ReadFull(s, buf); err != nil {
-				return
-			}
-			if _, err := s.Write(buf); err != nil {
-				return
-			}
-		}
-	}()
-	raw, err := kcp.DialWithOptions(ln.Addr().String(), nil, 0, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer raw.Close()
-	cfg.tune(raw)
-
-	l, err := Listen("127.0.0.1:0", cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close()
-	go func() {
-		s, err := l.Accept(ctx)
-		if err != nil {
-			return
-		}
-		defer s.Close("done")
-		for {
-			f, err := s.Recv(ctx)
-			if err != nil {
-				return
-			}
-			if s.Send(f, Data) != nil {
-				return
-			}
-		}
-	}()
-	cli, err := Dial(ctx, l.Addr().String(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cli.Close("done")
-
-	msg := make([]byte, benchMessage)
-	buf := make([]byte, benchMessage)
-	rawRT := func() {
-		if _, err := raw.Write(msg); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := io.ReadFull(raw, buf); err != nil {
-			b.Fatal(err)
-		}
-	}
-	fullRT := func() {
-		if err := cli.Send(msg, Data); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := cli.Recv(ctx); err != nil {
-			b.Fatal(err)
-		}
-	}
-	for range 10 {
-		rawRT()
-		fullRT()
-	}
+	rawRT, fullRT := rawEcho(b, LAN()), transportEcho(b, LAN())
 	var rawNs, fullNs time.Duration
 	n := 0
 	b.ResetTimer()
