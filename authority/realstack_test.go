@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -50,12 +49,8 @@ func TestRealStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	// One end wrapped both ways: the whole round trip of the preset.
-	link, err := lagsim.Wrap(pc, lagsim.Options{Seed: seed, Out: prof, In: prof})
+	link, err := lagsim.Listen("127.0.0.1:0", lagsim.Options{Seed: seed, Out: prof, In: prof})
 	if err != nil {
 		t.Fatal(err)
 	}

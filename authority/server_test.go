@@ -220,11 +220,7 @@ func TestServerSlowPeerDoesNotStallOthers(t *testing.T) {
 	cfg.Node.Limits.CallsPerSecond = 100000
 	srv := start(t, cfg)
 
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	link, err := lagsim.Wrap(pc, lagsim.Options{Seed: 1})
+	link, err := lagsim.Listen("127.0.0.1:0", lagsim.Options{Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -86,11 +85,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	link, err := lagsim.Wrap(pc, lagsim.Options{Seed: seed, Out: prof, In: prof})
+	link, err := lagsim.Listen("127.0.0.1:0", lagsim.Options{Seed: seed, Out: prof, In: prof})
 	if err != nil {
 		t.Fatal(err)
 	}

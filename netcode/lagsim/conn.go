@@ -114,6 +114,22 @@ func (h *delayHeap) Pop() any {
 	return p
 }
 
+// Listen opens a UDP socket on addr (host:port; port 0 picks one) and
+// wraps it: net.ListenPacket("udp", addr) then Wrap. The socket is closed
+// again when opts are invalid.
+func Listen(addr string, opts Options) (*Conn, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("lagsim: %w", err)
+	}
+	c, err := Wrap(pc, opts)
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // Wrap returns a Conn simulating opts.Out and opts.In over inner. From now
 // on the Conn owns inner: it reads it continuously and closes it on Close.
 func Wrap(inner net.PacketConn, opts Options) (*Conn, error) {

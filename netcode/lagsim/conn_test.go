@@ -225,3 +225,23 @@ func TestWrapRejects(t *testing.T) {
 		t.Fatalf("Wrap(nil) = %v", err)
 	}
 }
+
+func TestListen(t *testing.T) {
+	c, err := Listen("127.0.0.1:0", Options{Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr, ok := c.LocalAddr().(*net.UDPAddr)
+	if !ok || !addr.IP.IsLoopback() || addr.Port == 0 {
+		t.Errorf("LocalAddr = %v, want a loopback UDP port", c.LocalAddr())
+	}
+	if err := c.Close(); err != nil {
+		t.Error(err)
+	}
+	if _, err := Listen("127.0.0.1:0", Options{MaxQueued: -1}); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("bad options: err = %v, want ErrInvalidOptions", err)
+	}
+	if _, err := Listen("127.0.0.1:99999", Options{}); err == nil {
+		t.Error("a bad address was accepted")
+	}
+}

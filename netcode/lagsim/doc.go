@@ -5,13 +5,15 @@
 //
 // # Use
 //
-//	pc, _ := net.ListenPacket("udp", "127.0.0.1:0")
 //	wifi, _ := lagsim.Preset("wifi") // 60 ± 20 ms, 1 % loss, one way
-//	c, err := lagsim.Wrap(pc, lagsim.Options{Seed: 1, Out: wifi, In: wifi})
+//	c, err := lagsim.Listen("127.0.0.1:0", lagsim.Options{Seed: 1, Out: wifi, In: wifi})
 //	...
 //	s, err := transport.DialConn(ctx, c, serverAddr, cfg)
 //	...
 //	c.SetProfile(awful, awful) // switch live, e.g. from a debug key
+//
+// Listen opens the socket and wraps it in one step; Wrap takes any
+// net.PacketConn.
 //
 // # Directions
 //

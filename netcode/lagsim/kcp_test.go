@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"slices"
 	"testing"
 	"time"
@@ -45,11 +44,7 @@ func verifyThroughKCP(t *testing.T, p lagsim.Profile, seed uint64) {
 	defer cancel()
 
 	wrap := func(seed uint64) *lagsim.Conn {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := lagsim.Wrap(pc, lagsim.Options{Seed: seed, Out: p})
+		c, err := lagsim.Listen("127.0.0.1:0", lagsim.Options{Seed: seed, Out: p})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -250,11 +250,7 @@ func TestDeriveKey(t *testing.T) {
 func lagPair(t *testing.T, cfg Config, p lagsim.Profile, seed uint64) (srv, cli *Session, a, b *lagsim.Conn) {
 	t.Helper()
 	wrap := func(seed uint64) *lagsim.Conn {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := lagsim.Wrap(pc, lagsim.Options{Seed: seed, Out: p})
+		c, err := lagsim.Listen("127.0.0.1:0", lagsim.Options{Seed: seed, Out: p})
 		if err != nil {
 			t.Fatal(err)
 		}

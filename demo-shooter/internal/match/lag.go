@@ -66,14 +66,9 @@ func (l *Lag) PacketConn() (net.PacketConn, error) {
 	if len(l.conns) >= MaxLagConns {
 		return nil, fmt.Errorf("match: %d lagged sockets open (limit)", len(l.conns))
 	}
-	pc, err := net.ListenPacket("udp", l.bind)
-	if err != nil {
-		return nil, fmt.Errorf("match: %w", err)
-	}
 	l.seed++
-	c, err := lagsim.Wrap(pc, lagsim.Options{Seed: l.seed, Out: l.prof, In: l.prof})
+	c, err := lagsim.Listen(l.bind, lagsim.Options{Seed: l.seed, Out: l.prof, In: l.prof})
 	if err != nil {
-		pc.Close()
 		return nil, fmt.Errorf("match: %w", err)
 	}
 	lc := &lagConn{Conn: c, l: l}
