@@ -3,6 +3,7 @@ package netcode
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 )
 
 // Path limits from the data model: a path has at most MaxPathSegments
@@ -12,10 +13,14 @@ const (
 	MaxPathLen      = 1024 // bytes
 )
 
-// ValidatePath reports whether p is a well-formed path: segments separated by
-// '/', no leading or trailing '/', no empty segment, at most MaxPathSegments
-// segments and MaxPathLen bytes. The error wraps ErrInvalidPath and names the
-// broken rule.
+// ValidatePath reports whether p is a well-formed path: valid UTF-8,
+// segments separated by '/', no leading or trailing '/', no empty segment,
+// at most MaxPathSegments segments and MaxPathLen bytes. The error wraps
+// ErrInvalidPath and names the broken rule.
+//
+// Paths travel in FlatBuffers strings, which are UTF-8 by definition, so
+// a path that is not UTF-8 is refused here, and the wire codec refuses one
+// in both directions as well.
 func ValidatePath(p string) error {
 	if p == "" {
 		return pathError(p, "empty path")
@@ -29,12 +34,15 @@ func ValidatePath(p string) error {
 	if p[len(p)-1] == '/' {
 		return pathError(p, "trailing '/' (a prefix, not a path)")
 	}
+	if !utf8.ValidString(p) {
+		return pathError(p, "not valid UTF-8")
+	}
 	return checkSegments(p, p)
 }
 
 // ValidatePrefix reports whether prefix is a well-formed prefix: a valid path
 // followed by '/' (such as "players/"), or the empty prefix "" that matches
-// every path.
+// every path. Like a path, it must be valid UTF-8.
 func ValidatePrefix(prefix string) error {
 	if prefix == "" {
 		return nil
@@ -51,6 +59,9 @@ func ValidatePrefix(prefix string) error {
 	}
 	if body[len(body)-1] == '/' {
 		return pathError(prefix, "empty segment")
+	}
+	if !utf8.ValidString(body) {
+		return pathError(prefix, "not valid UTF-8")
 	}
 	return checkSegments(prefix, body)
 }
@@ -78,7 +89,7 @@ func checkSegments(orig, body string) error {
 
 func pathError(p string, rule string) error {
 	if len(p) > 64 {
-		p = p[:64] + "…"
+		p = p[:64] + "…" // %q below escapes a rune this cuts
 	}
 	return fmt.Errorf("%w %q: %s", ErrInvalidPath, p, rule)
 }

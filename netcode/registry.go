@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // Func is a game function: deterministic, reading and writing state only
@@ -54,11 +55,11 @@ func NewRegistry() *Registry {
 	return &Registry{funcs: make(map[string]*Function)}
 }
 
-// Register adds fn under name. The name must be 1 to MaxFuncName bytes and
-// not taken.
+// Register adds fn under name. The name must be 1 to MaxFuncName bytes of
+// UTF-8 (it travels in calls as a FlatBuffers string) and not taken.
 func (r *Registry) Register(name string, fn Func, opts FuncOptions) error {
-	if name == "" || len(name) > MaxFuncName {
-		return fmt.Errorf("netcode: function name %q must be 1 to %d bytes", name, MaxFuncName)
+	if name == "" || len(name) > MaxFuncName || !utf8.ValidString(name) {
+		return fmt.Errorf("netcode: function name %q must be 1 to %d bytes of UTF-8", name, MaxFuncName)
 	}
 	if fn == nil {
 		return fmt.Errorf("netcode: function %q is nil", name)

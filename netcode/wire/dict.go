@@ -63,18 +63,19 @@ func (d *encDict) rollback() {
 	d.defs = d.defs[:0]
 }
 
-// id returns the id of path, assigning one (and queuing its definition) if
-// the peer does not know it yet.
-func (d *encDict) id(path string) (uint32, error) {
-	if id, ok := d.ids[path]; ok {
+// known returns the id of path and marks it used by the current message,
+// if the peer knows it.
+func (d *encDict) known(path string) (uint32, bool) {
+	id, ok := d.ids[path]
+	if ok {
 		d.ref[id] = true
 		d.stamp[id] = d.epoch
-		return id, nil
 	}
-	return d.assign(path)
+	return id, ok
 }
 
-// assign gives path an id; kept apart from id so the hit path inlines.
+// assign gives path, which the peer does not know, an id and queues its
+// definition; kept apart from known so the hit path inlines.
 func (d *encDict) assign(path string) (uint32, error) {
 	var id uint32
 	if len(d.paths) < d.max {

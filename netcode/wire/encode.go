@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"unicode/utf8"
 
 	flatbuffers "github.com/google/flatbuffers/go"
 
@@ -101,9 +102,14 @@ func (e *Encoder) checkBytes(what string, b []byte, max int) error {
 	return nil
 }
 
+// checkPath checks a path or prefix: non-empty, at most MaxPathBytes,
+// valid UTF-8 (FlatBuffers strings are UTF-8, and so are paths).
 func (e *Encoder) checkPath(what, p string) error {
 	if p == "" || len(p) > e.lim.MaxPathBytes {
 		return e.pathError(what, p)
+	}
+	if !utf8.ValidString(p) {
+		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalid, what, p)
 	}
 	return nil
 }
@@ -115,6 +121,18 @@ func (e *Encoder) pathError(what, p string) error {
 	}
 	if len(p) > e.lim.MaxPathBytes {
 		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrTooLarge, what, len(p), e.lim.MaxPathBytes)
+	}
+	return nil
+}
+
+// checkText checks a text field (a name or an error text): at most max
+// bytes of valid UTF-8.
+func (e *Encoder) checkText(what, s string, max int) error {
+	if len(s) > max {
+		return fmt.Errorf("%w: %s of %d bytes, limit %d", ErrTooLarge, what, len(s), max)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("%w: %s %q is not valid UTF-8", ErrInvalid, what, s)
 	}
 	return nil
 }
@@ -261,8 +279,8 @@ func (e *Encoder) AppendUnwatch(dst []byte, m *Unwatch) ([]byte, error) {
 
 // AppendCall appends a Call.
 func (e *Encoder) AppendCall(dst []byte, m *Call) ([]byte, error) {
-	if len(m.Name) > e.lim.MaxTextBytes {
-		return dst, fmt.Errorf("%w: call name of %d bytes, limit %d", ErrTooLarge, len(m.Name), e.lim.MaxTextBytes)
+	if err := e.checkText("call name", m.Name, e.lim.MaxTextBytes); err != nil {
+		return dst, err
 	}
 	if err := e.checkBytes("call args", m.Args, e.lim.MaxValueBytes); err != nil {
 		return dst, err
@@ -288,8 +306,8 @@ func (e *Encoder) AppendCall(dst []byte, m *Call) ([]byte, error) {
 // the dictionary's state). At most Limits.MaxLocks reads, each with
 // Start < End.
 func (e *Encoder) AppendCallResult(dst []byte, m *CallResult) ([]byte, error) {
-	if len(m.Error) > e.lim.MaxTextBytes {
-		return dst, fmt.Errorf("%w: call error text of %d bytes, limit %d", ErrTooLarge, len(m.Error), e.lim.MaxTextBytes)
+	if err := e.checkText("call error text", m.Error, e.lim.MaxTextBytes); err != nil {
+		return dst, err
 	}
 	if len(m.Outputs) > e.lim.MaxBatch {
 		return dst, fmt.Errorf("%w: %d call outputs, limit %d", ErrTooLarge, len(m.Outputs), e.lim.MaxBatch)
@@ -358,8 +376,8 @@ func (e *Encoder) AppendCallResult(dst []byte, m *CallResult) ([]byte, error) {
 
 // AppendError appends an Error message.
 func (e *Encoder) AppendError(dst []byte, m *Error) ([]byte, error) {
-	if len(m.Text) > e.lim.MaxTextBytes {
-		return dst, fmt.Errorf("%w: error text of %d bytes, limit %d", ErrTooLarge, len(m.Text), e.lim.MaxTextBytes)
+	if err := e.checkText("error text", m.Text, e.lim.MaxTextBytes); err != nil {
+		return dst, err
 	}
 	b := e.b
 	b.Reset()
@@ -438,11 +456,17 @@ func (e *Encoder) AppendValidStates(dst []byte, m *ValidStates) ([]byte, error) 
 	return e.finishBatch(dst, KindValidStates, base, len(m.Items))
 }
 
+// pathID returns p's dictionary id. A path already in the dictionary was
+// checked when it entered, so only a new one is checked (the hot path
+// does one map lookup).
 func (e *Encoder) pathID(p string) (uint32, error) {
+	if id, ok := e.dict.known(p); ok {
+		return id, nil
+	}
 	if err := e.checkPath("path", p); err != nil {
 		return 0, err
 	}
-	return e.dict.id(p)
+	return e.dict.assign(p)
 }
 
 func (e *Encoder) appendValueBatch(dst []byte, k Kind, items []Value) ([]byte, error) {

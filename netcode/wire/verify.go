@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"unicode/utf8"
 )
 
 // The Go FlatBuffers runtime reads whatever offsets a buffer holds and
@@ -106,7 +107,8 @@ func (t fbTable) vector(slot, elemSize int64, max int) (start, n int64, err erro
 }
 
 // stringAt checks a string whose uoffset is stored at p: length within max,
-// bytes and NUL terminator inside the buffer.
+// bytes and NUL terminator inside the buffer, valid UTF-8 (FlatBuffers
+// strings are UTF-8; a strict reader refuses anything else).
 func (t fbTable) stringAt(p int64, max int) error {
 	q, err := t.indirect(p)
 	if err != nil {
@@ -121,6 +123,9 @@ func (t fbTable) stringAt(p int64, max int) error {
 	}
 	if t.buf[q+4+n] != 0 {
 		return fmt.Errorf("%w: string without NUL terminator", ErrBadOffset)
+	}
+	if !utf8.Valid(t.buf[q+4 : q+4+n]) {
+		return fmt.Errorf("%w: string %q is not valid UTF-8", ErrMalformed, t.buf[q+4:q+4+n])
 	}
 	return nil
 }
