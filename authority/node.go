@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/wire"
@@ -698,6 +700,14 @@ func (n *Node) send(s *session, m *wire.Message) {
 	if s.close && m.Kind != wire.KindError {
 		return
 	}
+	// Texts come from anywhere (a game function's error, a write rule):
+	// the wire takes at most MaxTextBytes of UTF-8.
+	switch m.Kind {
+	case wire.KindError:
+		m.Error.Text = n.wireText(m.Error.Text)
+	case wire.KindCallResult:
+		m.CallResult.Error = n.wireText(m.CallResult.Error)
+	}
 	n.touch(s)
 	if s.cur == nil {
 		s.cur = s.enc.BeginFrame(make([]byte, 0, 512))
@@ -718,6 +728,24 @@ func (n *Node) send(s *session, m *wire.Message) {
 		return
 	}
 	s.cur = buf
+}
+
+// wireText makes t fit a wire text field: invalid UTF-8 replaced, then cut
+// on a rune boundary to Wire.MaxTextBytes.
+func (n *Node) wireText(t string) string {
+	t = strings.ToValidUTF8(t, "\uFFFD")
+	max := n.cfg.Wire.MaxTextBytes
+	if max == 0 {
+		max = wire.DefaultLimits().MaxTextBytes
+	}
+	if len(t) <= max {
+		return t
+	}
+	t = t[:max]
+	for len(t) > 0 && !utf8.ValidString(t) {
+		t = t[:len(t)-1]
+	}
+	return t
 }
 
 func (n *Node) closeFrame(s *session) {

@@ -142,6 +142,8 @@ func getU64(b []byte) uint64 {
 //     hits/<caller> = "hit" if x == 5 there, else "miss".
 //   - fail: returns an error.
 //   - stamp: writes log/<caller> at the server's receive time.
+//   - junk: fails with an error text that is not UTF-8 and longer than a
+//     wire text may be.
 func testRegistry() *netcode.Registry {
 	r := netcode.NewRegistry()
 	r.Register("add", func(tx *netcode.Tx, args []byte) error {
@@ -164,6 +166,9 @@ func testRegistry() *netcode.Registry {
 	}, netcode.FuncOptions{})
 	r.Register("fail", func(tx *netcode.Tx, args []byte) error {
 		return errors.New("not allowed")
+	}, netcode.FuncOptions{})
+	r.Register("junk", func(tx *netcode.Tx, args []byte) error {
+		return errors.New("bin\xff\xfe " + strings.Repeat("é", 5000))
 	}, netcode.FuncOptions{})
 	r.Register("stamp", func(tx *netcode.Tx, args []byte) error {
 		tx.Write(fmt.Sprintf("log/%d", tx.Caller()), args)
