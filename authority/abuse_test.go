@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/rewindnet/rewind/netcode/wire"
 )
 
 // TestErrorTextsAreWireSafe: the texts the node sends (a function's error,
@@ -34,5 +36,36 @@ func TestErrorTextsAreWireSafe(t *testing.T) {
 	}
 	if !utf8.ValidString(got) {
 		t.Errorf("transcript not UTF-8")
+	}
+}
+
+// TestRepliesSplitToFrameLimits: two frames of 600 Pings handled before the
+// node's output is sent make 1,200 replies; they must leave in frames the
+// client can read (at most Wire.MaxMessages messages each), and an Error
+// closing the session after them must be readable too.
+func TestRepliesSplitToFrameLimits(t *testing.T) {
+	h := newHarness(t)
+	h.exec("connect a")
+	h.exec("hello a")
+	c := h.clients["a"]
+	pings := func() []byte {
+		f := c.enc.BeginFrame(nil)
+		for i := range 600 {
+			var err error
+			if f, err = c.enc.AppendPing(f, &wire.Ping{Seq: uint64(i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return f
+	}
+	h.n.Step(h.now, c.id, pings())
+	h.n.Step(h.now, c.id, pings())
+	h.n.Step(h.now, c.id, []byte{0xff}) // a bad frame: an Error, then the close
+	got := h.drain()                    // fails the test on a frame the client cannot decode
+	if n := strings.Count(got, "a <- Ping"); n != 1200 {
+		t.Errorf("%d Pings echoed, want 1200", n)
+	}
+	if !strings.Contains(got, "a <- Error code=1") || !strings.Contains(got, "a closed") {
+		t.Errorf("no readable Error before the close:\n%s", got[max(0, len(got)-300):])
 	}
 }

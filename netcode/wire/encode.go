@@ -24,6 +24,7 @@ type Encoder struct {
 	rec        []byte
 	offs       []flatbuffers.UOffsetT
 	frameStart int
+	frameMsgs  int // messages in the open frame, path definitions included
 }
 
 // NewEncoder returns an Encoder enforcing lim (zero fields take defaults).
@@ -37,10 +38,14 @@ func NewEncoder(lim Limits) (*Encoder, error) {
 
 // BeginFrame appends a frame header to dst and starts a frame there: the
 // Append methods that follow add messages to it and keep it within
-// Limits.MaxFrameBytes. Pass dst[:0] (or any buffer whose tail is the
-// frame) and send the result after the last Append.
+// Limits.MaxFrameBytes and Limits.MaxMessages (the PathDefs messages the
+// encoder adds count, as the decoder counts them). Pass dst[:0] (or any
+// buffer whose tail is the frame) and send the result after the last
+// Append. An Append that fails with ErrTooLarge on a frame holding other
+// messages may fit in a new one.
 func (e *Encoder) BeginFrame(dst []byte) []byte {
 	e.frameStart = len(dst)
+	e.frameMsgs = 0
 	return append(dst, ProtocolVersion)
 }
 
@@ -83,6 +88,9 @@ func (e *Encoder) Append(dst []byte, m *Message) ([]byte, error) {
 
 // finish appends the finished builder contents as a message of kind k.
 func (e *Encoder) finish(dst []byte, k Kind, root flatbuffers.UOffsetT) ([]byte, error) {
+	if e.frameMsgs >= e.lim.MaxMessages {
+		return dst, fmt.Errorf("%w: a frame holds at most %d messages", ErrTooLarge, e.lim.MaxMessages)
+	}
 	e.b.Finish(root)
 	body := e.b.FinishedBytes()
 	n := len(dst)
@@ -92,6 +100,7 @@ func (e *Encoder) finish(dst []byte, k Kind, root flatbuffers.UOffsetT) ([]byte,
 	if len(dst)-e.frameStart > e.lim.MaxFrameBytes {
 		return dst[:n], fmt.Errorf("%w: %v message of %d bytes would make the frame exceed %d bytes", ErrTooLarge, k, len(body), e.lim.MaxFrameBytes)
 	}
+	e.frameMsgs++
 	return dst, nil
 }
 
@@ -548,9 +557,13 @@ func (e *Encoder) appendValueRecord(rec []byte, v *Value, base Time) ([]byte, er
 // finishBatch appends the pending PathDefs, then the batch in e.rec as a
 // message of kind k, rolling the dictionary back if either does not fit.
 func (e *Encoder) finishBatch(dst []byte, k Kind, base Time, count int) ([]byte, error) {
-	n := len(dst)
+	n, msgs := len(dst), e.frameMsgs
 	var err error
 	if len(e.dict.defs) > 0 {
+		if e.frameMsgs+2 > e.lim.MaxMessages {
+			e.dict.rollback()
+			return dst, fmt.Errorf("%w: a frame holds at most %d messages (a batch with new paths takes two)", ErrTooLarge, e.lim.MaxMessages)
+		}
 		if dst, err = e.appendPathDefs(dst, e.dict.defs); err != nil {
 			e.dict.rollback()
 			return dst[:n], err
@@ -582,6 +595,7 @@ func (e *Encoder) finishBatch(dst []byte, k Kind, base Time, count int) ([]byte,
 	}
 	if dst, err = e.finish(dst, k, root); err != nil {
 		e.dict.rollback()
+		e.frameMsgs = msgs
 		return dst[:n], err
 	}
 	return dst, nil

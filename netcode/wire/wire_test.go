@@ -543,3 +543,41 @@ func TestAliasedBytesAreClipped(t *testing.T) {
 		}
 	}
 }
+
+// TestEncoderKeepsMessageLimit: a frame never holds more than
+// Limits.MaxMessages messages, path definitions included, so the peer's
+// decoder (which counts them all) can read every frame the encoder builds.
+func TestEncoderKeepsMessageLimit(t *testing.T) {
+	e, d := newPair(t, Limits{MaxMessages: 3})
+	frame := e.BeginFrame(nil)
+	var err error
+	for range 2 {
+		if frame, err = e.AppendPing(frame, &Ping{Seq: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A batch with a new path needs two messages (PathDefs, Values): one
+	// slot is left, so it must go into the next frame.
+	vals := &Values{Items: []Value{{Path: "a/b", Value: []byte{1}}}}
+	got, err := e.AppendValues(frame, vals)
+	if !errors.Is(err, ErrTooLarge) || len(got) != len(frame) {
+		t.Fatalf("third and fourth message: %v, frame %d → %d bytes", err, len(frame), len(got))
+	}
+	if frame, err = e.AppendPing(frame, &Ping{Seq: 2}); err != nil {
+		t.Fatalf("third message: %v", err)
+	}
+	if _, err := e.AppendPing(frame, &Ping{Seq: 3}); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("fourth message: %v", err)
+	}
+	if msgs, err := decodeAll(d, frame); err != nil || len(msgs) != 3 {
+		t.Fatalf("full frame: %d messages, %v", len(msgs), err)
+	}
+	// The refused batch goes into a new frame, its path definition with it.
+	next, err := e.AppendValues(e.BeginFrame(nil), vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs, err := decodeAll(d, next); err != nil || len(msgs) != 1 || msgs[0].Values.Items[0].Path != "a/b" {
+		t.Fatalf("next frame: %v, %v", msgs, err)
+	}
+}
