@@ -45,9 +45,10 @@ const (
 
 // callInfo is what a Player remembers of a call until its result.
 type callInfo struct {
-	name string
-	at   time.Time // wall clock at Call
-	hit  uint32    // the target the prediction hit (shoot), 0: none
+	name  string
+	at    time.Time // wall clock at Call
+	hit   uint32    // the target the prediction hit (shoot), 0: none
+	epoch uint64    // the recorder's epoch at Call: only calls of the current one count
 }
 
 // confirmedHit is a hit the authority confirmed, kept for hitMemory.
@@ -81,6 +82,7 @@ type Player struct {
 	LastError string
 
 	view  *clientView
+	epoch uint64 // bumped by ResetRecorder
 	calls map[netcode.CallID]callInfo
 	hits  map[netcode.CallID]confirmedHit
 	shots []game.Shot // recent shots seen (emitted events)
@@ -110,10 +112,7 @@ func NewPlayer(c *netcode.Client, name string, bot *game.Bot) (*Player, error) {
 // arrive, so every counted outcome belongs to a counted call.
 func (p *Player) ResetRecorder() {
 	p.Rec = quality.Recorder{}
-	for id, c := range p.calls {
-		c.hit = 0
-		p.calls[id] = c
-	}
+	p.epoch++
 	clear(p.hits)
 }
 
@@ -135,7 +134,7 @@ func (p *Player) Call(a game.Action) error {
 		p.LastError = fmt.Sprintf("%s: %v", a.Name, err)
 		return err
 	}
-	info := callInfo{name: a.Name, at: time.Now()}
+	info := callInfo{name: a.Name, at: time.Now(), epoch: p.epoch}
 	if a.Name == game.FuncShoot {
 		if b, ok := p.C.Read(game.PlayerPath(p.Me(), game.FieldShot)); ok {
 			// A failed prediction leaves the previous shot there: only a
@@ -189,7 +188,9 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 			}
 			ncorr++
 			p.LastCorrection = c.String()
-			if d, ok := game.MotionDistance(c.Predicted, c.Authoritative, now); ok && c.Path == motion {
+			info, known := p.calls[c.Call]
+			counted := !known || info.epoch == p.epoch
+			if d, ok := game.MotionDistance(c.Predicted, c.Authoritative, now); ok && c.Path == motion && counted {
 				p.Rec.Correction.Add(d)
 				if d > 0 {
 					p.Rec.Corrected.Add(d)
@@ -219,6 +220,12 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 		delete(p.calls, ev.Call)
 		if ev.Err != nil {
 			p.LastError = fmt.Sprintf("%s: %v", info.name, ev.Err)
+		}
+		if info.epoch != p.epoch {
+			continue // made before the recorder was reset: not counted
+		}
+		if ev.Err != nil {
+			p.Rec.Fail(FailReason(ev.Err))
 			if info.hit != 0 {
 				p.lostHit(ev.Err)
 			}
@@ -280,16 +287,35 @@ func (p *Player) correctedMotion(evs []netcode.Event, id netcode.CallID, motion 
 	return false
 }
 
-// lostHit files a seen hit whose call failed under its reason. The
-// authority's error arrives as text, so the game's error is recognised by
-// its message.
+// lostHit files a seen hit whose call failed under its reason.
 func (p *Player) lostHit(err error) {
-	switch msg := err.Error(); {
-	case strings.Contains(msg, game.ErrDead.Error()):
+	switch FailReason(err) {
+	case quality.FailDead:
 		p.Rec.HitsShooterDead++
-	case errors.Is(err, netcode.ErrCallTimeout) || strings.Contains(msg, "older than the change window"):
+	case quality.FailLate:
 		p.Rec.HitsLate++
 	}
+}
+
+// FailReason sorts a failed call's error into one of the quality.Fail*
+// reasons. The authority's error arrives as text, so the game's errors are
+// recognised by their messages.
+func FailReason(err error) string {
+	msg := err.Error()
+	has := func(e error) bool { return errors.Is(err, e) || strings.Contains(msg, e.Error()) }
+	switch {
+	case has(game.ErrDead):
+		return quality.FailDead
+	case has(game.ErrCooldown):
+		return quality.FailCooldown
+	case has(game.ErrAlive):
+		return quality.FailAlive
+	case has(game.ErrNotJoined):
+		return quality.FailNotJoined
+	case errors.Is(err, netcode.ErrCallTimeout) || strings.Contains(msg, "older than the change window"):
+		return quality.FailLate
+	}
+	return quality.FailOther
 }
 
 // retractHit undoes a confirmed hit that a later re-run by the authority

@@ -8,6 +8,7 @@
 package quality
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -60,8 +61,16 @@ type Profile struct {
 	CorrectionP99CorrectedPx float64 `json:"correction_p99_corrected_px"`
 	// MispredictionRate is mispredicted calls per confirmed call.
 	MispredictionRate float64 `json:"misprediction_rate"`
-	// ReRunsPerCall is the clients' resimulations per call made;
-	// AuthorityReRunsPerCall the authority's re-runs per call it ran.
+	// ReRunsPerCall counts the clients' resimulations per call made: a
+	// client runs a pending call's prediction again each time a value it
+	// read changes in the client's view before the result arrives (a
+	// remote player's new motion, say), so every call on a link with a
+	// round trip of a few frames is re-run about once or more; it costs
+	// the client CPU, not the network. AuthorityReRunsPerCall counts the
+	// authority's re-runs per call it ran: a call is run again only when
+	// a value written later at an earlier time invalidates what it read
+	// (an input that arrived late), which is rare. The two measure
+	// different things and are not expected to be alike.
 	ReRunsPerCall          float64 `json:"reruns_per_call"`
 	AuthorityReRunsPerCall float64 `json:"authority_reruns_per_call"`
 	// ConfirmLatencyMinusRTTMs is the median, over confirmed calls, of the
@@ -69,7 +78,14 @@ type Profile struct {
 	ConfirmLatencyMinusRTTMs float64 `json:"confirm_latency_minus_rtt_ms"`
 	RTTMs                    float64 `json:"rtt_ms"`
 	Calls                    uint64  `json:"calls"`
-	FailedCalls              uint64  `json:"failed_calls"`
+	// FailedCalls counts the results of the span that were errors (the
+	// clients' Stats.Failed): calls the authority ran and refused under
+	// the game's rules, calls it rejected, and calls never answered in
+	// time. FailedByReason sorts the failed results of the calls made in
+	// the span (their answers awaited after it) by reason, the keys being
+	// the Fail* constants; see there for what each means.
+	FailedCalls    uint64            `json:"failed_calls"`
+	FailedByReason map[string]uint64 `json:"failed_by_reason,omitempty"`
 	// Kilobits per second per client, averaged over the clients.
 	KbpsIn  float64 `json:"kbps_in"`
 	KbpsOut float64 `json:"kbps_out"`
@@ -147,14 +163,48 @@ func (p *Profile) figures() map[string]float64 {
 func (r *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	head := []string{"profile", "clients", "rtt ms", "hits ok %", "corr p50 px", "corr p99 px", "corrected %",
-		"mispred/call", "reruns/call", "confirm-rtt ms", "kbps in", "kbps out", "auth cpu %/client", ""}
+		"mispred/call", "client resims/call", "auth reruns/call", "failed %", "confirm-rtt ms", "kbps in", "kbps out",
+		"auth cpu %/client", ""}
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, p := range r.Profiles {
-		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%.2f\t%.2f\t%.1f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.3f\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.1f\t%.2f\t%.2f\t%.1f\t%.3f\t%.3f\t%.3f\t%.1f\t%.1f\t%.1f\t%.1f\t%.3f\t\n",
 			p.Profile, p.Clients, p.RTTMs, p.HitsConfirmedPct, p.CorrectionP50Px, p.CorrectionP99Px, p.CorrectedPct,
-			p.MispredictionRate, p.ReRunsPerCall, p.ConfirmLatencyMinusRTTMs, p.KbpsIn, p.KbpsOut, p.AuthorityCPUPctPerClient)
+			p.MispredictionRate, p.ReRunsPerCall, p.AuthorityReRunsPerCall, ratio(p.FailedCalls, p.Calls)*100,
+			p.ConfirmLatencyMinusRTTMs, p.KbpsIn, p.KbpsOut, p.AuthorityCPUPctPerClient)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range r.Profiles {
+		if _, err := fmt.Fprintf(w, "%s: %d of %d calls failed%s\n", p.Profile, p.FailedCalls, p.Calls, reasons(p.FailedByReason)); err != nil {
+			return err
+		}
+	}
+	_, err := fmt.Fprintln(w, "client resims: a pending call predicted again when a value it read changed before its result;"+
+		" auth reruns: a call run again when a late input invalidated its reads")
+	return err
+}
+
+// reasons formats failed results by reason, most frequent first.
+func reasons(m map[string]uint64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b string) int {
+		if m[a] != m[b] {
+			return cmp.Compare(m[b], m[a])
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s %d", k, m[k])
+	}
+	return " (answers of the span's calls by reason: " + strings.Join(parts, ", ") + ")"
 }
 
 // Samples is a bounded sample of a distribution (see MaxSamples).
@@ -216,7 +266,43 @@ type Recorder struct {
 	Corrected  Samples
 	// ConfirmMinusRTT holds, per confirmed call, latency minus RTT (ms).
 	ConfirmMinusRTT Samples
+	// Failed counts failed results by reason (the Fail* constants).
+	Failed map[string]uint64
 }
+
+// Fail records a failed result for reason.
+func (r *Recorder) Fail(reason string) {
+	if r.Failed == nil {
+		r.Failed = make(map[string]uint64)
+	}
+	r.Failed[reason]++
+}
+
+// Reasons a call fails, the keys of Profile.FailedByReason.
+const (
+	// FailDead: the caller was dead at the authority (game.ErrDead). Its
+	// client still showed it alive: the shot that killed it had not
+	// reached the client when it moved, aimed or used gravity, so the
+	// prediction succeeded and the authority refused. The most common
+	// failure, and expected: it grows with the round trip.
+	FailDead = "dead"
+	// FailCooldown: the shot, gravity or respawn was not ready at the
+	// authority (game.ErrCooldown).
+	FailCooldown = "cooldown"
+	// FailAlive: a respawn of a player alive at the authority
+	// (game.ErrAlive).
+	FailAlive = "alive"
+	// FailNotJoined: a call before the caller's join was stored
+	// (game.ErrNotJoined).
+	FailNotJoined = "not_joined"
+	// FailLate: the call's write time was older than the authority's
+	// change window when it arrived, or it was not answered within the
+	// client's call timeout (netcode.ErrCallTimeout).
+	FailLate = "late"
+	// FailOther: anything else (a limit, a bad argument); the HUD shows
+	// the message.
+	FailOther = "other"
+)
 
 // Counters are a client's totals at the end of a match (from its Stats).
 type Counters struct {
@@ -254,6 +340,12 @@ func Summarise(profile string, span time.Duration, recs []*Recorder, ctr []Count
 		corr.Merge(&r.Correction)
 		corrected.Merge(&r.Corrected)
 		lat.Merge(&r.ConfirmMinusRTT)
+		for reason, n := range r.Failed {
+			if p.FailedByReason == nil {
+				p.FailedByReason = make(map[string]uint64)
+			}
+			p.FailedByReason[reason] += n
+		}
 		c := ctr[i]
 		sum.Calls += c.Calls
 		sum.Confirmed += c.Confirmed

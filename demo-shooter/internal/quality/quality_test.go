@@ -77,8 +77,12 @@ func TestSummarise(t *testing.T) {
 		}
 		a.ConfirmMinusRTT.Add(20)
 	}
+	a.Fail(FailDead)
+	a.Fail(FailDead)
+	b.Fail(FailDead)
+	b.Fail(FailLate)
 	ctr := []Counters{
-		{Calls: 100, Confirmed: 100, Mispredictions: 10, Reruns: 5, BytesIn: 10000, BytesOut: 5000, RTT: 100 * time.Millisecond},
+		{Calls: 100, Confirmed: 100, Failed: 3, Mispredictions: 10, Reruns: 5, BytesIn: 10000, BytesOut: 5000, RTT: 100 * time.Millisecond},
 		{Calls: 100, Confirmed: 100, Mispredictions: 30, Reruns: 15, BytesIn: 30000, BytesOut: 15000, RTT: 300 * time.Millisecond},
 	}
 	got, err := Summarise("mobile", 10*time.Second, []*Recorder{a, b}, ctr, Authority{CPU: 200 * time.Millisecond, Calls: 200, Reruns: 20})
@@ -91,6 +95,7 @@ func TestSummarise(t *testing.T) {
 		CorrectionP50Px: 0, CorrectionP99Px: 4, CorrectionMaxPx: 4, CorrectedPct: 25, CorrectionP99CorrectedPx: 4,
 		MispredictionRate: 0.2, ReRunsPerCall: 0.1, AuthorityReRunsPerCall: 0.1,
 		ConfirmLatencyMinusRTTMs: 20, RTTMs: 200, Calls: 200,
+		FailedCalls: 3, FailedByReason: map[string]uint64{FailDead: 3, FailLate: 1},
 		KbpsIn: 16, KbpsOut: 8, // 40 kB·8/10 s/2 clients = 16 kbit/s
 		AuthorityCPUPctPerClient: 1, // 0.2 s of 10 s = 2 %, over 2 clients
 	}
@@ -165,13 +170,31 @@ func TestReportRefusesBadFigures(t *testing.T) {
 }
 
 func TestWriteTable(t *testing.T) {
-	r := Report{Profiles: []Profile{{Profile: "broadband", Clients: 16}, {Profile: "awful", Clients: 16}}}
+	r := Report{Profiles: []Profile{
+		{Profile: "broadband", Clients: 16, Calls: 1000, FailedCalls: 20, FailedByReason: map[string]uint64{FailDead: 15, FailCooldown: 2, FailLate: 15}},
+		{Profile: "awful", Clients: 16},
+	}}
 	var buf bytes.Buffer
 	if err := r.WriteTable(&buf); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 3 || !strings.Contains(lines[1], "broadband") || !strings.Contains(lines[2], "awful") {
-		t.Errorf("table:\n%s", buf.String())
+	if len(lines) != 6 || !strings.Contains(lines[1], "broadband") || !strings.Contains(lines[2], "awful") {
+		t.Fatalf("table:\n%s", buf.String())
+	}
+	for _, col := range []string{"client resims/call", "auth reruns/call", "failed %"} {
+		if !strings.Contains(lines[0], col) {
+			t.Errorf("header %q lacks %q", lines[0], col)
+		}
+	}
+	if f := strings.Fields(lines[1]); f[10] != "2.0" {
+		t.Errorf("failed %% column %q, want 2.0 (20 of 1000): %q", f[10], lines[1])
+	}
+	// Reasons most frequent first, ties by name.
+	if want := "broadband: 20 of 1000 calls failed (answers of the span's calls by reason: dead 15, late 15, cooldown 2)"; lines[3] != want {
+		t.Errorf("reasons line %q, want %q", lines[3], want)
+	}
+	if want := "awful: 0 of 0 calls failed"; lines[4] != want {
+		t.Errorf("reasons line %q, want %q", lines[4], want)
 	}
 }
