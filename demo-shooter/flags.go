@@ -24,6 +24,15 @@ const (
 	maxAuthorityProcs = 1024
 )
 
+// isHelp reports whether a command-line argument asks for help.
+func isHelp(a string) bool {
+	switch a {
+	case "-h", "-help", "--h", "--help":
+		return true
+	}
+	return false
+}
+
 // mode is what the program runs.
 type mode uint8
 
@@ -58,11 +67,40 @@ type config struct {
 	authorityProcs int
 }
 
-// parseFlags parses args (without the program name). Help output and
-// errors go to out.
-func parseFlags(args []string, out io.Writer) (*config, error) {
-	fs := flag.NewFlagSet("shooter", flag.ContinueOnError)
-	fs.SetOutput(out)
+// usageHead opens the usage text, before the flags.
+const usageHead = `Usage: demo-shooter [flags]
+
+Rewind's demo: a top-down shooter showing prediction, lag compensation and
+corrections under a simulated link, and measuring them.
+
+  demo-shooter                         a window: an embedded authority, you and 4 bots, mobile link
+  demo-shooter -split                  two clients side by side, one per link
+  demo-shooter -serve 127.0.0.1:7777   the authority alone
+  demo-shooter -connect host:7777      play against a running authority
+  demo-shooter -headless -bots 16 -duration 60s -profiles broadband,mobile,awful -report q.json
+
+In the window F1 lists the keys. Ctrl-C, SIGTERM or closing the window ends
+the program and shuts the embedded authority down.
+
+Flags:
+`
+
+// parseFlags parses args (without the program name). -h prints the usage
+// on out and returns flag.ErrHelp (wrapped in errUsage); errors and their
+// usage go to errOut.
+func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
+	fs := flag.NewFlagSet("demo-shooter", flag.ContinueOnError)
+	fs.SetOutput(errOut)
+	fs.Usage = func() {
+		w := errOut
+		if slices.ContainsFunc(args, isHelp) {
+			w = out
+		}
+		fs.SetOutput(w)
+		fmt.Fprint(w, usageHead)
+		fs.PrintDefaults()
+		fs.SetOutput(errOut)
+	}
 	presets := strings.Join(lagsim.PresetNames(), "|")
 	var (
 		serve      = fs.String("serve", "", "run only the authority, listening on `ADDR` (host:port)")

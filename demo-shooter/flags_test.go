@@ -54,7 +54,7 @@ func TestParseFlags(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseFlags(tt.args, io.Discard)
+			got, err := parseFlags(tt.args, io.Discard, io.Discard)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -96,7 +96,7 @@ func TestParseFlagsRefuses(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := parseFlags(tt.args, io.Discard)
+			c, err := parseFlags(tt.args, io.Discard, io.Discard)
 			if !errors.Is(err, errUsage) {
 				t.Errorf("parseFlags(%q) = %+v, %v; want errUsage", tt.args, c, err)
 			}

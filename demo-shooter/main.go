@@ -1,14 +1,14 @@
-// Command shooter is Rewind's demo: a top-down shooter that makes
+// Command demo-shooter is Rewind's demo: a top-down shooter that makes
 // prediction, lag compensation and correction visible under a simulated
 // link, and measures them.
 //
-//	shooter                          an authority on loopback, this client and 4 bots, mobile link
-//	shooter -lag awful -bots 8       another link, more bots
-//	shooter -split -split-lag none   two clients side by side, one per link
-//	shooter -serve 127.0.0.1:7777    the authority alone
-//	shooter -connect host:7777       play against a running authority
-//	shooter -headless -bots 16 -duration 60s -profiles broadband,mobile,awful -report q.json
-//	shooter -screenshot shot.png -frames 120
+//	demo-shooter                          an authority on loopback, this client and 4 bots, mobile link
+//	demo-shooter -lag awful -bots 8       another link, more bots
+//	demo-shooter -split -split-lag none   two clients side by side, one per link
+//	demo-shooter -serve 127.0.0.1:7777    the authority alone
+//	demo-shooter -connect host:7777       play against a running authority
+//	demo-shooter -headless -bots 16 -duration 60s -profiles broadband,mobile,awful -report q.json
+//	demo-shooter -screenshot shot.png -frames 120
 //
 // Keys: WASD move, mouse aims, click shoots, G pulls (shift+G pushes),
 // 1–7 switch the lag profile live, P toggles lag compensation, F1 help.
@@ -23,6 +23,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -48,7 +49,10 @@ func main() {
 
 // run is the program; it returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseFlags(args, stderr)
+	cfg, err := parseFlags(args, stdout, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 2
@@ -57,7 +61,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	switch cfg.mode {
 	case modeServe:
-		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 		if cfg.cpuProfile != "" {
 			f, ferr := os.Create(cfg.cpuProfile)
 			if ferr != nil {

@@ -136,3 +136,19 @@ func TestBadFlagExits2(t *testing.T) {
 		t.Errorf("stderr %q does not name the flag", stderr.String())
 	}
 }
+
+// TestHelpExits0: -h prints the usage on stdout and exits 0.
+func TestHelpExits0(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{arg}, &stdout, &stderr); code != 0 {
+			t.Errorf("%s: exit %d, want 0; stderr %q", arg, code, stderr.String())
+		}
+		if !strings.HasPrefix(stdout.String(), "Usage: demo-shooter") || !strings.Contains(stdout.String(), "-headless") {
+			t.Errorf("%s: stdout %q is not the usage", arg, stdout.String())
+		}
+		if stderr.Len() != 0 {
+			t.Errorf("%s: stderr %q, want nothing", arg, stderr.String())
+		}
+	}
+}

@@ -43,7 +43,7 @@ type ServeStats struct {
 // Serve runs an authority for reg on addr until ctx ends: the demo's
 // -serve mode and the process StartChild starts. It prints the bound
 // address when listening and its counters when it stops, one line each,
-// on out.
+// on out, and logs what it did at Info level on log (LogStopped).
 func Serve(ctx context.Context, addr string, reg *netcode.Registry, out io.Writer, log *slog.Logger) error {
 	cfg := authority.DefaultServerConfig(addr, reg)
 	cfg.Logger = log
@@ -52,11 +52,40 @@ func Serve(ctx context.Context, addr string, reg *netcode.Registry, out io.Write
 		return err
 	}
 	fmt.Fprintf(out, "%s%s\n", listeningPrefix, srv.Addr())
+	start := time.Now()
 	err = srv.Serve(ctx)
 	st := srv.Stats()
+	LogStopped(log, st, time.Since(start), err)
 	b, _ := json.Marshal(ServeStats{Calls: st.Node.Calls, Reruns: st.Node.Reruns, Kicked: st.Node.Kicked, TooSlow: st.Transport.TooSlow})
 	fmt.Fprintf(out, "%s%s\n", statsPrefix, b)
 	return err
+}
+
+// StoppedMsg is the message of the line LogStopped writes after a clean
+// stop.
+const StoppedMsg = "authority stopped cleanly"
+
+// LogStopped logs, at Info level, what an authority did once its Serve
+// returned err (nil: a clean shutdown). The counters are named for what
+// they count: calls run, and of them failed (refused by a game rule) or
+// rejected (never run); calls re-run after a late input; values stored in
+// all, whether written by calls or directly; direct_writes, the values
+// clients wrote with Write messages rather than through a call (0 for the
+// shooter, whose clients only call); values sent to watchers. A nil log
+// logs nothing.
+func LogStopped(log *slog.Logger, st authority.ServerStats, uptime time.Duration, err error) {
+	if log == nil {
+		return
+	}
+	args := []any{"uptime", uptime.Round(time.Millisecond), "sessions", st.Node.Connects,
+		"calls", st.Node.Calls, "calls_failed", st.Node.CallErrors, "calls_rejected", st.Node.CallsRejected,
+		"reruns", st.Node.Reruns, "values_stored", st.Node.Store.Inserted, "direct_writes", st.Node.Writes,
+		"values_sent", st.Node.ValuesSent}
+	if err != nil {
+		log.Error("authority stopped", append(args, "error", err)...)
+		return
+	}
+	log.Info(StoppedMsg, args...)
 }
 
 // Child is an authority running in a process of its own, so that its CPU
