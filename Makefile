@@ -59,9 +59,11 @@ generate: deps
 ## run: the demo shooter: an authority on loopback, your client and 4 bots
 ## behind the mobile lag profile. It opens a window, so it needs a display
 ## (X11); without one it says so (try `xvfb-run -a make run`, or
-## `make demo-headless`).
-run: deps build
-	$(GO) run ./demo-shooter
+## `make demo-headless`). The first build compiles Ebiten and GLFW (cgo)
+## for a few minutes: -v names each package as it is compiled.
+run: deps
+	@echo "make run: building the demo shooter; the first build takes a few minutes, each package is named as it compiles"
+	$(GO) run -v ./demo-shooter
 
 ## demo-headless: 16 bots play 60 s under broadband, mobile and awful with no
 ## window; the quality report is printed and written to docs/quality.json.
