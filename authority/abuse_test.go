@@ -3,6 +3,7 @@ package authority
 import (
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/rewindnet/rewind/netcode/wire"
@@ -67,5 +68,93 @@ func TestRepliesSplitToFrameLimits(t *testing.T) {
 	}
 	if !strings.Contains(got, "a <- Error code=1") || !strings.Contains(got, "a closed") {
 		t.Errorf("no readable Error before the close:\n%s", got[max(0, len(got)-300):])
+	}
+}
+
+// callFrame encodes one Call of client c at write time w.
+func (h *harness) callFrame(c *tclient, seq uint64, w int64) []byte {
+	f := c.enc.BeginFrame(nil)
+	f, err := c.enc.AppendCall(f, &wire.Call{ID: wire.CallID{Creator: c.creator, Seq: seq}, Name: "add",
+		Args: u64(1), Time: wire.Time{Nanos: w, Creator: c.creator}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return f
+}
+
+// TestStallKicksNoHonestClient: the node's goroutine stalls for 8 s while
+// an honest client keeps calling at 4 a second, within its limits (5 calls
+// and 1,000 bytes a second). When the node gets to the 32 frames, each is
+// charged to the limits at the time it arrived, not all at once: none is
+// rate limited, the calls that went stale during the stall (the change
+// window is 3 s here) are rejected as too old without a strike, the fresh
+// ones run, and the client stays connected.
+func TestStallKicksNoHonestClient(t *testing.T) {
+	h := newHarnessWith(t, func(c *Config) {
+		c.Store.MaxChangeAge = 3 * time.Second
+		c.Limits.BytesPerSecond = 1000
+	})
+	h.exec("connect a")
+	h.exec("hello a")
+	c := h.clients["a"]
+	start := h.now
+	type pending struct {
+		at    int64
+		frame []byte
+	}
+	var backlog []pending
+	bytes := 0
+	for i := range 32 {
+		at := start + int64(i)*250*ms
+		f := h.callFrame(c, uint64(i+1), at)
+		bytes += len(f)
+		backlog = append(backlog, pending{at, f})
+	}
+	if bytes/8 > 1000 || bytes < 1000 {
+		t.Fatalf("%d bytes in 8 s: the test wants a rate within the limit and a backlog over it", bytes)
+	}
+	h.now = start + 8*1000*ms
+	for _, p := range backlog {
+		h.n.StepArrived(h.now, p.at, c.id, p.frame)
+	}
+	got := h.drain()
+	if strings.Contains(got, "closed") || strings.Contains(got, "rate limited") || strings.Contains(got, "Error") {
+		t.Fatalf("an honest client after a stall:\n%s", got)
+	}
+	// Calls written more than MaxChangeAge before the node got to them
+	// are stale: those of the first 5 s.
+	if ok, old := strings.Count(got, " ok "), strings.Count(got, "older than the change window"); ok != 12 || old != 20 {
+		t.Errorf("%d calls ran and %d were too old, want 12 and 20:\n%s", ok, old, got)
+	}
+	if st := h.n.Stats(); st.Strikes != 0 {
+		t.Errorf("%d strikes", st.Strikes)
+	}
+}
+
+// TestStaleCallsUseNoAllowance: calls that became too old while waiting for
+// a busy node are rejected before the rate limit is charged, so they do not
+// use up the allowance of the fresh calls behind them.
+func TestStaleCallsUseNoAllowance(t *testing.T) {
+	h := newHarness(t) // 5 calls per second, burst 5
+	h.exec("connect a")
+	h.exec("hello a")
+	c := h.clients["a"]
+	t0 := h.now
+	var seq uint64
+	handle := t0 + 200*ms
+	// Five calls 900 ms old when they arrive at t0: in the window then,
+	// stale by the time the node handles them 200 ms later.
+	for range 5 {
+		seq++
+		h.n.StepArrived(handle, t0, c.id, h.callFrame(c, seq, t0-900*ms+int64(seq)))
+	}
+	// Five fresh calls arriving 100 ms later.
+	for range 5 {
+		seq++
+		h.n.StepArrived(handle, t0+100*ms, c.id, h.callFrame(c, seq, t0+100*ms+int64(seq)))
+	}
+	got := h.drain()
+	if ok, old := strings.Count(got, " ok "), strings.Count(got, "older than the change window"); ok != 5 || old != 5 {
+		t.Errorf("%d calls ran and %d were too old, want 5 and 5:\n%s", ok, old, got)
 	}
 }

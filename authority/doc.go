@@ -13,7 +13,8 @@
 // test):
 //
 //	id, err := node.Connect(now, remote)   // a transport session opened
-//	node.Step(now, id, frame)              // for every frame it receives
+//	node.StepArrived(now, arrived, id, frame) // for every frame it receives
+//	                                       // (Step(now, id, frame) if it arrived now)
 //	node.Tick(now)                         // every server tick
 //	for _, o := range node.Ready() {       // after each of the above
 //		send o.Frames in order; if o.Close, close the session
@@ -79,6 +80,10 @@
 //     than Limits.Strikes within Limits.StrikeWindow disconnects), and
 //     queued deliveries (a session that cannot keep up is disconnected
 //     rather than silently lose values). Other sessions are unaffected.
+//     Rates and strikes are charged at the time a frame arrived (the
+//     arrived argument of StepArrived), so frames that queued up while
+//     the node was busy are not a flood; a call that went stale while it
+//     waited is rejected as too old before the rate limit is charged.
 //
 // # Embedding a server
 //
@@ -112,7 +117,8 @@
 // session: each session's transport (transport.Session.Notify) puts the
 // session on a ready list, once, and wakes the node goroutine, which then
 // drains the frames of every listed session (transport.Session.Drain, at
-// most 256 per session per round so none starves the others) and handles
+// most 256 per session per round so none starves the others; each with
+// its arrival time, see Node.StepArrived) and handles
 // the sessions whose transport closed. So a frame crosses one goroutine
 // hand-off, and frames from many sessions arriving together cost one
 // wake-up. After each such round, each batch of accepts and each tick it

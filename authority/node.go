@@ -320,16 +320,26 @@ func (n *Node) advance(now int64) {
 // Step handles one frame received from a session at time now. A malformed
 // frame or a protocol violation sends an Error and closes the session; the
 // store is never touched by a message that failed to decode.
-func (n *Node) Step(now int64, id SessionID, frame []byte) {
+func (n *Node) Step(now int64, id SessionID, frame []byte) { n.StepArrived(now, now, id, frame) }
+
+// StepArrived handles at now a frame that arrived at arrived: a shell
+// whose goroutine was busy gets to frames after they arrived. The
+// session's limits (rates, strikes) are charged at arrival, so a backlog
+// the node builds up itself never looks like a flood from its senders; the
+// change window of calls is judged at now, and a call that only went
+// stale while it waited is rejected without using the sender's allowance
+// or earning a strike. arrived is taken as now if it is later.
+func (n *Node) StepArrived(now, arrived int64, id SessionID, frame []byte) {
 	n.advance(now)
+	arrived = min(arrived, now)
 	s := n.sessions[id]
 	if s == nil || s.state == closing {
 		return
 	}
 	n.stats.FramesIn++
 	n.stats.BytesIn += uint64(len(frame))
-	if !s.bytes.take(now, n.cfg.Limits.BytesPerSecond, float64(len(frame))) {
-		n.strike(now, s, fmt.Sprintf("over %.0f bytes per second", n.cfg.Limits.BytesPerSecond))
+	if !s.bytes.take(arrived, n.cfg.Limits.BytesPerSecond, float64(len(frame))) {
+		n.strike(arrived, s, fmt.Sprintf("over %.0f bytes per second", n.cfg.Limits.BytesPerSecond))
 		if s.state == closing {
 			return
 		}
@@ -347,7 +357,7 @@ func (n *Node) Step(now int64, id SessionID, frame []byte) {
 			n.fail(s, CodeProtocol, fmt.Sprintf("bad message: %v", err))
 			return
 		}
-		n.handle(now, s, &s.in)
+		n.handle(now, arrived, s, &s.in)
 	}
 	// Calls invalidated by this frame are re-run on the next Tick, once
 	// for all the frames of the tick: a burst of late frames (a stalled
@@ -355,7 +365,7 @@ func (n *Node) Step(now int64, id SessionID, frame []byte) {
 	// per frame.
 }
 
-func (n *Node) handle(now int64, s *session, m *wire.Message) {
+func (n *Node) handle(now, arrived int64, s *session, m *wire.Message) {
 	if s.state == awaitingHello && m.Kind != wire.KindHello {
 		n.fail(s, CodeProtocol, fmt.Sprintf("%v before Hello", m.Kind))
 		return
@@ -364,7 +374,9 @@ func (n *Node) handle(now int64, s *session, m *wire.Message) {
 	case wire.KindHello:
 		n.hello(now, s, &m.Hello)
 	case wire.KindTimeSyncRequest:
-		rep := timesync.Answer(timesync.Request{ClientSend: m.TimeSyncRequest.ClientSend}, now, now)
+		// Received when it arrived, sent now: the client's estimator
+		// takes the node's own delay out of the round trip.
+		rep := timesync.Answer(timesync.Request{ClientSend: m.TimeSyncRequest.ClientSend}, arrived, now)
 		n.send(s, &wire.Message{Kind: wire.KindTimeSyncReply, TimeSyncReply: wire.TimeSyncReply{
 			ClientSend: rep.ClientSend, ServerRecv: rep.ServerRecv, ServerSend: rep.ServerSend}})
 	case wire.KindPing:
@@ -376,9 +388,9 @@ func (n *Node) handle(now int64, s *session, m *wire.Message) {
 			n.unwatch(s, p)
 		}
 	case wire.KindCall:
-		n.callMsg(now, s, &m.Call)
+		n.callMsg(now, arrived, s, &m.Call)
 	case wire.KindWrite:
-		n.write(now, s, &m.Write)
+		n.write(now, arrived, s, &m.Write)
 	default:
 		n.fail(s, CodeProtocol, fmt.Sprintf("unexpected %v from a client", m.Kind))
 	}
@@ -989,7 +1001,11 @@ func (n *Node) checkBacklog(s *session) {
 
 // --- calls ---
 
-func (n *Node) callMsg(now int64, s *session, c *wire.Call) {
+// callMsg admits and runs a call that arrived at arrived. The checks that
+// cost nothing come before the rate limit, so a call refused by them does
+// not use up the allowance: in particular one that went stale while the
+// node was busy.
+func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 	id := netcode.CallID{Creator: c.ID.Creator, Seq: c.ID.Seq}
 	reject := func(text string) {
 		n.stats.CallsRejected++
@@ -1005,11 +1021,6 @@ func (n *Node) callMsg(now int64, s *session, c *wire.Call) {
 		// became. Its later re-runs' results come here too, as they go to
 		// whichever session holds the creator.
 		n.sendResult(s, rec)
-		return
-	}
-	if !s.calls.take(now, n.cfg.Limits.CallsPerSecond, 1) {
-		reject("rate limited")
-		n.strike(now, s, fmt.Sprintf("over %.0f calls per second", n.cfg.Limits.CallsPerSecond))
 		return
 	}
 	fe := n.funcs[c.Name]
@@ -1045,6 +1056,11 @@ func (n *Node) callMsg(now int64, s *session, c *wire.Call) {
 	}
 	if W > now+int64(cfg.MaxFutureSkew) {
 		reject(fmt.Sprintf("write time %d is too far ahead (now %d)", W, now))
+		return
+	}
+	if !s.calls.take(arrived, n.cfg.Limits.CallsPerSecond, 1) {
+		reject("rate limited")
+		n.strike(arrived, s, fmt.Sprintf("over %.0f calls per second", n.cfg.Limits.CallsPerSecond))
 		return
 	}
 	s.cr.lastW = W
@@ -1212,9 +1228,9 @@ func (n *Node) effective(rec *callRec) bool {
 
 // --- raw writes ---
 
-func (n *Node) write(now int64, s *session, w *wire.Write) {
-	if !s.writes.take(now, n.cfg.Limits.WritesPerSecond, float64(len(w.Items))) {
-		n.strike(now, s, fmt.Sprintf("over %.0f written values per second", n.cfg.Limits.WritesPerSecond))
+func (n *Node) write(now, arrived int64, s *session, w *wire.Write) {
+	if !s.writes.take(arrived, n.cfg.Limits.WritesPerSecond, float64(len(w.Items))) {
+		n.strike(arrived, s, fmt.Sprintf("over %.0f written values per second", n.cfg.Limits.WritesPerSecond))
 		return
 	}
 	vals := make([]netcode.PathValue, 0, len(w.Items))

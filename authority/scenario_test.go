@@ -177,7 +177,10 @@ func testRegistry() *netcode.Registry {
 	return r
 }
 
-func newHarness(t testing.TB) *harness {
+func newHarness(t testing.TB) *harness { return newHarnessWith(t, nil) }
+
+// newHarnessWith is newHarness with its config changed by tweak first.
+func newHarnessWith(t testing.TB, tweak func(*Config)) *harness {
 	cfg := DefaultConfig(testRegistry())
 	cfg.Limits.WatchesPerSession = 4
 	cfg.Limits.CallsPerSecond = 5
@@ -185,6 +188,9 @@ func newHarness(t testing.TB) *harness {
 	cfg.Limits.Strikes = 3
 	cfg.Wire.MaxValueBytes = 1024
 	cfg.ResumeKey = []byte("scenario resume key, 32 bytes ok")
+	if tweak != nil {
+		tweak(&cfg)
+	}
 	n, err := NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)

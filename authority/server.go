@@ -170,10 +170,10 @@ type Server struct {
 	// owned by the node goroutine (Serve)
 	node     *Node
 	peers    map[SessionID]*peer
-	draining []*peer  // the ready list being handled, reused
-	frames   [][]byte // frames drained from one session, reused
-	refused  uint64   // sessions the node refused
-	slow     uint64   // sessions closed as too slow
+	draining []*peer           // the ready list being handled, reused
+	frames   []transport.Frame // frames drained from one session, reused
+	refused  uint64            // sessions the node refused
+	slow     uint64            // sessions closed as too slow
 
 	mu       sync.Mutex // guards the fields below
 	state    serverState
@@ -498,7 +498,7 @@ func (s *Server) drainReady() {
 		p.listed = false // frames arriving from now on list it again
 	}
 	s.rmu.Unlock()
-	now := s.clock.Now()
+	now, wall := s.clock.Now(), time.Now()
 	for i, p := range list {
 		list[i] = nil
 		if p.gone {
@@ -506,9 +506,12 @@ func (s *Server) drainReady() {
 		}
 		frames, err := p.sess.Drain(s.frames[:0], eventBatch)
 		for j, f := range frames {
-			frames[j] = nil
+			frames[j] = transport.Frame{}
 			if !p.gone { // a frame may make the node close the session
-				s.node.Step(now, p.id, f)
+				// Its arrival on the node's clock: limits are charged
+				// then, however long this goroutine took to get here.
+				arrived := now - int64(wall.Sub(f.At))
+				s.node.StepArrived(now, arrived, p.id, f.Data)
 			}
 		}
 		s.frames = frames[:0]

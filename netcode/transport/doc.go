@@ -61,7 +61,7 @@
 //	// The serving goroutine, for each session marked ready:
 //	frames, err := s.Drain(buf[:0], 256)
 //	for _, f := range frames {
-//		handle(f)
+//		handle(f.Data, f.At) // f.At: when the frame arrived
 //	}
 //	if err != nil {
 //		// closed, and every frame it received was returned

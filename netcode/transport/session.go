@@ -143,7 +143,7 @@ type Session struct {
 	remote  net.Addr
 	br      *bufio.Reader // owned by the reader goroutine after start
 	onClose func()        // releases what the session owns besides conn
-	recv    chan []byte   // complete frames for Recv
+	recv    chan Frame    // complete frames for Recv and Drain
 	wake    chan struct{} // tells the writer there is work
 	done    chan struct{} // closed by finish
 	acked   chan struct{} // closed when the peer acknowledged our close
@@ -188,7 +188,7 @@ func newSession(cfg Config, conn stream, br *bufio.Reader, ks *kcp.UDPSession, l
 		remote:  remote,
 		br:      br,
 		onClose: onClose,
-		recv:    make(chan []byte, cfg.RecvQueueFrames),
+		recv:    make(chan Frame, cfg.RecvQueueFrames),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		acked:   make(chan struct{}),
@@ -331,16 +331,16 @@ func (s *Session) kick() {
 func (s *Session) Recv(ctx context.Context) ([]byte, error) {
 	select {
 	case f := <-s.recv:
-		return f, nil
+		return f.Data, nil
 	default:
 	}
 	select {
 	case f := <-s.recv:
-		return f, nil
+		return f.Data, nil
 	case <-s.done:
 		select {
 		case f := <-s.recv:
-			return f, nil
+			return f.Data, nil
 		default:
 			return nil, s.Err()
 		}
@@ -349,17 +349,27 @@ func (s *Session) Recv(ctx context.Context) ([]byte, error) {
 	}
 }
 
+// Frame is a received frame with the time it arrived: when the session's
+// reader took it off the stream, which is earlier than when its owner
+// handles it if the owner is busy.
+type Frame struct {
+	Data []byte
+	At   time.Time // wall clock with its monotonic reading (time.Now)
+}
+
 // Drain appends to dst, without blocking, up to max of the frames waiting
-// for Recv, in order, and returns the extended slice. Once the session is
-// closed and every frame it received has been returned, Drain returns the
-// CloseError (with the last frames, if any). A Drain that appends nothing
-// and returns nil error means nothing is waiting yet. The caller owns the
-// frames; max < 1 appends nothing.
+// for Recv, in order, each with its arrival time, and returns the extended
+// slice. Once the session is closed and every frame it received has been
+// returned, Drain returns the CloseError (with the last frames, if any). A
+// Drain that appends nothing and returns nil error means nothing is
+// waiting yet. The caller owns the frames; max < 1 appends nothing.
 //
 // Drain and Notify let one goroutine serve many sessions without a
 // goroutine blocked in Recv for each: it drains the sessions Notify
-// reported, so a burst of frames costs it one wake-up.
-func (s *Session) Drain(dst [][]byte, max int) ([][]byte, error) {
+// reported, so a burst of frames costs it one wake-up. The arrival times
+// let it charge each frame to its sender when it came, not when a busy
+// owner got to it.
+func (s *Session) Drain(dst []Frame, max int) ([]Frame, error) {
 	for range max {
 		select {
 		case f := <-s.recv:
@@ -560,7 +570,8 @@ func (s *Session) readLoop() {
 				return
 			}
 		}
-		s.lastRecv.Store(time.Now().UnixNano())
+		at := time.Now()
+		s.lastRecv.Store(at.UnixNano())
 		switch kind {
 		case kindFrame:
 			// Count first, so a frame Recv returned is always counted.
@@ -569,7 +580,7 @@ func (s *Session) readLoop() {
 			s.stats.BytesReceived += uint64(n)
 			s.mu.Unlock()
 			select {
-			case s.recv <- payload:
+			case s.recv <- Frame{Data: payload, At: at}:
 				pending = true
 			default:
 				s.fail(fmt.Errorf("%w: %d frames unread", ErrRecvOverflow, cap(s.recv)))

@@ -347,6 +347,10 @@ func TestSessionDrainNotify(t *testing.T) {
 		if calls != 2 {
 			t.Fatalf("after a burst of 3 frames f was called %d times, want 2", calls)
 		}
+		burstAt := time.Now()
+		// Frames wait unread for a second; their arrival times do not
+		// move.
+		time.Sleep(time.Second)
 		got, err := s.Drain(nil, 2)
 		if err != nil {
 			t.Fatal(err)
@@ -355,7 +359,8 @@ func TestSessionDrainNotify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff([][]byte{[]byte("a"), []byte("bb"), []byte("ccc")}, got); diff != "" {
+		want := []Frame{{[]byte("a"), burstAt}, {[]byte("bb"), burstAt}, {[]byte("ccc"), burstAt}}
+		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("drained frames (-want +got):\n%s", diff)
 		}
 
@@ -373,7 +378,7 @@ func TestSessionDrainNotify(t *testing.T) {
 			t.Fatalf("f called %d times after a frame and a close, want at least 4", calls)
 		}
 		got, err = s.Drain(nil, 10)
-		if len(got) != 1 || string(got[0]) != "last" || !errors.Is(err, ErrPeerClosed) {
+		if len(got) != 1 || string(got[0].Data) != "last" || !got[0].At.After(burstAt) || !errors.Is(err, ErrPeerClosed) {
 			t.Fatalf("Drain after close = %q, %v; want [last], ErrPeerClosed", got, err)
 		}
 		if got, err := s.Drain(nil, 10); len(got) != 0 || !errors.Is(err, ErrClosed) {
