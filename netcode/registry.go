@@ -3,6 +3,7 @@ package netcode
 import (
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -48,6 +49,7 @@ const MaxFuncName = 64
 // several goroutines.
 type Registry struct {
 	funcs map[string]*Function
+	txs   sync.Pool // of *Tx, reused by Run
 }
 
 // NewRegistry returns an empty registry.
@@ -151,21 +153,26 @@ func (r *Registry) Run(view View, cfg *Config, call Call, version uint32) Outcom
 	if min := call.Time - int64(cfg.MaxRewind); viewNanos < min {
 		viewNanos = min
 	}
-	tx := &Tx{view: view, cfg: cfg, time: out.Time, viewNanos: viewNanos, id: call.ID}
+	tx, _ := r.txs.Get().(*Tx)
+	if tx == nil {
+		tx = new(Tx)
+	}
+	tx.reset(view, cfg, out.Time, viewNanos, call.ID)
 	err := runGuarded(f.Fn, tx, call.Args)
-	out.Locks = tx.locks
+	if len(tx.locks) > 0 {
+		out.Locks = slices.Clone(tx.locks)
+	}
 	switch {
 	case err != nil:
 		out.Err = err
 	case tx.err != nil:
 		out.Err = tx.err
 	default:
-		for i := range tx.writes {
-			tx.writes[i].Locks = tx.locks
-		}
-		out.Writes = tx.writes
+		out.Writes = tx.outcome(out.Locks)
 		out.pathsChecked = true
 	}
+	tx.release()
+	r.txs.Put(tx)
 	return out
 }
 

@@ -23,6 +23,10 @@ type View interface {
 //
 // A function must be deterministic: state only through the Tx, time only
 // through Time, randomness only through Rand, identity only through Caller.
+//
+// A Tx is valid only during the function call it is passed to: Registry.Run
+// reuses it for later calls, so a function must not keep it, nor the bytes
+// Read returns for a path the transaction wrote itself.
 type Tx struct {
 	view      View
 	cfg       *Config
@@ -30,11 +34,68 @@ type Tx struct {
 	viewNanos int64
 	id        CallID
 
-	rng    *rand.Rand
+	// Scratch buffers, reused from run to run; Run copies what they hold
+	// into an Outcome of exact size.
 	locks  []ReadLock
-	writes []PathValue
+	writes []txWrite
+	vals   []byte // the bytes of every buffered write, back to back
+	dead   int    // bytes of vals no write refers to any more
 	reads  int
 	err    error
+
+	rng    *rand.Rand // draws from pcg; created once per Tx
+	pcg    *rand.PCG
+	seeded bool // pcg is seeded for this run
+}
+
+// txWrite is one buffered write: its bytes are vals[off:off+n], or a
+// deletion when del is set.
+type txWrite struct {
+	path  string
+	off   int
+	n     int
+	del   bool
+	flags Flags
+}
+
+// Scratch bigger than this is dropped when a run ends rather than kept for
+// the next one, so one unusual call does not pin its memory.
+const (
+	maxKeptTxBytes = 64 << 10
+	maxKeptTxItems = 256
+)
+
+func (tx *Tx) reset(view View, cfg *Config, t Time, viewNanos int64, id CallID) {
+	tx.view, tx.cfg, tx.time, tx.viewNanos, tx.id = view, cfg, t, viewNanos, id
+	tx.locks = tx.locks[:0]
+	tx.writes = tx.writes[:0]
+	tx.vals = tx.vals[:0]
+	tx.dead, tx.reads, tx.err, tx.seeded = 0, 0, nil, false
+}
+
+// release drops what the finished run referenced, so a pooled Tx keeps
+// nothing of it alive.
+func (tx *Tx) release() {
+	tx.view, tx.cfg, tx.err = nil, nil, nil
+	clear(tx.locks)
+	clear(tx.writes)
+	if cap(tx.vals) > maxKeptTxBytes {
+		tx.vals = nil
+	}
+	if cap(tx.locks) > maxKeptTxItems {
+		tx.locks = nil
+	}
+	if cap(tx.writes) > maxKeptTxItems {
+		tx.writes = nil
+	}
+}
+
+// value returns the bytes of a buffered write (nil for a deletion).
+func (tx *Tx) value(w *txWrite) []byte {
+	if w.del {
+		return nil
+	}
+	return tx.vals[w.off : w.off+w.n : w.off+w.n]
 }
 
 // Time returns the write time W.
@@ -58,8 +119,13 @@ func (tx *Tx) Err() error { return tx.err }
 // prediction and the authority's run (and every re-run) draw the same
 // numbers.
 func (tx *Tx) Rand() *rand.Rand {
-	if tx.rng == nil {
-		tx.rng = rand.New(rand.NewPCG(uint64(tx.id.Creator)<<32|0x9e3779b9, tx.id.Seq))
+	if !tx.seeded {
+		if tx.pcg == nil {
+			tx.pcg = rand.NewPCG(0, 0)
+			tx.rng = rand.New(tx.pcg)
+		}
+		tx.pcg.Seed(uint64(tx.id.Creator)<<32|0x9e3779b9, tx.id.Seq)
+		tx.seeded = true
 	}
 	return tx.rng
 }
@@ -107,8 +173,8 @@ func (tx *Tx) readAt(path string, end Time) ([]byte, bool) {
 	}
 	if end == tx.time {
 		for i := range tx.writes {
-			if w := &tx.writes[i]; w.Path == path && w.Flags&FlagEvent == 0 {
-				return w.Value, w.Value != nil
+			if w := &tx.writes[i]; w.path == path && w.flags&FlagEvent == 0 {
+				return tx.value(w), !w.del
 			}
 		}
 	}
@@ -133,9 +199,6 @@ func (tx *Tx) readAt(path string, end Time) ([]byte, bool) {
 	if len(tx.locks) >= tx.cfg.Limits.MaxLocks {
 		tx.fail(fmt.Errorf("%w: more than %d distinct reads", ErrTooManyLocks, tx.cfg.Limits.MaxLocks))
 		return nil, false
-	}
-	if tx.locks == nil {
-		tx.locks = make([]ReadLock, 0, 8)
 	}
 	tx.locks = append(tx.locks, lock)
 	return v.Value, v.Value != nil
@@ -175,23 +238,79 @@ func (tx *Tx) write(path string, value []byte, flags Flags) {
 		tx.fail(fmt.Errorf("%w: %s has %d bytes (limit %d)", ErrValueTooLarge, path, len(value), tx.cfg.Limits.MaxValueSize))
 		return
 	}
-	if value != nil {
-		value = append(make([]byte, 0, len(value)), value...)
-	}
+	var w *txWrite
 	for i := range tx.writes {
-		if w := &tx.writes[i]; w.Path == path && w.Flags&FlagEvent == flags&FlagEvent {
-			w.Value = value
-			return
+		if x := &tx.writes[i]; x.path == path && x.flags&FlagEvent == flags&FlagEvent {
+			w = x
+			tx.dead += x.n
+			break
 		}
 	}
-	if len(tx.writes) >= tx.cfg.Limits.MaxWrites {
-		tx.fail(fmt.Errorf("%w (limit %d)", ErrTooManyWrites, tx.cfg.Limits.MaxWrites))
-		return
+	if w == nil {
+		if len(tx.writes) >= tx.cfg.Limits.MaxWrites {
+			tx.fail(fmt.Errorf("%w (limit %d)", ErrTooManyWrites, tx.cfg.Limits.MaxWrites))
+			return
+		}
+		tx.writes = append(tx.writes, txWrite{path: path, flags: flags})
+		w = &tx.writes[len(tx.writes)-1]
 	}
-	if tx.writes == nil {
-		tx.writes = make([]PathValue, 0, 4)
+	if tx.dead > maxKeptTxBytes && tx.dead > len(tx.vals)/2 {
+		tx.compact()
 	}
-	tx.writes = append(tx.writes, PathValue{Path: path, Time: tx.time, Value: value, Flags: flags})
+	w.off, w.n, w.del = len(tx.vals), len(value), value == nil
+	tx.vals = append(tx.vals, value...)
+}
+
+// compact moves the live bytes of the buffered writes to a new array, so a
+// function that rewrites one path many times does not grow the scratch
+// without bound. The old array is left as it is: bytes Read returned
+// earlier in the run stay what they were.
+func (tx *Tx) compact() {
+	live := 0
+	for i := range tx.writes {
+		live += tx.writes[i].n
+	}
+	vals := make([]byte, 0, 2*live)
+	for i := range tx.writes {
+		w := &tx.writes[i]
+		off := len(vals)
+		vals = append(vals, tx.value(w)...)
+		w.off = off
+	}
+	tx.vals, tx.dead = vals, 0
+}
+
+// outcome copies the buffered writes into exactly sized, freshly allocated
+// slices stamped with W, every one carrying locks: one allocation for the
+// records and one for all their bytes.
+func (tx *Tx) outcome(locks []ReadLock) []PathValue {
+	if len(tx.writes) == 0 {
+		return nil
+	}
+	size := 0
+	for i := range tx.writes {
+		size += tx.writes[i].n
+	}
+	var buf []byte
+	if size > 0 {
+		buf = make([]byte, 0, size)
+	}
+	out := make([]PathValue, len(tx.writes))
+	for i := range tx.writes {
+		w := &tx.writes[i]
+		var v []byte
+		switch {
+		case w.del:
+		case w.n == 0:
+			v = []byte{}
+		default:
+			off := len(buf)
+			buf = append(buf, tx.value(w)...)
+			v = buf[off:len(buf):len(buf)]
+		}
+		out[i] = PathValue{Path: w.path, Time: tx.time, Value: v, Locks: locks, Flags: w.flags}
+	}
+	return out
 }
 
 // Children lists the next segment of every path under prefix, sorted. It

@@ -3,6 +3,7 @@ package netcode
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -240,5 +241,72 @@ func TestTxRandDeterministic(t *testing.T) {
 	}
 	if a == c {
 		t.Fatal("two calls drew the same numbers")
+	}
+}
+
+// TestTxReuse: Run reuses its transactions. An outcome must own its slices
+// (a later run does not change it), deletions and empty values keep their
+// meaning, Rand restarts from the call id, and a function that rewrites a
+// path many times reads back its last value with bounded scratch.
+func TestTxReuse(t *testing.T) {
+	s := mustStore(t, DefaultConfig())
+	cfg := s.Config()
+	r := NewRegistry()
+	var draws []uint64
+	r.Register("put", func(tx *Tx, args []byte) error {
+		tx.Read("in")
+		tx.Write("a", args)
+		tx.Write("empty", []byte{})
+		tx.Delete("gone")
+		tx.Emit("a", append([]byte("ev"), args...))
+		draws = append(draws, tx.Rand().Uint64())
+		return nil
+	}, FuncOptions{})
+	big := make([]byte, 4<<10)
+	r.Register("rewrite", func(tx *Tx, args []byte) error {
+		for i := 0; i < 200; i++ {
+			big[0] = byte(i)
+			tx.Write("x", big)
+			if v, ok := tx.Read("x"); !ok || v[0] != byte(i) || len(v) != len(big) {
+				return errors.New("read-your-writes lost the last write")
+			}
+		}
+		if len(tx.vals) > 4*maxKeptTxBytes {
+			return fmt.Errorf("scratch grew to %d bytes", len(tx.vals))
+		}
+		return nil
+	}, FuncOptions{})
+	first := r.Run(s, &cfg, Call{ID: CallID{1, 1}, Name: "put", Args: []byte("one"), Time: 1}, 0)
+	if out := r.Run(s, &cfg, Call{ID: CallID{1, 2}, Name: "rewrite", Time: 1}, 0); out.Err != nil {
+		t.Fatal(out.Err)
+	}
+	second := r.Run(s, &cfg, Call{ID: CallID{1, 1}, Name: "put", Args: []byte("two!"), Time: 2}, 0)
+	check := func(out Outcome, arg string) {
+		t.Helper()
+		if out.Err != nil || len(out.Writes) != 4 || len(out.Locks) != 1 {
+			t.Fatalf("outcome %+v", out)
+		}
+		want := []struct {
+			path  string
+			value []byte
+			flags Flags
+		}{{"a", []byte(arg), 0}, {"empty", []byte{}, 0}, {"gone", nil, 0}, {"a", []byte("ev" + arg), FlagEvent}}
+		for i, w := range want {
+			got := out.Writes[i]
+			if got.Path != w.path || got.Flags != w.flags || (got.Value == nil) != (w.value == nil) || string(got.Value) != string(w.value) {
+				t.Fatalf("write %d = %s %q (nil %v) flags %d, want %s %q (nil %v)", i, got.Path, got.Value, got.Value == nil, got.Flags, w.path, w.value, w.value == nil)
+			}
+			if got.Time != out.Time || &got.Locks[0] != &out.Locks[0] {
+				t.Fatalf("write %d: time %v, locks not the outcome's", i, got.Time)
+			}
+			if cap(got.Value) != len(got.Value) {
+				t.Fatalf("write %d: value has spare capacity %d", i, cap(got.Value)-len(got.Value))
+			}
+		}
+	}
+	check(first, "one")
+	check(second, "two!")
+	if len(draws) != 2 || draws[0] != draws[1] {
+		t.Fatalf("Rand of one call id across reused transactions: %v", draws)
 	}
 }
