@@ -29,7 +29,7 @@ type Limits struct {
 	CallsPerSecond     float64 // sustained calls per second (burst: one second's worth)
 	WritesPerSecond    float64 // sustained raw values written per second
 	BytesPerSecond     float64 // sustained bytes received per second
-	Strikes            int     // limit violations tolerated within StrikeWindow before disconnecting
+	Strikes            int     // refusals tolerated within StrikeWindow before disconnecting (see the package doc)
 	StrikeWindow       time.Duration
 	MaxPendingOutbound int // queued outbound messages per session before the oldest data is dropped
 }

@@ -74,12 +74,21 @@
 //     an Authenticator the token alone proves who resumes (its MAC binds
 //     the empty player), so keep the transport encrypted (Secret) for it
 //     not to be read off the wire.
-//  7. Limits are per session: watches (Error, watch refused), calls,
-//     written values and received bytes per second (token buckets holding
-//     one second's worth; each violation is an Error and a strike, more
-//     than Limits.Strikes within Limits.StrikeWindow disconnects), and
-//     queued deliveries (a session that cannot keep up is disconnected
-//     rather than silently lose values). Other sessions are unaffected.
+//  7. Limits are per session: watches, calls, written values and
+//     received bytes per second (token buckets holding one second's
+//     worth), and queued deliveries (a session that cannot keep up is
+//     disconnected rather than silently lose values). Other sessions are
+//     unaffected. Every refusal is a strike, answered with its reason: a
+//     rate overrun, a refused watch (bad prefix, over the watch limit), a
+//     refused write (outside the write rule, another creator, a path,
+//     lock, size or time the store refuses), a call to an unknown
+//     function. A call outside the change window when it arrived (too
+//     old, too far ahead, not after the creator's previous call) costs an
+//     eighth of a strike, since an honest link that freezes delivers
+//     bursts of them. More than Limits.Strikes strikes within
+//     Limits.StrikeWindow (default 20 within 10 s: 21 refusals, or 161
+//     calls outside the window) disconnect the session with an Error
+//     naming the last refusal.
 //     Rates and strikes are charged at the time a frame arrived (the
 //     arrived argument of StepArrived), so frames that queued up while
 //     the node was busy are not a flood; a call that went stale while it

@@ -177,7 +177,14 @@ type session struct {
 	cr     *creatorRec // set by Hello
 
 	calls, writes, bytes bucket
-	strikes              []int64
+	strikes              []strikeRec // within the last StrikeWindow, oldest first
+	strikePts            int         // sum of their points
+}
+
+// strikeRec is one strike: when and how many points (see strikePoints).
+type strikeRec struct {
+	at     int64
+	points int
 }
 
 type watchSpec struct {
@@ -339,8 +346,7 @@ func (n *Node) StepArrived(now, arrived int64, id SessionID, frame []byte) {
 	n.stats.FramesIn++
 	n.stats.BytesIn += uint64(len(frame))
 	if !s.bytes.take(arrived, n.cfg.Limits.BytesPerSecond, float64(len(frame))) {
-		n.strike(arrived, s, fmt.Sprintf("over %.0f bytes per second", n.cfg.Limits.BytesPerSecond))
-		if s.state == closing {
+		if n.refuse(arrived, s, CodeRateLimit, fmt.Sprintf("over %.0f bytes per second", n.cfg.Limits.BytesPerSecond)) {
 			return
 		}
 	}
@@ -382,7 +388,7 @@ func (n *Node) handle(now, arrived int64, s *session, m *wire.Message) {
 	case wire.KindPing:
 		n.send(s, &wire.Message{Kind: wire.KindPing, Ping: m.Ping})
 	case wire.KindWatch:
-		n.watch(now, s, &m.Watch)
+		n.watch(now, arrived, s, &m.Watch)
 	case wire.KindUnwatch:
 		for _, p := range m.Unwatch.Prefixes {
 			n.unwatch(s, p)
@@ -586,22 +592,51 @@ func (n *Node) closeSession(s *session, reason string) {
 	n.touch(s)
 }
 
-// strike records a limit violation: an Error now, and the session closed
-// once it has more than Limits.Strikes within Limits.StrikeWindow.
-func (n *Node) strike(now int64, s *session, what string) {
+// What a refusal costs, in points; Limits.Strikes counts whole strikes of
+// strikePoints. Every refusal of a session's request and every limit it
+// overran is a strike. A call outside the change window when it arrived
+// costs only latePoints: a link that freezes for a second delivers a
+// burst of them from an honest client, whose calls are refused anyway.
+const (
+	strikePoints = 8
+	latePoints   = 1
+)
+
+// refuse charges a strike for a refused request at at and tells the
+// session why (Error with code and text), or, if that was one strike too
+// many, closes it. It reports whether the session is closing.
+func (n *Node) refuse(at int64, s *session, code wire.ErrorCode, text string) bool {
+	if n.strike(at, s, strikePoints, text) {
+		return true
+	}
+	n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: code, Text: text}})
+	return false
+}
+
+// strike charges points to the session at at (when the offending frame
+// arrived) and closes it, with an Error naming what, once its points within
+// Limits.StrikeWindow exceed Limits.Strikes whole strikes. It reports
+// whether the session is closing. The caller answers the request itself
+// unless it is.
+func (n *Node) strike(at int64, s *session, points int, what string) bool {
+	if s.state == closing {
+		return true
+	}
 	n.stats.Strikes++
-	cut := now - int64(n.cfg.Limits.StrikeWindow)
+	cut := at - int64(n.cfg.Limits.StrikeWindow)
 	k := 0
-	for k < len(s.strikes) && s.strikes[k] < cut {
+	for k < len(s.strikes) && s.strikes[k].at < cut {
+		s.strikePts -= s.strikes[k].points
 		k++
 	}
-	s.strikes = append(s.strikes[k:], now)
-	if len(s.strikes) > n.cfg.Limits.Strikes {
+	s.strikes = append(s.strikes[k:], strikeRec{at, points})
+	s.strikePts += points
+	if s.strikePts > n.cfg.Limits.Strikes*strikePoints {
 		n.stats.Kicked++
-		n.fail(s, CodeRateLimit, fmt.Sprintf("disconnected: %s, %d times within %v", what, len(s.strikes), n.cfg.Limits.StrikeWindow))
-		return
+		n.fail(s, CodeRateLimit, fmt.Sprintf("disconnected: %s (more than %d strikes within %v)", what, n.cfg.Limits.Strikes, n.cfg.Limits.StrikeWindow))
+		return true
 	}
-	n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeRateLimit, Text: what}})
+	return false
 }
 
 // Shutdown sends every session an Error saying the node is going away and
@@ -845,15 +880,18 @@ func (n *Node) sendBatches(s *session) {
 
 // --- watches ---
 
-func (n *Node) watch(now int64, s *session, w *wire.Watch) {
+func (n *Node) watch(now, arrived int64, s *session, w *wire.Watch) {
 	for _, prefix := range w.Prefixes {
 		if err := validWatch(prefix); err != nil {
-			n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeRefused, Text: err.Error()}})
+			if n.refuse(arrived, s, CodeRefused, err.Error()) {
+				return
+			}
 			continue
 		}
 		if _, ok := s.watches[prefix]; !ok && len(s.watches) >= n.cfg.Limits.WatchesPerSession {
-			n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeLimit,
-				Text: fmt.Sprintf("watch %q refused: %d watches is the limit", prefix, n.cfg.Limits.WatchesPerSession)}})
+			if n.refuse(arrived, s, CodeLimit, fmt.Sprintf("watch %q refused: %d watches is the limit", prefix, n.cfg.Limits.WatchesPerSession)) {
+				return
+			}
 			continue
 		}
 		spec := watchSpec{mode: w.Mode, window: w.Window}
@@ -1012,6 +1050,12 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 		n.send(s, &wire.Message{Kind: wire.KindCallResult, CallResult: wire.CallResult{
 			ID: c.ID, Status: wire.CallRejected, Error: text}})
 	}
+	// refuse rejects the call and charges points: the CallResult says why,
+	// unless the strike closes the session (its Error says why then).
+	refuse := func(points int, text string) {
+		reject(text)
+		n.strike(arrived, s, points, text)
+	}
 	if id.Creator != s.creator {
 		n.fail(s, CodeProtocol, fmt.Sprintf("call id creator %d is not this session's %d", id.Creator, s.creator))
 		return
@@ -1027,7 +1071,7 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 	if fe == nil {
 		f, ok := n.reg.Lookup(c.Name)
 		if !ok {
-			reject(fmt.Sprintf("unknown function %q", c.Name))
+			refuse(strikePoints, fmt.Sprintf("unknown function %q", c.Name))
 			return
 		}
 		fe = &funcEntry{fn: f, stats: n.funcStat(f.Name)}
@@ -1046,21 +1090,29 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 		// Two calls of one writer at one time would share a Time: the
 		// client must stamp each call later than the one before (of
 		// its creator, over every session that resumed it).
-		reject(fmt.Sprintf("write time %d is not after this session's previous call at %d", W, lastW))
+		refuse(latePoints, fmt.Sprintf("write time %d is not after this session's previous call at %d", W, lastW))
 		return
 	}
 	cfg := n.cfg.Store
 	if W < now-int64(cfg.MaxChangeAge) || W <= n.store.Horizon() {
-		reject(fmt.Sprintf("write time %d is older than the change window (now %d)", W, now))
+		text := fmt.Sprintf("write time %d is older than the change window (now %d)", W, now)
+		if W < arrived-int64(cfg.MaxChangeAge) {
+			refuse(latePoints, text)
+		} else {
+			reject(text) // it went stale waiting for the node: not the sender's doing
+		}
 		return
 	}
 	if W > now+int64(cfg.MaxFutureSkew) {
-		reject(fmt.Sprintf("write time %d is too far ahead (now %d)", W, now))
+		refuse(latePoints, fmt.Sprintf("write time %d is too far ahead (now %d)", W, now))
 		return
 	}
 	if !s.calls.take(arrived, n.cfg.Limits.CallsPerSecond, 1) {
 		reject("rate limited")
-		n.strike(arrived, s, fmt.Sprintf("over %.0f calls per second", n.cfg.Limits.CallsPerSecond))
+		if !n.strike(arrived, s, strikePoints, fmt.Sprintf("over %.0f calls per second", n.cfg.Limits.CallsPerSecond)) {
+			n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeRateLimit,
+				Text: fmt.Sprintf("over %.0f calls per second", n.cfg.Limits.CallsPerSecond)}})
+		}
 		return
 	}
 	s.cr.lastW = W
@@ -1230,7 +1282,7 @@ func (n *Node) effective(rec *callRec) bool {
 
 func (n *Node) write(now, arrived int64, s *session, w *wire.Write) {
 	if !s.writes.take(arrived, n.cfg.Limits.WritesPerSecond, float64(len(w.Items))) {
-		n.strike(arrived, s, fmt.Sprintf("over %.0f written values per second", n.cfg.Limits.WritesPerSecond))
+		n.refuse(arrived, s, CodeRateLimit, fmt.Sprintf("over %.0f written values per second", n.cfg.Limits.WritesPerSecond))
 		return
 	}
 	vals := make([]netcode.PathValue, 0, len(w.Items))
@@ -1238,13 +1290,12 @@ func (n *Node) write(now, arrived int64, s *session, w *wire.Write) {
 		it := &w.Items[i]
 		if err := n.writeRule(s.creator, s.player, it.Path); err != nil {
 			n.stats.WritesRefused++
-			n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodePermission, Text: err.Error()}})
+			n.refuse(arrived, s, CodePermission, err.Error())
 			return
 		}
 		if it.Time.Creator != s.creator {
 			n.stats.WritesRefused++
-			n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeRefused,
-				Text: fmt.Sprintf("write %s: creator %d is not this session's %d", it.Path, it.Time.Creator, s.creator)}})
+			n.refuse(arrived, s, CodeRefused, fmt.Sprintf("write %s: creator %d is not this session's %d", it.Path, it.Time.Creator, s.creator))
 			return
 		}
 		pv := netcode.PathValue{Path: it.Path, Time: netcode.Time(it.Time), Value: it.Value, Flags: netcode.Flags(it.Flags) & netcode.FlagEvent}
@@ -1255,8 +1306,9 @@ func (n *Node) write(now, arrived int64, s *session, w *wire.Write) {
 	}
 	changes, err := n.store.InsertBatch(now, vals)
 	if err != nil {
+		// A path, a lock, a size or a time the store refuses.
 		n.stats.WritesRefused += uint64(len(vals))
-		n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeRefused, Text: err.Error()}})
+		n.refuse(arrived, s, CodeRefused, err.Error())
 		return
 	}
 	n.stats.Writes += uint64(len(vals))

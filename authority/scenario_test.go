@@ -223,6 +223,37 @@ func (h *harness) exec(line string) string {
 	}
 	var pre string
 	switch cmd {
+	case "repeat":
+		// repeat N COMMAND...: run COMMAND N times; the transcript shows
+		// each distinct output once, with how often it came in a row.
+		n, err := strconv.Atoi(pos[0])
+		if err != nil || len(f) < 3 {
+			h.t.Fatalf("%s: want repeat N COMMAND", line)
+		}
+		var b strings.Builder
+		last, runs := "", 0
+		emit := func() {
+			switch {
+			case last == "":
+				fmt.Fprintf(&b, "(%d times nothing)\n", runs)
+			case runs > 1:
+				fmt.Fprintf(&b, "(%d times:)\n", runs)
+			}
+			b.WriteString(last)
+		}
+		for range n {
+			got := h.exec(strings.Join(f[2:], " "))
+			if got == last {
+				runs++
+				continue
+			}
+			if runs > 0 {
+				emit()
+			}
+			last, runs = got, 1
+		}
+		emit()
+		return b.String()
 	case "now":
 		x, _ := strconv.ParseInt(pos[0], 10, 64)
 		h.now = x * ms
