@@ -97,9 +97,11 @@ func positionAt(ks []Keyframe, t int64, extrap int64) (Vec2, bool) {
 	return ks[i].At(t), true
 }
 
-// firstPiece returns the first piece whose closed interval reaches t0.
+// firstPiece returns the first piece whose closed interval [Tᵢ, Tᵢ₊₁]
+// reaches t0: the last keyframe strictly before t0, whose piece ends at or
+// after it. A piece ending exactly at t0 holds there too.
 func firstPiece(ks []Keyframe, t0 int64) int {
-	i := countBefore(ks, t0+1) - 1
+	i := countBefore(ks, t0) - 1
 	if i < 0 {
 		return 0
 	}

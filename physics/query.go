@@ -101,8 +101,13 @@ func (rc *raycaster) consider(e *entry) {
 	if e.t0 > rc.t || e.t1 < rc.t || !rayBox2(rc.o, rc.d, e.box.aabb(), math.Min(rc.max, rc.best)) {
 		return
 	}
+	rc.considerBody(e.id)
+}
+
+// considerBody tests the ray exactly against body id, once per query.
+func (rc *raycaster) considerBody(id int32) {
 	w := rc.w
-	b := &w.bodies[e.id]
+	b := &w.bodies[id]
 	if b.mark == w.stamp {
 		return
 	}
@@ -115,7 +120,7 @@ func (rc *raycaster) consider(e *entry) {
 		return
 	}
 	if !rc.found || h.s < rc.best || h.s == rc.best && b.path < w.bodies[rc.bestID].path {
-		rc.best, rc.bestN, rc.bestID, rc.found = h.s, h.n, e.id, true
+		rc.best, rc.bestN, rc.bestID, rc.found = h.s, h.n, id, true
 	}
 }
 
@@ -156,8 +161,18 @@ func (rc *raycaster) walk() {
 		Min: Vec2{float64(w.ext.x0) * cs, float64(w.ext.y0) * cs},
 		Max: Vec2{float64(w.ext.x1+1) * cs, float64(w.ext.y1+1) * cs},
 	}
-	enter, ok := rayEnter(rc.o, rc.d, ext, rc.max)
+	enter, leave, ok := rayClip(rc.o, rc.d, ext, rc.max)
 	if !ok {
+		return
+	}
+	// The walk is bounded by where bodies can be: when the ray would
+	// cross more cells of the occupied extent than there are bodies (a
+	// long ray over a sparse world), testing every body exactly is
+	// cheaper, and the answer is the same.
+	if span := (leave - enter) * (math.Abs(rc.d.X) + math.Abs(rc.d.Y)) * w.inv; span > float64(2*len(w.ids)+16) {
+		for id := range w.bodies {
+			rc.considerBody(int32(id))
+		}
 		return
 	}
 	p := rc.o.Add(rc.d.Scale(enter))
@@ -167,6 +182,7 @@ func (rc *raycaster) walk() {
 	stepY, nextY, deltaY := axisStep(rc.o.Y, rc.d.Y, cy, cs)
 	bk := floorDiv(rc.t, w.bucket)
 	for {
+		w.cellProbes++
 		if c := w.g.find(cx, cy); c != nil {
 			lo, hi := c.span(bk-1, bk)
 			for li := lo; li < hi; li++ {
@@ -199,9 +215,9 @@ func (rc *raycaster) walk() {
 	}
 }
 
-// rayEnter returns the parameter at which o + s·d enters box, if it does
-// within [0, maxS].
-func rayEnter(o, d Vec2, box AABB, maxS float64) (float64, bool) {
+// rayClip returns the parameters at which o + s·d enters and leaves box,
+// if it meets the box within [0, maxS] (the leaving one capped at maxS).
+func rayClip(o, d Vec2, box AABB, maxS float64) (float64, float64, bool) {
 	lo, hi := 0.0, maxS
 	for axis := 0; axis < 2; axis++ {
 		oc, dc, mn, mx := o.X, d.X, box.Min.X, box.Max.X
@@ -210,7 +226,7 @@ func rayEnter(o, d Vec2, box AABB, maxS float64) (float64, bool) {
 		}
 		if dc == 0 {
 			if oc < mn || oc > mx {
-				return 0, false
+				return 0, 0, false
 			}
 			continue
 		}
@@ -220,7 +236,7 @@ func rayEnter(o, d Vec2, box AABB, maxS float64) (float64, bool) {
 		}
 		lo, hi = math.Max(lo, a), math.Min(hi, b)
 	}
-	return lo, lo <= hi
+	return lo, hi, lo <= hi
 }
 
 func clampCell(f float64, lo, hi int32) int32 {

@@ -66,6 +66,9 @@ type World struct {
 	// query scratch
 	stamp uint64
 	ids32 []int32
+	// cellProbes counts the grid cells raycasts have visited, so tests
+	// can hold a walk to its bound without timing it.
+	cellProbes int
 }
 
 type body struct {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -270,5 +271,55 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestQueryStartingAtKeyframe: a piece holds on its closed interval
+// [Tᵢ, Tᵢ₊₁], so a query whose range starts exactly at Tᵢ₊₁ still meets the
+// piece that ends there, as one ending exactly at Tᵢ₊₁ meets the next.
+func TestQueryStartingAtKeyframe(t *testing.T) {
+	s := int64(time.Second)
+	w := newWorld(t, nil)
+	must(t, w.Upsert("a", Circle(1), Keyframe{T: 0, Pos: V(0, 0)}))
+	must(t, w.Upsert("a", Circle(1), Keyframe{T: s, Pos: V(100, 0)}))
+
+	c, ok, err := w.SweepCircle(Sweep{Radius: 1, From: V(0, 0), To: V(0, 50), T0: s, T1: 2 * s}, Filter{})
+	must(t, err)
+	if !ok || c.Path != "a" || c.Time != s || c.Frac != 0 {
+		t.Errorf("sweep from the keyframe's time: %+v, %v; want contact with a at T0", c, ok)
+	}
+	got, err := w.Candidates(Circle(1), V(0, 0), s, 2*s, Filter{}, nil)
+	must(t, err)
+	if !slices.Equal(got, []string{"a"}) {
+		t.Errorf("Candidates from the keyframe's time = %v, want [a]", got)
+	}
+	// The mirror cases, ending at the keyframe, meet the piece before.
+	c, ok, err = w.SweepCircle(Sweep{Radius: 1, From: V(0, 50), To: V(0, 0), T0: 0, T1: s}, Filter{})
+	must(t, err)
+	if !ok || c.Path != "a" {
+		t.Errorf("sweep ending at the keyframe's time: %+v, %v; want contact with a", c, ok)
+	}
+	got, err = w.Candidates(Circle(1), V(100, 0), 0, s, Filter{}, nil)
+	must(t, err)
+	if !slices.Equal(got, []string{"a"}) {
+		t.Errorf("Candidates ending at the keyframe's time = %v, want [a]", got)
+	}
+}
+
+// TestRaycastUnboundedSparse: an unbounded ray across a sparse world of
+// far-apart bodies costs what the bodies cost, not every cell between
+// them: the walk over 2³¹ units of empty cells would take seconds.
+func TestRaycastUnboundedSparse(t *testing.T) {
+	w := newWorld(t, nil)
+	must(t, w.Upsert("far", Circle(1), Keyframe{T: 0, Pos: V(MaxCoord, MaxCoord)}))
+	must(t, w.Upsert("near", Circle(1), Keyframe{T: 0, Pos: V(-MaxCoord, -MaxCoord)}))
+	w.cellProbes = 0
+	h, ok, err := w.Raycast(Ray{Origin: V(-MaxCoord+10, -MaxCoord+10), Dir: V(1, 1), MaxDist: math.Inf(1)}, 0, Filter{})
+	must(t, err)
+	if !ok || h.Path != "far" {
+		t.Fatalf("hit %+v, %v; want far", h, ok)
+	}
+	if w.cellProbes > 64 {
+		t.Errorf("the ray probed %d cells for two bodies", w.cellProbes)
 	}
 }
