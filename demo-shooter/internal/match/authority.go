@@ -189,9 +189,13 @@ func procCPU(pid int) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%w: cpu time: %w", ErrChild, err)
 	}
+	return parseStatCPU(string(b))
+}
+
+// parseStatCPU returns utime + stime of a /proc/PID/stat line.
+func parseStatCPU(s string) (time.Duration, error) {
 	// The command name (field 2) is in parentheses and may hold spaces:
 	// fields count from the last ')'.
-	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
 		return 0, fmt.Errorf("%w: cpu time: bad stat %q", ErrChild, s)

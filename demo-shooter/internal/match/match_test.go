@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,23 +108,57 @@ func TestRunRefusesBadSettings(t *testing.T) {
 	}
 }
 
+func TestParseStatCPU(t *testing.T) {
+	// utime 250 and stime 50 ticks of 1/100 s, after a command name with
+	// spaces and parentheses.
+	const line = "4242 (a (b) c) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 100 1000 10"
+	got, err := parseStatCPU(line)
+	if err != nil || got != 3*time.Second {
+		t.Errorf("parseStatCPU = %v, %v; want 3s", got, err)
+	}
+	for _, bad := range []string{"", "4242 no-paren", "4242 (x) S 1 2", "4242 (x) S 1 2 3 4 5 6 7 8 9 10 ten 12"} {
+		if _, err := parseStatCPU(bad); !errors.Is(err, ErrChild) {
+			t.Errorf("parseStatCPU(%q): err %v, want ErrChild", bad, err)
+		}
+	}
+}
+
+// TestProcCPU compares what procCPU reads of this process with the
+// kernel's own account of it (getrusage), over a span in which the test
+// burns CPU: both count the same CPU time, however busy the machine is,
+// so they may differ only by /proc's 10 ms ticks at each end.
 func TestProcCPU(t *testing.T) {
-	before, err := procCPU(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
+	read := func() (proc, self time.Duration) {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		p, err := procCPU(os.Getpid())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	// Burn at least 50 ms of CPU; /proc counts in 10 ms ticks.
-	spin := time.Now()
-	x := 0
-	for time.Since(spin) < 80*time.Millisecond {
-		x++
+	p0, s0 := read()
+	// Burn until the kernel has counted 100 ms of CPU (bounded by wall
+	// time only as a guard against a process that never gets the CPU).
+	x, guard := 0, time.Now().Add(2*time.Minute)
+	for {
+		for range 1 << 16 {
+			x++
+		}
+		if _, s := read(); s-s0 >= 100*time.Millisecond || time.Now().After(guard) {
+			break
+		}
 	}
-	after, err := procCPU(os.Getpid())
-	if err != nil {
-		t.Fatal(err)
+	p1, s1 := read()
+	dp, ds := p1-p0, s1-s0
+	t.Logf("/proc counted %v, getrusage %v (%d loops)", dp, ds, x)
+	if ds < 100*time.Millisecond {
+		t.Fatalf("the process got %v of CPU in two minutes", ds)
 	}
-	if d := after - before; d < 30*time.Millisecond || d > 10*time.Second {
-		t.Errorf("spinning 80 ms used %v of CPU (%d loops)", d, x)
+	if diff := dp - ds; diff < -40*time.Millisecond || diff > 40*time.Millisecond {
+		t.Errorf("procCPU counted %v while getrusage counted %v", dp, ds)
 	}
 	if _, err := procCPU(1 << 30); !errors.Is(err, ErrChild) {
 		t.Errorf("missing pid: err %v, want ErrChild", err)
