@@ -100,10 +100,18 @@ const (
 	EventCorrection
 	// EventError: the authority sent an Error message (Err).
 	EventError
+	// EventWatchReady: the snapshot of the watch of Path (a prefix or an
+	// exact path, as given to Watch) has arrived whole: the view of Path
+	// is now what the authority holds, so a call predicted from here on
+	// reads the same values the authority will. It comes once per watch
+	// and again after each reconnect, when the watch is renewed;
+	// WatchReady reports the same at any time. An authority that predates
+	// snapshot ends never sends it.
+	EventWatchReady
 )
 
 func (k EventKind) String() string {
-	return [...]string{"?", "connected", "disconnected", "value", "emitted", "result", "correction", "error"}[min(int(k), 7)]
+	return [...]string{"?", "connected", "disconnected", "value", "emitted", "result", "correction", "error", "watch ready"}[min(int(k), 8)]
 }
 
 // Event is something the game should know, returned by Update.
@@ -266,6 +274,10 @@ type ClientCore struct {
 	// last due WatchDone; a new session forgets them all.
 	arrivals uint64
 	snaps    map[string]*snapshotWait
+	// ready holds the watched prefixes whose snapshot has ended on this
+	// session (EventWatchReady); a Watch, an Unwatch or a new session
+	// takes a prefix out.
+	ready map[string]bool
 
 	stats             ClientStats
 	rateAt            int64
@@ -298,6 +310,7 @@ func NewClientCore(opts ClientOptions) (*ClientCore, error) {
 		dirty:     make(map[string]int64),
 		delivered: make(map[eventKey]int64),
 		snaps:     make(map[string]*snapshotWait),
+		ready:     make(map[string]bool),
 		credits:   opts.Budget.Max,
 	}
 	return c, nil
@@ -323,6 +336,7 @@ func (c *ClientCore) Connect() error {
 	c.cur, c.out = nil, nil
 	c.connected = false
 	clear(c.snaps) // the old session's WatchDones will never come
+	clear(c.ready) // the view is stale until the renewed watches' snapshots end
 	// Replies to requests sent on the old session will never come.
 	c.clock.ForgetRequests()
 	c.send(&wire.Message{Kind: wire.KindHello, Hello: wire.Hello{Version: wire.ProtocolVersion, Token: c.opts.Token, Resume: c.resume}})
@@ -449,6 +463,7 @@ func (c *ClientCore) Watch(prefix string, mode wire.WatchMode, window time.Durat
 	}
 	w := wire.Watch{Prefixes: []string{prefix}, Mode: mode, Window: window, Done: true}
 	c.watches[prefix] = w
+	delete(c.ready, prefix) // ready again once this Watch's snapshot ends
 	if c.connected {
 		c.sendWatch(w)
 	}
@@ -478,6 +493,7 @@ func (c *ClientCore) Unwatch(prefix string) {
 	// prefix is frozen there anyway). Dropping the entry instead would take
 	// that WatchDone for the end of a Watch sent later.
 	delete(c.watches, prefix)
+	delete(c.ready, prefix)
 	if c.connected {
 		c.send(&wire.Message{Kind: wire.KindUnwatch, Unwatch: wire.Unwatch{Prefixes: []string{prefix}}})
 	}
@@ -873,7 +889,17 @@ func (c *ClientCore) snapshotDone(prefix string) {
 		delete(c.snaps, prefix)
 	}
 	c.dropStale(prefix, start)
+	if _, watched := c.watches[prefix]; watched && sw.due <= 0 && !c.ready[prefix] {
+		c.ready[prefix] = true
+		c.events = append(c.events, Event{Kind: EventWatchReady, Path: prefix})
+	}
 }
+
+// WatchReady reports whether the snapshot of the watch of prefix has
+// arrived whole on the current session (see EventWatchReady): until then
+// the view of prefix may lack values the authority holds, and a call
+// predicted from it may be corrected.
+func (c *ClientCore) WatchReady(prefix string) bool { return c.ready[prefix] }
 
 // dropStale drops what the snapshot of prefix that began at arrivals count
 // start did not confirm (see snapshotDone). Only paths with something to

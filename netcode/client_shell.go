@@ -548,6 +548,12 @@ func (c *Client) WatchHistory(prefix string, window time.Duration) error {
 // Unwatch stops a watch.
 func (c *Client) Unwatch(prefix string) { c.core.Unwatch(prefix) }
 
+// WatchReady reports whether the snapshot of the watch of prefix has
+// arrived whole on the current session (EventWatchReady says when): a game
+// that waits for it before its first calls predicts them from the
+// authority's values, not from an empty view.
+func (c *Client) WatchReady(prefix string) bool { return c.core.WatchReady(prefix) }
+
 // Read returns the latest value of path in the local view, confirmed or
 // predicted, whichever is later.
 func (c *Client) Read(path string) ([]byte, bool) { return c.core.Read(path) }

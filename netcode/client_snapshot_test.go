@@ -2,6 +2,7 @@ package netcode_test
 
 import (
 	"bytes"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -379,5 +380,87 @@ func BenchmarkSnapshotEnd(b *testing.B) {
 				h.frame(msgs...)
 			}
 		})
+	}
+}
+
+// readyEvents returns the paths of the EventWatchReady events of evs.
+func readyEvents(evs []netcode.Event) []string {
+	var out []string
+	for _, e := range evs {
+		if e.Kind == netcode.EventWatchReady {
+			out = append(out, e.Path)
+		}
+	}
+	return out
+}
+
+// TestClientCoreWatchReady: a watch is ready (EventWatchReady, once, and
+// WatchReady) when its snapshot has arrived whole, after the snapshot's
+// values; not before, not again for the same snapshot; again after a
+// reconnect renews it; and no longer once unwatched. Two Watches of one
+// prefix in flight are ready at the second's end.
+func TestClientCoreWatchReady(t *testing.T) {
+	clocks = nil
+	w := newWorld(t, 10*time.Millisecond)
+	a := w.clients[0]
+	w.run(2 * time.Second) // sync the clock
+	const other = 99
+	w.put(netcode.PathValue{Path: "things/a", Time: netcode.Time{Nanos: w.now - int64(time.Millisecond), Creator: other}, Value: []byte("a1")})
+	a.evs = nil
+
+	if err := a.core.Watch("things/", wire.WatchLatest, 0); err != nil {
+		t.Fatal(err)
+	}
+	if a.core.WatchReady("things/") {
+		t.Fatal("ready before the Watch was answered")
+	}
+	w.run(200 * time.Millisecond)
+	if !a.core.WatchReady("things/") {
+		t.Fatal("not ready after the snapshot")
+	}
+	if diff := cmp.Diff([]string{"things/"}, readyEvents(a.evs)); diff != "" {
+		t.Errorf("ready events (-want +got):\n%s", diff)
+	}
+	iv := slices.IndexFunc(a.evs, func(e netcode.Event) bool { return e.Kind == netcode.EventValue && e.Path == "things/a" })
+	ir := slices.IndexFunc(a.evs, func(e netcode.Event) bool { return e.Kind == netcode.EventWatchReady })
+	if iv < 0 || iv > ir {
+		t.Errorf("the snapshot's value (event %d) must come before the ready event (%d)", iv, ir)
+	}
+	if a.core.WatchReady("other/") {
+		t.Error("an unwatched prefix reports ready")
+	}
+
+	// A reconnect renews the watch: not ready until its new snapshot ends.
+	a.evs = nil
+	w.lose(a, true)
+	if a.core.WatchReady("things/") {
+		t.Error("still ready on a lost session")
+	}
+	w.run(300 * time.Millisecond)
+	if !a.core.Connected() || !a.core.WatchReady("things/") {
+		t.Fatalf("after reconnecting: connected %v, ready %v", a.core.Connected(), a.core.WatchReady("things/"))
+	}
+	if diff := cmp.Diff([]string{"things/"}, readyEvents(a.evs)); diff != "" {
+		t.Errorf("ready events after the reconnect (-want +got):\n%s", diff)
+	}
+
+	// Two Watches in flight: ready only when the later one's snapshot ends.
+	a.evs = nil
+	for range 2 {
+		if err := a.core.Watch("more/", wire.WatchLatest, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.run(200 * time.Millisecond)
+	if !a.core.WatchReady("more/") {
+		t.Error("more/ not ready after both snapshots")
+	}
+	if diff := cmp.Diff([]string{"more/"}, readyEvents(a.evs)); diff != "" {
+		t.Errorf("ready events for two Watches (-want +got):\n%s", diff)
+	}
+
+	a.core.Unwatch("things/")
+	if a.core.WatchReady("things/") {
+		t.Error("ready after Unwatch")
 	}
 }
