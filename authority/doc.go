@@ -162,20 +162,35 @@
 //  6. A session the node refuses at connect (Limits.MaxSessions) is
 //     closed at the transport with the reason; it has no wire session yet.
 //
+// # Serving a game's functions from a command
+//
+// Package authority/cli is the command line of the authority binary as a
+// library: a game's server command gets every flag (listen address,
+// secret, transport preset, timing, limits, log level), graceful shutdown
+// on SIGINT/SIGTERM and the exit statuses in a few lines:
+//
+//	func main() {
+//		cli.Main(cli.Program{Name: "mygame-server", Functions: rules.Registry})
+//	}
+//
+// examples/counter/cmd/counter-server is the template to copy;
+// cli.Program.Configure adjusts the ServerConfig (an Authenticator, a
+// WriteRule) before it is validated.
+//
 // # The authority binary
 //
 // authority/cmd/authority serves a registry chosen by name:
 //
 //	authority -listen 127.0.0.1:7777 -functions counter -log-level debug
 //
-// -functions none is a plain path-value store (raw writes under the write
-// rule, watches); counter serves one "add" function for smoke tests;
-// shooter serves the demo shooter's game; a game adds its registry to the
-// binary's table by name. Other flags set
-// the secret (-secret: HMAC tokens and transport encryption), the
+// -functions none (the default) is a plain path-value store (raw writes
+// under the write rule, watches); counter serves the counter game of
+// package examples/counter (one function, "add") for smoke tests. A game
+// serves its own functions with a command of its own (above). Other flags
+// set the secret (-secret: HMAC tokens and transport encryption), the
 // transport preset (-transport internet|lan), MaxChangeAge, MaxRewind,
 // MaxFutureSkew, the tick and flush periods, and the per-session limits.
 // Logs are log/slog text on stderr. A bad flag exits 2 and a busy port
-// exits 1, each with the reason; SIGINT or SIGTERM shuts down gracefully
-// and exits 0.
+// exits 1, each with the reason; -h prints the flags and exits 0; SIGINT
+// or SIGTERM shuts down gracefully and exits 0.
 package authority

@@ -11,6 +11,7 @@ import (
 
 	"github.com/rewindnet/rewind/authority"
 	"github.com/rewindnet/rewind/authority/internal/testclient"
+	"github.com/rewindnet/rewind/examples/counter"
 	"github.com/rewindnet/rewind/netcode/lagsim"
 	"github.com/rewindnet/rewind/netcode/transport"
 	"github.com/rewindnet/rewind/netcode/wire"
@@ -58,7 +59,7 @@ func TestRealStack(t *testing.T) {
 
 	tcfg := transport.Internet() // FEC on, acks batched: the configuration a game ships
 	tcfg.CloseLinger = 500 * time.Millisecond
-	cfg := authority.DefaultServerConfig("", testclient.Counter())
+	cfg := authority.DefaultServerConfig("", counter.Registry())
 	cfg.Conn = link
 	cfg.Transport = tcfg
 	srv, err := authority.NewServer(cfg)
@@ -76,15 +77,15 @@ func TestRealStack(t *testing.T) {
 			t.Fatalf("client %d: %v", i, err)
 		}
 		defer c.Close("test over")
-		if err := c.Watch(testclient.CounterPrefix); err != nil {
+		if err := c.Watch(counter.Prefix); err != nil {
 			t.Fatal(err)
 		}
 		cs[i] = c
 	}
 
-	want := map[string]int64{testclient.CounterPrefix + "total": wantTotal}
+	want := map[string]int64{counter.Prefix + "total": wantTotal}
 	for i := range clients {
-		want[fmt.Sprintf("%sc%d", testclient.CounterPrefix, i)] = rounds
+		want[fmt.Sprintf("%sc%d", counter.Prefix, i)] = rounds
 	}
 	begin := make(chan struct{})
 	errs := make([]error, clients)
@@ -155,7 +156,7 @@ func drive(ctx context.Context, c *testclient.Client, i, rounds int, pace, lag t
 			if sent%2 == 1 {
 				name = fmt.Sprintf("c%d", i)
 			}
-			if _, err := c.Call("add", testclient.AddArgs(name, 1), c.ServerNow()-int64(lag), 0); err != nil {
+			if _, err := c.Call("add", counter.AddArgs(name, 1), c.ServerNow()-int64(lag), 0); err != nil {
 				return err
 			}
 			sent++
@@ -194,7 +195,7 @@ func drive(ctx context.Context, c *testclient.Client, i, rounds int, pace, lag t
 func converged(v *testclient.View, want map[string]int64) bool {
 	for path, n := range want {
 		b, _ := v.Latest(path)
-		if got, err := testclient.Count(b); err != nil || got != n {
+		if got, err := counter.Count(b); err != nil || got != n {
 			return false
 		}
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rewindnet/rewind/authority"
 	"github.com/rewindnet/rewind/authority/internal/testclient"
+	"github.com/rewindnet/rewind/examples/counter"
 	"github.com/rewindnet/rewind/netcode/lagsim"
 	"github.com/rewindnet/rewind/netcode/transport"
 	"github.com/rewindnet/rewind/netcode/wire"
@@ -24,7 +25,7 @@ func testTransport() transport.Config {
 }
 
 func serverConfig() authority.ServerConfig {
-	cfg := authority.DefaultServerConfig("127.0.0.1:0", testclient.Counter())
+	cfg := authority.DefaultServerConfig("127.0.0.1:0", counter.Registry())
 	cfg.Transport = testTransport()
 	cfg.Tick = 5 * time.Millisecond
 	return cfg
@@ -86,12 +87,12 @@ func TestServerCallWatchAndStats(t *testing.T) {
 	if a.Creator() == b.Creator() {
 		t.Fatalf("both sessions got creator %d", a.Creator())
 	}
-	if err := a.Watch(testclient.CounterPrefix); err != nil {
+	if err := a.Watch(counter.Prefix); err != nil {
 		t.Fatal(err)
 	}
 	const calls = 5
 	for i := range calls {
-		id, err := b.Call("add", testclient.AddArgs("x", 2), b.ServerNow(), 0)
+		id, err := b.Call("add", counter.AddArgs("x", 2), b.ServerNow(), 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,8 +106,8 @@ func TestServerCallWatchAndStats(t *testing.T) {
 	for {
 		m := await(t, ctx, a, wire.KindValues, view.Apply)
 		_ = m
-		v, _ := view.Latest(testclient.CounterPrefix + "x")
-		if n, _ := testclient.Count(v); n == 2*calls {
+		v, _ := view.Latest(counter.Prefix + "x")
+		if n, _ := counter.Count(v); n == 2*calls {
 			break
 		}
 	}
@@ -157,7 +158,7 @@ func TestServerShutdownFlushes(t *testing.T) {
 
 	watcher := dial(t, ctx, srv, nil)
 	caller := dial(t, ctx, srv, nil)
-	if err := watcher.Watch(testclient.CounterPrefix); err != nil {
+	if err := watcher.Watch(counter.Prefix); err != nil {
 		t.Fatal(err)
 	}
 	// A ping answered proves the watch was handled before the call.
@@ -165,7 +166,7 @@ func TestServerShutdownFlushes(t *testing.T) {
 		t.Fatal(err)
 	}
 	await(t, ctx, watcher, wire.KindPing, nil)
-	if _, err := caller.Call("add", testclient.AddArgs("held", 7), caller.ServerNow(), 0); err != nil {
+	if _, err := caller.Call("add", counter.AddArgs("held", 7), caller.ServerNow(), 0); err != nil {
 		t.Fatal(err)
 	}
 	if res := await(t, ctx, caller, wire.KindCallResult, nil).CallResult; res.Status != wire.CallOK {
@@ -202,7 +203,7 @@ func TestServerShutdownFlushes(t *testing.T) {
 	if len(kinds) != 2 || kinds[0] != wire.KindValues || kinds[1] != wire.KindError {
 		t.Fatalf("watcher received %v, want [Values Error]", kinds)
 	}
-	if v, _ := view.Latest(testclient.CounterPrefix + "held"); len(v) != 8 || v[0] != 7 {
+	if v, _ := view.Latest(counter.Prefix + "held"); len(v) != 8 || v[0] != 7 {
 		t.Fatalf("held value %v, want 7", v)
 	}
 	if st := srv.Stats(); st.Node.ValuesSent != 1 || st.Transport.Open != 0 {
@@ -227,7 +228,7 @@ func TestServerSlowPeerDoesNotStallOthers(t *testing.T) {
 	defer link.Close()
 	slow := dial(t, ctx, srv, link)
 	fast := dial(t, ctx, srv, nil)
-	if err := slow.Watch(testclient.CounterPrefix); err != nil {
+	if err := slow.Watch(counter.Prefix); err != nil {
 		t.Fatal(err)
 	}
 	if err := slow.Send(&wire.Message{Kind: wire.KindPing, Ping: wire.Ping{Seq: 1}}); err != nil {
@@ -245,7 +246,7 @@ func TestServerSlowPeerDoesNotStallOthers(t *testing.T) {
 	var worst time.Duration
 	for i := range maxCalls {
 		sent := time.Now()
-		if _, err := fast.Call("add", testclient.AddArgs("n", 1), fast.ServerNow(), 0); err != nil {
+		if _, err := fast.Call("add", counter.AddArgs("n", 1), fast.ServerNow(), 0); err != nil {
 			t.Fatal(err)
 		}
 		cctx, ccancel := context.WithTimeout(ctx, maxRoundTrip)

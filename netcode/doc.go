@@ -76,11 +76,21 @@
 //	c.Watch("players/")                        // or WatchHistory(prefix, window)
 //	for each frame {
 //		for _, ev := range c.Update() { ... }  // results, values, corrections, (dis)connects
-//		c.Call("move", args)                   // predicted at once, sent on the next Update
+//		if c.WatchReady("players/") {          // the watch's snapshot is in
+//			c.Call("move", args)           // predicted at once, sent on the next Update
+//		}
 //		pos, _ := c.InterpolateFloats("players/7/pos")  // remote entities, ViewDelay behind
 //		draw(smoother.Apply(key, mine, c.Now()))        // own entity, corrections smoothed
 //	}
 //	c.Close()
+//
+// The authority must serve the same functions: the generic binary
+// (authority/cmd/authority) serves only a plain store and the counter game
+// of package examples/counter, whose doc comment states a function's
+// contract (name, arguments, paths, value encoding) as a game's should, and
+// whose cmd/counter-client is a complete client in 50 lines. A game's own
+// server is a few lines over package authority/cli
+// (examples/counter/cmd/counter-server), or embeds authority.Server.
 //
 // Rules:
 //
@@ -100,6 +110,11 @@
 //     arrives as EventResult, with EventCorrection for every output that
 //     differed (Correction names the value that caused it). Emitted events
 //     (EventEmitted) reach the game exactly once.
+//  4. Predict from a complete view: until a watch's snapshot has arrived
+//     (EventWatchReady, WatchReady), the view lacks what the authority
+//     holds, and a call predicted from it shows a wrong result until the
+//     snapshot or the answer corrects it. After a reconnect the watches
+//     are renewed and become ready again.
 //
 // ClientCore is the same logic without goroutines or sockets, for
 // simulators and custom transports (see package netcode/sim).

@@ -24,7 +24,8 @@ func Example_movingDot() {
 		return nil
 	}, netcode.FuncOptions{})
 
-	// An authority on loopback; a real game runs authority/cmd/authority.
+	// An authority on loopback; a real game runs its own server command
+	// over package authority/cli, linking this same registry.
 	srv, _ := authority.NewServer(authority.DefaultServerConfig("127.0.0.1:0", reg))
 	go srv.Serve(context.Background())
 	defer srv.Close()

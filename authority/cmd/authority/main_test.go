@@ -15,7 +15,9 @@ import (
 	"time"
 
 	"github.com/rewindnet/rewind/authority"
+	"github.com/rewindnet/rewind/authority/cli"
 	"github.com/rewindnet/rewind/authority/internal/testclient"
+	"github.com/rewindnet/rewind/examples/counter"
 	"github.com/rewindnet/rewind/netcode/transport"
 	"github.com/rewindnet/rewind/netcode/wire"
 )
@@ -53,8 +55,8 @@ func TestRunBadFlags(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
 			args := append([]string{"-listen", "127.0.0.1:0"}, tc.args...)
-			err := run(context.Background(), args, &stderr, func(net.Addr) { t.Error("server started") })
-			if !errors.Is(err, errUsage) {
+			err := program.Run(context.Background(), args, &stderr, func(net.Addr) { t.Error("server started") })
+			if !errors.Is(err, cli.ErrUsage) {
 				t.Fatalf("run(%q) = %v, want a usage error", tc.args, err)
 			}
 		})
@@ -68,8 +70,8 @@ func TestRunBusyPort(t *testing.T) {
 	}
 	defer pc.Close()
 	var stderr bytes.Buffer
-	err = run(context.Background(), []string{"-listen", pc.LocalAddr().String()}, &stderr, func(net.Addr) { t.Error("server started") })
-	if err == nil || errors.Is(err, errUsage) {
+	err = program.Run(context.Background(), []string{"-listen", pc.LocalAddr().String()}, &stderr, func(net.Addr) { t.Error("server started") })
+	if err == nil || errors.Is(err, cli.ErrUsage) {
 		t.Fatalf("run on a busy port = %v, want a listen error", err)
 	}
 }
@@ -82,7 +84,7 @@ func serve(t *testing.T, ctx context.Context, args ...string) (string, <-chan er
 	done := make(chan error, 1)
 	var stderr bytes.Buffer
 	go func() {
-		done <- run(ctx, append([]string{"-listen", "127.0.0.1:0", "-transport", "lan"}, args...), &stderr,
+		done <- program.Run(ctx, append([]string{"-listen", "127.0.0.1:0", "-transport", "lan"}, args...), &stderr,
 			func(a net.Addr) { addr <- a.String() })
 	}()
 	select {
@@ -107,7 +109,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close("test over")
-	id, err := c.Call("add", testclient.AddArgs("smoke", 3), c.ServerNow(), 0)
+	id, err := c.Call("add", counter.AddArgs("smoke", 3), c.ServerNow(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,6 +207,19 @@ func TestMainExitStatus(t *testing.T) {
 		var ee *exec.ExitError
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 			t.Fatalf("exit: %v, want status 1\n%s", err, out)
+		}
+		if strings.Contains(string(out), "authority: authority:") || !strings.Contains(string(out), "address already in use") {
+			t.Errorf("want one program name and the cause:\n%s", out)
+		}
+	})
+
+	t.Run("-h exits 0", func(t *testing.T) {
+		out, err := command(ctx, t, "-h").CombinedOutput()
+		if err != nil {
+			t.Fatalf("exit: %v, want status 0\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "-functions") || !strings.Contains(string(out), "counter|none") {
+			t.Errorf("usage does not list the registries:\n%s", out)
 		}
 	})
 
