@@ -1,6 +1,8 @@
 package authority
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +47,7 @@ func TestErrorTextsAreWireSafe(t *testing.T) {
 // client can read (at most Wire.MaxMessages messages each), and an Error
 // closing the session after them must be readable too.
 func TestRepliesSplitToFrameLimits(t *testing.T) {
-	h := newHarness(t)
+	h := newHarnessWith(t, func(c *Config) { c.Limits.MessagesPerSecond = 2000 })
 	h.exec("connect a")
 	h.exec("hello a")
 	c := h.clients["a"]
@@ -156,5 +158,96 @@ func TestStaleCallsUseNoAllowance(t *testing.T) {
 	got := h.drain()
 	if ok, old := strings.Count(got, " ok "), strings.Count(got, "older than the change window"); ok != 5 || old != 5 {
 		t.Errorf("%d calls ran and %d were too old, want 5 and 5:\n%s", ok, old, got)
+	}
+}
+
+// fill writes n values under clients/<creator>/ from client c.
+func (h *harness) fill(c *tclient, n int) {
+	var items []wire.Value
+	for i := range n {
+		items = append(items, wire.Value{Path: fmt.Sprintf("clients/%d/v%d", c.creator, i),
+			Time: wire.Time{Nanos: h.now, Creator: c.creator}, Value: u64(uint64(i))})
+	}
+	h.send(c.name, &wire.Message{Kind: wire.KindWrite, Write: wire.Write{Items: items}})
+	if got := h.drain(); got != "" {
+		h.t.Fatalf("fill: %s", got)
+	}
+}
+
+// TestSnapshotAmplification: one frame of Watch messages repeating a prefix
+// the session already watches asked for a full snapshot per copy: 1,024
+// copies of a 100-value prefix queued 102,400 values. Snapshots are charged
+// to Limits.SnapshotValuesPerSecond before they are sent, a watch whose
+// snapshot does not fit is refused as a strike, so the frame's work stays
+// within the budget and the session is cut off.
+func TestSnapshotAmplification(t *testing.T) {
+	h := newHarnessWith(t, func(c *Config) {
+		c.Limits.SnapshotValuesPerSecond = 1000
+		c.Limits.WritesPerSecond = 1000
+	})
+	h.exec("connect a")
+	h.exec("hello a")
+	c := h.clients["a"]
+	h.fill(c, 100)
+	prefix := fmt.Sprintf("clients/%d/", c.creator)
+	h.send("a", &wire.Message{Kind: wire.KindWatch, Watch: wire.Watch{Prefixes: []string{prefix}}})
+	if got := h.drain(); strings.Count(got, prefix) != 100 {
+		t.Fatalf("first snapshot:\n%.300s", got)
+	}
+	f := c.enc.BeginFrame(nil)
+	dup := slices.Repeat([]string{prefix}, 256)
+	for range 4 {
+		var err error
+		if f, err = c.enc.AppendWatch(f, &wire.Watch{Prefixes: dup}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := h.n.Stats().ValuesSent
+	h.n.Step(h.now, c.id, f)
+	got := h.drain()
+	sent := h.n.Stats().ValuesSent - before
+	if sent > 1000 {
+		t.Errorf("one frame made the node send %d snapshot values; the budget is 1000 a second", sent)
+	}
+	if !strings.Contains(got, "a closed") {
+		t.Errorf("the session is not cut off (%d values sent)", sent)
+	}
+}
+
+// TestMessageBudget: a frame's messages are charged to
+// Limits.MessagesPerSecond before each is handled; a message over the
+// budget is refused as a strike, so a frame of 1,024 Pings gets at most a
+// second's worth of answers and its sender is cut off.
+func TestMessageBudget(t *testing.T) {
+	h := newHarnessWith(t, func(c *Config) { c.Limits.MessagesPerSecond = 100 })
+	h.exec("connect a")
+	h.exec("hello a")
+	c := h.clients["a"]
+	f := c.enc.BeginFrame(nil)
+	for i := range 1024 {
+		var err error
+		if f, err = c.enc.AppendPing(f, &wire.Ping{Seq: uint64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.n.Step(h.now, c.id, f)
+	got := h.drain()
+	if n := strings.Count(got, "a <- Ping"); n > 100 {
+		t.Errorf("%d Pings answered from one frame; the budget is 100 a second", n)
+	}
+	if !strings.Contains(got, "a closed") {
+		t.Errorf("the session is not cut off")
+	}
+	// An honest rate is never refused: 50 messages a second for 10 s.
+	h.exec("connect b")
+	h.exec("hello b")
+	for range 100 {
+		h.now += 100 * ms
+		for range 5 {
+			h.exec("ping b")
+		}
+	}
+	if st := h.n.Stats(); st.Kicked != 1 {
+		t.Errorf("%d sessions kicked, want 1", st.Kicked)
 	}
 }

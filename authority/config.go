@@ -24,24 +24,42 @@ var (
 // Limits bound what one session may make the node do. Every limit is
 // enforced per session, so a session over its limits never affects others.
 type Limits struct {
-	MaxSessions        int     // sessions on the node
-	WatchesPerSession  int     // prefixes watched at once
-	CallsPerSecond     float64 // sustained calls per second (burst: one second's worth)
-	WritesPerSecond    float64 // sustained raw values written per second
-	BytesPerSecond     float64 // sustained bytes received per second
-	Strikes            int     // refusals tolerated within StrikeWindow before disconnecting (see the package doc)
-	StrikeWindow       time.Duration
-	MaxPendingOutbound int // queued outbound messages per session before the oldest data is dropped
+	MaxSessions       int     // sessions on the node
+	WatchesPerSession int     // prefixes watched at once
+	CallsPerSecond    float64 // sustained calls per second (burst: one second's worth)
+	WritesPerSecond   float64 // sustained raw values written per second
+	BytesPerSecond    float64 // sustained bytes received per second
+	// MessagesPerSecond bounds the messages a session may have handled
+	// per second (burst: one second's worth); each prefix of a Watch or
+	// Unwatch counts as one. Charged before each message is handled.
+	MessagesPerSecond float64
+	// SnapshotValuesPerSecond bounds the work of a session's watch
+	// snapshots: values queued, or paths visited that had none, per
+	// second (burst: one second's worth). A watch whose snapshot would
+	// cost more than is left is refused before more than that is done;
+	// a prefix holding more than this many paths cannot be watched whole.
+	SnapshotValuesPerSecond float64
+
+	Strikes      int // refusals tolerated within StrikeWindow before disconnecting (see the package doc)
+	StrikeWindow time.Duration
+	// MaxPendingOutbound bounds the watch deliveries queued for a session
+	// between flushes; beyond it the session is disconnected as too slow
+	// (it reconnects to a fresh snapshot) rather than lose values.
+	MaxPendingOutbound int
 }
 
 // DefaultLimits suit an action game: a player sends inputs at up to 60 Hz.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxSessions:        4096,
-		WatchesPerSession:  64,
-		CallsPerSecond:     120,
-		WritesPerSecond:    240,
-		BytesPerSecond:     256 << 10,
+		MaxSessions:       4096,
+		WatchesPerSession: 64,
+		CallsPerSecond:    120,
+		WritesPerSecond:   240,
+		BytesPerSecond:    256 << 10,
+
+		MessagesPerSecond:       1024,
+		SnapshotValuesPerSecond: 16384,
+
 		Strikes:            20,
 		StrikeWindow:       10 * time.Second,
 		MaxPendingOutbound: 16384,
@@ -128,7 +146,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: Limits.MaxSessions = %d", ErrBadConfig, l.MaxSessions)
 	case l.WatchesPerSession <= 0:
 		return fmt.Errorf("%w: Limits.WatchesPerSession = %d", ErrBadConfig, l.WatchesPerSession)
-	case l.CallsPerSecond <= 0 || l.WritesPerSecond <= 0 || l.BytesPerSecond <= 0:
+	case l.CallsPerSecond <= 0 || l.WritesPerSecond <= 0 || l.BytesPerSecond <= 0 ||
+		l.MessagesPerSecond <= 0 || l.SnapshotValuesPerSecond <= 0:
 		return fmt.Errorf("%w: rate limits must be positive", ErrBadConfig)
 	case l.Strikes <= 0 || l.StrikeWindow <= 0:
 		return fmt.Errorf("%w: Limits.Strikes and StrikeWindow must be positive", ErrBadConfig)
@@ -148,6 +167,16 @@ type bucket struct {
 // take removes n tokens at now, refilling first, and reports whether there
 // were enough.
 func (b *bucket) take(now int64, rate, n float64) bool {
+	if b.avail(now, rate) < n {
+		return false
+	}
+	b.tokens -= n
+	return true
+}
+
+// avail refills the bucket to now and returns the tokens it holds; spend
+// them with take(now, rate, n) for n at most that.
+func (b *bucket) avail(now int64, rate float64) float64 {
 	if b.last == 0 {
 		b.tokens = rate
 		b.last = now
@@ -159,9 +188,5 @@ func (b *bucket) take(now int64, rate, n float64) bool {
 		}
 		b.last = now
 	}
-	if b.tokens < n {
-		return false
-	}
-	b.tokens -= n
-	return true
+	return b.tokens
 }

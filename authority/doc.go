@@ -39,7 +39,11 @@
 //     delivered value that stops being valid (or comes back) as a state
 //     change, batched per flush (every Tick, or Config.FlushEvery) in the
 //     order they happened. Pending
-//     values wait until they are valid. Clients never receive locks.
+//     values wait until they are valid. Clients never receive locks. A
+//     snapshot is charged to the session's Limits.SnapshotValuesPerSecond
+//     and built only as far as that goes: one that does not fit is
+//     undone and the watch refused (asking again for a prefix already
+//     watched costs its snapshot again).
 //  3. Call runs the registered function at the call's write time (after
 //     the function's TimePolicy), with past-time reads at W - ViewDelay
 //     clamped to MaxRewind, and commits its writes with their locks. Each
@@ -74,9 +78,11 @@
 //     an Authenticator the token alone proves who resumes (its MAC binds
 //     the empty player), so keep the transport encrypted (Secret) for it
 //     not to be read off the wire.
-//  7. Limits are per session: watches, calls, written values and
-//     received bytes per second (token buckets holding one second's
-//     worth), and queued deliveries (a session that cannot keep up is
+//  7. Limits are per session: watches, calls, written values, received
+//     bytes, handled messages and snapshot values per second (token
+//     buckets holding one second's worth; a message is charged before it
+//     is handled and a snapshot as it is built, so what one frame can make
+//     the node do is bounded before it is done), and queued deliveries (a session that cannot keep up is
 //     disconnected rather than silently lose values). Other sessions are
 //     unaffected. Every refusal is a strike, answered with its reason: a
 //     rate overrun, a refused watch (bad prefix, over the watch limit), a
@@ -189,7 +195,9 @@
 // serves its own functions with a command of its own (above). Other flags
 // set the secret (-secret: HMAC tokens and transport encryption), the
 // transport preset (-transport internet|lan), MaxChangeAge, MaxRewind,
-// MaxFutureSkew, the tick and flush periods, and the per-session limits.
+// MaxFutureSkew, the tick and flush periods, and the per-session limits
+// (-max-sessions, -calls-per-sec, -writes-per-sec, -bytes-per-sec,
+// -messages-per-sec, -snapshot-values-per-sec, -watches).
 // Logs are log/slog text on stderr. A bad flag exits 2 and a busy port
 // exits 1, each with the reason; -h prints the flags and exits 0; SIGINT
 // or SIGTERM shuts down gracefully and exits 0.

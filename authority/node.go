@@ -131,9 +131,15 @@ type Stats struct {
 	BytesOut        uint64
 	Strikes         uint64
 	Kicked          uint64
-	Resumes         uint64 // sessions that resumed an earlier one's creator
-	Superseded      uint64 // live sessions closed because another resumed them
-	Store           netcode.StoreStats
+	// SnapshotValues is the cost of the watch snapshots served (values
+	// queued, or paths visited without one); SnapshotsRefused counts the
+	// watches refused because their snapshot did not fit the session's
+	// Limits.SnapshotValuesPerSecond.
+	SnapshotValues   uint64
+	SnapshotsRefused uint64
+	Resumes          uint64 // sessions that resumed an earlier one's creator
+	Superseded       uint64 // live sessions closed because another resumed them
+	Store            netcode.StoreStats
 }
 
 // FuncStats counts one function's runs.
@@ -177,6 +183,7 @@ type session struct {
 	cr     *creatorRec // set by Hello
 
 	calls, writes, bytes bucket
+	msgs, snaps          bucket      // MessagesPerSecond, SnapshotValuesPerSecond
 	strikes              []strikeRec // within the last StrikeWindow, oldest first
 	strikePts            int         // sum of their points
 }
@@ -363,12 +370,32 @@ func (n *Node) StepArrived(now, arrived int64, id SessionID, frame []byte) {
 			n.fail(s, CodeProtocol, fmt.Sprintf("bad message: %v", err))
 			return
 		}
+		// Charged before the message is handled, so a frame's work is
+		// bounded before it is done.
+		if !s.msgs.take(arrived, n.cfg.Limits.MessagesPerSecond, messageCost(&s.in)) {
+			if n.refuse(arrived, s, CodeRateLimit, fmt.Sprintf("over %.0f messages per second", n.cfg.Limits.MessagesPerSecond)) {
+				return
+			}
+			continue
+		}
 		n.handle(now, arrived, s, &s.in)
 	}
 	// Calls invalidated by this frame are re-run on the next Tick, once
 	// for all the frames of the tick: a burst of late frames (a stalled
 	// link letting go) would otherwise re-run the same later calls once
 	// per frame.
+}
+
+// messageCost is what m counts against Limits.MessagesPerSecond: one, or
+// one per prefix of a Watch or Unwatch.
+func messageCost(m *wire.Message) float64 {
+	switch m.Kind {
+	case wire.KindWatch:
+		return float64(max(1, len(m.Watch.Prefixes)))
+	case wire.KindUnwatch:
+		return float64(max(1, len(m.Unwatch.Prefixes)))
+	}
+	return 1
 }
 
 func (n *Node) handle(now, arrived int64, s *session, m *wire.Message) {
@@ -895,11 +922,29 @@ func (n *Node) watch(now, arrived int64, s *session, w *wire.Watch) {
 			continue
 		}
 		spec := watchSpec{mode: w.Mode, window: w.Window}
+		// The snapshot is charged to the session's snapshot budget and
+		// built only as far as the budget goes; one that does not fit is
+		// undone and refused. A prefix watched already costs its
+		// snapshot again: asking twice is never free.
+		rate := n.cfg.Limits.SnapshotValuesPerSecond
+		mark := len(s.out)
+		cost, ok := n.snapshot(now, s, prefix, spec, int(s.snaps.avail(arrived, rate)))
+		if !ok {
+			clear(s.out[mark:])
+			s.out = s.out[:mark]
+			n.stats.SnapshotsRefused++
+			if n.refuse(arrived, s, CodeLimit, fmt.Sprintf("watch %q refused: its snapshot costs more than the %.0f values a second left to this session (limit %.0f)",
+				prefix, s.snaps.avail(arrived, rate), rate)) {
+				return
+			}
+			continue
+		}
+		s.snaps.take(arrived, rate, float64(cost))
+		n.stats.SnapshotValues += uint64(cost)
 		if _, ok := s.watches[prefix]; !ok {
 			n.watchers[prefix] = append(n.watchers[prefix], s)
 		}
 		s.watches[prefix] = spec
-		n.snapshot(now, s, prefix, spec)
 		if w.Done {
 			// Queued behind the snapshot and ahead of any later delivery,
 			// which goes to s.out after it in the order it happens.
@@ -920,34 +965,49 @@ func validWatch(prefix string) error {
 
 // snapshot queues the current valid values under prefix: the latest of each
 // path, or for history watches every valid value newer than now - window
-// plus the one before it (so interpolation has a sample on each side).
-func (n *Node) snapshot(now int64, s *session, prefix string, spec watchSpec) {
+// plus the one before it (so interpolation has a sample on each side). It
+// costs one per value queued, or per path visited that had none, and stops
+// as soon as the cost would exceed budget: then it reports false, and what
+// it queued must be undone.
+func (n *Node) snapshot(now int64, s *session, prefix string, spec watchSpec, budget int) (cost int, ok bool) {
+	ok = true
 	n.store.PathsUnder(prefix, func(path string) bool {
-		var hist []netcode.PathValue
-		n.store.History(path, func(v netcode.PathValue) bool {
-			if v.State == netcode.Valid && v.Flags&netcode.FlagEvent == 0 {
-				hist = append(hist, v)
-			}
-			return true
-		})
-		if len(hist) == 0 {
-			return true
+		queued := len(s.out)
+		n.snapshotPath(now, s, path, spec)
+		cost += max(1, len(s.out)-queued)
+		if cost > budget {
+			ok = false
 		}
-		from := len(hist) - 1
-		if spec.mode == wire.WatchHistory {
-			cut := now - int64(spec.window)
-			for from > 0 && hist[from].Time.Nanos > cut {
-				from--
-			}
-		}
-		for _, v := range hist[from:] {
-			if v.Value == nil && from == len(hist)-1 {
-				break // a deleted path: nothing to show
-			}
-			s.out = append(s.out, delivery{v: toWire(v)})
+		return ok
+	})
+	return cost, ok
+}
+
+// snapshotPath queues the snapshot of one path (see snapshot).
+func (n *Node) snapshotPath(now int64, s *session, path string, spec watchSpec) {
+	var hist []netcode.PathValue
+	n.store.History(path, func(v netcode.PathValue) bool {
+		if v.State == netcode.Valid && v.Flags&netcode.FlagEvent == 0 {
+			hist = append(hist, v)
 		}
 		return true
 	})
+	if len(hist) == 0 {
+		return
+	}
+	from := len(hist) - 1
+	if spec.mode == wire.WatchHistory {
+		cut := now - int64(spec.window)
+		for from > 0 && hist[from].Time.Nanos > cut {
+			from--
+		}
+	}
+	for _, v := range hist[from:] {
+		if v.Value == nil && from == len(hist)-1 {
+			break // a deleted path: nothing to show
+		}
+		s.out = append(s.out, delivery{v: toWire(v)})
+	}
 }
 
 func (n *Node) unwatch(s *session, prefix string) {

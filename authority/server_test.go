@@ -219,6 +219,7 @@ func TestServerSlowPeerDoesNotStallOthers(t *testing.T) {
 	cfg.Transport.SendWindow = 4
 	cfg.Transport.SendQueueFrames = 8
 	cfg.Node.Limits.CallsPerSecond = 100000
+	cfg.Node.Limits.MessagesPerSecond = 100000
 	srv := start(t, cfg)
 
 	link, err := lagsim.Listen("127.0.0.1:0", lagsim.Options{Seed: 1})

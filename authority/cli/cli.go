@@ -138,6 +138,8 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		writes     = fs.Float64("writes-per-sec", def.Limits.WritesPerSecond, "raw values written per second per session")
 		bytes      = fs.Float64("bytes-per-sec", def.Limits.BytesPerSecond, "bytes received per second per session")
 		watches    = fs.Int("watches", def.Limits.WatchesPerSession, "watched prefixes per session")
+		messages   = fs.Float64("messages-per-sec", def.Limits.MessagesPerSecond, "messages handled per second per session (each prefix of a watch counts)")
+		snapshots  = fs.Float64("snapshot-values-per-sec", def.Limits.SnapshotValuesPerSecond, "watch snapshot values per second per session")
 		level      = fs.String("log-level", "info", "log level: debug|info|warn|error")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -188,6 +190,7 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 	n.Limits.MaxSessions = *sessions
 	n.Limits.CallsPerSecond, n.Limits.WritesPerSecond, n.Limits.BytesPerSecond = *calls, *writes, *bytes
 	n.Limits.WatchesPerSession = *watches
+	n.Limits.MessagesPerSecond, n.Limits.SnapshotValuesPerSecond = *messages, *snapshots
 	if *secret != "" {
 		auth, err := authority.NewHMACAuth([]byte(*secret), 0)
 		if err != nil {

@@ -49,6 +49,8 @@ func TestRunBadFlags(t *testing.T) {
 		{"node id too large", []string{"-node-id", "300"}},
 		{"no sessions", []string{"-max-sessions", "0"}},
 		{"negative call rate", []string{"-calls-per-sec", "-1"}},
+		{"no message budget", []string{"-messages-per-sec", "0"}},
+		{"no snapshot budget", []string{"-snapshot-values-per-sec", "0"}},
 		{"bad duration", []string{"-max-change-age", "soon"}},
 		{"zero change age", []string{"-max-change-age", "0s"}},
 	} {
