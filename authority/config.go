@@ -24,7 +24,17 @@ var (
 // Limits bound what one session may make the node do. Every limit is
 // enforced per session, so a session over its limits never affects others.
 type Limits struct {
-	MaxSessions       int     // sessions on the node
+	// MaxSessions caps the players: sessions that said Hello. A Hello
+	// beyond it is refused (CodeOverload); a resumed player's old session
+	// gives up its seat first.
+	MaxSessions int
+	// MaxPendingSessions caps the sessions that have not said Hello yet,
+	// apart from the players; a new one makes the oldest give way.
+	MaxPendingSessions int
+	// HelloTimeout is how long a session may take to say Hello after it
+	// connected before it is closed.
+	HelloTimeout time.Duration
+
 	WatchesPerSession int     // prefixes watched at once
 	CallsPerSecond    float64 // sustained calls per second (burst: one second's worth)
 	WritesPerSecond   float64 // sustained raw values written per second
@@ -51,7 +61,10 @@ type Limits struct {
 // DefaultLimits suit an action game: a player sends inputs at up to 60 Hz.
 func DefaultLimits() Limits {
 	return Limits{
-		MaxSessions:       4096,
+		MaxSessions:        4096,
+		MaxPendingSessions: 256,
+		HelloTimeout:       5 * time.Second,
+
 		WatchesPerSession: 64,
 		CallsPerSecond:    120,
 		WritesPerSecond:   240,
@@ -144,6 +157,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: ResumeWindow = %v", ErrBadConfig, c.ResumeWindow)
 	case l.MaxSessions <= 0 || l.MaxSessions > 1<<24-1:
 		return fmt.Errorf("%w: Limits.MaxSessions = %d", ErrBadConfig, l.MaxSessions)
+	case l.MaxPendingSessions <= 0:
+		return fmt.Errorf("%w: Limits.MaxPendingSessions = %d", ErrBadConfig, l.MaxPendingSessions)
+	case l.HelloTimeout <= 0:
+		return fmt.Errorf("%w: Limits.HelloTimeout = %v", ErrBadConfig, l.HelloTimeout)
 	case l.WatchesPerSession <= 0:
 		return fmt.Errorf("%w: Limits.WatchesPerSession = %d", ErrBadConfig, l.WatchesPerSession)
 	case l.CallsPerSecond <= 0 || l.WritesPerSecond <= 0 || l.BytesPerSecond <= 0 ||

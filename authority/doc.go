@@ -28,10 +28,14 @@
 //
 // What the node does with a session:
 //
-//  1. Hello first (protocol version, then the Authenticator if any); the
-//     Welcome assigns a Creator id (NodeID<<24 | n) and sends the timing
-//     rules. TimeSyncRequest is answered with the node's time; Ping is
-//     echoed.
+//  1. Hello first (protocol version, then the Authenticator if any), within
+//     Limits.HelloTimeout of connecting; the Welcome assigns a Creator id
+//     (NodeID<<24 | n) and sends the timing rules. TimeSyncRequest is
+//     answered with the node's time; Ping is echoed. Sessions that have
+//     not said Hello are capped apart from the players
+//     (Limits.MaxPendingSessions: a new one makes the oldest give way),
+//     so they cannot lock players out; the player cap (Limits.MaxSessions)
+//     is checked at Hello, and a refused player gets an Error saying so.
 //  2. Watch (a prefix ending in '/', or an exact path) is answered at once
 //     with a snapshot: the latest valid value of each path, or for history
 //     watches every valid value within the window plus the one before it.
@@ -165,8 +169,10 @@
 //     that falls Transport.RecvQueueFrames behind is closed by the
 //     transport (ErrRecvOverflow). Per-session rate limits in the node keep one
 //     client from getting there alone.
-//  6. A session the node refuses at connect (Limits.MaxSessions) is
-//     closed at the transport with the reason; it has no wire session yet.
+//  6. A session the node refuses at Connect is closed at the transport
+//     with the reason; it has no wire session yet. The caps on waiting
+//     sessions and on players close sessions through the node instead,
+//     with an Error the client can read.
 //
 // # Serving a game's functions from a command
 //
@@ -196,7 +202,7 @@
 // set the secret (-secret: HMAC tokens and transport encryption), the
 // transport preset (-transport internet|lan), MaxChangeAge, MaxRewind,
 // MaxFutureSkew, the tick and flush periods, and the per-session limits
-// (-max-sessions, -calls-per-sec, -writes-per-sec, -bytes-per-sec,
+// (-max-sessions, -max-pending-sessions, -hello-timeout, -calls-per-sec, -writes-per-sec, -bytes-per-sec,
 // -messages-per-sec, -snapshot-values-per-sec, -watches).
 // Logs are log/slog text on stderr. A bad flag exits 2 and a busy port
 // exits 1, each with the reason; -h prints the flags and exits 0; SIGINT

@@ -76,6 +76,9 @@ type Node struct {
 	funcStats map[string]*FuncStats
 
 	now       int64                  // latest time any entry point was given (Ready takes none)
+	waiting   int                    // sessions in awaitingHello
+	players   int                    // sessions in ready
+	helloDue  []*session             // sessions by connect time, for the Hello deadline (some no longer waiting)
 	creators  map[uint32]*creatorRec // resumable creators (live or recently ended), when resuming is on
 	ended     []endedRec             // creators by the time their session ended, oldest first
 	endedLive int                    // entries of ended that are current (not resumed since)
@@ -137,9 +140,18 @@ type Stats struct {
 	// Limits.SnapshotValuesPerSecond.
 	SnapshotValues   uint64
 	SnapshotsRefused uint64
-	Resumes          uint64 // sessions that resumed an earlier one's creator
-	Superseded       uint64 // live sessions closed because another resumed them
-	Store            netcode.StoreStats
+	// Waiting is the sessions that have not said Hello yet (included in
+	// Sessions); HelloTimeouts counts those closed for not saying it
+	// within Limits.HelloTimeout, WaitingEvicted those closed to make
+	// room under Limits.MaxPendingSessions, Full the Hellos refused
+	// because Limits.MaxSessions players were connected.
+	Waiting        int
+	HelloTimeouts  uint64
+	WaitingEvicted uint64
+	Full           uint64
+	Resumes        uint64 // sessions that resumed an earlier one's creator
+	Superseded     uint64 // live sessions closed because another resumed them
+	Store          netcode.StoreStats
 }
 
 // FuncStats counts one function's runs.
@@ -159,11 +171,12 @@ const (
 )
 
 type session struct {
-	id      SessionID
-	remote  string
-	state   sessionState
-	creator uint32
-	player  string
+	id        SessionID
+	remote    string
+	state     sessionState // change it with Node.setState
+	connected int64        // when Connect ran
+	creator   uint32
+	player    string
 
 	dec *wire.Decoder
 	enc *wire.Encoder
@@ -273,6 +286,7 @@ func (n *Node) Store() *netcode.Store { return n.store }
 func (n *Node) Stats() Stats {
 	st := n.stats
 	st.Sessions = len(n.sessions)
+	st.Waiting = n.waiting
 	st.Store = n.store.Stats()
 	return st
 }
@@ -287,11 +301,22 @@ func (n *Node) FuncStats() map[string]FuncStats {
 }
 
 // Connect registers a new connection (the shell accepted a transport
-// session) and returns its id. It refuses when the node is full.
+// session) and returns its id. The session must say Hello within
+// Limits.HelloTimeout. At most Limits.MaxPendingSessions sessions wait for
+// their Hello at once, apart from the players: a new one makes the oldest
+// waiting session give way (it is closed), so sessions that never say
+// Hello cannot lock players out, and one that does (within a round trip)
+// is only displaced by MaxPendingSessions newer sessions arriving before
+// its Hello. The player cap (Limits.MaxSessions) is checked at Hello.
 func (n *Node) Connect(now int64, remote string) (SessionID, error) {
 	n.advance(now)
-	if len(n.sessions) >= n.cfg.Limits.MaxSessions {
-		return 0, fmt.Errorf("%w (limit %d)", ErrTooManyConns, n.cfg.Limits.MaxSessions)
+	for n.waiting >= n.cfg.Limits.MaxPendingSessions && len(n.helloDue) > 0 {
+		old := n.helloDue[0]
+		n.popHelloDue()
+		if old.state == awaitingHello {
+			n.stats.WaitingEvicted++
+			n.fail(old, CodeOverload, fmt.Sprintf("too many sessions waiting for their Hello (limit %d)", n.cfg.Limits.MaxPendingSessions))
+		}
 	}
 	dec, err := wire.NewDecoder(n.cfg.Wire)
 	if err != nil {
@@ -302,10 +327,51 @@ func (n *Node) Connect(now int64, remote string) (SessionID, error) {
 		return 0, err
 	}
 	n.nextSID++
-	s := &session{id: n.nextSID, remote: remote, dec: dec, enc: enc, watches: make(map[string]watchSpec)}
+	s := &session{id: n.nextSID, remote: remote, connected: now, dec: dec, enc: enc, watches: make(map[string]watchSpec)}
 	n.sessions[s.id] = s
+	n.waiting++ // s.state is awaitingHello
+	n.helloDue = append(n.helloDue, s)
 	n.stats.Connects++
 	return s.id, nil
+}
+
+// setState moves s to state st, keeping the waiting and player counts.
+func (n *Node) setState(s *session, st sessionState) {
+	switch s.state {
+	case awaitingHello:
+		n.waiting--
+	case ready:
+		n.players--
+	}
+	s.state = st
+	switch st {
+	case awaitingHello:
+		n.waiting++
+	case ready:
+		n.players++
+	}
+}
+
+func (n *Node) popHelloDue() {
+	n.helloDue[0] = nil
+	n.helloDue = n.helloDue[1:]
+}
+
+// expireHellos closes the sessions that have not said Hello within
+// Limits.HelloTimeout of connecting, and drops the entries of sessions
+// that are no longer waiting from the front of the queue.
+func (n *Node) expireHellos(now int64) {
+	for len(n.helloDue) > 0 {
+		s := n.helloDue[0]
+		if s.state == awaitingHello {
+			if now-s.connected < int64(n.cfg.Limits.HelloTimeout) {
+				return
+			}
+			n.stats.HelloTimeouts++
+			n.fail(s, CodeProtocol, fmt.Sprintf("no Hello within %v", n.cfg.Limits.HelloTimeout))
+		}
+		n.popHelloDue()
+	}
 }
 
 // Disconnect forgets a session whose transport is gone. Its calls stay: the
@@ -318,6 +384,9 @@ func (n *Node) Disconnect(now int64, id SessionID) {
 	}
 	for prefix := range s.watches {
 		n.unwatch(s, prefix)
+	}
+	if s.state != closing {
+		n.setState(s, closing)
 	}
 	n.release(s)
 	delete(n.sessions, id)
@@ -459,6 +528,15 @@ func (n *Node) hello(now int64, s *session, h *wire.Hello) {
 			n.stats.Superseded++
 			n.fail(old, CodeSuperseded, "session superseded by a resumed one")
 		}
+	}
+	if n.players >= n.cfg.Limits.MaxSessions {
+		// Checked after a resumed creator's old session was closed: a
+		// player coming back always finds its own seat.
+		n.stats.Full++
+		n.fail(s, CodeOverload, fmt.Sprintf("authority full: %d players", n.cfg.Limits.MaxSessions))
+		return
+	}
+	if rec != nil {
 		if rec.session == 0 {
 			n.endedLive-- // its endedRec is stale from now on
 		}
@@ -471,7 +549,7 @@ func (n *Node) hello(now int64, s *session, h *wire.Hello) {
 	}
 	rec.session = s.id
 	s.cr, s.creator = rec, rec.creator
-	s.state = ready
+	n.setState(s, ready)
 	c := n.cfg.Store
 	w := wire.Welcome{
 		Creator: s.creator, ServerTime: now,
@@ -609,7 +687,7 @@ func (n *Node) closeSession(s *session, reason string) {
 	if s.state == closing {
 		return
 	}
-	s.state = closing
+	n.setState(s, closing)
 	s.close = true
 	s.reason = reason
 	s.out = nil
@@ -708,6 +786,7 @@ func (n *Node) markDirty(s *session) {
 // Config.FlushEvery) and forgets final calls.
 func (n *Node) Tick(now int64) {
 	n.advance(now)
+	n.expireHellos(now)
 	n.expireCreators(now)
 	n.applyChanges(now, n.store.Tick(now))
 	n.processReruns(now)

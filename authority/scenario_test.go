@@ -185,6 +185,7 @@ func newHarnessWith(t testing.TB, tweak func(*Config)) *harness {
 	cfg.Limits.WatchesPerSession = 4
 	cfg.Limits.CallsPerSecond = 5
 	cfg.Limits.MaxSessions = 8
+	cfg.Limits.MaxPendingSessions = 4
 	cfg.Limits.Strikes = 3
 	cfg.Wire.MaxValueBytes = 1024
 	cfg.ResumeKey = []byte("scenario resume key, 32 bytes ok")

@@ -127,7 +127,7 @@ type ServerStats struct {
 type TransportStats struct {
 	Open     int    // sessions open now (accepted, not yet fully closed)
 	Accepted uint64 // sessions accepted from the listener
-	Refused  uint64 // sessions the node refused (full)
+	Refused  uint64 // sessions the node refused at Connect
 	TooSlow  uint64 // sessions closed because their send queue filled
 
 	// Sums over every session, open and closed.

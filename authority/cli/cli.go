@@ -133,7 +133,9 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		futureSkew = fs.Duration("max-future-skew", def.Store.MaxFutureSkew, "writes further ahead than this are refused")
 		tick       = fs.Duration("tick", authority.DefaultTick, "node tick period (finality, watch flushes)")
 		flush      = fs.Duration("flush", 0, "batch watch deliveries this long (0: every tick)")
-		sessions   = fs.Int("max-sessions", def.Limits.MaxSessions, "sessions at once")
+		sessions   = fs.Int("max-sessions", def.Limits.MaxSessions, "players (sessions that said Hello) at once")
+		pending    = fs.Int("max-pending-sessions", def.Limits.MaxPendingSessions, "sessions waiting for their Hello at once, apart from players")
+		helloWait  = fs.Duration("hello-timeout", def.Limits.HelloTimeout, "time a session has to say Hello")
 		calls      = fs.Float64("calls-per-sec", def.Limits.CallsPerSecond, "calls per second per session")
 		writes     = fs.Float64("writes-per-sec", def.Limits.WritesPerSecond, "raw values written per second per session")
 		bytes      = fs.Float64("bytes-per-sec", def.Limits.BytesPerSecond, "bytes received per second per session")
@@ -188,6 +190,7 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 	n.Store.MaxChangeAge, n.Store.MaxRewind, n.Store.MaxFutureSkew = *changeAge, *rewind, *futureSkew
 	n.FlushEvery = *flush
 	n.Limits.MaxSessions = *sessions
+	n.Limits.MaxPendingSessions, n.Limits.HelloTimeout = *pending, *helloWait
 	n.Limits.CallsPerSecond, n.Limits.WritesPerSecond, n.Limits.BytesPerSecond = *calls, *writes, *bytes
 	n.Limits.WatchesPerSession = *watches
 	n.Limits.MessagesPerSecond, n.Limits.SnapshotValuesPerSecond = *messages, *snapshots

@@ -50,6 +50,8 @@ func TestRunBadFlags(t *testing.T) {
 		{"no sessions", []string{"-max-sessions", "0"}},
 		{"negative call rate", []string{"-calls-per-sec", "-1"}},
 		{"no message budget", []string{"-messages-per-sec", "0"}},
+		{"no waiting sessions", []string{"-max-pending-sessions", "0"}},
+		{"no hello time", []string{"-hello-timeout", "0s"}},
 		{"no snapshot budget", []string{"-snapshot-values-per-sec", "0"}},
 		{"bad duration", []string{"-max-change-age", "soon"}},
 		{"zero change age", []string{"-max-change-age", "0s"}},
