@@ -90,7 +90,9 @@ func TestMergeProperties(t *testing.T) {
 		rng := rand.New(rand.NewPCG(seed, 7))
 		all := randomEntries(rng)
 		ref := mapOf(t, all)
-		fail := func(what string) { t.Fatalf("seed %d: %s (replay with -run TestMergeProperties -shardmap.seeds=%d)", seed, what, seed+1) }
+		fail := func(what string) {
+			t.Fatalf("seed %d: %s (replay with -run TestMergeProperties -shardmap.seeds=%d)", seed, what, seed+1)
+		}
 
 		// Order independence.
 		sh := slices.Clone(all)
