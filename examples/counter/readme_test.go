@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -81,7 +80,11 @@ func TestReadmeClient(t *testing.T) {
 	exe := filepath.Join(dir, "mygame")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a bound against a hang
 	defer cancel()
-	build := exec.CommandContext(ctx, filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-mod=mod", "-o", exe, ".")
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to build the README's program: %v", err)
+	}
+	build := exec.CommandContext(ctx, goCmd, "build", "-mod=mod", "-o", exe, ".")
 	build.Dir = dir
 	// Everything the build needs is in the module cache already (this
 	// module's own dependencies): no network.
