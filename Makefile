@@ -54,7 +54,7 @@ bench:
 fuzz:
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh scripts/fuzz.sh
 	$(GO) test -count=1 -run '^TestOrderIndependence$$' ./netcode/ -netcode.workloads=2000
-	$(GO) test -count=1 -run '^(TestProperties|TestReconnects)$$' ./netcode/sim/ -sim.seeds=2000
+	$(GO) test -count=1 -run '^(TestProperties|TestReconnects)$$' ./authority/sim/ -sim.seeds=2000
 
 ## generate: regenerate the FlatBuffers Go code (needs flatc from `make deps`).
 generate: deps

@@ -117,5 +117,5 @@
 //     are renewed and become ready again.
 //
 // ClientCore is the same logic without goroutines or sockets, for
-// simulators and custom transports (see package netcode/sim).
+// simulators and custom transports (see package authority/sim).
 package netcode

@@ -11,7 +11,7 @@ import (
 	"github.com/rewindnet/rewind/demo-shooter/game"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/lagsim"
-	"github.com/rewindnet/rewind/netcode/sim"
+	"github.com/rewindnet/rewind/authority/sim"
 )
 
 var (
@@ -187,7 +187,7 @@ func playMatch(t *testing.T, profile string, seed uint64, bots int, active time.
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &timedServer{Server: authority.SimServer(node)}
+	srv := &timedServer{Server: sim.NodeServer(node)}
 	cfg := sim.DefaultConfig()
 	cfg.Seed, cfg.Clients, cfg.Active = seed, bots, active
 	if cfg.Profile, err = lagsim.Preset(profile); err != nil {

@@ -1,24 +1,24 @@
-package authority
+package sim
 
 import (
+	"github.com/rewindnet/rewind/authority"
 	"github.com/rewindnet/rewind/netcode"
-	"github.com/rewindnet/rewind/netcode/sim"
 )
 
-// SimServer adapts n to the deterministic simulator's Server, so that the
-// simulator drives the very node the Server runs in production.
-func SimServer(n *Node) sim.Server { return simServer{n} }
+// NodeServer adapts n to the simulator's Server, so that the simulator
+// drives the very node authority.Server runs in production.
+func NodeServer(n *authority.Node) Server { return simServer{n} }
 
-type simServer struct{ n *Node }
+type simServer struct{ n *authority.Node }
 
 func (s simServer) Connect(now int64, remote string) (uint64, error) {
 	id, err := s.n.Connect(now, remote)
 	return uint64(id), err
 }
 
-func (s simServer) Step(now int64, id uint64, frame []byte) { s.n.Step(now, SessionID(id), frame) }
+func (s simServer) Step(now int64, id uint64, frame []byte) { s.n.Step(now, authority.SessionID(id), frame) }
 
-func (s simServer) Disconnect(now int64, id uint64) { s.n.Disconnect(now, SessionID(id)) }
+func (s simServer) Disconnect(now int64, id uint64) { s.n.Disconnect(now, authority.SessionID(id)) }
 
 func (s simServer) Tick(now int64) { s.n.Tick(now) }
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rewindnet/rewind/netcode/sim"
+	"github.com/rewindnet/rewind/authority/sim"
 )
 
 // Seeds 1609 (TestReconnects) and 269 (TestProperties) fail the final

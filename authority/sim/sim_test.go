@@ -11,7 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/rewindnet/rewind/authority"
 	"github.com/rewindnet/rewind/netcode/lagsim"
-	"github.com/rewindnet/rewind/netcode/sim"
+	"github.com/rewindnet/rewind/authority/sim"
 )
 
 var (
@@ -27,7 +27,7 @@ func newSim(t testing.TB, cfg sim.Config) *sim.Sim {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := sim.New(cfg, authority.SimServer(node), reg)
+	s, err := sim.New(cfg, sim.NodeServer(node), reg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestProperties(t *testing.T) {
 		cfg := propertyConfig(seed)
 		s := newSim(t, cfg)
 		if err := s.Run(); err != nil {
-			t.Fatalf("seed %d (%s, %d clients): %v (rerun: go test ./netcode/sim -run TestProperties -sim.seed=%d -sim.seeds=1)",
+			t.Fatalf("seed %d (%s, %d clients): %v (rerun: go test ./authority/sim -run TestProperties -sim.seed=%d -sim.seeds=1)",
 				seed, cfg.Profile.Name, cfg.Clients, err, seed)
 		}
 	}
@@ -186,7 +186,7 @@ func TestChecksCanFail(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tc.l.Server = authority.SimServer(node)
+			tc.l.Server = sim.NodeServer(node)
 			s, err := sim.New(propertyConfig(2), tc.l, reg)
 			if err != nil {
 				t.Fatal(err)
@@ -221,7 +221,7 @@ func TestBadConfig(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := sim.New(cfg, authority.SimServer(node), reg); !errors.Is(err, sim.ErrBadConfig) {
+			if _, err := sim.New(cfg, sim.NodeServer(node), reg); !errors.Is(err, sim.ErrBadConfig) {
 				t.Fatalf("got %v, want ErrBadConfig", err)
 			}
 		})

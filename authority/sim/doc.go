@@ -7,15 +7,16 @@
 // # Running a simulation
 //
 // The simulator drives the authority through the Server interface;
-// authority.SimServer adapts an authority.Node (this package cannot import
-// authority, which depends on netcode):
+// NodeServer adapts an authority.Node. The package sits above the
+// authority (it imports it; no production package imports it), so it can
+// drive several nodes and what connects them:
 //
 //	reg := sim.Registry()                        // the built-in workload
 //	node, _ := authority.NewNode(authority.DefaultConfig(reg))
 //	cfg := sim.DefaultConfig()
 //	cfg.Seed, cfg.Clients = 42, 32
 //	cfg.Profile, _ = lagsim.Preset("mobile")
-//	s, err := sim.New(cfg, authority.SimServer(node), reg)
+//	s, err := sim.New(cfg, sim.NodeServer(node), reg)
 //	if err != nil { ... }                        // wraps sim.ErrBadConfig
 //	if err := s.Run(); err != nil { ... }        // wraps sim.ErrProperty, names the seed
 //	fmt.Printf("trace %016x\n", s.TraceHash())

@@ -25,9 +25,8 @@ var (
 )
 
 // Server is the authority as the simulator drives it: the node's pure
-// loop with session ids as plain integers. authority.SimServer adapts an
-// authority.Node; the simulator cannot import it (authority depends on
-// netcode).
+// loop with session ids as plain integers. NodeServer adapts an
+// authority.Node; a test may wrap it (to time or fault it).
 type Server interface {
 	// Connect registers a new transport session at now.
 	Connect(now int64, remote string) (uint64, error)
