@@ -76,6 +76,15 @@ type Options struct {
 	// Reconnect is the redial policy. Zero fields: DefaultBackoffMin,
 	// DefaultBackoffMax, no attempt limit.
 	Reconnect Reconnect
+	// Failover lists more addresses of the cluster: authorities that own
+	// what this client plays on, as Dial's addr does. Dial tries addr,
+	// then each of these in turn; when a session is lost, each redial
+	// tries the next address after the one lost, round the list, so a
+	// dead authority costs at most one failed attempt before its
+	// replica is tried. The session resumes there when the cluster
+	// shares its resume key (see package authority), and the game sees
+	// EventDisconnected then EventConnected, not a reset.
+	Failover []string
 	// TimeSync configures the synced clock. Zero: timesync.DefaultConfig().
 	TimeSync timesync.Config
 	// RecvQueue bounds the frames received and not yet applied by Update.
@@ -136,6 +145,9 @@ type Stats struct {
 	Redials   uint64 // reconnect attempts, failed ones included
 	Backlogs  uint64 // sessions closed because Update fell RecvQueue frames behind
 	SendDrops uint64 // sessions closed because the transport dropped a frame
+	Failovers uint64 // sessions opened at another address than the session before
+	// Addr is the address of the current (or last) session.
+	Addr string
 	// Transport is the current session's counters (zero when none is open).
 	Transport transport.Stats
 }
@@ -171,7 +183,7 @@ type inbound struct {
 type Client struct {
 	// immutable after construction
 	opts    Options
-	addr    string
+	addrs   []string // Dial's addr, then Options.Failover
 	clock   *timesync.Clock
 	ctx     context.Context // ends at Close
 	cancel  context.CancelFunc
@@ -192,6 +204,7 @@ type Client struct {
 	sess  *transport.Session
 	queue []inbound
 	stats Stats
+	at    int // index in addrs of the address last dialled
 }
 
 // Dial connects to the authority at addr ("host:port") and returns once
@@ -218,7 +231,7 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	}
 	c := &Client{
 		opts:    opts,
-		addr:    addr,
+		addrs:   append([]string{addr}, opts.Failover...),
 		clock:   clock,
 		wake:    make(chan struct{}, 1),
 		drained: make(chan struct{}, 1),
@@ -226,7 +239,15 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 		core:    core,
 	}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
-	sess, conn, err := c.open(ctx)
+	var (
+		sess *transport.Session
+		conn net.PacketConn
+	)
+	for i := range c.addrs {
+		if sess, conn, err = c.open(ctx, i); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil {
 		c.cancel()
 		return nil, err
@@ -266,28 +287,39 @@ func Dial(ctx context.Context, addr string, opts Options) (*Client, error) {
 	}
 }
 
-// open dials one transport session.
-func (c *Client) open(ctx context.Context) (*transport.Session, net.PacketConn, error) {
+// open dials one transport session to addrs[i] and, when it opens,
+// records it as the current address.
+func (c *Client) open(ctx context.Context, i int) (*transport.Session, net.PacketConn, error) {
+	addr := c.addrs[i]
+	var (
+		s    *transport.Session
+		conn net.PacketConn
+		err  error
+	)
 	if c.opts.PacketConn == nil {
-		s, err := transport.Dial(ctx, c.addr, c.opts.Transport)
-		if err != nil {
+		if s, err = transport.Dial(ctx, addr, c.opts.Transport); err != nil {
 			return nil, nil, fmt.Errorf("netcode: %w", err)
 		}
-		return s, nil, nil
+	} else {
+		raddr, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("netcode: dial %s: %w", addr, err)
+		}
+		if conn, err = c.opts.PacketConn(); err != nil {
+			return nil, nil, fmt.Errorf("netcode: dial %s: packet conn: %w", addr, err)
+		}
+		if s, err = transport.DialConn(ctx, conn, raddr, c.opts.Transport); err != nil {
+			conn.Close()
+			return nil, nil, fmt.Errorf("netcode: %w", err)
+		}
 	}
-	raddr, err := net.ResolveUDPAddr("udp", c.addr)
-	if err != nil {
-		return nil, nil, fmt.Errorf("netcode: dial %s: %w", c.addr, err)
+	c.mu.Lock()
+	if c.stats.Sessions > 0 && i != c.at {
+		c.stats.Failovers++
 	}
-	conn, err := c.opts.PacketConn()
-	if err != nil {
-		return nil, nil, fmt.Errorf("netcode: dial %s: packet conn: %w", c.addr, err)
-	}
-	s, err := transport.DialConn(ctx, conn, raddr, c.opts.Transport)
-	if err != nil {
-		conn.Close()
-		return nil, nil, fmt.Errorf("netcode: %w", err)
-	}
+	c.at = i
+	c.stats.Addr = addr
+	c.mu.Unlock()
 	return s, conn, nil
 }
 
@@ -383,7 +415,10 @@ func (c *Client) redial() (*transport.Session, net.PacketConn, error) {
 			return nil, nil, ErrClientClosed
 		}
 		wait = min(2*wait, c.opts.Reconnect.Max)
-		sess, conn, err := c.open(c.ctx)
+		c.mu.Lock()
+		next := (c.at + 1) % len(c.addrs) // the one lost last, when alone
+		c.mu.Unlock()
+		sess, conn, err := c.open(c.ctx, next)
 		c.mu.Lock()
 		c.stats.Redials++
 		if err == nil && !c.closed.Load() {

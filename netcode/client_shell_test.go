@@ -473,3 +473,51 @@ func TestClientReconnectKeepsCalls(t *testing.T) {
 		t.Errorf("results for %v, want one for %v (the id Call returned)", results, id)
 	}
 }
+
+// TestFailover: a client given a second authority's address moves there
+// when its authority goes away: EventDisconnected, then EventConnected at
+// the other address, and calls go on there. (Two unrelated authorities:
+// the session is not resumed, so this checks the client's part only.)
+func TestFailover(t *testing.T) {
+	a := startAuthority(t, shellReg(), nil, nil)
+	b := startAuthority(t, shellReg(), nil, nil)
+	c := dial(t, a.Addr().String(), netcode.Options{
+		Failover:  []string{b.Addr().String()},
+		Reconnect: netcode.Reconnect{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond},
+	})
+	if st := c.Stats(); st.Addr != a.Addr().String() || st.Failovers != 0 {
+		t.Fatalf("after Dial: addr %s, failovers %d", st.Addr, st.Failovers)
+	}
+	c.Update() // Dial's EventConnected
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := a.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var kinds []netcode.EventKind
+	called, answered := false, false
+	loop(t, time.Minute, []*netcode.Client{c}, func(_ int, ev netcode.Event) {
+		switch ev.Kind {
+		case netcode.EventDisconnected, netcode.EventConnected:
+			kinds = append(kinds, ev.Kind)
+		case netcode.EventResult:
+			if ev.Err != nil {
+				t.Errorf("call on the failover authority: %v", ev.Err)
+			}
+			answered = true
+		}
+	}, func() bool {
+		if !called && c.Stats().Connected {
+			if _, err := c.Call("bump", nil); err == nil {
+				called = true
+			}
+		}
+		return answered
+	})
+	if want := []netcode.EventKind{netcode.EventDisconnected, netcode.EventConnected}; !slices.Equal(kinds, want) {
+		t.Errorf("events %v, want %v", kinds, want)
+	}
+	if st := c.Stats(); st.Addr != b.Addr().String() || st.Failovers != 1 {
+		t.Errorf("after failover: addr %s (want %s), failovers %d (want 1)", st.Addr, b.Addr(), st.Failovers)
+	}
+}
