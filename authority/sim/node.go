@@ -16,7 +16,9 @@ func (s simServer) Connect(now int64, remote string) (uint64, error) {
 	return uint64(id), err
 }
 
-func (s simServer) Step(now int64, id uint64, frame []byte) { s.n.Step(now, authority.SessionID(id), frame) }
+func (s simServer) Step(now int64, id uint64, frame []byte) {
+	s.n.Step(now, authority.SessionID(id), frame)
+}
 
 func (s simServer) Disconnect(now int64, id uint64) { s.n.Disconnect(now, authority.SessionID(id)) }
 

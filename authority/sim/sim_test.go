@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/rewindnet/rewind/authority"
-	"github.com/rewindnet/rewind/netcode/lagsim"
 	"github.com/rewindnet/rewind/authority/sim"
+	"github.com/rewindnet/rewind/netcode/lagsim"
 )
 
 var (

@@ -8,10 +8,10 @@ import (
 	"time"
 
 	"github.com/rewindnet/rewind/authority"
+	"github.com/rewindnet/rewind/authority/sim"
 	"github.com/rewindnet/rewind/demo-shooter/game"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/lagsim"
-	"github.com/rewindnet/rewind/authority/sim"
 )
 
 var (
