@@ -203,7 +203,8 @@
 // transport preset (-transport internet|lan), MaxChangeAge, MaxRewind,
 // MaxFutureSkew, the tick and flush periods, and the per-session limits
 // (-max-sessions, -max-pending-sessions, -hello-timeout, -calls-per-sec, -writes-per-sec, -bytes-per-sec,
-// -messages-per-sec, -snapshot-values-per-sec, -watches).
+// -messages-per-sec, -snapshot-values-per-sec, -watches) and the
+// listener's handshake rates (-handshakes-per-host, -handshakes-per-sec).
 // Logs are log/slog text on stderr. A bad flag exits 2 and a busy port
 // exits 1, each with the reason; -h prints the flags and exits 0; SIGINT
 // or SIGTERM shuts down gracefully and exits 0.

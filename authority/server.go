@@ -138,6 +138,10 @@ type TransportStats struct {
 	// Global is kcp-go's process-wide counters (retransmissions, FEC),
 	// as last read from a session; zero before the first session.
 	Global transport.GlobalStats
+	// Guard is what the listener's guard did with packets from
+	// addresses without a session: openings admitted, garbage and
+	// over-rate openings dropped.
+	Guard transport.GuardStats
 }
 
 // Server runs a Node over the transport: the network half of an
@@ -412,6 +416,7 @@ func (s *Server) Stats() ServerStats {
 	s.mu.Lock()
 	t := s.closed
 	t.Open = len(s.conns)
+	t.Guard = s.ln.GuardStats()
 	t.Refused, t.TooSlow = ns.refused, ns.tooSlow
 	for c := range s.conns {
 		cs := c.Stats()

@@ -142,6 +142,8 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		watches    = fs.Int("watches", def.Limits.WatchesPerSession, "watched prefixes per session")
 		messages   = fs.Float64("messages-per-sec", def.Limits.MessagesPerSecond, "messages handled per second per session (each prefix of a watch counts)")
 		snapshots  = fs.Float64("snapshot-values-per-sec", def.Limits.SnapshotValuesPerSecond, "watch snapshot values per second per session")
+		hsHost     = fs.Float64("handshakes-per-host", 0, "new sessions per second from one IP address (0: the transport preset's)")
+		hsAll      = fs.Float64("handshakes-per-sec", 0, "new sessions per second in all (0: the transport preset's)")
 		level      = fs.String("log-level", "info", "log level: debug|info|warn|error")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -185,6 +187,12 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 	cfg.Logger = log
 	cfg.Tick = *tick
 	cfg.Transport = newTransport()
+	if *hsHost != 0 {
+		cfg.Transport.HandshakeRatePerHost = *hsHost
+	}
+	if *hsAll != 0 {
+		cfg.Transport.HandshakeRate = *hsAll
+	}
 	n := &cfg.Node
 	n.NodeID = uint8(*nodeID)
 	n.Store.MaxChangeAge, n.Store.MaxRewind, n.Store.MaxFutureSkew = *changeAge, *rewind, *futureSkew

@@ -96,6 +96,14 @@ type Config struct {
 	// for Listener.Accept (and, separately, those still in their handshake).
 	// Beyond it new sessions are refused with a close reason.
 	AcceptQueue int
+
+	// A listener's Guard admits new sessions: only packets that open a
+	// session properly (see Guard), at most HandshakeRatePerHost per
+	// second from one IP address (burst: two seconds' worth) and
+	// HandshakeRate per second in all (burst: one second's worth). Clients
+	// behind one address (a NAT) share its rate. Dialers ignore both.
+	HandshakeRatePerHost float64
+	HandshakeRate        float64
 }
 
 // LAN is tuned for a local network: immediate acks, no FEC, short timeouts.
@@ -118,6 +126,9 @@ func LAN() Config {
 		SendQueueBytes:   4 << 20,
 		RecvQueueFrames:  1024,
 		AcceptQueue:      128,
+
+		HandshakeRatePerHost: 16,
+		HandshakeRate:        512,
 	}
 }
 
@@ -180,6 +191,8 @@ func (c *Config) Validate() error {
 		return bad("RecvQueueFrames %d outside [1, %d]", c.RecvQueueFrames, maxQueueFrames)
 	case c.AcceptQueue < 1 || c.AcceptQueue > maxAcceptQueued:
 		return bad("AcceptQueue %d outside [1, %d]", c.AcceptQueue, maxAcceptQueued)
+	case !(c.HandshakeRatePerHost >= 1) || !(c.HandshakeRate >= 1):
+		return bad("HandshakeRatePerHost %v and HandshakeRate %v must be at least 1", c.HandshakeRatePerHost, c.HandshakeRate)
 	}
 	return nil
 }

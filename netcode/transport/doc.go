@@ -31,6 +31,19 @@
 // Secret or protocol version never answers, so that shows as
 // a handshake timeout.
 //
+// # Admission
+//
+// A listener reads its socket through a Guard, which drops, before kcp-go
+// allocates a session, every packet from an address without a session
+// that is not a proper opening (what a dialer sends first: a KCP data
+// segment with sequence number 0 carrying the whole hello record,
+// decrypted and checksummed when a Secret is set), and every opening over
+// Config.HandshakeRatePerHost per second from its IP address or
+// Config.HandshakeRate per second in all. Garbage from many source
+// addresses, or conversations that send part of a hello and stop, so cost
+// a parse each and hold no handshake slot. Listener.GuardStats counts the
+// decisions. Clients behind one address share its rate.
+//
 // # The session loop
 //
 //	// Any goroutine: queue frames; Send never waits for the network.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	kcp "github.com/xtaci/kcp-go/v5"
 )
@@ -20,6 +21,7 @@ type Listener struct {
 	cfg      Config
 	kl       *kcp.Listener
 	conn     net.PacketConn
+	guard    *guardConn // kcp-go reads conn through it
 	ownConn  bool
 	accepted chan *Session
 	pending  chan struct{} // one token per session in its handshake
@@ -71,7 +73,12 @@ func serve(conn net.PacketConn, cfg Config, own bool) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	kl, err := kcp.ServeConn(block, cfg.DataShards, cfg.ParityShards, conn)
+	g, err := NewGuard(cfg)
+	if err != nil {
+		return nil, err
+	}
+	gc := &guardConn{PacketConn: conn, start: time.Now(), g: g}
+	kl, err := kcp.ServeConn(block, cfg.DataShards, cfg.ParityShards, gc)
 	if err != nil {
 		return nil, fmt.Errorf("transport: serve: %w", err)
 	}
@@ -79,6 +86,7 @@ func serve(conn net.PacketConn, cfg Config, own bool) (*Listener, error) {
 		cfg:      cfg,
 		kl:       kl,
 		conn:     conn,
+		guard:    gc,
 		ownConn:  own,
 		accepted: make(chan *Session, cfg.AcceptQueue),
 		pending:  make(chan struct{}, cfg.AcceptQueue),
@@ -90,6 +98,10 @@ func serve(conn net.PacketConn, cfg Config, own bool) (*Listener, error) {
 
 // Addr returns the local address.
 func (l *Listener) Addr() net.Addr { return l.conn.LocalAddr() }
+
+// GuardStats returns the counters of the listener's Guard: what it did
+// with packets from addresses without a session.
+func (l *Listener) GuardStats() GuardStats { return l.guard.stats() }
 
 // Accept returns the next session that completed its handshake.
 func (l *Listener) Accept(ctx context.Context) (*Session, error) {
@@ -146,17 +158,24 @@ func (l *Listener) acceptLoop() {
 			l.stop(fmt.Errorf("%w: %w", ErrListenerClosed, err))
 			return
 		}
+		// The guard lets the address's packets through until the session
+		// is closed, once, whichever way it ends.
+		addr := ks.RemoteAddr()
+		l.guard.opened(addr)
+		var once sync.Once
+		release := func() { once.Do(func() { l.guard.closed(addr) }) }
 		select {
 		case l.pending <- struct{}{}:
 		default:
 			ks.Close() // too many handshakes at once: drop it, the peer retries or gives up
+			release()
 			continue
 		}
-		go l.handshake(ks)
+		go l.handshake(ks, release)
 	}
 }
 
-func (l *Listener) handshake(ks *kcp.UDPSession) {
+func (l *Listener) handshake(ks *kcp.UDPSession, release func()) {
 	defer func() { <-l.pending }()
 	l.cfg.tune(ks)
 	br := bufio.NewReaderSize(ks, readBufferSize)
@@ -171,9 +190,10 @@ func (l *Listener) handshake(ks *kcp.UDPSession) {
 	}()
 	if err := handshake(ctx, ks, br, &l.cfg, false); err != nil {
 		ks.Close()
+		release()
 		return
 	}
-	s := newSession(l.cfg, ks, br, ks, l.conn.LocalAddr(), ks.RemoteAddr(), nil)
+	s := newSession(l.cfg, ks, br, ks, l.conn.LocalAddr(), ks.RemoteAddr(), release)
 	select {
 	case l.accepted <- s:
 		select {

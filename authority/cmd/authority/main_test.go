@@ -51,6 +51,7 @@ func TestRunBadFlags(t *testing.T) {
 		{"negative call rate", []string{"-calls-per-sec", "-1"}},
 		{"no message budget", []string{"-messages-per-sec", "0"}},
 		{"no waiting sessions", []string{"-max-pending-sessions", "0"}},
+		{"negative handshake rate", []string{"-handshakes-per-host", "-1"}},
 		{"no hello time", []string{"-hello-timeout", "0s"}},
 		{"no snapshot budget", []string{"-snapshot-values-per-sec", "0"}},
 		{"bad duration", []string{"-max-change-age", "soon"}},
