@@ -141,6 +141,8 @@ func (d *Decoder) decodeBody(k Kind, body []byte, m *Message) error {
 		err = d.decodePing(t, &m.Ping)
 	case KindWatchDone:
 		err = d.decodeWatchDone(t, &m.WatchDone)
+	case KindSync:
+		err = d.decodeSync(t, &m.Sync)
 	default:
 		return fmt.Errorf("%w: %d", ErrUnknownKind, uint8(k))
 	}
@@ -388,6 +390,16 @@ func (d *Decoder) decodePing(t fbTable, m *Ping) error {
 	var x fb.Ping
 	x.Init(t.buf, flatbuffers.UOffsetT(t.pos))
 	m.Seq = x.Seq()
+	return nil
+}
+
+func (d *Decoder) decodeSync(t fbTable, m *Sync) error {
+	if err := t.scalars(4, 8, 6, 8, 8, 8); err != nil {
+		return err
+	}
+	var x fb.Sync
+	x.Init(t.buf, flatbuffers.UOffsetT(t.pos))
+	m.Closed, m.Seq, m.Ack = x.ClosedNs(), x.Seq(), x.Ack()
 	return nil
 }
 

@@ -82,6 +82,8 @@ func (e *Encoder) Append(dst []byte, m *Message) ([]byte, error) {
 		return e.AppendPing(dst, &m.Ping)
 	case KindWatchDone:
 		return e.AppendWatchDone(dst, &m.WatchDone)
+	case KindSync:
+		return e.AppendSync(dst, &m.Sync)
 	}
 	return dst, fmt.Errorf("%w: cannot encode %v", ErrUnknownKind, m.Kind)
 }
@@ -408,6 +410,16 @@ func (e *Encoder) AppendPing(dst []byte, m *Ping) ([]byte, error) {
 	fb.PingStart(e.b)
 	fb.PingAddSeq(e.b, m.Seq)
 	return e.finish(dst, KindPing, fb.PingEnd(e.b))
+}
+
+// AppendSync appends a Sync (between authorities).
+func (e *Encoder) AppendSync(dst []byte, m *Sync) ([]byte, error) {
+	e.b.Reset()
+	fb.SyncStart(e.b)
+	fb.SyncAddClosedNs(e.b, m.Closed)
+	fb.SyncAddSeq(e.b, m.Seq)
+	fb.SyncAddAck(e.b, m.Ack)
+	return e.finish(dst, KindSync, fb.SyncEnd(e.b))
 }
 
 // AppendWatchDone appends a WatchDone. Its prefix obeys the limits of a

@@ -32,8 +32,9 @@ const (
 	KindError           Kind = 13
 	KindPing            Kind = 14
 	KindWatchDone       Kind = 15
+	KindSync            Kind = 16
 
-	maxKind = KindWatchDone
+	maxKind = KindSync
 )
 
 var kindNames = [...]string{
@@ -52,6 +53,7 @@ var kindNames = [...]string{
 	KindError:           "Error",
 	KindPing:            "Ping",
 	KindWatchDone:       "WatchDone",
+	KindSync:            "Sync",
 }
 
 func (k Kind) String() string {
@@ -328,6 +330,18 @@ type Ping struct {
 	Seq uint64
 }
 
+// Sync flows between authorities on a replication session (never to or
+// from a game client). The authority that opened the session sends its
+// Closed time (no value it sends later is stamped before it, so a value
+// pending on one of its values resolves once Closed passes) and a Seq the
+// other acknowledges; the other answers with Ack, the highest Seq it has
+// processed: everything sent before that Sync has been applied there.
+type Sync struct {
+	Closed int64 // ns on the synced clock
+	Seq    uint64
+	Ack    uint64
+}
+
 // Message is any one message. Kind selects which field is meaningful; the
 // others are ignored by the encoder and left as they were by the decoder, so
 // one Message can be reused for every decode, keeping its slices' capacity.
@@ -349,6 +363,7 @@ type Message struct {
 	Error           Error
 	Ping            Ping
 	WatchDone       WatchDone
+	Sync            Sync
 
 	// locks is the decoder's reusable backing store for Value.Locks.
 	locks []Lock

@@ -73,6 +73,8 @@ func sampleMessages() []Message {
 		{Kind: KindPing, Ping: Ping{Seq: 99}},
 		{Kind: KindWatchDone, WatchDone: WatchDone{Prefix: "things/"}},
 		{Kind: KindWatchDone, WatchDone: WatchDone{Prefix: "players/42/pos"}},
+		{Kind: KindSync, Sync: Sync{Closed: 1 << 62, Seq: 7, Ack: 1<<64 - 1}},
+		{Kind: KindSync, Sync: Sync{}},
 	}
 }
 
