@@ -397,9 +397,13 @@ func (d *Decoder) decodeSync(t fbTable, m *Sync) error {
 	if err := t.scalars(4, 8, 6, 8, 8, 8); err != nil {
 		return err
 	}
+	if _, _, err := t.vector(10, 1, 256); err != nil {
+		return err
+	}
 	var x fb.Sync
 	x.Init(t.buf, flatbuffers.UOffsetT(t.pos))
 	m.Closed, m.Seq, m.Ack = x.ClosedNs(), x.Seq(), x.Ack()
+	m.HandedOver = slices.Clip(x.HandedOverBytes())
 	return nil
 }
 

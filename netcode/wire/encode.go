@@ -414,11 +414,18 @@ func (e *Encoder) AppendPing(dst []byte, m *Ping) ([]byte, error) {
 
 // AppendSync appends a Sync (between authorities).
 func (e *Encoder) AppendSync(dst []byte, m *Sync) ([]byte, error) {
+	if err := e.checkBytes("Sync handed-over list", m.HandedOver, 256); err != nil {
+		return dst, err
+	}
 	e.b.Reset()
+	ho := e.byteVector(m.HandedOver)
 	fb.SyncStart(e.b)
 	fb.SyncAddClosedNs(e.b, m.Closed)
 	fb.SyncAddSeq(e.b, m.Seq)
 	fb.SyncAddAck(e.b, m.Ack)
+	if ho != 0 {
+		fb.SyncAddHandedOver(e.b, ho)
+	}
 	return e.finish(dst, KindSync, fb.SyncEnd(e.b))
 }
 

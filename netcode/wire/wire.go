@@ -340,6 +340,11 @@ type Sync struct {
 	Closed int64 // ns on the synced clock
 	Seq    uint64
 	Ack    uint64
+	// HandedOver lists the node ids of failed authorities whose values
+	// and call records the sender has forwarded on this session before
+	// this message, so the receiver may take over their calls (at most
+	// 256 ids; the decoded slice aliases the frame).
+	HandedOver []byte
 }
 
 // Message is any one message. Kind selects which field is meaningful; the

@@ -69,8 +69,42 @@ func (rcv *Sync) MutateAck(n uint64) bool {
 	return rcv._tab.MutateUint64Slot(8, n)
 }
 
+func (rcv *Sync) HandedOver(j int) byte {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(10))
+	if o != 0 {
+		a := rcv._tab.Vector(o)
+		return rcv._tab.GetByte(a + flatbuffers.UOffsetT(j*1))
+	}
+	return 0
+}
+
+func (rcv *Sync) HandedOverLength() int {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(10))
+	if o != 0 {
+		return rcv._tab.VectorLen(o)
+	}
+	return 0
+}
+
+func (rcv *Sync) HandedOverBytes() []byte {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(10))
+	if o != 0 {
+		return rcv._tab.ByteVector(o + rcv._tab.Pos)
+	}
+	return nil
+}
+
+func (rcv *Sync) MutateHandedOver(j int, n byte) bool {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(10))
+	if o != 0 {
+		a := rcv._tab.Vector(o)
+		return rcv._tab.MutateByte(a+flatbuffers.UOffsetT(j*1), n)
+	}
+	return false
+}
+
 func SyncStart(builder *flatbuffers.Builder) {
-	builder.StartObject(3)
+	builder.StartObject(4)
 }
 func SyncAddClosedNs(builder *flatbuffers.Builder, closedNs int64) {
 	builder.PrependInt64Slot(0, closedNs, 0)
@@ -80,6 +114,12 @@ func SyncAddSeq(builder *flatbuffers.Builder, seq uint64) {
 }
 func SyncAddAck(builder *flatbuffers.Builder, ack uint64) {
 	builder.PrependUint64Slot(2, ack, 0)
+}
+func SyncAddHandedOver(builder *flatbuffers.Builder, handedOver flatbuffers.UOffsetT) {
+	builder.PrependUOffsetTSlot(3, flatbuffers.UOffsetT(handedOver), 0)
+}
+func SyncStartHandedOverVector(builder *flatbuffers.Builder, numElems int) flatbuffers.UOffsetT {
+	return builder.StartVector(1, numElems, 1)
 }
 func SyncEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return builder.EndObject()
