@@ -628,7 +628,12 @@ func (s *Server) dispatch() {
 		sess := p.sess
 		if len(o.Frames) > 0 {
 			st := sess.Stats()
-			if st.SendDropped > 0 || st.SendQueued+len(o.Frames) > s.cfg.Transport.SendQueueFrames {
+			bytes := 0
+			for _, f := range o.Frames {
+				bytes += len(f)
+			}
+			if st.SendDropped > 0 || st.SendQueued+len(o.Frames) > s.cfg.Transport.SendQueueFrames ||
+				st.SendQueuedBytes+bytes > s.cfg.Transport.SendQueueBytes {
 				s.tooSlow(o, p, st)
 				continue
 			}
@@ -654,7 +659,8 @@ func (s *Server) tooSlow(o Output, p *peer, st transport.Stats) {
 		s.node.Disconnect(s.clock.Now(), o.Session)
 	}
 	s.slow++
-	reason := fmt.Sprintf("too slow: %d frames queued, %d more to send, limit %d", st.SendQueued, len(o.Frames), s.cfg.Transport.SendQueueFrames)
+	reason := fmt.Sprintf("too slow: %d frames (%d bytes) queued, %d more to send, limits %d frames, %d bytes",
+		st.SendQueued, st.SendQueuedBytes, len(o.Frames), s.cfg.Transport.SendQueueFrames, s.cfg.Transport.SendQueueBytes)
 	s.log.Warn("session too slow", "session", o.Session, "queued", st.SendQueued, "dropped", st.SendDropped)
 	s.closeAsync(sess, reason)
 }

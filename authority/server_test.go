@@ -212,13 +212,30 @@ func TestServerShutdownFlushes(t *testing.T) {
 	}
 }
 
+// TestServerSlowPeerDoesNotStallOthers: a watcher that stops acknowledging
+// is closed as too slow before its transport send queue would drop a frame,
+// whether the queue's frame limit or its byte limit is reached first.
 func TestServerSlowPeerDoesNotStallOthers(t *testing.T) {
+	t.Run("frames", func(t *testing.T) {
+		cfg := serverConfig()
+		cfg.Transport.SendQueueFrames = 8
+		testSlowPeer(t, cfg)
+	})
+	t.Run("bytes", func(t *testing.T) {
+		cfg := serverConfig()
+		cfg.Transport.MaxFrame = 16 << 10
+		cfg.Transport.RecvQueueBytes = 16 << 10
+		cfg.Transport.SendQueueBytes = 16 << 10
+		cfg.Node.Wire.MaxFrameBytes = 16 << 10
+		testSlowPeer(t, cfg)
+	})
+}
+
+func testSlowPeer(t *testing.T, cfg authority.ServerConfig) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound against a hang
 	defer cancel()
-	cfg := serverConfig()
 	// A small KCP window and send queue make a silent peer show up fast.
 	cfg.Transport.SendWindow = 4
-	cfg.Transport.SendQueueFrames = 8
 	cfg.Node.Limits.CallsPerSecond = 100000
 	cfg.Node.Limits.MessagesPerSecond = 100000
 	srv := start(t, cfg)

@@ -87,10 +87,12 @@ type Config struct {
 	// frame once no Data is left) and counted in Stats.SendDropped.
 	SendQueueFrames int
 	SendQueueBytes  int
-	// RecvQueueFrames bounds the complete frames waiting for Recv. A
-	// session whose owner falls this far behind is closed with
-	// ErrRecvOverflow rather than stalling its reader or dropping frames.
+	// RecvQueueFrames and RecvQueueBytes bound the complete frames
+	// waiting for Recv. A session whose owner falls this far behind is
+	// closed with ErrRecvOverflow rather than stalling its reader or
+	// dropping frames. RecvQueueBytes must hold one MaxFrame.
 	RecvQueueFrames int
+	RecvQueueBytes  int
 
 	// AcceptQueue bounds the sessions that finished their handshake and wait
 	// for Listener.Accept (and, separately, those still in their handshake).
@@ -125,6 +127,7 @@ func LAN() Config {
 		SendQueueFrames:  1024,
 		SendQueueBytes:   4 << 20,
 		RecvQueueFrames:  1024,
+		RecvQueueBytes:   4 << 20,
 		AcceptQueue:      128,
 
 		HandshakeRatePerHost: 16,
@@ -189,6 +192,8 @@ func (c *Config) Validate() error {
 		return bad("SendQueueBytes %d cannot hold one MaxFrame (%d)", c.SendQueueBytes, c.MaxFrame)
 	case c.RecvQueueFrames < 1 || c.RecvQueueFrames > maxQueueFrames:
 		return bad("RecvQueueFrames %d outside [1, %d]", c.RecvQueueFrames, maxQueueFrames)
+	case c.RecvQueueBytes < c.MaxFrame:
+		return bad("RecvQueueBytes %d cannot hold one MaxFrame (%d)", c.RecvQueueBytes, c.MaxFrame)
 	case c.AcceptQueue < 1 || c.AcceptQueue > maxAcceptQueued:
 		return bad("AcceptQueue %d outside [1, %d]", c.AcceptQueue, maxAcceptQueued)
 	case !(c.HandshakeRatePerHost >= 1) || !(c.HandshakeRate >= 1):

@@ -21,8 +21,9 @@ var ErrHandshake = errors.New("transport: handshake failed")
 // session, so that packets kcp-go queued before Close still leave.
 const closeGrace = 100 * time.Millisecond
 
-// readBufferSize is the reader's buffer: many small frames per read call.
-const readBufferSize = 64 << 10
+// readBufferSize is the reader's buffer: several small frames per read
+// call (larger frames are read past it). Every session holds one.
+const readBufferSize = 8 << 10
 
 // Dial opens a session to the listener at addr ("host:port") from a new
 // UDP socket, which the session owns and closes. It returns once the

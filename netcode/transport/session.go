@@ -77,6 +77,7 @@ type Stats struct {
 	BytesSent, BytesReceived   uint64
 	SendDropped                uint64 // frames evicted from the full send queue
 	SendQueued                 int    // frames waiting in the send queue now
+	SendQueuedBytes            int    // their bytes
 
 	// From this session's KCP state (zero on a session without KCP).
 	SRTT, RTTVar, RTO time.Duration
@@ -143,7 +144,7 @@ type Session struct {
 	remote  net.Addr
 	br      *bufio.Reader // owned by the reader goroutine after start
 	onClose func()        // releases what the session owns besides conn
-	recv    chan Frame    // complete frames for Recv and Drain
+	recvd   chan struct{} // holds a token when frames were queued since Recv last looked
 	wake    chan struct{} // tells the writer there is work
 	done    chan struct{} // closed by finish
 	acked   chan struct{} // closed when the peer acknowledged our close
@@ -157,6 +158,13 @@ type Session struct {
 	// path) so records never interleave; fastBuf is guarded by it.
 	wmu     sync.Mutex
 	fastBuf []byte
+
+	// rmu guards the receive queue: complete frames for Recv and Drain,
+	// which grows with use (an idle session holds none).
+	rmu    sync.Mutex
+	rq     []Frame
+	rqHead int
+	rqSize int // bytes of the frames in rq[rqHead:]
 
 	mu        sync.Mutex // guards the fields below
 	queue     sendQueue
@@ -188,7 +196,7 @@ func newSession(cfg Config, conn stream, br *bufio.Reader, ks *kcp.UDPSession, l
 		remote:  remote,
 		br:      br,
 		onClose: onClose,
-		recv:    make(chan Frame, cfg.RecvQueueFrames),
+		recvd:   make(chan struct{}, 1),
 		wake:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
 		acked:   make(chan struct{}),
@@ -329,24 +337,65 @@ func (s *Session) kick() {
 // closed are still returned; after them Recv returns the CloseError. The
 // caller owns the returned slice.
 func (s *Session) Recv(ctx context.Context) ([]byte, error) {
+	for {
+		if f, ok := s.popFrame(); ok {
+			return f.Data, nil
+		}
+		select {
+		case <-s.recvd:
+		case <-s.done:
+			// Frames queued before done closed are all visible now.
+			if f, ok := s.popFrame(); ok {
+				return f.Data, nil
+			}
+			return nil, s.Err()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// pushFrame queues a received frame, or reports that the receive queue
+// is full (Config.RecvQueueFrames frames or Config.RecvQueueBytes bytes).
+func (s *Session) pushFrame(f Frame) error {
+	s.rmu.Lock()
+	n, size := len(s.rq)-s.rqHead, s.rqSize
+	if n >= s.cfg.RecvQueueFrames || size+len(f.Data) > s.cfg.RecvQueueBytes {
+		s.rmu.Unlock()
+		return fmt.Errorf("%w: %d frames of %d bytes unread (limits %d frames, %d bytes)", ErrRecvOverflow, n, size, s.cfg.RecvQueueFrames, s.cfg.RecvQueueBytes)
+	}
+	s.rq = append(s.rq, f)
+	s.rqSize += len(f.Data)
+	s.rmu.Unlock()
 	select {
-	case f := <-s.recv:
-		return f.Data, nil
+	case s.recvd <- struct{}{}:
 	default:
 	}
-	select {
-	case f := <-s.recv:
-		return f.Data, nil
-	case <-s.done:
-		select {
-		case f := <-s.recv:
-			return f.Data, nil
-		default:
-			return nil, s.Err()
-		}
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	return nil
+}
+
+// popFrame takes the oldest queued frame, if any.
+func (s *Session) popFrame() (Frame, bool) {
+	s.rmu.Lock()
+	defer s.rmu.Unlock()
+	if s.rqHead == len(s.rq) {
+		return Frame{}, false
 	}
+	f := s.rq[s.rqHead]
+	s.rq[s.rqHead] = Frame{}
+	s.rqHead++
+	s.rqSize -= len(f.Data)
+	switch {
+	case s.rqHead == len(s.rq) && cap(s.rq) > 64:
+		s.rq, s.rqHead = nil, 0 // drained after a burst: let the array go
+	case s.rqHead == len(s.rq):
+		s.rq, s.rqHead = s.rq[:0], 0
+	case s.rqHead > 64 && 2*s.rqHead > len(s.rq):
+		n := copy(s.rq, s.rq[s.rqHead:])
+		clear(s.rq[n:])
+		s.rq, s.rqHead = s.rq[:n], 0
+	}
+	return f, true
 }
 
 // Frame is a received frame with the time it arrived: when the session's
@@ -371,22 +420,18 @@ type Frame struct {
 // owner got to it.
 func (s *Session) Drain(dst []Frame, max int) ([]Frame, error) {
 	for range max {
-		select {
-		case f := <-s.recv:
+		if f, ok := s.popFrame(); ok {
 			dst = append(dst, f)
 			continue
-		default:
 		}
 		if s.closed() {
 			// Look again: the frames queued before done closed are all
 			// visible now, and Recv gives no more than that either.
-			select {
-			case f := <-s.recv:
+			if f, ok := s.popFrame(); ok {
 				dst = append(dst, f)
 				continue
-			default:
-				return dst, s.Err()
 			}
+			return dst, s.Err()
 		}
 		break
 	}
@@ -463,6 +508,7 @@ func (s *Session) Stats() Stats {
 	s.mu.Lock()
 	st := s.stats
 	st.SendQueued = s.queue.len()
+	st.SendQueuedBytes = s.queue.bytes
 	st.SendDropped = s.queue.dropped
 	s.mu.Unlock()
 	if s.kcp != nil {
@@ -579,13 +625,11 @@ func (s *Session) readLoop() {
 			s.stats.FramesReceived++
 			s.stats.BytesReceived += uint64(n)
 			s.mu.Unlock()
-			select {
-			case s.recv <- Frame{Data: payload, At: at}:
-				pending = true
-			default:
-				s.fail(fmt.Errorf("%w: %d frames unread", ErrRecvOverflow, cap(s.recv)))
+			if err := s.pushFrame(Frame{Data: payload, At: at}); err != nil {
+				s.fail(err)
 				return
 			}
+			pending = true
 		case kindKeepAlive:
 		case kindClose:
 			s.beginClose(termPeer, &CloseError{Reason: strings.ToValidUTF8(string(payload), "?"), Remote: true, Err: ErrPeerClosed})
@@ -622,14 +666,18 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// maxBatch bounds the bytes the writer hands to KCP in one Write.
-const maxBatch = 64 << 10
+// maxBatch bounds the bytes the writer hands to KCP in one Write; the
+// writer keeps a batch buffer of at most idleBatchBuf while it waits.
+const (
+	maxBatch     = 64 << 10
+	idleBatchBuf = 4 << 10
+)
 
 // writeLoop owns all writes to the stream.
 func (s *Session) writeLoop() {
 	keepAlive := time.NewTimer(s.cfg.KeepAlive)
 	defer keepAlive.Stop()
-	buf := make([]byte, 0, maxBatch+headerSize)
+	var buf []byte // grows with the batches; let go while idle
 	for {
 		s.mu.Lock()
 		term := s.term
@@ -662,6 +710,9 @@ func (s *Session) writeLoop() {
 		if term != nil {
 			s.terminate(term, buf)
 			return
+		}
+		if cap(buf) > idleBatchBuf {
+			buf = nil // nothing queued: do not pin a burst's buffer
 		}
 		select {
 		case <-s.wake:
