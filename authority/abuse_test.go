@@ -251,3 +251,35 @@ func TestMessageBudget(t *testing.T) {
 		t.Errorf("%d sessions kicked, want 1", st.Kicked)
 	}
 }
+
+// TestInboundDictionaryBounded: a client's path definitions are memory the
+// node holds for it (up to 4096 paths of 1 KiB each by the wire limits);
+// beyond Limits.MaxInboundPathBytes the session is closed.
+func TestInboundDictionaryBounded(t *testing.T) {
+	h := newHarnessWith(t, func(c *Config) {
+		c.Limits.MaxInboundPathBytes = 64 << 10
+		c.Limits.WritesPerSecond = 1e6
+		c.Limits.BytesPerSecond = 1e9
+	})
+	h.exec("connect a")
+	h.exec("hello a")
+	c := h.clients["a"]
+	long := strings.Repeat("x", 900)
+	var got string
+	defined := 0
+	for i := range 100 {
+		p := fmt.Sprintf("clients/%d/%s%d", c.creator, long, i)
+		defined += len(p)
+		h.send("a", &wire.Message{Kind: wire.KindWrite, Write: wire.Write{Items: []wire.Value{{
+			Path: p, Time: wire.Time{Nanos: h.now, Creator: c.creator}, Value: []byte{1}}}}})
+		if got = h.drain(); got != "" {
+			if defined <= 64<<10 {
+				t.Fatalf("closed after %d paths of %d bytes: %s", i+1, defined, got)
+			}
+			break
+		}
+	}
+	if !strings.Contains(got, "a closed") || !strings.Contains(got, "path") {
+		t.Fatalf("not closed after 100 paths of 900 bytes (got %q)", got)
+	}
+}

@@ -49,6 +49,11 @@ type Limits struct {
 	// cost more than is left is refused before more than that is done;
 	// a prefix holding more than this many paths cannot be watched whole.
 	SnapshotValuesPerSecond float64
+	// MaxInboundPathBytes bounds the bytes of the paths a session has
+	// defined in its path dictionary (the node holds them for it; the
+	// wire allows Wire.MaxPaths × Wire.MaxPathBytes, 4 MiB by default).
+	// Beyond it the session is closed.
+	MaxInboundPathBytes int
 
 	Strikes      int // refusals tolerated within StrikeWindow before disconnecting (see the package doc)
 	StrikeWindow time.Duration
@@ -72,6 +77,7 @@ func DefaultLimits() Limits {
 
 		MessagesPerSecond:       1024,
 		SnapshotValuesPerSecond: 16384,
+		MaxInboundPathBytes:     256 << 10,
 
 		Strikes:            20,
 		StrikeWindow:       10 * time.Second,
@@ -168,6 +174,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: rate limits must be positive", ErrBadConfig)
 	case l.Strikes <= 0 || l.StrikeWindow <= 0:
 		return fmt.Errorf("%w: Limits.Strikes and StrikeWindow must be positive", ErrBadConfig)
+	case l.MaxInboundPathBytes <= 0:
+		return fmt.Errorf("%w: Limits.MaxInboundPathBytes = %d", ErrBadConfig, l.MaxInboundPathBytes)
 	case l.MaxPendingOutbound <= 0:
 		return fmt.Errorf("%w: Limits.MaxPendingOutbound = %d", ErrBadConfig, l.MaxPendingOutbound)
 	}

@@ -432,6 +432,10 @@ func (n *Node) StepArrived(now, arrived int64, id SessionID, frame []byte) {
 	}
 	for s.state != closing {
 		err := s.dec.Next(&s.in)
+		if d := s.dec.DictBytes(); d > n.cfg.Limits.MaxInboundPathBytes {
+			n.fail(s, CodeLimit, fmt.Sprintf("path definitions of %d bytes, limit %d", d, n.cfg.Limits.MaxInboundPathBytes))
+			return
+		}
 		if err == io.EOF {
 			break
 		}

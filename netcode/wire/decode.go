@@ -21,8 +21,9 @@ import (
 // ids) before Next returns it, so a message is either returned whole or not
 // at all. Any error means the peer is broken or hostile: close the session.
 type Decoder struct {
-	lim   Limits
-	paths []string // by id; "" = never defined
+	lim       Limits
+	paths     []string // by id; "" = never defined
+	pathBytes int      // sum of len(paths[i])
 
 	frame []byte
 	pos   int
@@ -456,10 +457,16 @@ func (d *Decoder) applyPathDefs(body []byte) error {
 		if id >= len(d.paths) {
 			d.paths = append(d.paths, make([]string, id+1-len(d.paths))...)
 		}
+		d.pathBytes += len(def.Path()) - len(d.paths[id])
 		d.paths[id] = string(def.Path())
 	}
 	return nil
 }
+
+// DictBytes returns the bytes of the paths the peer has defined in this
+// direction's dictionary (at most Limits.MaxPaths × Limits.MaxPathBytes):
+// what the peer makes this side hold, for a caller that bounds it.
+func (d *Decoder) DictBytes() int { return d.pathBytes }
 
 // batch is the common shape of Values, Write and ValidStates.
 type batch struct {

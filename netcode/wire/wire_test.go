@@ -218,6 +218,15 @@ func TestDictionaryFollowsEviction(t *testing.T) {
 		if err := d.Next(&m); err != io.EOF {
 			t.Fatalf("seed %d frame %d: got %v after the last message, want EOF", seed, f, err)
 		}
+		// The decoder counts the bytes of the paths it holds, through
+		// every replacement.
+		want := 0
+		for _, p := range e.dict.paths {
+			want += len(p)
+		}
+		if got := d.DictBytes(); got != want {
+			t.Fatalf("seed %d frame %d: DictBytes %d, want %d", seed, f, got, want)
+		}
 	}
 	if len(e.dict.paths) != lim.MaxPaths {
 		t.Errorf("dictionary holds %d ids, want it full at %d", len(e.dict.paths), lim.MaxPaths)
