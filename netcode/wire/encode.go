@@ -43,11 +43,24 @@ func NewEncoder(lim Limits) (*Encoder, error) {
 // buffer whose tail is the frame) and send the result after the last
 // Append. An Append that fails with ErrTooLarge on a frame holding other
 // messages may fit in a new one.
+//
+// Between frames the encoder keeps at most keepScratch bytes of scratch
+// buffers, so one that once encoded a large batch does not hold buffers
+// of that size for as long as it lives (a server holds one per session).
 func (e *Encoder) BeginFrame(dst []byte) []byte {
 	e.frameStart = len(dst)
 	e.frameMsgs = 0
+	if cap(e.rec) > keepScratch {
+		e.rec = nil
+	}
+	if len(e.b.Bytes) > keepScratch { // Bytes is kept at its capacity
+		e.b = flatbuffers.NewBuilder(1024)
+	}
 	return append(dst, ProtocolVersion)
 }
+
+// keepScratch is the most scratch an Encoder keeps between frames, bytes.
+const keepScratch = 64 << 10
 
 // Append appends the message m.Kind to the frame in dst. On error dst is
 // returned unchanged and the dictionary is as before the call, so the frame

@@ -593,3 +593,25 @@ func TestEncoderKeepsMessageLimit(t *testing.T) {
 		t.Fatalf("next frame: %v, %v", msgs, err)
 	}
 }
+
+// TestEncoderLetsGoOfLargeScratch: after a large batch, the next frame
+// starts with the encoder's scratch buffers back under keepScratch, so a
+// long-lived encoder (one per session on a server) does not hold its
+// largest batch's buffers for good.
+func TestEncoderLetsGoOfLargeScratch(t *testing.T) {
+	e, _ := newPair(t, Limits{})
+	var vs Values
+	for i := range 2000 {
+		vs.Items = append(vs.Items, Value{Path: fmt.Sprintf("p/%d", i), Value: make([]byte, 200)})
+	}
+	if _, err := e.AppendValues(e.BeginFrame(nil), &vs); err != nil {
+		t.Fatal(err)
+	}
+	if cap(e.rec) <= keepScratch || len(e.b.Bytes) <= keepScratch {
+		t.Fatalf("the batch did not grow the scratch (%d, %d bytes): the test needs a larger one", cap(e.rec), len(e.b.Bytes))
+	}
+	e.BeginFrame(nil)
+	if cap(e.rec) > keepScratch || len(e.b.Bytes) > keepScratch {
+		t.Errorf("scratch of %d and %d bytes kept, limit %d", cap(e.rec), len(e.b.Bytes), keepScratch)
+	}
+}
