@@ -50,11 +50,13 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
 
 ## fuzz: each fuzz target for FUZZTIME (default 10s), then the randomised
-## property tests over many more seeds than make test runs.
+## property tests and the hostile-client suite over many more seeds (and,
+## for the suite, longer attacks) than make test runs.
 fuzz:
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh scripts/fuzz.sh
 	$(GO) test -count=1 -run '^TestOrderIndependence$$' ./netcode/ -netcode.workloads=2000
 	$(GO) test -count=1 -run '^(TestProperties|TestReconnects)$$' ./authority/sim/ -sim.seeds=2000
+	$(GO) test -count=1 -run '^TestHostile$$' ./authority/internal/hostile/ -hostile.seeds=20 -hostile.attack=10s
 
 ## generate: regenerate the FlatBuffers Go code (needs flatc from `make deps`).
 generate: deps

@@ -129,6 +129,7 @@ type Stats struct {
 	ValuesSent      uint64
 	StatesSent      uint64
 	FramesIn        uint64
+	MessagesIn      uint64 // messages decoded from the frames (path definitions not counted)
 	BytesIn         uint64
 	FramesOut       uint64
 	BytesOut        uint64
@@ -443,6 +444,7 @@ func (n *Node) StepArrived(now, arrived int64, id SessionID, frame []byte) {
 			n.fail(s, CodeProtocol, fmt.Sprintf("bad message: %v", err))
 			return
 		}
+		n.stats.MessagesIn++
 		// Charged before the message is handled, so a frame's work is
 		// bounded before it is done.
 		if !s.msgs.take(arrived, n.cfg.Limits.MessagesPerSecond, messageCost(&s.in)) {
