@@ -576,6 +576,9 @@ func (c *Client) OnWelcome(fn func(*Client)) { c.onWelcome = fn }
 // Creator is the client's creator id (after its Welcome).
 func (c *Client) Creator() uint32 { return c.creator }
 
+// Now is the run's virtual time, the node's clock.
+func (c *Client) Now() int64 { return c.r.now }
+
 // Open reports whether the client's session is open.
 func (c *Client) Open() bool { return c.open && c.closedAt < 0 }
 

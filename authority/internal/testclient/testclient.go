@@ -125,6 +125,28 @@ func (c *Client) ServerNow() int64 {
 // Session returns the transport session (for its counters).
 func (c *Client) Session() *transport.Session { return c.sess }
 
+// Frame encodes msgs into one frame of the client's direction without
+// sending it (a test may alter it, then SendFrame it). Every frame it
+// returns must be sent, in order: it may define paths.
+func (c *Client) Frame(msgs ...*wire.Message) ([]byte, error) {
+	f := c.enc.BeginFrame(nil)
+	for _, m := range msgs {
+		var err error
+		if f, err = c.enc.Append(f, m); err != nil {
+			return nil, fmt.Errorf("testclient: encode %v: %w", m.Kind, err)
+		}
+	}
+	return f, nil
+}
+
+// SendFrame queues a frame as it is.
+func (c *Client) SendFrame(f []byte) error {
+	if err := c.sess.Send(f, transport.Data); err != nil {
+		return fmt.Errorf("testclient: %w", err)
+	}
+	return nil
+}
+
 // Send encodes msgs into one frame and queues it.
 func (c *Client) Send(msgs ...*wire.Message) error {
 	c.buf = c.enc.BeginFrame(c.buf[:0])
