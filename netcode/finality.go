@@ -106,6 +106,9 @@ func (s *Store) finalize(e *entry, cut int64) {
 	case !event && e.pv.State == Valid:
 		p.finals = append(p.finals, finalValue{t: e.pv.Time, value: e.pv.Value, flags: e.pv.Flags})
 		s.stats.FinalValues++
+		if s.collectFinal {
+			s.finalOut = append(s.finalOut, PathValue{Path: p.name, Time: e.pv.Time, Value: e.pv.Value, Flags: e.pv.Flags})
+		}
 		if len(p.finals) > 1 && p.finals[1].t.Nanos < cut {
 			s.trimPath(p, cut)
 		}

@@ -153,6 +153,9 @@ type Store struct {
 	changes []Change            // returned by the current call
 	pending map[*entry]struct{} // live entries currently Pending
 	stats   StoreStats
+
+	collectFinal bool        // finalize records final values in finalOut
+	finalOut     []PathValue // values that became final since TakeFinal
 }
 
 // bucketShift groups live entries by time for finality: 2^24 ns ≈ 16.8 ms.

@@ -1,0 +1,92 @@
+package netcode
+
+import "fmt"
+
+// CollectFinal turns on (or off) the collection of the values that become
+// final: once on, every value Tick makes final and valid is kept for
+// TakeFinal, so an archive can store what no longer changes. Off (the
+// default), nothing is kept.
+func (s *Store) CollectFinal(on bool) {
+	s.collectFinal = on
+	if !on {
+		s.finalOut = nil
+	}
+}
+
+// TakeFinal returns the values that became final and valid since the last
+// call, in the order Tick finalized them (time order), without locks, and
+// starts a new list. The values' bytes alias the store; they never change.
+func (s *Store) TakeFinal() []PathValue {
+	out := s.finalOut
+	s.finalOut = nil
+	return out
+}
+
+// LoadFinal loads final values into the store, as a restart does from an
+// archive: every value must be below horizon, carry no locks and no event
+// flag, and come after the path's final values already held (per path, in
+// time order), on a path with no live value. The store's horizon moves to
+// horizon (never back). Each path's history is then trimmed as Tick would
+// trim it, to what a lock that can still arrive may reference. The values
+// are checked first: if one is refused, none is loaded. Loaded values are
+// not reported by TakeFinal. The value bytes are kept, not copied.
+func (s *Store) LoadFinal(horizon int64, vs []PathValue) error {
+	if horizon < s.horizon {
+		return fmt.Errorf("%w: horizon %d is before the store's %d", ErrTooOld, horizon, s.horizon)
+	}
+	last := map[string]Time{}
+	newPaths := 0
+	for i := range vs {
+		v := &vs[i]
+		if err := ValidatePath(v.Path); err != nil {
+			return err
+		}
+		switch {
+		case v.Time.Nanos <= 0:
+			return fmt.Errorf("%w: %s@%v", ErrZeroTime, v.Path, v.Time)
+		case v.Time.Nanos >= horizon:
+			return fmt.Errorf("%w: final value %s@%v is not below the horizon %d", ErrTooNew, v.Path, v.Time, horizon)
+		case len(v.Locks) > 0 || v.Flags&FlagEvent != 0:
+			return fmt.Errorf("%w: final value %s@%v has locks or is an event", ErrBadLock, v.Path, v.Time)
+		case len(v.Value) > s.cfg.Limits.MaxValueSize:
+			return fmt.Errorf("%w: %s has %d bytes (limit %d)", ErrValueTooLarge, v.Path, len(v.Value), s.cfg.Limits.MaxValueSize)
+		}
+		prev, seen := last[v.Path]
+		if !seen {
+			if p := s.paths[v.Path]; p != nil {
+				if len(p.live) > 0 || len(p.events) > 0 {
+					return fmt.Errorf("%w: %s has live values; final values load first", ErrConflict, v.Path)
+				}
+				if n := len(p.finals); n > 0 {
+					prev, seen = p.finals[n-1].t, true
+				}
+			} else {
+				newPaths++
+			}
+		}
+		if seen && !prev.Before(v.Time) {
+			return fmt.Errorf("%w: final value %s@%v not after %v", ErrConflict, v.Path, v.Time, prev)
+		}
+		last[v.Path] = v.Time
+	}
+	if len(s.paths)+newPaths > s.cfg.Limits.MaxPaths {
+		return fmt.Errorf("%w: %d paths (limit %d)", ErrStoreFull, len(s.paths)+newPaths, s.cfg.Limits.MaxPaths)
+	}
+	for i := range vs {
+		v := &vs[i]
+		p := s.path(v.Path)
+		p.finals = append(p.finals, finalValue{t: v.Time, value: v.Value, flags: v.Flags})
+		s.stats.FinalValues++
+		if !p.listed {
+			s.listPath(p)
+		}
+	}
+	s.horizon = horizon
+	cut := horizon - int64(s.cfg.MaxRewind)
+	for path := range last {
+		if p := s.paths[path]; len(p.finals) > 1 && p.finals[1].t.Nanos < cut {
+			s.trimPath(p, cut)
+		}
+	}
+	return nil
+}
