@@ -125,6 +125,9 @@ type Config struct {
 	// resumed (zero: DefaultResumeWindow). The node remembers each ended
 	// session's creator this long, at most Limits.MaxSessions of them.
 	ResumeWindow time.Duration
+	// Persist makes the node record what its shell must make durable
+	// (TakePersist): the durable authority sets it. Off, nothing is kept.
+	Persist bool
 }
 
 // Resuming defaults.

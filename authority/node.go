@@ -11,6 +11,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/rewindnet/rewind/archive"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/wire"
 	"github.com/rewindnet/rewind/timesync"
@@ -82,6 +83,9 @@ type Node struct {
 	creators  map[uint32]*creatorRec // resumable creators (live or recently ended), when resuming is on
 	ended     []endedRec             // creators by the time their session ended, oldest first
 	endedLive int                    // entries of ended that are current (not resumed since)
+
+	persist    []archive.Entry // what the shell must log, when Config.Persist is set
+	notDurable string          // why calls and writes are refused, when the log failed
 }
 
 // creatorRec is what the node remembers of one creator id across the
@@ -152,7 +156,14 @@ type Stats struct {
 	Full           uint64
 	Resumes        uint64 // sessions that resumed an earlier one's creator
 	Superseded     uint64 // live sessions closed because another resumed them
-	Store          netcode.StoreStats
+	// Restored counts the logged entries Restore replayed; RestoreRefused
+	// those the store refused (left out).
+	Restored       uint64
+	RestoreRefused uint64
+	// NotDurable counts calls and raw writes refused because the node's
+	// log failed (SetNotDurable).
+	NotDurable uint64
+	Store      netcode.StoreStats
 }
 
 // FuncStats counts one function's runs.
@@ -264,6 +275,7 @@ func NewNode(cfg Config) (*Node, error) {
 		cfg.ResumeWindow = DefaultResumeWindow
 	}
 	cfg.ResumeKey = slices.Clone(cfg.ResumeKey)
+	store.CollectFinal(cfg.Persist)
 	return &Node{
 		cfg:       cfg,
 		reg:       reg,
@@ -552,6 +564,7 @@ func (n *Node) hello(now int64, s *session, h *wire.Hello) {
 		if resuming {
 			n.creators[rec.creator] = rec
 		}
+		n.logEntry(archive.Entry{Kind: archive.EntryCreator, Now: now, Creator: rec.creator, Born: now})
 	}
 	rec.session = s.id
 	s.cr, s.creator = rec, rec.creator
@@ -1212,6 +1225,11 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 		n.sendResult(s, rec)
 		return
 	}
+	if n.notDurable != "" {
+		n.stats.NotDurable++
+		reject("not durable: " + n.notDurable)
+		return
+	}
 	fe := n.funcs[c.Name]
 	if fe == nil {
 		f, ok := n.reg.Lookup(c.Name)
@@ -1300,6 +1318,7 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 				cv.outputs[i] = outKey{w.Path, w.Time}
 			}
 			rec.versions = append(rec.versions, cv)
+			n.logRun(now, rec, version, &out)
 			n.applyChanges(now, changes)
 			return true
 		}
@@ -1308,6 +1327,7 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 	n.stats.CallErrors++
 	rec.versions = append(rec.versions, callVersion{version: version})
 	rec.lastErr = out.Err
+	n.logRun(now, rec, version, &out)
 	return false
 }
 
@@ -1380,6 +1400,7 @@ func (n *Node) processReruns(now int64) {
 			if !rec.abandoned {
 				rec.abandoned = true
 				n.stats.RerunsAbandoned++
+				n.logEntry(archive.Entry{Kind: archive.EntryAbandon, Now: now, Call: netcode.Call{ID: rec.call.ID}})
 				rec.lastErr, rec.refused = fmt.Errorf("authority: call re-run %d times; its outputs no longer stand", maxVersions), false
 				if s := n.sessions[rec.owner.session]; s != nil && s.state == ready {
 					n.sendResult(s, rec)
@@ -1426,6 +1447,11 @@ func (n *Node) effective(rec *callRec) bool {
 // --- raw writes ---
 
 func (n *Node) write(now, arrived int64, s *session, w *wire.Write) {
+	if n.notDurable != "" {
+		n.stats.NotDurable++
+		n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeRefused, Text: n.wireText("not durable: " + n.notDurable)}})
+		return
+	}
 	if !s.writes.take(arrived, n.cfg.Limits.WritesPerSecond, float64(len(w.Items))) {
 		n.refuse(arrived, s, CodeRateLimit, fmt.Sprintf("over %.0f written values per second", n.cfg.Limits.WritesPerSecond))
 		return
@@ -1457,6 +1483,7 @@ func (n *Node) write(now, arrived int64, s *session, w *wire.Write) {
 		return
 	}
 	n.stats.Writes += uint64(len(vals))
+	n.logWrite(now, vals)
 	n.applyChanges(now, changes)
 }
 
