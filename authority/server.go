@@ -8,9 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/rewindnet/rewind/archive"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/transport"
 	"github.com/rewindnet/rewind/netcode/wire"
@@ -76,7 +80,26 @@ type ServerConfig struct {
 	Clock *timesync.Clock
 	// Logger receives the server's structured logs. Nil discards them.
 	Logger *slog.Logger
+	// Data, when Data.Dirs is set, makes the authority durable: every
+	// accepted write and call record goes to the archive's write-ahead
+	// log (group commit every Data.FlushEvery), final values go to its
+	// snapshot blocks, and a restart on the same directories rebuilds the
+	// node from them (Node.Restore), call records included. The resume
+	// key is kept in the directories too (resume.key), unless Node.ResumeKey
+	// is set, so clients resume their sessions across a restart. Empty
+	// Dirs: in memory, nothing survives the process.
+	Data archive.Options
+	// SnapshotEvery is how often, with Data set, the values that became
+	// final are written as a snapshot block (zero: DefaultSnapshotEvery).
+	SnapshotEvery time.Duration
 }
+
+// DefaultSnapshotEvery is how often a durable server writes a snapshot.
+const DefaultSnapshotEvery = time.Second
+
+// resumeKeyFile holds a durable server's resume key in each data
+// directory.
+const resumeKeyFile = "resume.key"
 
 // DefaultServerConfig serves reg on addr with the node's defaults, the
 // transport's Internet preset and a 16 ms tick.
@@ -96,6 +119,11 @@ func (c *ServerConfig) Validate() error {
 	if err := c.Node.Validate(); err != nil {
 		return err
 	}
+	if len(c.Data.Dirs) > 0 {
+		if err := c.Data.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrBadConfig, err)
+		}
+	}
 	if err := c.Transport.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadConfig, err)
 	}
@@ -110,6 +138,8 @@ func (c *ServerConfig) Validate() error {
 		return fmt.Errorf("%w: Tick %v outside [%v, %v]", ErrBadConfig, c.Tick, minTick, maxTick)
 	case c.EventQueue < 0 || c.EventQueue > maxEventQueue:
 		return fmt.Errorf("%w: EventQueue %d outside [0, %d]", ErrBadConfig, c.EventQueue, maxEventQueue)
+	case c.SnapshotEvery < 0:
+		return fmt.Errorf("%w: SnapshotEvery %v", ErrBadConfig, c.SnapshotEvery)
 	case c.Conn == nil && c.Addr == "":
 		return fmt.Errorf("%w: neither Addr nor Conn set", ErrBadConfig)
 	}
@@ -121,6 +151,9 @@ type ServerStats struct {
 	Node      Stats
 	Funcs     map[string]FuncStats
 	Transport TransportStats
+	// Archive is the archive's counters (zero without Data): the durable
+	// horizon (DurableNow), log records and syncs, snapshots.
+	Archive archive.Stats
 }
 
 // TransportStats sums the transport sessions a server has had.
@@ -171,13 +204,19 @@ type Server struct {
 	// closed, each once, in the order they became ready.
 	ready []*peer
 
+	// arch is the archive (nil without Data); Append, AddFinal and
+	// Snapshot only from the node goroutine.
+	arch *archive.Archive
+
 	// owned by the node goroutine (Serve)
-	node     *Node
-	peers    map[SessionID]*peer
-	draining []*peer           // the ready list being handled, reused
-	frames   []transport.Frame // frames drained from one session, reused
-	refused  uint64            // sessions the node refused
-	slow     uint64            // sessions closed as too slow
+	lastSnap   time.Time // when the last snapshot was asked for
+	notDurable bool      // the log failed: the node refuses writes
+	node       *Node
+	peers      map[SessionID]*peer
+	draining   []*peer           // the ready list being handled, reused
+	frames     []transport.Frame // frames drained from one session, reused
+	refused    uint64            // sessions the node refused
+	slow       uint64            // sessions closed as too slow
 
 	mu       sync.Mutex // guards the fields below
 	state    serverState
@@ -233,6 +272,27 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 			return nil, fmt.Errorf("%w: %w", ErrBadConfig, err)
 		}
 	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	var arch *archive.Archive
+	if len(cfg.Data.Dirs) > 0 {
+		if cfg.Data.Logger == nil {
+			cfg.Data.Logger = log
+		}
+		var err error
+		if arch, err = archive.Open(cfg.Data); err != nil {
+			return nil, fmt.Errorf("authority: %w", err)
+		}
+		if len(cfg.Node.ResumeKey) == 0 {
+			if cfg.Node.ResumeKey, err = dataResumeKey(cfg.Data.Dirs); err != nil {
+				arch.Close()
+				return nil, err
+			}
+		}
+		cfg.Node.Persist = true
+	}
 	if len(cfg.Node.ResumeKey) == 0 {
 		// Resuming is on by default. The key only has to outlive this
 		// server's sessions, so a random one serves a single node; a
@@ -244,11 +304,21 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	}
 	node, err := NewNode(cfg.Node)
 	if err != nil {
+		if arch != nil {
+			arch.Close()
+		}
 		return nil, err
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	if arch != nil {
+		st := arch.Recovered()
+		refused, err := node.Restore(clock.Now(), st)
+		if err != nil {
+			arch.Close()
+			return nil, err
+		}
+		log.Info("restored from the archive", "dirs", strings.Join(cfg.Data.Dirs, ","),
+			"horizon", st.Horizon, "entries", len(st.Entries), "refused", refused, "report", st.Report.String())
+		arch.Forget()
 	}
 	var ln *transport.Listener
 	if cfg.Conn != nil {
@@ -257,9 +327,14 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		ln, err = transport.Listen(cfg.Addr, cfg.Transport)
 	}
 	if err != nil {
+		if arch != nil {
+			arch.Close()
+		}
 		return nil, fmt.Errorf("authority: %w", err)
 	}
 	s := &Server{
+		arch:     arch,
+		lastSnap: time.Now(),
 		cfg:      cfg,
 		log:      log,
 		clock:    clock,
@@ -321,6 +396,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("serving", "addr", s.Addr().String(), "tick", s.cfg.Tick)
 
 	err := s.run(ctx, acceptErr)
+	s.closeArchive()
 
 	// The node goroutine has stopped: nothing will take accepted sessions or touch
 	// the node any more.
@@ -394,6 +470,9 @@ func (s *Server) closeIdle() bool {
 	case serverIdle:
 		s.state = serverClosed
 		s.ln.Close()
+		if s.arch != nil {
+			s.arch.Close()
+		}
 		s.doneOnce.Do(func() { close(s.done) })
 		return true
 	case serverClosed:
@@ -429,7 +508,133 @@ func (s *Server) Stats() ServerStats {
 	}
 	s.mu.Unlock()
 	st.Transport = t
+	if s.arch != nil {
+		st.Archive = s.arch.Stats()
+	}
 	return st
+}
+
+// checkDurable turns the node's writes off once the log has failed, before
+// the node is given more input: what it would accept could not be logged.
+func (s *Server) checkDurable() {
+	if s.arch == nil || s.notDurable {
+		return
+	}
+	if err := s.arch.Err(); err != nil {
+		s.failDurable(err)
+	}
+}
+
+func (s *Server) failDurable(err error) {
+	s.notDurable = true
+	s.node.SetNotDurable(err.Error())
+	s.log.Error("archive failed: refusing calls and writes from now on; what was durable stays", "error", err)
+}
+
+// persist appends what the node recorded to the archive's log and queues
+// its final values for the next snapshot, before dispatch sends anything
+// (so no answer leaves before its record is in the log). If the log
+// refuses an entry (it failed since the last check), this round's answers
+// are not sent: every session is closed, and the node refuses writes.
+func (s *Server) persist() {
+	if s.arch == nil {
+		return
+	}
+	p := s.node.TakePersist()
+	for i := range p.Entries {
+		if err := s.arch.Append(p.Entries[i].Now, &p.Entries[i]); err != nil {
+			if !s.notDurable {
+				s.failDurable(err)
+			}
+			s.node.Ready() // dropped: not sent
+			for id, peer := range s.peers {
+				s.forget(peer)
+				s.node.Disconnect(s.clock.Now(), id)
+				s.closeAsync(peer.sess, "authority: not durable: "+err.Error())
+			}
+			break
+		}
+	}
+	s.arch.AddFinal(p.Final)
+}
+
+// snapshotArchive asks the archive for a snapshot block of the final values
+// queued, every SnapshotEvery or when force is set. The log before the
+// horizon minus MaxFutureSkew is then obsolete: every value and call it
+// records is final (in a block, or dropped as invalid).
+func (s *Server) snapshotArchive(force bool) {
+	every := s.cfg.SnapshotEvery
+	if every <= 0 {
+		every = DefaultSnapshotEvery
+	}
+	if s.arch == nil || (!force && time.Since(s.lastSnap) < every) {
+		return
+	}
+	s.lastSnap = time.Now()
+	h := s.node.Store().Horizon()
+	s.arch.Snapshot(h, h-int64(s.cfg.Node.Store.MaxFutureSkew), s.node.ArchiveMeta())
+}
+
+// closeArchive, once the node goroutine has stopped, writes what the node
+// recorded last and a final snapshot, and closes the archive.
+func (s *Server) closeArchive() {
+	if s.arch == nil {
+		return
+	}
+	s.persist()
+	s.snapshotArchive(true)
+	if err := s.arch.Close(); err != nil {
+		s.log.Error("closing the archive", "error", err)
+	}
+}
+
+// dataResumeKey reads the resume key kept in the data directories, or
+// makes one and writes it to each (temporary file, sync, rename, sync the
+// directory), so tokens stay good across restarts.
+func dataResumeKey(dirs []string) ([]byte, error) {
+	for _, d := range dirs {
+		if k, err := os.ReadFile(filepath.Join(d, resumeKeyFile)); err == nil && len(k) >= MinResumeKeyBytes {
+			return k, nil
+		}
+	}
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, fmt.Errorf("authority: resume key: %w", err)
+	}
+	for _, d := range dirs {
+		if err := writeKeyFile(filepath.Join(d, resumeKeyFile), key); err != nil {
+			return nil, fmt.Errorf("authority: resume key: %w", err)
+		}
+	}
+	return key, nil
+}
+
+func writeKeyFile(name string, key []byte) error {
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(key); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // snapshot reads the node goroutine's counters; only it may call this
@@ -556,6 +761,7 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 	for {
 		select {
 		case <-s.wake:
+			s.checkDurable()
 			s.drainReady()
 		case sess := <-s.accepted:
 			s.accept(sess)
@@ -569,7 +775,10 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 				}
 			}
 		case <-ticker.C:
+			s.checkDurable()
 			s.node.Tick(s.clock.Now())
+			s.persist()
+			s.snapshotArchive(false)
 		case reply := <-s.statsReq:
 			reply <- s.snapshot()
 			continue
@@ -586,6 +795,7 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 		case <-s.quit:
 			return nil
 		}
+		s.persist()
 		s.dispatch()
 	}
 }
@@ -594,6 +804,7 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 func (s *Server) shutdownNode(reason string) {
 	s.log.Info("shutting down", "sessions", len(s.peers), "reason", reason)
 	s.node.Shutdown(s.clock.Now(), reason)
+	s.persist()
 	s.dispatch()
 }
 

@@ -41,6 +41,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/rewindnet/rewind/archive"
 	"github.com/rewindnet/rewind/authority"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/transport"
@@ -145,6 +146,11 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		hsHost     = fs.Float64("handshakes-per-host", 0, "new sessions per second from one IP address (0: the transport preset's)")
 		hsAll      = fs.Float64("handshakes-per-sec", 0, "new sessions per second in all (0: the transport preset's)")
 		level      = fs.String("log-level", "info", "log level: debug|info|warn|error")
+		data       = fs.String("data", "", "data `directory`: the authority is durable (write-ahead log, snapshots) and restarts from it; empty keeps everything in memory")
+		dataDirs   = fs.String("data-dirs", "", "comma-separated data directories (disks) to spread the archive over, instead of -data: Reed-Solomon shards across them, the log mirrored on the first parity+1")
+		parity     = fs.Int("parity", 0, "parity shards with -data-dirs: any this many of the directories can be lost")
+		walFlush   = fs.Duration("wal-flush", archive.DefaultFlushEvery, "group-commit interval of the write-ahead log: a crash loses at most this much")
+		recoverArg = fs.String("recover", "tail", "what a restart does about damage in the archive: tail (cut a torn tail, refuse other damage), skip (skip damaged records, report them) or strict (refuse any)")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -178,6 +184,22 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		return fmt.Errorf("%w: -node-id %d: want 0 to 255", ErrUsage, *nodeID)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	var dirs []string
+	switch {
+	case *data != "" && *dataDirs != "":
+		return fmt.Errorf("%w: -data and -data-dirs: give one", ErrUsage)
+	case *data != "":
+		dirs = []string{*data}
+	case *dataDirs != "":
+		dirs = strings.Split(*dataDirs, ",")
+	}
+	if *parity != 0 && len(dirs) < 2 {
+		return fmt.Errorf("%w: -parity %d needs -data-dirs with more directories than that", ErrUsage, *parity)
+	}
+	mode, err := archive.ParseRecoveryMode(*recoverArg)
+	if err != nil {
+		return fmt.Errorf("%w: -recover: %w", ErrUsage, err)
+	}
 
 	var reg *netcode.Registry
 	if newReg != nil {
@@ -192,6 +214,14 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 	}
 	if *hsAll != 0 {
 		cfg.Transport.HandshakeRate = *hsAll
+	}
+	if len(dirs) > 0 {
+		cfg.Data = archive.DefaultOptions(dirs[0])
+		cfg.Data.Dirs = dirs
+		cfg.Data.Parity = *parity
+		cfg.Data.FlushEvery = *walFlush
+		cfg.Data.Recover = mode
+		cfg.Data.Logger = log
 	}
 	n := &cfg.Node
 	n.NodeID = uint8(*nodeID)
@@ -228,7 +258,8 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		fnames = reg.Names()
 	}
 	log.Info(p.name()+" starting", "addr", srv.Addr().String(), "registry", served, "functions", strings.Join(fnames, ","),
-		"transport", *preset, "auth", *secret != "", "max_change_age", *changeAge, "max_rewind", *rewind)
+		"transport", *preset, "auth", *secret != "", "max_change_age", *changeAge, "max_rewind", *rewind,
+		"data", strings.Join(dirs, ","))
 	if ready != nil {
 		ready(srv.Addr())
 	}

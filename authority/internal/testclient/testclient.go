@@ -43,6 +43,14 @@ type Config struct {
 	Wire wire.Limits
 	// Token is sent in Hello (nil when the authority accepts everyone).
 	Token []byte
+	// Resume, if set, is the resume token of an earlier session's
+	// Welcome: the authority gives this session the same creator.
+	Resume []byte
+	// Seq is the sequence number of the last call an earlier session of
+	// the same creator sent (with Resume): this one's calls go on from
+	// it, since a call id the authority has a record of is answered from
+	// that record.
+	Seq uint64
 	// Conn, if set, is dialled over instead of a new UDP socket (a
 	// lagsim.Conn, for instance); the caller closes it after Close.
 	Conn net.PacketConn
@@ -86,8 +94,8 @@ func Dial(ctx context.Context, addr string, cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("testclient: %w", err)
 	}
-	c := &Client{sess: sess, enc: enc, dec: dec}
-	if err := c.Send(&wire.Message{Kind: wire.KindHello, Hello: wire.Hello{Version: wire.ProtocolVersion, Token: cfg.Token}}); err != nil {
+	c := &Client{sess: sess, enc: enc, dec: dec, seq: cfg.Seq}
+	if err := c.Send(&wire.Message{Kind: wire.KindHello, Hello: wire.Hello{Version: wire.ProtocolVersion, Token: cfg.Token, Resume: cfg.Resume}}); err != nil {
 		sess.Close("hello failed")
 		return nil, err
 	}
@@ -121,6 +129,9 @@ func (c *Client) Creator() uint32 { return c.welcome.Creator }
 func (c *Client) ServerNow() int64 {
 	return c.welcome.ServerTime + int64(time.Since(c.welcomeAt))
 }
+
+// Seq returns the sequence number of the last call sent.
+func (c *Client) Seq() uint64 { return c.seq }
 
 // Session returns the transport session (for its counters).
 func (c *Client) Session() *transport.Session { return c.sess }
