@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rewindnet/rewind/archive"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/wire"
 )
@@ -21,7 +22,7 @@ type benchClient struct {
 	msg     wire.Message
 }
 
-func benchNode(b *testing.B, sessions, watchesEach int) (*Node, []*benchClient, int64) {
+func benchNode(b *testing.B, sessions, watchesEach int, persist bool) (*Node, []*benchClient, int64) {
 	reg := netcode.NewRegistry()
 	// step: reads the caller's position and one neighbour's, writes the
 	// caller's position: 2 reads, 1 write.
@@ -44,6 +45,7 @@ func benchNode(b *testing.B, sessions, watchesEach int) (*Node, []*benchClient, 
 	cfg.Limits.CallsPerSecond = 1e9
 	cfg.Limits.BytesPerSecond = 1e12
 	cfg.Limits.MaxPendingOutbound = 1 << 30
+	cfg.Persist = persist
 	n, err := NewNode(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -117,9 +119,42 @@ func deliver(b *testing.B, n *Node, clients []*benchClient) (values int) {
 // calls, decoding what they receive) is done outside the timer: call frames
 // are encoded beforehand and output frames are handed to no network.
 // Reports calls/s.
-func BenchmarkNodeCalls(b *testing.B) {
+func BenchmarkNodeCalls(b *testing.B) { benchNodeCalls(b, false) }
+
+// BenchmarkNodeCallsArchived is BenchmarkNodeCalls with a durable node, as
+// the server runs it with a data directory: after each frame the node's
+// entries are appended to an archive's write-ahead log (group commit every
+// 20 ms by its flusher goroutine, fdatasync'ed on the disk), after each
+// tick the values that became final are queued for snapshots, and every
+// 60 ticks (a second of game time) a snapshot block is written in the
+// background. The log is synced before the timer stops. Compare with
+// BenchmarkNodeCalls in the same run.
+func BenchmarkNodeCallsArchived(b *testing.B) { benchNodeCalls(b, true) }
+
+func benchNodeCalls(b *testing.B, archived bool) {
 	const sessions = 1000
-	n, clients, now := benchNode(b, sessions, 10)
+	n, clients, now := benchNode(b, sessions, 10, archived)
+	var arch *archive.Archive
+	if archived {
+		var err error
+		if arch, err = archive.Open(archive.DefaultOptions(b.TempDir())); err != nil {
+			b.Fatal(err)
+		}
+		defer arch.Close()
+	}
+	persist := func() {
+		if arch == nil {
+			return
+		}
+		p := n.TakePersist()
+		for i := range p.Entries {
+			if err := arch.Append(p.Entries[i].Now, &p.Entries[i]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		arch.AddFinal(p.Final)
+	}
+	persist()
 	step := int64(16*time.Millisecond) / 1000
 	frames := make([][]byte, b.N)
 	for i := range frames {
@@ -140,19 +175,38 @@ func BenchmarkNodeCalls(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		now += step
 		n.Step(now, clients[i%sessions].id, frames[i])
+		persist()
 		if i%1000 == 999 {
 			n.Tick(now)
+			persist()
+			if arch != nil && i%60000 == 59999 {
+				h := n.Store().Horizon()
+				arch.Snapshot(h, h-int64(n.cfg.Store.MaxFutureSkew), n.ArchiveMeta())
+			}
 			n.Ready()
 		}
 	}
 	n.Tick(now)
+	persist()
 	n.Ready()
+	if arch != nil {
+		if err := arch.Sync(); err != nil {
+			b.Fatal(err)
+		}
+	}
 	b.StopTimer()
 	st := n.Stats()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
 	b.ReportMetric(float64(st.ValuesSent-sent)/float64(b.N), "deliveries/call")
 	if st.CallsRejected+st.CallErrors > 0 {
 		b.Fatalf("calls failed: %+v", st)
+	}
+	if arch != nil {
+		if err := arch.WaitSnapshots(); err != nil {
+			b.Fatal(err)
+		}
+		as := arch.Stats()
+		b.ReportMetric(float64(as.Log.Records)/float64(b.N), "records/call")
 	}
 }
 

@@ -36,10 +36,12 @@ type Persist struct {
 }
 
 // TakePersist returns what the node recorded since the last call. It
-// records nothing unless Config.Persist is set.
+// records nothing unless Config.Persist is set. Entries is valid until the
+// next call (its array is reused); the values it refers to are not.
 func (n *Node) TakePersist() Persist {
 	p := Persist{Entries: n.persist, Final: n.store.TakeFinal(), Horizon: n.store.Horizon()}
-	n.persist = nil
+	clear(n.persistSpare)
+	n.persist, n.persistSpare = n.persistSpare[:0], n.persist
 	return p
 }
 

@@ -84,8 +84,9 @@ type Node struct {
 	ended     []endedRec             // creators by the time their session ended, oldest first
 	endedLive int                    // entries of ended that are current (not resumed since)
 
-	persist    []archive.Entry // what the shell must log, when Config.Persist is set
-	notDurable string          // why calls and writes are refused, when the log failed
+	persist      []archive.Entry // what the shell must log, when Config.Persist is set
+	persistSpare []archive.Entry // the array TakePersist returned last, reused
+	notDurable   string          // why calls and writes are refused, when the log failed
 }
 
 // creatorRec is what the node remembers of one creator id across the
