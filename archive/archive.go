@@ -730,6 +730,12 @@ func (a *Archive) snapshotLoop() {
 		a.mu.Unlock()
 
 		removeBlocks, err := a.writeSnapshot(&man, req)
+		if err == nil {
+			// The manifest without them is durable: the merged blocks
+			// go before the round is over, so WaitSnapshots sees the
+			// directories settled.
+			a.removeShards(removeBlocks)
+		}
 
 		a.mu.Lock()
 		a.busy = false
@@ -752,9 +758,6 @@ func (a *Archive) snapshotLoop() {
 		a.idle.Broadcast()
 		closed := a.closed
 		a.mu.Unlock()
-		if err == nil {
-			a.removeShards(removeBlocks)
-		}
 		if closed {
 			return
 		}
