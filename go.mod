@@ -10,6 +10,7 @@ require (
 	github.com/klauspost/reedsolomon v1.14.2
 	github.com/tidwall/rtree v1.10.0
 	github.com/xtaci/kcp-go/v5 v5.6.72
+	golang.org/x/net v0.57.0
 )
 
 require (
@@ -31,7 +32,6 @@ require (
 	github.com/tidwall/geoindex v1.7.0 // indirect
 	github.com/tjfoc/gmsm v1.4.1 // indirect
 	golang.org/x/crypto v0.54.0 // indirect
-	golang.org/x/net v0.57.0 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 	golang.org/x/sys v0.47.0 // indirect
 	golang.org/x/time v0.14.0 // indirect

@@ -1,7 +1,7 @@
 // Package transport carries frames — opaque byte slices, typically one
 // encoded batch of protocol messages — between a game client and an
-// authority over KCP (reliable, ordered, low-latency ARQ on UDP, via
-// kcp-go), with optional forward error correction and encryption.
+// authority over KCP (reliable, ordered, low-latency ARQ on UDP), with
+// optional forward error correction and encryption.
 //
 // # Opening sessions
 //
@@ -26,6 +26,17 @@
 // Serve and DialConn do the same over any net.PacketConn the caller owns,
 // such as a lagsim.Conn simulating a bad network.
 //
+// A dialled session runs on a kcp-go session. A listener runs one socket
+// loop: a single goroutine owns its socket and every session it accepts,
+// reads packets in batches (recvmmsg on a UDP socket), hands each
+// session's frames over once per batch, flushes each session once and
+// sends all their packets in one batch (sendmmsg). Its only timer is the
+// socket's read deadline, set to the earliest of the sessions' deadlines
+// (retransmissions and delayed acknowledgements only while any are owed,
+// keepalives, timeouts), so an accepted session costs no goroutine and no
+// timer of its own, and a quiet one wakes the loop only for its
+// keepalive. Both ends speak kcp-go's packet format.
+//
 // Dial returns after a handshake: the listener must answer within
 // Config.HandshakeTimeout (or before ctx ends). A listener with another
 // Secret or protocol version never answers, so that shows as
@@ -33,8 +44,8 @@
 //
 // # Admission
 //
-// A listener reads its socket through a Guard, which drops, before kcp-go
-// allocates a session, every packet from an address without a session
+// A listener's socket loop asks a Guard, which drops, before a session is
+// allocated, every packet from an address without a session
 // that is not a proper opening (what a dialer sends first: a KCP data
 // segment with sequence number 0 carrying the whole hello record,
 // decrypted and checksummed when a Secret is set), and every opening over
@@ -108,16 +119,20 @@
 // # Counters
 //
 // Session.Stats reports frames and bytes each way, queue drops and KCP's
-// smoothed RTT, RTT variance and RTO for this session. kcp-go counts
-// retransmissions, FEC recoveries and checksum failures only per process,
-// so Stats.Global carries those, summed over every session.
+// smoothed RTT, RTT variance and RTO for this session. Retransmissions,
+// FEC recoveries and checksum failures are counted per process (kcp-go
+// counts its own only that way), so Stats.Global carries those, summed
+// over every session.
 //
 // # Wire format
 //
 // The KCP stream (stream mode) carries records: a 1-byte kind, a 4-byte
 // big-endian payload length, the payload. Kinds: hello and welcome (the
 // handshake: "RWND" and ProtocolVersion), frame, keepalive, close (the
-// reason), close-ack. Encryption, when a Secret is set, is kcp-go's AES
+// reason), close-ack. Packets use kcp-go's layout: with a Secret, a
+// 16-byte nonce and a CRC32 of the rest, encrypted; with FEC, kcp-go's FEC
+// header (10 data + 3 parity shards in the Internet preset); then KCP
+// segments. Encryption, when a Secret is set, is kcp-go's AES
 // block crypt (CFB with a CRC32 check per packet) keyed by
 // HKDF-SHA256(secret, salt "rewind/transport/v1", info "kcp aes-256 block
 // key") to 32 bytes.

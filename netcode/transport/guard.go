@@ -4,18 +4,15 @@ import (
 	"encoding/binary"
 	"hash/crc32"
 	"hash/maphash"
-	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	kcp "github.com/xtaci/kcp-go/v5"
 )
 
-// Guard decides, before kcp-go allocates anything, whether a packet from an
-// address with no session may open one. kcp-go's listener makes a session
-// (a KCP state machine, FEC codecs, buffers, a goroutine of ours) for any
-// well-sized packet from a new address, so without a guard garbage from
+// Guard decides, before anything is allocated, whether a packet from an
+// address with no session may open one. Making a session costs a KCP
+// state machine, FEC codecs and buffers, so without a guard garbage from
 // many source addresses, or conversations that send a few bytes and stop,
 // cost the server memory and handshake slots until real dials time out.
 //
@@ -38,7 +35,10 @@ import (
 //
 // A Guard is a pure state machine: time is an argument and it owns no
 // goroutine or socket, so it can sit in front of any socket loop. It is
-// not safe for concurrent use; the listener's shell serialises it.
+// not safe for concurrent use; the listener's socket loop (the endpoint)
+// consults it for every packet from an address without a conversation,
+// before anything is allocated, and tells it when conversations open and
+// close.
 type Guard struct {
 	// immutable after construction
 	block    kcp.BlockCrypt // nil: packets are not encrypted
@@ -51,7 +51,7 @@ type Guard struct {
 
 	hosts    [guardHostSlots]tokenBucket // per host, by a keyed hash of its IP: bounded memory
 	all      tokenBucket
-	live     map[netip.AddrPort]int   // sessions per address (kcp-go keys sessions by address)
+	live     map[netip.AddrPort]int   // sessions per address (sessions are keyed by address)
 	admitted map[netip.AddrPort]int64 // address → admission time, until its session shows up
 	queue    []admission              // admissions in time order, to expire them
 	scratch  []byte                   // decryption copy
@@ -66,7 +66,7 @@ const guardHostSlots = 4096
 // GuardStats counts a guard's decisions about packets from addresses
 // without a session.
 type GuardStats struct {
-	Admitted    uint64 // openings let through to kcp-go
+	Admitted    uint64 // openings let through to a new session
 	NotOpening  uint64 // dropped: not a session opening (garbage, a partial hello, a stray segment)
 	HostLimited uint64 // dropped: the host's openings were used up
 	Limited     uint64 // dropped: the openings of all hosts were used up
@@ -120,7 +120,7 @@ func NewGuard(cfg Config) (*Guard, error) {
 }
 
 // Admit reports whether the packet pkt from addr, received at now
-// (nanoseconds on any monotonic clock), may reach kcp-go.
+// (nanoseconds on any monotonic clock), may open a session.
 func (g *Guard) Admit(now int64, addr netip.AddrPort, pkt []byte) bool {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	if g.live[addr] > 0 {
@@ -150,7 +150,7 @@ func (g *Guard) Admit(now int64, addr netip.AddrPort, pkt []byte) bool {
 }
 
 // Opened records that a session for addr exists (the listener accepted
-// it from kcp-go); Closed, called once for each Opened, that it is gone.
+// its conversation); Closed, called once for each Opened, that it is gone.
 // Packets from an address with a session pass unchecked.
 func (g *Guard) Opened(addr netip.AddrPort) {
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
@@ -172,7 +172,7 @@ func (g *Guard) Closed(addr netip.AddrPort) {
 func (g *Guard) Stats() GuardStats { return g.stats }
 
 // expire forgets admissions older than admitTTL whose session never
-// showed up (kcp-go's accept backlog was full, or the packet was lost).
+// showed up (the handshake slots were full, or the packet was lost).
 func (g *Guard) expire(now int64) {
 	k := 0
 	for k < len(g.queue) && now-g.queue[k].at >= g.admitTTL {
@@ -206,7 +206,7 @@ func (g *Guard) opening(pkt []byte) bool {
 		if len(data) < guardNonce+guardCRC {
 			return false
 		}
-		// Decrypt a copy: kcp-go decrypts the packet itself if it passes.
+		// Decrypt a copy: the endpoint decrypts the packet itself if it passes.
 		g.scratch = append(g.scratch[:0], data...)
 		g.block.Decrypt(g.scratch, g.scratch)
 		data = g.scratch[guardNonce:]
@@ -234,66 +234,3 @@ func (g *Guard) opening(pkt []byte) bool {
 
 // helloRecord is the record a dialer writes first.
 var helloRecord = appendRecord(nil, kindHello, helloPayload())
-
-// guardConn is the shell around a Guard on a listener's socket: kcp-go
-// reads through it, and it drops what the guard refuses. Every other
-// method is the wrapped conn's (by composition, so kcp-go's batch I/O
-// cannot go around the guard).
-type guardConn struct {
-	net.PacketConn
-	start time.Time // the guard's clock is time since start (monotonic)
-
-	mu sync.Mutex
-	g  *Guard
-}
-
-// ReadFrom returns the next packet the guard admits.
-func (c *guardConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	for {
-		n, addr, err := c.PacketConn.ReadFrom(p)
-		if err != nil {
-			return n, addr, err
-		}
-		ap, ok := addrPort(addr)
-		if !ok {
-			return n, addr, nil // not an IP address (a test conn): nothing to key on
-		}
-		c.mu.Lock()
-		ok = c.g.Admit(int64(time.Since(c.start)), ap, p[:n])
-		c.mu.Unlock()
-		if ok {
-			return n, addr, nil
-		}
-	}
-}
-
-func (c *guardConn) opened(addr net.Addr) {
-	if ap, ok := addrPort(addr); ok {
-		c.mu.Lock()
-		c.g.Opened(ap)
-		c.mu.Unlock()
-	}
-}
-
-func (c *guardConn) closed(addr net.Addr) {
-	if ap, ok := addrPort(addr); ok {
-		c.mu.Lock()
-		c.g.Closed(ap)
-		c.mu.Unlock()
-	}
-}
-
-func (c *guardConn) stats() GuardStats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.g.Stats()
-}
-
-// addrPort returns addr as an address and port, if it is one.
-func addrPort(addr net.Addr) (netip.AddrPort, bool) {
-	if u, ok := addr.(*net.UDPAddr); ok {
-		return u.AddrPort(), true
-	}
-	ap, err := netip.ParseAddrPort(addr.String())
-	return ap, err == nil
-}

@@ -107,23 +107,26 @@ type GlobalStats struct {
 	ReceiveQueueSegs uint64
 }
 
+// globalStats sums kcp-go's counters (dialled sessions) and the
+// endpoints' (listeners).
 func globalStats() GlobalStats {
 	s := kcp.DefaultSnmp.Copy()
+	e := &engineCounters
 	return GlobalStats{
-		Retransmits:      s.RetransSegs,
-		FastRetransmits:  s.FastRetransSegs,
-		LostSegments:     s.LostSegs,
-		FECRecovered:     s.FECRecovered,
-		FECErrors:        s.FECErrs,
-		ChecksumErrors:   s.InCsumErrors,
-		PacketsIn:        s.InPkts,
-		PacketsOut:       s.OutPkts,
-		UDPBytesIn:       s.InBytes,
-		UDPBytesOut:      s.OutBytes,
-		CurrentlyOpen:    s.CurrEstab,
+		Retransmits:      s.RetransSegs + e.retransmits.Load(),
+		FastRetransmits:  s.FastRetransSegs + e.fastRetransmits.Load(),
+		LostSegments:     s.LostSegs + e.lost.Load(),
+		FECRecovered:     s.FECRecovered + e.fecRecovered.Load(),
+		FECErrors:        s.FECErrs + e.fecErrors.Load(),
+		ChecksumErrors:   s.InCsumErrors + e.checksum.Load(),
+		PacketsIn:        s.InPkts + e.pktsIn.Load(),
+		PacketsOut:       s.OutPkts + e.pktsOut.Load(),
+		UDPBytesIn:       s.InBytes + e.bytesIn.Load(),
+		UDPBytesOut:      s.OutBytes + e.bytesOut.Load(),
+		CurrentlyOpen:    s.CurrEstab + e.open.Load(),
 		ActiveOpens:      s.ActiveOpens,
-		PassiveOpens:     s.PassiveOpens,
-		KCPInputErrors:   s.KCPInErrors,
+		PassiveOpens:     s.PassiveOpens + e.passive.Load(),
+		KCPInputErrors:   s.KCPInErrors + e.inputErrors.Load(),
 		ReceiveQueueSegs: s.RingBufferRcvQueue,
 	}
 }
@@ -138,8 +141,9 @@ func globalStats() GlobalStats {
 type Session struct {
 	// immutable after construction
 	cfg     Config
-	conn    stream
-	kcp     *kcp.UDPSession // nil when conn is not KCP (tests)
+	conn    stream          // nil on an endpoint's session
+	kcp     *kcp.UDPSession // nil when conn is not KCP (tests, endpoints)
+	ec      *econn          // the endpoint's conversation; nil on a stream
 	local   net.Addr
 	remote  net.Addr
 	br      *bufio.Reader // owned by the reader goroutine after start
@@ -148,7 +152,7 @@ type Session struct {
 	wake    chan struct{} // tells the writer there is work
 	done    chan struct{} // closed by finish
 	acked   chan struct{} // closed when the peer acknowledged our close
-	idle    *time.Timer   // fires checkIdle
+	idle    *time.Timer   // fires checkIdle; nil on an endpoint's session
 
 	lastRecv atomic.Int64           // UnixNano of the last record received
 	notify   atomic.Pointer[func()] // set by Notify
@@ -211,6 +215,23 @@ func newSession(cfg Config, conn stream, br *bufio.Reader, ks *kcp.UDPSession, l
 	go s.readLoop()
 	go s.writeLoop()
 	return s
+}
+
+// newEngineSession returns the session of an endpoint's conversation. The
+// endpoint's loop does its reading, writing and timing: it runs no
+// goroutine of its own.
+func newEngineSession(cfg Config, c *econn, local, remote net.Addr) *Session {
+	return &Session{
+		cfg:    cfg,
+		ec:     c,
+		local:  local,
+		remote: remote,
+		recvd:  make(chan struct{}, 1),
+		wake:   make(chan struct{}, 1),
+		done:   make(chan struct{}),
+		acked:  make(chan struct{}),
+		queue:  newSendQueue(cfg.SendQueueFrames, cfg.SendQueueBytes),
+	}
 }
 
 // checkIdle closes the session when nothing arrived for IdleTimeout, and
@@ -326,6 +347,10 @@ func (s *Session) closingErrLocked() error {
 }
 
 func (s *Session) kick() {
+	if s.ec != nil {
+		s.ec.ep.markDirty(s.ec)
+		return
+	}
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -511,6 +536,11 @@ func (s *Session) Stats() Stats {
 	st.SendQueuedBytes = s.queue.bytes
 	st.SendDropped = s.queue.dropped
 	s.mu.Unlock()
+	if s.ec != nil {
+		st.SRTT = time.Duration(s.ec.srtt.Load()) * time.Millisecond
+		st.RTTVar = time.Duration(s.ec.rttvar.Load()) * time.Millisecond
+		st.RTO = time.Duration(s.ec.rto.Load()) * time.Millisecond
+	}
 	if s.kcp != nil {
 		st.SRTT = time.Duration(s.kcp.GetSRTT()) * time.Millisecond
 		st.RTTVar = time.Duration(s.kcp.GetSRTTVar()) * time.Millisecond
@@ -562,6 +592,10 @@ func (s *Session) finish(err *CloseError) {
 	s.mu.Unlock()
 	close(s.done)
 	s.signal()
+	if s.ec != nil {
+		s.kick() // the endpoint retires the conversation
+		return
+	}
 	s.idle.Stop()
 	s.conn.Close()
 	if s.onClose != nil {

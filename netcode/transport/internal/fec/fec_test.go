@@ -1,0 +1,123 @@
+package fec
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestRecoverLosses sends packets through an encoder, loses some, and
+// checks the decoder hands back exactly the lost data packets of every
+// group that kept at least DataShards packets.
+func TestRecoverLosses(t *testing.T) {
+	const data, parity = 10, 3
+	for seed := uint64(1); seed <= 20; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 1))
+		enc, err := NewEncoder(data, parity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, _ := NewDecoder(data, parity)
+		var sent, got [][]byte
+		var wire [][]byte // one group's packets
+		lostData := 0
+		recoverable := 0
+		now := uint32(0)
+		for range 50 * data {
+			payload := make([]byte, 1+rng.IntN(1100))
+			for i := range payload {
+				payload[i] = byte(rng.Uint32())
+			}
+			sent = append(sent, payload)
+			pkt := append(make([]byte, DataHeaderSize), payload...)
+			ps := enc.Seal(now, pkt)
+			now += 5
+			wire = append(wire, pkt)
+			for _, p := range ps {
+				wire = append(wire, bytes.Clone(p))
+			}
+			if ps == nil {
+				continue
+			}
+			// A full group: lose up to parity+1 packets at random.
+			lost := map[int]bool{}
+			for range rng.IntN(parity + 2) {
+				lost[rng.IntN(len(wire))] = true
+			}
+			ld := 0
+			for i := range lost {
+				if i < data {
+					ld++
+				}
+			}
+			if len(lost) <= parity {
+				recoverable += ld
+			}
+			lostData += ld
+			for i, p := range wire {
+				if lost[i] {
+					continue
+				}
+				if pl := Payload(p); pl != nil {
+					got = append(got, bytes.Clone(pl))
+				}
+				dec.Add(p, func(r []byte) { got = append(got, bytes.Clone(r)) })
+			}
+			wire = wire[:0]
+		}
+		if want := len(sent) - lostData + recoverable; len(got) != want {
+			t.Fatalf("seed %d: got %d payloads, want %d (%d data lost, %d recoverable)", seed, len(got), want, lostData, recoverable)
+		}
+		for _, g := range got {
+			found := false
+			for _, s := range sent {
+				if bytes.Equal(g, s) {
+					found = true
+					break
+				}
+			}
+			if !found {
+				t.Fatalf("seed %d: a payload that was never sent came out", seed)
+			}
+		}
+		if dec.Recovered != uint64(recoverable) {
+			t.Fatalf("seed %d: Recovered %d, want %d", seed, dec.Recovered, recoverable)
+		}
+	}
+}
+
+func TestPauseSkipsParity(t *testing.T) {
+	enc, _ := NewEncoder(2, 1)
+	if ps := enc.Seal(0, make([]byte, DataHeaderSize+4)); ps != nil {
+		t.Fatal("parity after one packet")
+	}
+	if ps := enc.Seal(pauseMs, make([]byte, DataHeaderSize+4)); ps != nil {
+		t.Fatal("parity sent across a pause")
+	}
+	// The skipped parity's seqid is used up: the next group starts at 3.
+	pkt := make([]byte, DataHeaderSize+4)
+	enc.Seal(pauseMs+1, pkt)
+	if pkt[0] != 3 {
+		t.Fatalf("next seqid %d, want 3", pkt[0])
+	}
+}
+
+func TestDecoderHostileInput(t *testing.T) {
+	dec, _ := NewDecoder(3, 2)
+	rng := rand.New(rand.NewPCG(9, 9))
+	for range 100000 {
+		p := make([]byte, rng.IntN(40))
+		for i := range p {
+			p[i] = byte(rng.Uint32())
+		}
+		if len(p) >= HeaderSize && rng.IntN(2) == 0 {
+			p[4], p[5] = TypeData+byte(rng.IntN(2)), 0
+			p[1], p[2], p[3] = 0, 0, 0
+		}
+		dec.Add(p, func([]byte) {})
+		Payload(p)
+	}
+	if len(dec.groups) > keepGroups+2 {
+		t.Fatalf("%d groups kept", len(dec.groups))
+	}
+}
