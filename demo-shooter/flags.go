@@ -22,6 +22,7 @@ const (
 	maxDuration = time.Hour
 	// maxAuthorityProcs bounds -authority-procs (Go accepts far more).
 	maxAuthorityProcs = 1024
+	maxShutdownWait   = time.Minute
 )
 
 // isHelp reports whether a command-line argument asks for help.
@@ -65,6 +66,9 @@ type config struct {
 	// authorityProcs is the GOMAXPROCS of the headless matches'
 	// authority process; 0 leaves the Go default (every core).
 	authorityProcs int
+	// shutdownWait bounds the embedded authority's graceful shutdown when
+	// the window ends.
+	shutdownWait time.Duration
 }
 
 // usageHead opens the usage text, before the flags.
@@ -121,6 +125,7 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 		seed       = fs.Uint64("seed", 1, "seed of the bots and the lag simulator")
 		cpuProfile = fs.String("cpuprofile", "", "write the authority's CPU profile to `file` (-serve, or the authority of -headless matches)")
 		authProcs  = fs.Int("authority-procs", 1, "cores (GOMAXPROCS) the authority of -headless matches runs on, as a server per match would; 0: every core")
+		shutWait   = fs.Duration("shutdown-wait", 600*time.Millisecond, "when the window ends, how long the embedded authority may take to end its sessions gracefully before it closes them at once")
 	)
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("%w: %w", errUsage, err)
@@ -136,7 +141,7 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 
 	c := &config{serve: *serve, connect: *connect, bots: *bots, split: *split, duration: *duration,
 		report: *report, screenshot: *screenshot, frames: *frames, seed: *seed,
-		cpuProfile: *cpuProfile, authorityProcs: *authProcs}
+		cpuProfile: *cpuProfile, authorityProcs: *authProcs, shutdownWait: *shutWait}
 	switch {
 	case *serve != "" && (*connect != "" || *headless || *screenshot != "" || *split):
 		return bad("-serve runs the authority alone: no -connect, -headless, -screenshot or -split")
@@ -160,6 +165,10 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 		return bad("-authority-procs needs -headless")
 	case *authProcs < 0 || *authProcs > maxAuthorityProcs:
 		return bad("-authority-procs %d outside [0, %d]", *authProcs, maxAuthorityProcs)
+	case *shutWait <= 0 || *shutWait > maxShutdownWait:
+		return bad("-shutdown-wait %v outside (0, %v]", *shutWait, maxShutdownWait)
+	case set["shutdown-wait"] && (*headless || *serve != ""):
+		return bad("-shutdown-wait is the window's: not with -headless or -serve")
 	}
 	switch {
 	case *serve != "":

@@ -23,7 +23,7 @@ func TestParseFlags(t *testing.T) {
 	mobile, none, awful, broadband := preset(t, "mobile"), preset(t, "none"), preset(t, "awful"), preset(t, "broadband")
 	base := func(mod func(c *config)) *config {
 		c := &config{mode: modeWindow, bots: 4, lag: mobile, splitLag: none, duration: time.Minute,
-			frames: 120, seed: 1, profiles: []lagsim.Profile{mobile}, authorityProcs: 1}
+			frames: 120, seed: 1, profiles: []lagsim.Profile{mobile}, authorityProcs: 1, shutdownWait: 600 * time.Millisecond}
 		if mod != nil {
 			mod(c)
 		}
@@ -51,6 +51,7 @@ func TestParseFlags(t *testing.T) {
 		{"headless, authority on every core", []string{"-headless", "-authority-procs", "0"},
 			base(func(c *config) { c.mode, c.authorityProcs = modeHeadless, 0 })},
 		{"screenshot", []string{"-screenshot", "s.png", "-frames", "30", "-seed", "7"}, base(func(c *config) { c.screenshot, c.frames, c.seed = "s.png", 30, 7 })},
+		{"shutdown wait", []string{"-shutdown-wait", "5s"}, base(func(c *config) { c.shutdownWait = 5 * time.Second })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,6 +94,9 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{"profile twice", []string{"-headless", "-profiles", "lan,lan"}},
 		{"authority-procs without headless", []string{"-authority-procs", "2"}},
 		{"negative authority-procs", []string{"-headless", "-authority-procs", "-1"}},
+		{"zero shutdown wait", []string{"-shutdown-wait", "0s"}},
+		{"shutdown wait too long", []string{"-shutdown-wait", "2m"}},
+		{"shutdown wait with headless", []string{"-headless", "-shutdown-wait", "1s"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -59,6 +59,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		// After the first signal, a second one ends the program at once.
+		<-ctx.Done()
+		stop()
+	}()
 	switch cfg.mode {
 	case modeServe:
 		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
@@ -79,7 +84,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case modeHeadless:
 		err = headless(ctx, cfg, stdout)
 	default:
-		err = window(ctx, cfg)
+		err = window(ctx, cfg, stderr)
+		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+			err = nil // a signal while connecting: nothing more to do
+		}
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -3,16 +3,23 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/rewindnet/rewind/demo-shooter/internal/match"
 )
 
 var saveShot = flag.String("shooter.save", "", "also copy the screenshot test's PNG to this file (docs/screenshot.png)")
@@ -21,8 +28,18 @@ var saveShot = flag.String("shooter.save", "", "also copy the screenshot test's 
 // the window tests run the real program without building it separately.
 const mainEnv = "REWIND_SHOOTER_TEST_MAIN"
 
+// pidEnv names a file the program run by a test writes its process id to,
+// so the test can signal it under xvfb-run.
+const pidEnv = "REWIND_SHOOTER_TEST_PIDFILE"
+
 func TestMain(m *testing.M) {
 	if os.Getenv(mainEnv) != "" {
+		if f := os.Getenv(pidEnv); f != "" {
+			if err := os.WriteFile(f, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(1)
+			}
+		}
 		var args []string
 		for _, a := range os.Args[1:] {
 			if !strings.HasPrefix(a, "-test.") {
@@ -151,4 +168,177 @@ func TestHelpExits0(t *testing.T) {
 			t.Errorf("%s: stderr %q, want nothing", arg, stderr.String())
 		}
 	}
+}
+
+// output collects a process's output for a test that reads it while the
+// process runs.
+type output struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.Write(p)
+}
+
+func (o *output) String() string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.buf.String()
+}
+
+// waitFor polls cond until it holds or ctx ends, then fails the test
+// with what.
+func waitFor(t *testing.T, ctx context.Context, what string, cond func() bool) {
+	t.Helper()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for %s: %v", what, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// started is a program a test runs: its command and output.
+type started struct {
+	cmd    *exec.Cmd
+	out    *output
+	pid    int // the program itself (under xvfb-run: its child)
+	waited chan error
+}
+
+// start runs the program with args (under xvfb-run when xvfb is set) and
+// waits for its process id. The test's cleanup kills it, by that id, if it
+// is still running.
+func start(t *testing.T, ctx context.Context, xvfb bool, args ...string) *started {
+	t.Helper()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	cmd := program(ctx, xvfb, args...)
+	cmd.Env = append(cmd.Env, pidEnv+"="+pidFile)
+	cmd.WaitDelay = 5 * time.Second
+	s := &started{cmd: cmd, out: &output{}, waited: make(chan error, 1)}
+	cmd.Stdout, cmd.Stderr = s.out, s.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { s.waited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if s.pid != 0 && syscall.Kill(s.pid, 0) == nil {
+			syscall.Kill(s.pid, syscall.SIGKILL)
+		}
+		cmd.Process.Kill()
+		<-s.waited
+	})
+	waitFor(t, ctx, "the program's pid", func() bool {
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			return false
+		}
+		s.pid, err = strconv.Atoi(string(b))
+		return err == nil
+	})
+	return s
+}
+
+// exit waits, at most until ctx ends, for the program to exit and returns
+// its status.
+func (s *started) exit(t *testing.T, ctx context.Context) int {
+	t.Helper()
+	select {
+	case err := <-s.waited:
+		s.waited <- err // for the cleanup
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode()
+		}
+		if err != nil {
+			t.Fatalf("wait: %v\n%s", err, s.out)
+		}
+		return 0
+	case <-ctx.Done():
+		t.Fatalf("the program did not exit: %v\n%s", ctx.Err(), s.out)
+		return -1
+	}
+}
+
+// TestSignalEndsWindow: SIGINT and SIGTERM each end the window, with exit
+// status 0, after the embedded authority has logged a clean stop. The
+// waits are bounded and poll; how long the exit took is logged, not
+// asserted, and the graceful shutdown is given far longer than its
+// default 600 ms, so that a loaded machine does not cut it short.
+func TestSignalEndsWindow(t *testing.T) {
+	if _, err := exec.LookPath("xvfb-run"); err != nil {
+		t.Skip("xvfb-run not found: `make deps` installs Xvfb, which the window test needs")
+	}
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			p := start(t, ctx, true, "-lag", "none", "-bots", "2", "-shutdown-wait", "20s")
+			waitFor(t, ctx, "the window to open", func() bool { return strings.Contains(p.out.String(), readyLine) })
+			sent := time.Now()
+			if err := syscall.Kill(p.pid, sig); err != nil {
+				t.Fatal(err)
+			}
+			if code := p.exit(t, ctx); code != 0 {
+				t.Fatalf("exit status %d after %v, want 0\n%s", code, sig, p.out)
+			}
+			t.Logf("exited %v after %v:\n%s", time.Since(sent).Round(time.Millisecond), sig, p.out)
+			out := p.out.String()
+			if !strings.Contains(out, "shooter: interrupted, shutting down") {
+				t.Errorf("no word of the interrupt:\n%s", out)
+			}
+			if !strings.Contains(out, match.StoppedMsg) {
+				t.Errorf("the embedded authority did not log %q:\n%s", match.StoppedMsg, out)
+			}
+		})
+	}
+}
+
+// TestWindowReconnects: a window playing against a separate authority
+// shows when that authority goes away and reconnects when one listens at
+// the address again (a new session: the new authority does not know the
+// old one's players, and the window joins again).
+func TestWindowReconnects(t *testing.T) {
+	if _, err := exec.LookPath("xvfb-run"); err != nil {
+		t.Skip("xvfb-run not found: `make deps` installs Xvfb, which the window test needs")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	serve := func(addr string) *started {
+		s := start(t, ctx, false, "-serve", addr)
+		waitFor(t, ctx, "the authority to listen", func() bool { return strings.Contains(s.out.String(), "authority listening on ") })
+		return s
+	}
+	srv := serve("127.0.0.1:0")
+	_, rest, _ := strings.Cut(srv.out.String(), "authority listening on ")
+	addr, _, _ := strings.Cut(rest, "\n")
+	win := start(t, ctx, true, "-connect", addr, "-lag", "none", "-bots", "0", "-shutdown-wait", "20s")
+	waitFor(t, ctx, "the window to open", func() bool { return strings.Contains(win.out.String(), readyLine) })
+
+	// A graceful stop tells the client at once.
+	if err := syscall.Kill(srv.pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := srv.exit(t, ctx); code != 0 {
+		t.Fatalf("authority exit status %d\n%s", code, srv.out)
+	}
+	t.Logf("the first authority stopped:\n%s", srv.out)
+	waitFor(t, ctx, "the window to report the lost connection", func() bool {
+		return strings.Contains(win.out.String(), "you1: connection lost")
+	})
+	serve(addr)
+	waitFor(t, ctx, "the window to reconnect", func() bool {
+		return strings.Contains(win.out.String(), "you1: connected again")
+	})
+	if err := syscall.Kill(win.pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := win.exit(t, ctx); code != 0 {
+		t.Errorf("window exit status %d\n%s", code, win.out)
+	}
+	t.Logf("window output:\n%s", win.out)
 }

@@ -4,54 +4,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
+	"io"
 	"log/slog"
 	"math"
 	"os"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/hajimehoshi/ebiten/v2"
-	"github.com/hajimehoshi/ebiten/v2/ebitenutil"
 	"github.com/hajimehoshi/ebiten/v2/inpututil"
-	"github.com/hajimehoshi/ebiten/v2/vector"
 
 	"github.com/rewindnet/rewind/authority"
 	"github.com/rewindnet/rewind/demo-shooter/game"
 	"github.com/rewindnet/rewind/demo-shooter/internal/match"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/lagsim"
-)
-
-// Screen layout, in screen pixels. One view shows the arena at full size
-// with the HUD on top of it; -split shows two views at half size side by
-// side with their HUDs below.
-const (
-	screenW = game.ArenaWidth
-	screenH = game.ArenaHeight
-	hudW    = 330
-	graphW  = 200
-	graphH  = 60
-)
-
-// Colours. The screenshot test looks for the exact player and wall
-// colours, so shapes are drawn without anti-aliasing.
-var (
-	colBackground = color.RGBA{0x10, 0x12, 0x18, 0xff}
-	colFloor      = color.RGBA{0x1c, 0x20, 0x2a, 0xff}
-	colWall       = color.RGBA{0x5a, 0x64, 0x82, 0xff}
-	colMe         = color.RGBA{0x3c, 0xdc, 0x78, 0xff}
-	colOther      = color.RGBA{0xe6, 0x5a, 0x46, 0xff}
-	colDead       = color.RGBA{0x50, 0x50, 0x58, 0xff}
-	colAim        = color.RGBA{0xf0, 0xf0, 0xf0, 0xff}
-	colShot       = color.RGBA{0xff, 0xe0, 0x40, 0xff}
-	colHit        = color.RGBA{0xff, 0x40, 0x40, 0xff}
-	colGravity    = color.RGBA{0x80, 0x60, 0xff, 0xff}
-	colPanel      = color.RGBA{0x00, 0x00, 0x00, 0xb0}
-	colRTT        = color.RGBA{0x40, 0xd0, 0xf0, 0xff}
-	colCorr       = color.RGBA{0xf0, 0x50, 0xd0, 0xff}
 )
 
 // Input pacing: aim is sent at most every aimEvery and only when it turned
@@ -62,6 +29,21 @@ const (
 	aimTurn    = 0.02 // radians
 	retryEvery = time.Second
 )
+
+// Ending the window. A signal or a closed window ends the game loop at its
+// next step; then the embedded authority shuts down gracefully and the
+// clients close, cut short after -shutdown-wait (600 ms by default, so that
+// the program ends within a second). A signal the loop has not acted on
+// after forceAfter (a window that is not stepping) is carried out from the
+// signal's side: the same shutdown, then exit.
+const (
+	closeGrace = 100 * time.Millisecond
+	forceAfter = 300 * time.Millisecond
+)
+
+// readyLine opens the line the window prints on its first step, once it
+// is open and playing (tests wait for it).
+const readyLine = "shooter: window open"
 
 // pane is one view: a human player's client, the link it sits behind and
 // where it is drawn.
@@ -79,11 +61,23 @@ type pane struct {
 
 // app is the Ebiten game: the panes, the bots and the window's state.
 type app struct {
-	panes []*pane
-	bots  []*match.Player
-	help  bool
-	comp  bool // lag compensation on
-	frame int
+	ctx    context.Context // ends on SIGINT or SIGTERM
+	out    io.Writer       // the program's messages (stderr)
+	addr   string          // the authority's address
+	srv    *embedded       // nil with -connect
+	wait   time.Duration   // -shutdown-wait
+	panes  []*pane
+	bots   []*match.Player
+	botLag *match.Lag
+	// clients are every client, closed at shutdown.
+	clients []*netcode.Client
+	once    sync.Once // shutdown
+	help    bool
+	comp    bool // lag compensation on
+	cut     bool // the human links are cut (L)
+	frame   int
+	now     time.Time // wall time of the last step
+	quit    string    // why the loop ended
 
 	shotFile string // -screenshot: where to save the last frame
 	frames   int
@@ -91,74 +85,76 @@ type app struct {
 	saved    bool
 }
 
-// window runs the window mode until the window is closed.
-func window(ctx context.Context, cfg *config) error {
+// window runs the window mode until the window is closed or ctx ends (a
+// signal); either way the embedded authority is shut down before it
+// returns.
+func window(ctx context.Context, cfg *config, stderr io.Writer) error {
 	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
 		return errNoDisplay
 	}
-	var cleanup []func()
-	defer func() {
-		for i := len(cleanup) - 1; i >= 0; i-- {
-			cleanup[i]()
-		}
-	}()
-	addr := cfg.connect
+	a := &app{ctx: ctx, out: stderr, wait: cfg.shutdownWait, comp: true, shotFile: cfg.screenshot, frames: cfg.frames}
+	defer a.shutdown()
+	a.addr = cfg.connect
 	bind := ":0"
-	if addr == "" {
-		srv, err := embeddedAuthority(ctx)
+	if a.addr == "" {
+		srv, err := startEmbedded(stderr, a.wait)
 		if err != nil {
 			return err
 		}
-		cleanup = append(cleanup, func() { srv.Close() })
-		addr = srv.Addr().String()
+		a.srv = srv
+		a.addr = srv.srv.Addr().String()
 		bind = "127.0.0.1:0"
 	}
 	lags := []lagsim.Profile{cfg.lag}
 	if cfg.split {
 		lags = append(lags, cfg.splitLag)
 	}
-	a := &app{comp: true, shotFile: cfg.screenshot, frames: cfg.frames}
 	for i, prof := range lags {
 		lag, err := match.NewLag(bind, prof, cfg.seed<<16|uint64(i)<<8)
 		if err != nil {
 			return err
 		}
-		c, err := dial(ctx, addr, lag)
+		c, err := a.dial(lag)
 		if err != nil {
 			return err
 		}
-		cleanup = append(cleanup, func() { c.Close() })
 		p, err := match.NewPlayer(c, fmt.Sprintf("you%d", i+1), nil)
 		if err != nil {
 			return err
 		}
-		pn := &pane{p: p, lag: lag, scale: 1}
-		if cfg.split {
-			pn.scale = 0.5
-			pn.x = float64(i) * screenW / 2
-		}
-		a.panes = append(a.panes, pn)
+		a.panes = append(a.panes, &pane{p: p, lag: lag, scale: 1})
 	}
-	// The bots share the first pane's link, so 1–7 changes the whole
-	// match's network like a switch at the authority would.
+	// The bots share a link of their own under the first pane's profile,
+	// so 1–7 changes the whole match's network like a switch at the
+	// authority would, and L cuts only the human's.
+	botLag, err := match.NewLag(bind, cfg.lag, cfg.seed<<16|0xff<<8)
+	if err != nil {
+		return err
+	}
+	a.botLag = botLag
 	for i := range cfg.bots {
-		c, err := dial(ctx, addr, a.panes[0].lag)
+		c, err := a.dial(botLag)
 		if err != nil {
 			return err
 		}
-		cleanup = append(cleanup, func() { c.Close() })
 		p, err := match.NewPlayer(c, fmt.Sprintf("bot%d", i), game.NewBot(cfg.seed<<8|uint64(i)))
 		if err != nil {
 			return err
 		}
 		a.bots = append(a.bots, p)
 	}
+	a.layout()
 
-	ebiten.SetWindowSize(screenW, screenH)
+	w, h := a.Layout(0, 0)
+	ebiten.SetWindowSize(w, h)
+	ebiten.SetWindowResizingMode(ebiten.WindowResizingModeEnabled)
 	ebiten.SetWindowTitle("Rewind shooter — " + cfg.lag.Name)
 	ebiten.SetTPS(60)
 	ebiten.SetRunnableOnUnfocused(true)
-	err := ebiten.RunGame(a)
+	ebiten.SetWindowClosingHandled(true)
+	stopWatch := a.watchSignal()
+	err = ebiten.RunGame(a)
+	stopWatch()
 	if errors.Is(err, ebiten.Termination) {
 		err = nil
 	}
@@ -168,37 +164,170 @@ func window(ctx context.Context, cfg *config) error {
 	return err
 }
 
-// embeddedAuthority serves the game on loopback in this process.
-func embeddedAuthority(ctx context.Context) (*authority.Server, error) {
+// dial connects a client behind lag; a signal cancels it.
+func (a *app) dial(lag *match.Lag) (*netcode.Client, error) {
+	dctx, cancel := context.WithTimeout(a.ctx, 20*time.Second)
+	defer cancel()
+	c, err := netcode.Dial(dctx, a.addr, netcode.Options{Registry: game.Registry(), PacketConn: lag.PacketConn})
+	if err != nil {
+		return nil, err
+	}
+	a.clients = append(a.clients, c)
+	return c, nil
+}
+
+// watchSignal carries out a signal the game loop does not act on within
+// forceAfter. It returns the function that stops watching.
+func (a *app) watchSignal() (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+			return
+		case <-a.ctx.Done():
+		}
+		t := time.NewTimer(forceAfter)
+		defer t.Stop()
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+		fmt.Fprintf(a.out, "shooter: interrupted; the window is not stepping, ending without it\n")
+		a.shutdown()
+		os.Exit(0)
+	}()
+	return func() { close(done) }
+}
+
+// shutdown closes every client and shuts the embedded authority down, at
+// once and within the -shutdown-wait; it runs once.
+func (a *app) shutdown() {
+	a.once.Do(func() {
+		start := time.Now()
+		// The clients first: each ends its session and waits for the
+		// authority's acknowledgement, which leaves the authority no session
+		// to end. They get two thirds of the time; a client still closing
+		// then is left to end with the process, and the authority ends its
+		// session itself in the rest of the time.
+		var wg sync.WaitGroup
+		for _, c := range a.clients {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.Close()
+			}()
+		}
+		closed := make(chan struct{})
+		go func() {
+			wg.Wait()
+			close(closed)
+		}()
+		t := time.NewTimer(a.wait * 2 / 3)
+		defer t.Stop()
+		select {
+		case <-closed:
+		case <-t.C:
+		}
+		if a.srv != nil {
+			a.srv.stop(start.Add(a.wait))
+		}
+	})
+}
+
+// embedded is the authority the window serves on loopback in this
+// process.
+type embedded struct {
+	srv    *authority.Server
+	wait   time.Duration // how long a graceful shutdown may take
+	log    *slog.Logger
+	start  time.Time
+	served chan error
+}
+
+func startEmbedded(stderr io.Writer, wait time.Duration) (*embedded, error) {
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg := authority.DefaultServerConfig("127.0.0.1:0", game.Registry())
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cfg.Logger = log
+	// A session's close waits at most this long for the client's
+	// acknowledgement, so that the window ends within a second.
+	cfg.Transport.CloseLinger = wait
 	srv, err := authority.NewServer(cfg)
 	if err != nil {
 		return nil, err
 	}
-	go srv.Serve(ctx)
-	return srv, nil
+	e := &embedded{srv: srv, wait: wait, log: log, start: time.Now(), served: make(chan error, 1)}
+	go func() { e.served <- srv.Serve(context.Background()) }()
+	return e, nil
 }
 
-func dial(ctx context.Context, addr string, lag *match.Lag) (*netcode.Client, error) {
-	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+// stop shuts the authority down gracefully, closing it at once at
+// deadline, and logs what it did. It returns by deadline plus closeGrace
+// even if the sessions are still closing (they end with the process).
+func (e *embedded) stop(deadline time.Time) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
-	return netcode.Dial(dctx, addr, netcode.Options{Registry: game.Registry(), PacketConn: lag.PacketConn})
+	res := make(chan error, 1)
+	go func() {
+		err := e.srv.Shutdown(ctx)
+		if serr := <-e.served; err == nil {
+			err = serr
+		}
+		res <- err
+	}()
+	t := time.NewTimer(time.Until(deadline) + closeGrace)
+	defer t.Stop()
+	var err error
+	select {
+	case err = <-res:
+	case <-t.C:
+		err = context.DeadlineExceeded
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = fmt.Errorf("%w (after %v)", match.ErrCutShort, e.wait)
+	}
+	match.LogStopped(e.log, e.srv.Stats(), time.Since(e.start), err)
 }
 
 // Update is the fixed step (60 a second): input, then every client's
 // frame. Nothing here depends on how often Draw runs.
 func (a *app) Update() error {
-	if a.saved || a.saveErr != nil {
+	switch {
+	case a.saved || a.saveErr != nil:
+		a.quit = "screenshot taken"
+	case a.ctx.Err() != nil:
+		a.quit = "interrupted"
+	case ebiten.IsWindowBeingClosed():
+		a.quit = "window closed"
+	}
+	if a.quit != "" {
+		if a.quit != "screenshot taken" {
+			fmt.Fprintf(a.out, "shooter: %s, shutting down\n", a.quit)
+		}
 		return ebiten.Termination
 	}
 	a.frame++
 	now := time.Now()
+	a.now = now
+	if a.frame == 1 {
+		where := a.addr
+		if a.srv != nil {
+			where += " (the embedded authority)"
+		}
+		fmt.Fprintf(a.out, "%s: playing against %s; Ctrl-C or closing the window quits\n", readyLine, where)
+	}
 	a.input(now)
 	for _, pn := range a.panes {
 		for _, ev := range pn.p.Frame(now) {
-			if ev.Kind == netcode.EventCorrection {
+			switch ev.Kind {
+			case netcode.EventCorrection:
 				pn.events++
+			case netcode.EventDisconnected:
+				fmt.Fprintf(a.out, "shooter: %s: connection lost (%s); reconnecting\n", pn.p.Name, pn.p.Link.Why)
+			case netcode.EventConnected:
+				if l := &pn.p.Link; l.Back.Equal(now) {
+					fmt.Fprintf(a.out, "shooter: %s: connected again (%s)\n", pn.p.Name, l.Again())
+				}
 			}
 		}
 		pn.join(now)
@@ -221,11 +350,18 @@ func (a *app) input(now time.Time) {
 			pn.p.C.SetLagCompensation(a.comp)
 		}
 	}
+	if inpututil.IsKeyJustPressed(ebiten.KeyL) {
+		a.cut = !a.cut
+		for _, pn := range a.panes {
+			pn.lag.SetCut(a.cut)
+		}
+	}
 	names := lagsim.PresetNames()
 	for i := range min(len(names), 7) {
 		if inpututil.IsKeyJustPressed(ebiten.Key1 + ebiten.Key(i)) {
 			if prof, err := lagsim.Preset(names[i]); err == nil {
 				a.panes[0].lag.Set(prof)
+				a.botLag.Set(prof)
 			}
 		}
 	}
@@ -290,189 +426,4 @@ func angleDiff(a, b float64) float64 {
 		d += 2 * math.Pi
 	}
 	return d - math.Pi
-}
-
-// Layout keeps the arena's own resolution: one arena px per screen px.
-func (a *app) Layout(int, int) (int, int) { return screenW, screenH }
-
-// Draw renders the current state; it changes nothing but the screen (and,
-// with -screenshot, saves the last frame).
-func (a *app) Draw(screen *ebiten.Image) {
-	screen.Fill(colBackground)
-	for _, pn := range a.panes {
-		a.drawPane(screen, pn)
-	}
-	if a.help {
-		drawHelp(screen)
-	}
-	if a.shotFile != "" && !a.saved && a.frame >= a.frames {
-		a.saveErr = savePNG(screen, a.shotFile)
-		a.saved = true
-	}
-}
-
-func (a *app) drawPane(screen *ebiten.Image, pn *pane) {
-	s := float32(pn.scale)
-	ox, oy := float32(pn.x), float32(pn.y)
-	pt := func(x, y float64) (float32, float32) { return ox + float32(x)*s, oy + float32(y)*s }
-	vector.FillRect(screen, ox, oy, game.ArenaWidth*s, game.ArenaHeight*s, colFloor, false)
-	for _, w := range game.Walls() {
-		x0, y0 := pt(max(w.Min.X, 0), max(w.Min.Y, 0))
-		x1, y1 := pt(min(w.Max.X, game.ArenaWidth), min(w.Max.Y, game.ArenaHeight))
-		if x1 > x0 && y1 > y0 {
-			vector.FillRect(screen, x0, y0, x1-x0, y1-y0, colWall, false)
-		}
-	}
-	sc := pn.p.Scene()
-	for _, shot := range sc.Shots {
-		age := float64(sc.Now-shot.Time) / float64(match.ShotFade)
-		c := colShot
-		if shot.Target != 0 {
-			c = colHit
-		}
-		c.A = uint8(255 * min(max(1-age, 0), 1))
-		x0, y0 := pt(shot.Origin.X, shot.Origin.Y)
-		x1, y1 := pt(shot.End.X, shot.End.Y)
-		vector.StrokeLine(screen, x0, y0, x1, y1, 2*s, premultiply(c), true)
-	}
-	for _, pl := range sc.Players {
-		if g := pl.Gravity; g.End > sc.Now && g.Start > 0 {
-			cx, cy := pt(g.Center.X, g.Center.Y)
-			vector.StrokeCircle(screen, cx, cy, float32(game.GravityRadius)*s, 1, colGravity, true)
-		}
-	}
-	for _, pl := range sc.Players {
-		c := colOther
-		if pl.ID == sc.Me {
-			c = colMe
-		}
-		if !pl.Life.Alive() {
-			c = colDead
-		}
-		cx, cy := pt(pl.Pos.X, pl.Pos.Y)
-		vector.FillCircle(screen, cx, cy, game.PlayerRadius*s, c, false)
-		if pl.Life.Alive() {
-			ex, ey := pt(pl.Pos.X+math.Cos(pl.Aim)*game.PlayerRadius*1.8, pl.Pos.Y+math.Sin(pl.Aim)*game.PlayerRadius*1.8)
-			vector.StrokeLine(screen, cx, cy, ex, ey, 2, colAim, true)
-		}
-	}
-	a.drawHUD(screen, pn, sc)
-}
-
-// drawHUD shows the client's counters and the RTT/corrections graph.
-func (a *app) drawHUD(screen *ebiten.Image, pn *pane, sc match.Scene) {
-	st := pn.p.C.Stats()
-	prof := pn.lag.Profile()
-	comp := "on"
-	if !a.comp {
-		comp = "OFF (calls carry no view delay)"
-	}
-	var me game.Player
-	for _, pl := range sc.Players {
-		if pl.ID == sc.Me {
-			me = pl
-		}
-	}
-	lines := []string{
-		fmt.Sprintf("lag %s (%v ± %v, %.1f%% loss each way)   [1-7]", prof.Name, prof.Delay, prof.Jitter, prof.Loss*100),
-		fmt.Sprintf("ping %v   clock offset %v   view delay %v", st.RTT.Round(time.Millisecond), st.Offset.Round(100*time.Microsecond), st.ViewDelay.Round(time.Millisecond)),
-		fmt.Sprintf("calls %d  mispredictions %d  re-runs %d  corrections %d", st.Calls, st.Mispredictions, st.Reruns, st.Corrections),
-		fmt.Sprintf("kbps in %.1f  out %.1f   lag compensation %s [P]", st.BytesInPerSec*8/1000, st.BytesOutPerSec*8/1000, comp),
-		fmt.Sprintf("health %d  kills %d  deaths %d   players %d   F1 help", me.Life.Health, me.Score.Kills, me.Score.Deaths, len(sc.Players)),
-	}
-	why := pn.p.LastCorrection
-	if why == "" {
-		why = "none yet"
-	}
-	lines = append(lines, "why did I snap: "+wrap(why, 52, 3))
-	if pn.p.LastError != "" {
-		lines = append(lines, "last refusal: "+wrap(pn.p.LastError, 52, 1))
-	}
-	text := strings.Join(lines, "\n")
-	x, y := int(pn.x)+8, int(pn.y)+8
-	if pn.scale < 1 {
-		y = int(pn.y+game.ArenaHeight*pn.scale) + 8
-	}
-	h := 16 * (strings.Count(text, "\n") + 1)
-	vector.FillRect(screen, float32(x-4), float32(y-4), hudW+16*float32(pn.scale), float32(h+8), colPanel, false)
-	ebitenutil.DebugPrintAt(screen, text, x, y)
-
-	// The graph: RTT as a line, corrections as bars, over GraphSpan.
-	gx := float32(pn.x+game.ArenaWidth*pn.scale) - graphW - 8
-	gy := float32(y - 4)
-	vector.FillRect(screen, gx, gy, graphW, graphH+14, colPanel, false)
-	ebitenutil.DebugPrintAt(screen, fmt.Sprintf("rtt / corrections %v", match.GraphSpan), int(gx)+2, int(gy))
-	bs := pn.p.Graph.Buckets()
-	maxRTT := 50 * time.Millisecond
-	maxC := 1
-	for _, b := range bs {
-		maxRTT = max(maxRTT, b.RTT)
-		maxC = max(maxC, b.Corrections)
-	}
-	step := float32(graphW) / float32(len(bs))
-	base := gy + graphH + 12
-	for i, b := range bs {
-		bx := gx + float32(i)*step
-		if b.Corrections > 0 {
-			hh := float32(b.Corrections) / float32(maxC) * graphH / 2
-			vector.FillRect(screen, bx, base-hh, max(step-1, 1), hh, colCorr, false)
-		}
-		if i > 0 && bs[i-1].RTT > 0 && b.RTT > 0 {
-			y0 := base - float32(bs[i-1].RTT)/float32(maxRTT)*graphH
-			y1 := base - float32(b.RTT)/float32(maxRTT)*graphH
-			vector.StrokeLine(screen, bx-step, y0, bx, y1, 1, colRTT, true)
-		}
-	}
-}
-
-func wrap(s string, width, lines int) string {
-	var out []string
-	for len(s) > 0 && len(out) < lines {
-		n := min(width, len(s))
-		out = append(out, s[:n])
-		s = s[n:]
-	}
-	return strings.Join(out, "\n  ")
-}
-
-func drawHelp(screen *ebiten.Image) {
-	const text = `Rewind shooter
-
-WASD        move (predicted at once, corrected smoothly)
-mouse       aim          click   shoot (hitscan, checked at your view time)
-G           gravity pull        shift+G   gravity push
-1-7         lag profile: none lan broadband wifi mobile transatlantic awful
-P           lag compensation on/off: off, your shots are checked against
-            where targets are now, not where you saw them
-F1          this help
-
-Green is you (predicted), red are the others (shown a view delay behind).
-The HUD counts mispredictions, re-runs and corrections, and says why the
-last correction happened.`
-	vector.FillRect(screen, 200, 150, 880, 260, colPanel, false)
-	ebitenutil.DebugPrintAt(screen, text, 220, 165)
-}
-
-// premultiply turns a straight-alpha colour into Ebiten's premultiplied
-// form.
-func premultiply(c color.RGBA) color.RGBA {
-	f := float64(c.A) / 255
-	return color.RGBA{uint8(float64(c.R) * f), uint8(float64(c.G) * f), uint8(float64(c.B) * f), c.A}
-}
-
-// savePNG writes the screen as it is now (inside Draw, so it is the
-// frame being shown) to file.
-func savePNG(screen *ebiten.Image, file string) error {
-	b := screen.Bounds()
-	img := image.NewRGBA(b)
-	screen.ReadPixels(img.Pix)
-	f, err := os.Create(file)
-	if err != nil {
-		return fmt.Errorf("shooter: screenshot: %w", err)
-	}
-	if err := png.Encode(f, img); err != nil {
-		f.Close()
-		return fmt.Errorf("shooter: screenshot: %w", err)
-	}
-	return f.Close()
 }

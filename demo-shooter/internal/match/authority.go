@@ -23,6 +23,10 @@ var (
 	// ErrChild: the authority child process failed to start, announce its
 	// address or report its counters.
 	ErrChild = errors.New("match: authority process")
+	// ErrCutShort: a graceful shutdown ran out of time and the sessions
+	// were closed at once (their clients did not all acknowledge the end
+	// in time).
+	ErrCutShort = errors.New("graceful shutdown cut short: sessions closed at once")
 )
 
 // Lines an authority started by Serve prints on its output, so a parent
@@ -81,7 +85,11 @@ func LogStopped(log *slog.Logger, st authority.ServerStats, uptime time.Duration
 		"calls", st.Node.Calls, "calls_failed", st.Node.CallErrors, "calls_rejected", st.Node.CallsRejected,
 		"reruns", st.Node.Reruns, "values_stored", st.Node.Store.Inserted, "direct_writes", st.Node.Writes,
 		"values_sent", st.Node.ValuesSent}
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrCutShort):
+		log.Warn("authority stopped", append(args, "error", err)...)
+		return
+	case err != nil:
 		log.Error("authority stopped", append(args, "error", err)...)
 		return
 	}

@@ -76,6 +76,8 @@ type Player struct {
 	LastCorrection string
 	// Graph is the HUD's recent RTT and corrections.
 	Graph Graph
+	// Link follows the connection: silence, loss, reconnection.
+	Link Link
 	// Errors counts calls the client refused (not connected, too many
 	// pending); LastError is the latest of them or of a failed call.
 	Errors    uint64
@@ -266,6 +268,7 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 	}
 	st := p.C.Stats()
 	p.Graph.Add(wall, st.RTT, ncorr)
+	p.Link.Observe(wall, evs, st)
 
 	if p.Bot != nil && !p.Idle && p.C.Connected() {
 		p.Bot.ViewDelay = p.C.ViewDelay()
