@@ -334,9 +334,30 @@ func HalfOpen(ctx context.Context, addr string, n int) error {
 }
 
 // Mute opens n transport sessions to addr that never say Hello, at most
-// rate a second, and keeps them until ctx ends or the authority closes
-// them. It returns how many opened and how many the authority closed.
-func Mute(ctx context.Context, addr string, cfg transport.Config, n int, rate float64) (opened, closed int) {
+// rate a second, from src's IP address ("" for the default), and keeps
+// them until ctx ends or the authority closes them. It returns how many
+// opened and how many the authority closed.
+func Mute(ctx context.Context, addr, src string, cfg transport.Config, n int, rate float64) (opened, closed int) {
+	dial := func() (*transport.Session, func(), error) {
+		if src == "" {
+			s, err := transport.Dial(ctx, addr, cfg)
+			return s, func() {}, err
+		}
+		raddr, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.ParseIP(src)})
+		if err != nil {
+			return nil, nil, err
+		}
+		s, err := transport.DialConn(ctx, pc, raddr, cfg)
+		if err != nil {
+			pc.Close()
+			return nil, nil, err
+		}
+		return s, func() { time.AfterFunc(100*time.Millisecond, func() { pc.Close() }) }, nil
+	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	t := time.NewTicker(time.Duration(float64(time.Second) / rate))
@@ -352,10 +373,11 @@ func Mute(ctx context.Context, addr string, cfg transport.Config, n int, rate fl
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := transport.Dial(ctx, addr, cfg)
+			s, release, err := dial()
 			if err != nil {
 				return
 			}
+			defer release()
 			defer s.Close("mute done")
 			mu.Lock()
 			opened++

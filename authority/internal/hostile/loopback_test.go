@@ -64,7 +64,7 @@ func TestLoopback(t *testing.T) {
 	// still finds openings left.
 	var opened, closed int
 	awg.Add(1)
-	go func() { defer awg.Done(); opened, closed = Mute(ctx, addr, tcfg, 20, 200) }()
+	go func() { defer awg.Done(); opened, closed = Mute(ctx, addr, "", tcfg, 20, 200) }()
 	classes := map[string]bool{"snapshot-amplification": true, "message-flood": true, "bad-utf8": true}
 	type cut struct {
 		name   string
