@@ -327,6 +327,31 @@ func allClasses() []class {
 		class{name: "no-hello", what: "2,000 sessions that never say Hello, dialled as fast as admitted, from the players' host", run: mute("")},
 		class{name: "no-hello-other-host", what: "the same from another address (127.0.0.2)", run: mute("127.0.0.2")},
 		class{name: "no-hello-unguarded", what: "the same with the per-host handshake rate lifted (the node's caps alone)", child: []string{"-handshakes-per-host", "1e6"}, run: mute("")},
+		class{name: "idle-players", what: "1,000 more players join and stay idle (the memory a player costs)", child: []string{"-handshakes-per-host", "1e6"}, run: func(ctx context.Context, addr string, tcfg transport.Config) abuse {
+			var mu sync.Mutex
+			var cs []*testclient.Client
+			var wg sync.WaitGroup
+			sem := make(chan struct{}, 100)
+			for range 1000 {
+				sem <- struct{}{}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() { <-sem }()
+					if c, err := testclient.Dial(ctx, addr, testclient.Config{Transport: tcfg}); err == nil {
+						mu.Lock()
+						cs = append(cs, c)
+						mu.Unlock()
+					}
+				}()
+			}
+			wg.Wait()
+			<-ctx.Done()
+			for _, c := range cs {
+				go c.Close("idle done")
+			}
+			return abuse{note: fmt.Sprintf("%d of 1,000 joined", len(cs))}
+		}},
 		class{name: "mass-churn", what: "2,000 players join as fast as admitted, then leave", child: []string{"-handshakes-per-host", "1e6"}, run: func(ctx context.Context, addr string, tcfg transport.Config) abuse {
 			var mu sync.Mutex
 			var cs []*testclient.Client

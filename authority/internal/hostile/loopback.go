@@ -27,6 +27,7 @@ import (
 type Player struct {
 	c    *testclient.Client
 	name string
+	seq  uint64 // the last call's sequence number (Play's)
 
 	mu     sync.Mutex
 	sent   map[uint64]time.Time
@@ -73,14 +74,18 @@ func (p *Player) Play(ctx context.Context, rate float64) {
 			return
 		}
 		p.mu.Unlock()
-		now := time.Now()
-		id, err := p.c.Call(counter.Add, args, p.c.ServerNow(), 0)
-		if err != nil {
+		// Filed before it is sent: the result may come back before Call
+		// returns. Only Play calls, so the id is the next sequence number.
+		p.seq++
+		p.mu.Lock()
+		p.sent[p.seq] = time.Now()
+		p.mu.Unlock()
+		if id, err := p.c.Call(counter.Add, args, p.c.ServerNow(), 0); err != nil || id.Seq != p.seq {
+			p.mu.Lock()
+			delete(p.sent, p.seq)
+			p.mu.Unlock()
 			return
 		}
-		p.mu.Lock()
-		p.sent[id.Seq] = now
-		p.mu.Unlock()
 	}
 }
 
