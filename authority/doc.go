@@ -189,6 +189,81 @@
 // cli.Program.Configure adjusts the ServerConfig (an Authenticator, a
 // WriteRule) before it is validated.
 //
+// # Limits and abuse
+//
+// Every client is taken to be hostile. What one session can make the
+// authority do or hold is bounded before it is done, charged when its
+// frame arrived (so a stall of the node never turns honest traffic into
+// a flood), and every refusal is a strike. The limits, with their
+// defaults:
+//
+//	Config.Limits             default    bounds
+//	MaxSessions               4096       players (sessions that said Hello); checked at Hello
+//	MaxPendingSessions        256        sessions not yet said Hello; a new one makes the oldest give way
+//	HelloTimeout              5 s        time to say Hello after connecting
+//	MessagesPerSecond         1024       messages handled per session (a Watch or Unwatch prefix counts one)
+//	SnapshotValuesPerSecond   16384      watch snapshot values per session; a prefix larger than this
+//	                                     cannot be watched whole
+//	CallsPerSecond            120        calls per session
+//	WritesPerSecond           240        raw values written per session
+//	BytesPerSecond            256 KiB    bytes received per session
+//	WatchesPerSession         64         prefixes watched at once
+//	MaxInboundPathBytes       256 KiB    the paths a session has defined in its path dictionary
+//	MaxPendingOutbound        16384      deliveries queued for a session; beyond, it is too slow
+//	Strikes, StrikeWindow     20, 10 s   refusals tolerated before a disconnect
+//
+//	ServerConfig.Transport    default    bounds
+//	HandshakeRatePerHost      16/s       new sessions from one IP address (burst 32)
+//	HandshakeRate             512/s      new sessions in all (burst 512)
+//	SendQueueFrames, Bytes    1024, 4 MiB  a session's send queue; a peer that fills it is closed as too slow
+//	RecvQueueFrames, Bytes    1024, 4 MiB  a session's receive queue; beyond, the session closes
+//	AcceptQueue               128        handshakes in progress, and sessions waiting to be accepted
+//
+// Rates are token buckets holding one second's worth. A strike costs the
+// session one of its Strikes; a call outside the change window when it
+// arrived (too old, too far ahead, not after the creator's previous one)
+// costs an eighth, since an honest link that freezes delivers bursts of
+// them; a call that only went stale while waiting for a busy node costs
+// nothing. More than Strikes within StrikeWindow disconnect the session
+// with an Error naming the last refusal. A malformed frame, a path that
+// is not UTF-8 or a protocol violation closes the session at once.
+//
+// So one frame costs the node at most a second's worth of messages, of
+// snapshot values, of calls and of written values, and each call or write
+// at most one delivery per watcher; an abuser is cut off within a second
+// of abusing at a game loop's pace (the hostile suite holds each class
+// of abuse to that while honest players play, see docs/BENCHMARKS.md).
+//
+// The listener's transport.Guard drops, before any session exists, every
+// packet from an address without a session that is not a proper session
+// opening, and openings over the handshake rates: garbage and partial
+// handshakes cost a parse each. Clients behind one address (a NAT) share
+// its handshake rate, and an abuser on the same address can use it up;
+// established sessions are never affected.
+//
+// Memory per session: an idle player costs the node about 3 KiB and the
+// transport about 12 KiB of its own, plus kcp-go's per-session buffers
+// (about 125 KiB per idle player in all, measured over the real stack).
+// At most, a session holds its two transport queues (SendQueueBytes +
+// RecvQueueBytes), kcp-go's windows (SendWindow + RecvWindow segments of
+// MTU bytes, twice over for the send side), its path definitions
+// (MaxInboundPathBytes), its queued deliveries (MaxPendingOutbound
+// records, the values shared with the store) and its encoder's scratch
+// (64 KiB between frames): about 12 MiB with the defaults, most of it the
+// transport queues. The sessions are at most MaxSessions +
+// MaxPendingSessions, plus those closing (each for at most
+// Transport.CloseLinger).
+//
+// What an operator tunes: MaxSessions to the players one machine serves
+// (the memory above times that must fit); HandshakeRatePerHost up for
+// players behind one NAT (a LAN party), down to slow a flood from one
+// address; SnapshotValuesPerSecond up if a watched prefix holds more
+// paths than 16,384; CallsPerSecond and WritesPerSecond to the game's
+// input rate (a 60 Hz game sending one call a frame uses half the
+// default); the transport queues down to cut the worst case per session
+// when many sessions share a small machine. Strikes and StrikeWindow set
+// how forgiving the authority is of clients with bugs.
+//
 // # The authority binary
 //
 // authority/cmd/authority serves a registry chosen by name:
@@ -201,10 +276,11 @@
 // serves its own functions with a command of its own (above). Other flags
 // set the secret (-secret: HMAC tokens and transport encryption), the
 // transport preset (-transport internet|lan), MaxChangeAge, MaxRewind,
-// MaxFutureSkew, the tick and flush periods, and the per-session limits
-// (-max-sessions, -max-pending-sessions, -hello-timeout, -calls-per-sec, -writes-per-sec, -bytes-per-sec,
-// -messages-per-sec, -snapshot-values-per-sec, -watches) and the
-// listener's handshake rates (-handshakes-per-host, -handshakes-per-sec).
+// MaxFutureSkew, the tick and flush periods, the limits (-max-sessions,
+// -max-pending-sessions, -hello-timeout, -calls-per-sec, -writes-per-sec,
+// -bytes-per-sec, -messages-per-sec, -snapshot-values-per-sec, -watches)
+// and the listener's handshake rates (-handshakes-per-host,
+// -handshakes-per-sec).
 // Logs are log/slog text on stderr. A bad flag exits 2 and a busy port
 // exits 1, each with the reason; -h prints the flags and exits 0; SIGINT
 // or SIGTERM shuts down gracefully and exits 0.

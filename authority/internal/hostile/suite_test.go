@@ -97,3 +97,27 @@ func run(t *testing.T, cfg Config, a *Attack) Result {
 	}
 	return res
 }
+
+var unguarded = flag.Bool("hostile.unguarded", false, "run TestHostileWithoutBudgets")
+
+// TestHostileWithoutBudgets shows the suite can fail: with the message
+// and snapshot budgets lifted and strikes off, the snapshot amplification
+// keeps the node busy for seconds and the honest players' calls go
+// unanswered, as the attack did on the live server before the budgets.
+// It runs only with -hostile.unguarded (it simulates millions of snapshot
+// values).
+func TestHostileWithoutBudgets(t *testing.T) {
+	if !*unguarded {
+		t.Skip("run with -hostile.unguarded")
+	}
+	cfg := DefaultConfig()
+	cfg.Node.Limits.SnapshotValuesPerSecond = 1e12
+	cfg.Node.Limits.MessagesPerSecond = 1e12
+	cfg.Node.Limits.Strikes = 1 << 30
+	base := run(t, cfg, nil)
+	res := run(t, cfg, Attacks()[0])
+	t.Log(res)
+	if res.Missed == 0 && res.P99 <= 2*base.P99+latencySlack {
+		t.Errorf("without the budgets the amplification did no harm: %v", res)
+	}
+}
