@@ -1246,10 +1246,19 @@ func sameWrites(a, b []PathValue) bool {
 // and the byte-rate averages. Call it once per frame (Update does).
 func (c *ClientCore) Tick() {
 	local := c.clock.Local()
-	// Never more requests in flight than the clock remembers: on a link
-	// whose round trip spans many frames, every reply would otherwise
-	// answer a forgotten request and the clock would never sync.
-	if c.enc != nil && local >= c.clock.NextSync() && local-c.lastSyncRequested >= int64(5*time.Millisecond) &&
+	// A request rides in the frame about to leave when the game queued
+	// messages this frame (NextSync: every timesync MaxInterval once
+	// stable); when nothing else would be sent it goes alone, and only at
+	// IdleSync (every IdleInterval once stable), so a quiet client costs
+	// the authority few packets. Never more requests in flight than the
+	// clock remembers: on a link whose round trip spans many frames, every
+	// reply would otherwise answer a forgotten request and the clock would
+	// never sync.
+	due := c.clock.IdleSync()
+	if len(c.cur) > 1 {
+		due = c.clock.NextSync()
+	}
+	if c.enc != nil && local >= due && local-c.lastSyncRequested >= int64(5*time.Millisecond) &&
 		c.clock.CanRequest() {
 		c.syncNow()
 	}

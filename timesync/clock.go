@@ -145,6 +145,28 @@ func (c *Clock) NextSync() int64 {
 	return c.lastSend + int64(c.interval)
 }
 
+// IdleSync is the local time at which the next request is due when it
+// would be sent on its own, with nothing else going to the reference:
+// NextSync while the clock warms up or after samples disagreed (the
+// interval is below MaxInterval), then the last request plus
+// Config.IdleInterval. A follower sends a request at NextSync when it has
+// other traffic for the reference to carry it, and at IdleSync when it
+// has none, so a stable, quiet follower costs one exchange per
+// IdleInterval.
+func (c *Clock) IdleSync() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.cfg.Reference:
+		return math.MaxInt64
+	case !c.sent:
+		return 0
+	case c.interval < c.cfg.MaxInterval:
+		return c.lastSend + int64(c.interval)
+	}
+	return c.lastSend + int64(c.cfg.IdleInterval)
+}
+
 // CanRequest reports whether a new Request would leave every outstanding
 // request remembered. Request forgets the oldest when Config.MaxOutstanding
 // are unanswered, and a reply to a forgotten request is refused: on a link

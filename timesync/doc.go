@@ -11,8 +11,9 @@
 //   - Clock, a thin wrapper around an Estimator and a local time Source.
 //     Now is lock-free and cheap, safe from any goroutine, and never
 //     returns less than it returned before. The Clock owns no goroutine
-//     and no timer: it says when the next request is due (NextSync), and
-//     the caller sends it.
+//     and no timer: it says when the next request is due (NextSync, or
+//     IdleSync for a request that would travel alone), and the caller
+//     sends it.
 //   - Answer, the server side: a pure function that echoes a Request with
 //     the server's receive and send times.
 //
@@ -47,6 +48,12 @@
 // where the reader goroutine took rep.RecvLocal = clock.Local() as soon
 // as the reply came off the socket. Meanwhile the game thread reads
 // clock.Now() as often as it likes.
+//
+// A follower that sends other messages to the reference lets requests
+// ride on them: it attaches one to an outgoing batch at NextSync (every
+// MaxInterval once stable), and sends one alone only at IdleSync (every
+// IdleInterval once stable), so a quiet follower costs the reference
+// fewer exchanges while one that talks pays only bytes.
 //
 // A server answers from its receive path:
 //

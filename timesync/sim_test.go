@@ -101,6 +101,11 @@ type sim struct {
 	// observed counts accepted replies, so checks can tell whether the
 	// clock was retargeted between two reads
 	observed int
+	// idleFrom is the true time from which the follower has nothing else
+	// to send: its requests follow IdleSync instead of NextSync. Zero:
+	// never idle.
+	idleFrom     int64
+	idleRequests int
 }
 
 // simSource is the follower's local clock, read off the simulation.
@@ -148,7 +153,11 @@ func (s *sim) push(e simEvent) {
 func (s *sim) run(t testing.TB, end, tick int64, read func(now int64, afterReply bool)) {
 	nextTick := int64(0)
 	for {
-		nextSend := max(s.t, s.trueAt(s.c.NextSync()))
+		due := s.c.NextSync()
+		if s.idleFrom > 0 && s.t >= s.idleFrom {
+			due = s.c.IdleSync()
+		}
+		nextSend := max(s.t, s.trueAt(due))
 		next := min(nextSend, nextTick)
 		if len(s.q) > 0 && s.q[0].at < next {
 			next = s.q[0].at
@@ -175,6 +184,9 @@ func (s *sim) run(t testing.TB, end, tick int64, read func(now int64, afterReply
 				read(s.t, true)
 			}
 		case next == nextSend:
+			if s.idleFrom > 0 && s.t >= s.idleFrom {
+				s.idleRequests++
+			}
 			req := s.c.Request()
 			if s.rng.Float64() >= s.l.loss {
 				s.push(simEvent{at: s.t + s.l.up.delay(s.rng), kind: 0, req: req})
@@ -192,12 +204,21 @@ type runStats struct {
 	signed   []float64 // synced - true
 	backward int       // reads that returned less than the read before
 	meanRTT  float64
+	// idleRequests counts the requests sent while idle.
+	idleRequests int
 }
 
 // measure runs a scenario and checks monotonicity and the slew limit at
 // every read. Errors are recorded from measureFrom on.
 func measure(t testing.TB, l link, cfg Config, seed uint64, measureFrom, end time.Duration) runStats {
+	return measureIdle(t, l, cfg, seed, 0, measureFrom, end)
+}
+
+// measureIdle is measure with the follower going quiet at idleFrom (zero:
+// never): from then on it requests at IdleSync.
+func measureIdle(t testing.TB, l link, cfg Config, seed uint64, idleFrom, measureFrom, end time.Duration) runStats {
 	s := newSim(t, l, cfg, seed)
+	s.idleFrom = int64(idleFrom)
 	var st runStats
 	var prevV, prevL int64
 	var prevDrift float64
@@ -239,6 +260,7 @@ func measure(t testing.TB, l link, cfg Config, seed uint64, measureFrom, end tim
 		}
 	})
 	st.meanRTT = float64(s.c.Status().RTT.Mean)
+	st.idleRequests = s.idleRequests
 	return st
 }
 
@@ -312,6 +334,41 @@ func TestAccuracyScenarios(t *testing.T) {
 			t.Logf("timesync scenario=%s p50_ms=%.3f p99_ms=%.3f bound_ms=%.3f", sc.name, ms(p50), ms(p99), ms(rtt/2))
 			if p99 > float64(sc.p99) {
 				t.Errorf("seeds 1000..%d: p99 %.3f ms, want <= %.3f ms", 1000+scenarioSeeds-1, ms(p99), ms(float64(sc.p99)))
+			}
+		})
+	}
+}
+
+// TestIdleAccuracy: a follower that plays for 10 s (requests ride on its
+// traffic at NextSync) and then has nothing to send for 50 s (requests
+// alone at IdleSync, one per IdleInterval once stable) keeps the same
+// accuracy bars while quiet, measured from 12 s to 60 s, and makes about
+// one exchange per IdleInterval (DefaultConfig: 250 ms).
+func TestIdleAccuracy(t *testing.T) {
+	for _, sc := range scenarios()[:3] { // loopback, jitter50, mobile
+		t.Run(sc.name, func(t *testing.T) {
+			var errs []float64
+			cfg := DefaultConfig()
+			for i := range scenarioSeeds {
+				seed := uint64(1000 + i)
+				st := measureIdle(t, sc.link, cfg, seed, 10*time.Second, 12*time.Second, 60*time.Second)
+				if st.backward > 0 {
+					t.Errorf("seed %d: %d backward steps", seed, st.backward)
+				}
+				if m := slices.Max(st.errs); m > float64(sc.max) {
+					t.Errorf("seed %d: max error %.3f ms while idle, want <= %.3f ms", seed, ms(m), ms(float64(sc.max)))
+				}
+				errs = append(errs, st.errs...)
+				// One exchange per IdleInterval over the 50 quiet seconds,
+				// and a few more while a disagreement resets the interval.
+				if limit := 2 * int(50*time.Second/cfg.IdleInterval); st.idleRequests > limit {
+					t.Errorf("seed %d: %d requests in 50 quiet seconds, want at most %d", seed, st.idleRequests, limit)
+				}
+			}
+			p50, p99 := percentile(errs, 0.5), percentile(errs, 0.99)
+			t.Logf("timesync idle scenario=%s p50_ms=%.3f p99_ms=%.3f", sc.name, ms(p50), ms(p99))
+			if p99 > float64(sc.p99) {
+				t.Errorf("seeds 1000..%d: p99 %.3f ms while idle, want <= %.3f ms", 1000+scenarioSeeds-1, ms(p99), ms(float64(sc.p99)))
 			}
 		})
 	}

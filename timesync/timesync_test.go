@@ -59,6 +59,7 @@ func TestConfigValidate(t *testing.T) {
 		{"huge-slew", func(c *Config) { c.MaxSlew = time.Second }, false},
 		{"no-interval", func(c *Config) { c.MinInterval = 0 }, false},
 		{"max-below-min", func(c *Config) { c.MaxInterval = c.MinInterval / 2 }, false},
+		{"idle-below-max", func(c *Config) { c.IdleInterval = c.MaxInterval / 2 }, false},
 		{"tiny-window", func(c *Config) { c.Window = 1 }, false},
 		{"huge-window", func(c *Config) { c.Window = 5000 }, false},
 		{"warmup-over-window", func(c *Config) { c.Warmup = c.Window + 1 }, false},
@@ -252,12 +253,16 @@ func TestNextSyncAdapts(t *testing.T) {
 		t.Fatalf("first request not due at once")
 	}
 	interval := func() time.Duration { return time.Duration(c.NextSync() - src.Nanos()) }
+	idle := func() time.Duration { return time.Duration(c.IdleSync() - src.Nanos()) }
 	for range cfg.Warmup - 1 {
 		exchange(t, c, src, 0, int64(time.Millisecond))
 	}
 	c.Request()
 	if got := interval(); got != cfg.MinInterval {
 		t.Fatalf("interval during warmup = %v, want %v", got, cfg.MinInterval)
+	}
+	if got := idle(); got != cfg.MinInterval {
+		t.Fatalf("idle interval during warmup = %v, want %v (no back-off before the estimate is stable)", got, cfg.MinInterval)
 	}
 	for range 40 {
 		exchange(t, c, src, 0, int64(time.Millisecond))
@@ -266,11 +271,17 @@ func TestNextSyncAdapts(t *testing.T) {
 	if got := interval(); got != cfg.MaxInterval {
 		t.Fatalf("interval when stable = %v, want %v", got, cfg.MaxInterval)
 	}
+	if got := idle(); got != cfg.IdleInterval {
+		t.Fatalf("idle interval when stable = %v, want %v", got, cfg.IdleInterval)
+	}
 	// The reference steps a second ahead: samples disagree, back to fast.
 	exchange(t, c, src, int64(time.Second), int64(time.Millisecond))
 	c.Request()
 	if got := interval(); got != cfg.MinInterval {
 		t.Fatalf("interval after disagreement = %v, want %v", got, cfg.MinInterval)
+	}
+	if got := idle(); got != cfg.MinInterval {
+		t.Fatalf("idle interval after disagreement = %v, want %v", got, cfg.MinInterval)
 	}
 	if st := c.Status(); st.Disagreements != 1 {
 		t.Fatalf("Disagreements = %d, want 1", st.Disagreements)

@@ -1,50 +1,24 @@
 package sim_test
 
 import (
-	"errors"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/rewindnet/rewind/authority/sim"
 )
 
-// Seeds 1609 (TestReconnects) and 269 (TestProperties) fail the final
+// Seed 269 (TestProperties) fails the final
 // checks under the awful profile (300 ± 100 ms, 5 % loss) although the
-// node and the client cores behave as specified: in both, one packet of
+// node and the client cores behave as specified: one packet of
 // a client's down link is lost several times in a row, and the reliable,
 // ordered link holds every later frame behind it for two to three
-// seconds. The tests below pin that explanation, so that they fail if a
+// seconds. The test below pins that explanation, so that it fails if the
 // seed starts failing for another reason.
 
-// TestSeed1609StalledSnapshot: client 2's session drops at +4.94 s and
-// its new session is welcomed at +6.8 s; the node answers its renewed
-// watch at +7.13 s, but that snapshot waits on the down link behind a
-// frame sent at +6.73 s that arrives only at +9.29 s, after the run's end
-// (+9 s). Once it arrives the views converge.
-func TestSeed1609StalledSnapshot(t *testing.T) {
-	cfg := propertyConfig(1609)
-	cfg.Reconnects = 0.3
-	s := newSim(t, cfg)
-	if err := s.RunUntil(s.End()); err != nil {
-		t.Fatalf("failed before the end: %v", err)
-	}
-	arrive := s.DownArrival(2)
-	if arrive <= s.End() {
-		t.Fatalf("client 2's down link has nothing in flight at the end (last arrival %v before it)", time.Duration(s.End()-arrive))
-	}
-	if err := s.Check(); !errors.Is(err, sim.ErrProperty) || !strings.Contains(err.Error(), "client 2: not converged") {
-		t.Fatalf("Check at the end = %v, want client 2 not converged", err)
-	}
-
-	s = newSim(t, cfg)
-	if err := s.RunUntil(arrive + int64(2*cfg.Frame)); err != nil {
-		t.Fatalf("failed before the stalled frame arrived: %v", err)
-	}
-	if err := s.Check(); err != nil {
-		t.Fatalf("Check once the stalled frame arrived: %v", err)
-	}
-}
+// Seed 1609 (TestReconnects) used to stall the same way: client 2's
+// renewed watch snapshot waited on its down link behind a frame that
+// arrived 0.3 s after the run's end. Since quiet clients send their
+// time-sync requests alone only every timesync IdleInterval, its trace
+// differs and the frame is no longer held back; TestSeedRegressions still
+// runs it through the full checks.
 
 // TestSeed269SyncedTooLate: client 4 is welcomed at +1.14 s. Under this
 // jitter the estimate never reaches timesync's SyncPrecision (1 ms), so
