@@ -151,6 +151,13 @@ type ServerStats struct {
 	Node      Stats
 	Funcs     map[string]FuncStats
 	Transport TransportStats
+	// Rounds counts the node goroutine's rounds (a wake-up's frames, a
+	// batch of accepts or a tick, with sending what they produced) by
+	// how long they took: under 1 ms, 10 ms, 100 ms, 1 s, and longer.
+	// LongestRound is the longest. A round delays everything behind it:
+	// frames arriving meanwhile wait in their sessions' receive queues.
+	Rounds       [5]uint64
+	LongestRound time.Duration
 	// Archive is the archive's counters (zero without Data): the durable
 	// horizon (DurableNow), log records and syncs, snapshots.
 	Archive archive.Stats
@@ -217,6 +224,8 @@ type Server struct {
 	frames     []transport.Frame // frames drained from one session, reused
 	refused    uint64            // sessions the node refused
 	slow       uint64            // sessions closed as too slow
+	rounds     [5]uint64         // node goroutine rounds by length (ServerStats.Rounds)
+	longest    time.Duration     // the longest round
 
 	mu       sync.Mutex // guards the fields below
 	state    serverState
@@ -239,6 +248,8 @@ type nodeSnapshot struct {
 	stats            Stats
 	funcs            map[string]FuncStats
 	refused, tooSlow uint64
+	rounds           [5]uint64
+	longest          time.Duration
 }
 
 // peer is a session the node accepted.
@@ -491,7 +502,7 @@ func (s *Server) closeIdle() bool {
 // sessions just after.
 func (s *Server) Stats() ServerStats {
 	ns := s.nodeStats()
-	st := ServerStats{Node: ns.stats, Funcs: ns.funcs}
+	st := ServerStats{Node: ns.stats, Funcs: ns.funcs, Rounds: ns.rounds, LongestRound: ns.longest}
 	s.mu.Lock()
 	t := s.closed
 	t.Open = len(s.conns)
@@ -640,7 +651,7 @@ func writeKeyFile(name string, key []byte) error {
 // snapshot reads the node goroutine's counters; only it may call this
 // while Serve runs.
 func (s *Server) snapshot() nodeSnapshot {
-	return nodeSnapshot{stats: s.node.Stats(), funcs: s.node.FuncStats(), refused: s.refused, tooSlow: s.slow}
+	return nodeSnapshot{stats: s.node.Stats(), funcs: s.node.FuncStats(), refused: s.refused, tooSlow: s.slow, rounds: s.rounds, longest: s.longest}
 }
 
 func (s *Server) nodeStats() nodeSnapshot {
@@ -759,11 +770,14 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 	ticker := time.NewTicker(s.cfg.Tick)
 	defer ticker.Stop()
 	for {
+		var t0 time.Time // when this round's work began
 		select {
 		case <-s.wake:
+			t0 = time.Now()
 			s.checkDurable()
 			s.drainReady()
 		case sess := <-s.accepted:
+			t0 = time.Now()
 			s.accept(sess)
 		batch:
 			for range eventBatch - 1 {
@@ -775,6 +789,7 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 				}
 			}
 		case <-ticker.C:
+			t0 = time.Now()
 			s.checkDurable()
 			s.node.Tick(s.clock.Now())
 			s.persist()
@@ -797,7 +812,21 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 		}
 		s.persist()
 		s.dispatch()
+		s.timeRound(time.Since(t0))
 	}
+}
+
+// roundBounds are the upper bounds of ServerStats.Rounds' buckets.
+var roundBounds = [len(ServerStats{}.Rounds) - 1]time.Duration{time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond, time.Second}
+
+// timeRound files one round of the node goroutine by its length.
+func (s *Server) timeRound(d time.Duration) {
+	i := 0
+	for i < len(roundBounds) && d >= roundBounds[i] {
+		i++
+	}
+	s.rounds[i]++
+	s.longest = max(s.longest, d)
 }
 
 // shutdownNode has the node say goodbye to every session and sends it.

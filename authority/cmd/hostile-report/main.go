@@ -93,8 +93,8 @@ func run(args []string) error {
 	load, _ := os.ReadFile("/proc/loadavg")
 	var out strings.Builder
 	fmt.Fprintf(&out, "%d players × %.0f calls/s, windows of %v, GOMAXPROCS %d, load at start: %s\n\n", *players, *rate, *window, runtime.GOMAXPROCS(0), strings.TrimSpace(string(load)))
-	fmt.Fprintln(&out, "| class | baseline p50 / p99 | attack p50 / p99 / max | unanswered / refused | disconnected | abusers cut off (slowest) | late join | RSS base → peak | CPU in attack |")
-	fmt.Fprintln(&out, "|---|---|---|---|---|---|---|---|---|")
+	fmt.Fprintln(&out, "| class | baseline p50 / p99 | attack p50 / p99 / max | unanswered / refused | disconnected | abusers cut off (slowest) | late join | RSS base → peak | CPU in attack | node rounds ≥ 100 ms, longest (if new) |")
+	fmt.Fprintln(&out, "|---|---|---|---|---|---|---|---|---|---|")
 	fmt.Print(out.String())
 	for _, c := range classes {
 		line, err := measure(c, *players, *rate, *window)
@@ -132,6 +132,8 @@ type childStats struct {
 	TooSlow           uint64
 	Guard             transport.GuardStats
 	HeapInuse         uint64
+	Rounds            [5]uint64 // the node goroutine's rounds by length
+	LongestRound      time.Duration
 }
 
 func serveChild(hsHost float64) error {
@@ -161,7 +163,7 @@ func serveChild(hsHost float64) error {
 			runtime.ReadMemStats(&ms)
 			enc.Encode(childStats{Sessions: st.Node.Sessions, Waiting: st.Node.Waiting, Kicked: st.Node.Kicked, Strikes: st.Node.Strikes,
 				HelloTimeouts: st.Node.HelloTimeouts, Evicted: st.Node.WaitingEvicted, TooSlow: st.Transport.TooSlow,
-				Guard: st.Transport.Guard, HeapInuse: ms.HeapInuse})
+				Guard: st.Transport.Guard, HeapInuse: ms.HeapInuse, Rounds: st.Rounds, LongestRound: st.LongestRound})
 		}
 	}()
 	return srv.Serve(ctx)
@@ -436,6 +438,7 @@ func measure(c class, players int, rate float64, window time.Duration) (string, 
 	mu.Unlock()
 	a0 := time.Now()
 	cpu0 := ch.cpu()
+	st0 := ch.stats()
 	attack, stopAttack := context.WithTimeout(ctx, window)
 	res := make(chan abuse, 1)
 	go func() { res <- c.run(attack, ch.addr, tcfg) }()
@@ -475,12 +478,18 @@ func measure(c class, players int, rate float64, window time.Duration) (string, 
 	if ab.note != "" {
 		cutoff += "; " + ab.note
 	}
+	time.Sleep(200 * time.Millisecond) // the child's next report
 	st := ch.stats()
+	slow := st.Rounds[3] + st.Rounds[4] - st0.Rounds[3] - st0.Rounds[4]
+	longest := "—"
+	if st.LongestRound > st0.LongestRound {
+		longest = st.LongestRound.Round(time.Millisecond).String()
+	}
 	cutoff += fmt.Sprintf("; node: kicked %d, hello timeouts %d, evicted %d; guard: admitted %d, dropped %d", st.Kicked, st.HelloTimeouts, st.Evicted, st.Guard.Admitted, st.Guard.NotOpening+st.Guard.HostLimited+st.Guard.Limited)
 	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 1, 64) }
-	return fmt.Sprintf("| %s | %s / %s ms | %s / %s / %s ms | %d / %d of %d | %d | %s | %s | %d → %d MiB | %.0f %% |",
+	return fmt.Sprintf("| %s | %s / %s ms | %s / %s / %s ms | %d / %d of %d | %d | %s | %s | %d → %d MiB | %.0f %% | %d, %s |",
 		c.name, ms(base.P50), ms(base.P99), ms(att.P50), ms(att.P99), ms(att.Max), att.Unanswered, att.Refused, att.Sent,
-		len(att.Disconnected), cutoff, lateJoin, baseRSS>>20, atkRSS>>20, 100*cpu.Seconds()/a1.Sub(a0).Seconds()), nil
+		len(att.Disconnected), cutoff, lateJoin, baseRSS>>20, atkRSS>>20, 100*cpu.Seconds()/a1.Sub(a0).Seconds(), slow, longest), nil
 }
 
 // seed has the child write the world: 1,000 counters, 50 a call.

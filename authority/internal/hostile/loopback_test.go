@@ -112,7 +112,11 @@ func TestLoopback(t *testing.T) {
 		t.Errorf("honest players: %+v", rep)
 	}
 	st := srv.Stats()
-	t.Logf("node: kicked %d, hello timeouts %d, evicted %d; guard %+v", st.Node.Kicked, st.Node.HelloTimeouts, st.Node.WaitingEvicted, st.Transport.Guard)
+	t.Logf("node: kicked %d, hello timeouts %d, evicted %d; guard %+v; node goroutine rounds %v, longest %v (wall clock, not asserted)",
+		st.Node.Kicked, st.Node.HelloTimeouts, st.Node.WaitingEvicted, st.Transport.Guard, st.Rounds, st.LongestRound)
+	if n := st.Rounds[0] + st.Rounds[1] + st.Rounds[2] + st.Rounds[3] + st.Rounds[4]; n == 0 || st.LongestRound <= 0 {
+		t.Errorf("the node goroutine's rounds were not counted: %v, longest %v", st.Rounds, st.LongestRound)
+	}
 	if g := st.Transport.Guard; g.NotOpening == 0 {
 		t.Errorf("the guard dropped no garbage: %+v", g)
 	}
