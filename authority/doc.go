@@ -242,10 +242,11 @@
 // established sessions are never affected.
 //
 // Memory per session: an idle player costs the node about 3 KiB and the
-// transport about 12 KiB of its own, plus kcp-go's per-session buffers
-// (about 125 KiB per idle player in all, measured over the real stack).
+// session about 12 KiB of its own, plus its conversation in the socket
+// loop (about 62 KiB per idle player in all, measured over the real
+// stack).
 // At most, a session holds its two transport queues (SendQueueBytes +
-// RecvQueueBytes), kcp-go's windows (SendWindow + RecvWindow segments of
+// RecvQueueBytes), its KCP windows (SendWindow + RecvWindow segments of
 // MTU bytes, twice over for the send side), its path definitions
 // (MaxInboundPathBytes), its queued deliveries (MaxPendingOutbound
 // records, the values shared with the store) and its encoder's scratch
