@@ -61,6 +61,9 @@ type Limits struct {
 	// between flushes; beyond it the session is disconnected as too slow
 	// (it reconnects to a fresh snapshot) rather than lose values.
 	MaxPendingOutbound int
+	// MaxAreaEntities bounds the entities a spatial watch holds at once:
+	// the nearest ones (zero: DefaultMaxAreaEntities).
+	MaxAreaEntities int
 }
 
 // DefaultLimits suit an action game: a player sends inputs at up to 60 Hz.
@@ -105,6 +108,9 @@ type Config struct {
 	// sent on the first Tick at least FlushEvery after the previous flush.
 	// Zero flushes on every Tick.
 	FlushEvery time.Duration
+	// InterestEvery is how often spatial watches are brought up to date
+	// with the entities' positions (zero: DefaultInterestEvery).
+	InterestEvery time.Duration
 	// Wire bounds frames and messages in both directions.
 	Wire wire.Limits
 	// Limits bound each session.
@@ -160,6 +166,10 @@ func (c *Config) Validate() error {
 	switch {
 	case c.FlushEvery < 0:
 		return fmt.Errorf("%w: FlushEvery = %v", ErrBadConfig, c.FlushEvery)
+	case c.InterestEvery < 0:
+		return fmt.Errorf("%w: InterestEvery = %v", ErrBadConfig, c.InterestEvery)
+	case l.MaxAreaEntities < 0:
+		return fmt.Errorf("%w: Limits.MaxAreaEntities = %d", ErrBadConfig, l.MaxAreaEntities)
 	case len(c.ResumeKey) > 0 && len(c.ResumeKey) < MinResumeKeyBytes:
 		return fmt.Errorf("%w: ResumeKey of %d bytes, want at least %d (or none to disable resuming)", ErrBadConfig, len(c.ResumeKey), MinResumeKeyBytes)
 	case c.ResumeWindow < 0:

@@ -14,6 +14,7 @@ import (
 	"github.com/rewindnet/rewind/archive"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/wire"
+	"github.com/rewindnet/rewind/physics"
 	"github.com/rewindnet/rewind/timesync"
 )
 
@@ -61,6 +62,14 @@ type Node struct {
 	nextCrea uint32
 	watchers map[string][]*session // prefix (or exact path) → watching sessions
 	epoch    uint64                // marks sessions visited by one watchersOf call
+
+	// interest management (area.go)
+	spaces       map[string]*spaceIndex // spatial layer prefix → its index and watches
+	spaceOrder   []string               // the layer prefixes, sorted
+	areaWatchers map[string][]*session  // entity prefix → sessions whose area holds it
+	lastInterest int64
+	scratchNear  []physics.Near
+	scratchPaths []string
 
 	calls      map[netcode.CallID]*callRec
 	rerunQueue []*callRec // calls with an invalidated output, checked after each cascade
@@ -144,8 +153,11 @@ type Stats struct {
 	// queued, or paths visited without one); SnapshotsRefused counts the
 	// watches refused because their snapshot did not fit the session's
 	// Limits.SnapshotValuesPerSecond.
-	SnapshotValues   uint64
-	SnapshotsRefused uint64
+	SnapshotValues uint64
+	// AreaEnters and AreaLeaves count the entities that entered and left
+	// spatial watches' areas.
+	AreaEnters, AreaLeaves uint64
+	SnapshotsRefused       uint64
 	// Waiting is the sessions that have not said Hello yet (included in
 	// Sessions); HelloTimeouts counts those closed for not saying it
 	// within Limits.HelloTimeout, WaitingEvicted those closed to make
@@ -223,6 +235,7 @@ type strikeRec struct {
 type watchSpec struct {
 	mode   wire.WatchMode
 	window time.Duration
+	area   wire.Area // Kind set: a spatial watch (area.go)
 }
 
 type outKey struct {
@@ -277,18 +290,30 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	cfg.ResumeKey = slices.Clone(cfg.ResumeKey)
 	store.CollectFinal(cfg.Persist)
+	spaces, err := newSpaceIndexes(reg)
+	if err != nil {
+		return nil, err
+	}
+	order := make([]string, 0, len(spaces))
+	for p := range spaces {
+		order = append(order, p)
+	}
+	slices.Sort(order)
 	return &Node{
-		cfg:       cfg,
-		reg:       reg,
-		writeRule: rule,
-		store:     store,
-		sessions:  make(map[SessionID]*session),
-		watchers:  make(map[string][]*session),
-		calls:     make(map[netcode.CallID]*callRec),
-		funcs:     make(map[string]*funcEntry),
-		funcStats: make(map[string]*FuncStats),
-		creators:  make(map[uint32]*creatorRec),
-		nextCrea:  1,
+		cfg:          cfg,
+		reg:          reg,
+		writeRule:    rule,
+		store:        store,
+		spaces:       spaces,
+		spaceOrder:   order,
+		areaWatchers: make(map[string][]*session),
+		sessions:     make(map[SessionID]*session),
+		watchers:     make(map[string][]*session),
+		calls:        make(map[netcode.CallID]*callRec),
+		funcs:        make(map[string]*funcEntry),
+		funcStats:    make(map[string]*FuncStats),
+		creators:     make(map[uint32]*creatorRec),
+		nextCrea:     1,
 	}, nil
 }
 
@@ -810,6 +835,7 @@ func (n *Node) Tick(now int64) {
 	n.expireCreators(now)
 	n.applyChanges(now, n.store.Tick(now))
 	n.processReruns(now)
+	n.refreshInterest(now)
 	h := n.store.Horizon()
 	k := 0
 	for k < len(n.callExpiry) && n.callExpiry[k].call.Time < h {
@@ -957,6 +983,7 @@ const (
 	deliverValue deliveryKind = iota
 	deliverState
 	deliverDone
+	deliverLeave // an entity left a spatial watch's area (v.Path is its prefix)
 )
 
 // sendBatches encodes a session's deliveries in the order they happened,
@@ -980,6 +1007,10 @@ func (n *Node) sendBatches(s *session) {
 		case deliverDone:
 			for _, d := range s.out[i:j] {
 				n.send(s, &wire.Message{Kind: wire.KindWatchDone, WatchDone: wire.WatchDone{Prefix: d.v.Path}})
+			}
+		case deliverLeave:
+			for _, d := range s.out[i:j] {
+				n.send(s, &wire.Message{Kind: wire.KindLeave, Leave: wire.Leave{Prefix: d.v.Path}})
 			}
 		case deliverState:
 			n.scratchStates = n.scratchStates[:0]
@@ -1020,7 +1051,29 @@ func (n *Node) watch(now, arrived int64, s *session, w *wire.Watch) {
 			}
 			continue
 		}
-		spec := watchSpec{mode: w.Mode, window: w.Window}
+		spec := watchSpec{mode: w.Mode, window: w.Window, area: w.Area}
+		if w.Area.Kind != wire.AreaNone {
+			// A spatial watch replaces a plain one of the prefix, and
+			// its snapshot is the entities it finds, each charged as
+			// it enters (area.go).
+			if old, ok := s.watches[prefix]; ok && old.area.Kind == wire.AreaNone {
+				n.unwatch(s, prefix)
+			}
+			if err := n.watchArea(now, s, prefix, spec); err != nil {
+				if n.refuse(arrived, s, CodeRefused, err.Error()) {
+					return
+				}
+				continue
+			}
+			s.watches[prefix] = spec
+			if w.Done {
+				s.out = append(s.out, delivery{v: wire.Value{Path: prefix}, kind: deliverDone})
+			}
+			continue
+		}
+		if old, ok := s.watches[prefix]; ok && old.area.Kind != wire.AreaNone {
+			n.unwatch(s, prefix)
+		}
 		// The snapshot is charged to the session's snapshot budget and
 		// built only as far as the budget goes; one that does not fit is
 		// undone and refused. A prefix watched already costs its
@@ -1110,10 +1163,15 @@ func (n *Node) snapshotPath(now int64, s *session, path string, spec watchSpec) 
 }
 
 func (n *Node) unwatch(s *session, prefix string) {
-	if _, ok := s.watches[prefix]; !ok {
+	spec, ok := s.watches[prefix]
+	if !ok {
 		return
 	}
 	delete(s.watches, prefix)
+	if spec.area.Kind != wire.AreaNone {
+		n.unwatchArea(s, prefix)
+		return
+	}
 	list := n.watchers[prefix]
 	if i := slices.Index(list, s); i >= 0 {
 		list = slices.Delete(list, i, i+1)
@@ -1142,7 +1200,17 @@ func (n *Node) watchersOf(path string, fn func(*session)) {
 	visit("")
 	for i := 0; i < len(path); i++ {
 		if path[i] == '/' {
-			visit(path[:i+1])
+			key := path[:i+1]
+			visit(key)
+			if len(n.areaWatchers) > 0 {
+				for _, s := range n.areaWatchers[key] {
+					if s.seen == n.epoch || s.state != ready {
+						continue
+					}
+					s.seen = n.epoch
+					fn(s)
+				}
+			}
 		}
 	}
 	visit(path)
@@ -1164,6 +1232,9 @@ func (n *Node) applyChanges(now int64, changes []netcode.Change) {
 		leftValid := c.Kind == netcode.StateChanged && c.Old == netcode.Valid
 		switch {
 		case becameValid:
+			if len(n.spaces) > 0 && c.Flags&netcode.FlagEvent == 0 {
+				n.indexPosition(now, c.Path, c.Time.Nanos, c.Value)
+			}
 			w := wire.Value{Path: c.Path, Time: wire.Time(c.Time), Value: c.Value, Flags: wire.Flags(c.Flags)}
 			n.watchersOf(c.Path, func(s *session) {
 				s.out = append(s.out, delivery{v: w})

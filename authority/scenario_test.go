@@ -174,6 +174,15 @@ func testRegistry() *netcode.Registry {
 		tx.Write(fmt.Sprintf("log/%d", tx.Caller()), args)
 		return nil
 	}, netcode.FuncOptions{Policy: netcode.ReceiveTime})
+	// players/<id>/x places player <id> at (x, 0) for spatial watches.
+	if err := r.Spatial(netcode.Layer{Prefix: "players/", Field: "x", Pos: func(v []byte) (float64, float64, bool) {
+		if len(v) != 8 {
+			return 0, 0, false
+		}
+		return float64(getU64(v)), 0, true
+	}}); err != nil {
+		panic(err)
+	}
 	return r
 }
 
@@ -307,6 +316,17 @@ func (h *harness) exec(line string) string {
 			m.Watch.Window = time.Duration(at(0))
 		}
 		h.send(pos[0], m)
+	case "near":
+		// near CLIENT PREFIX ENTITY RADIUS: a spatial watch following ENTITY.
+		r, _ := strconv.ParseFloat(pos[3], 64)
+		h.send(pos[0], &wire.Message{Kind: wire.KindWatch, Watch: wire.Watch{Prefixes: pos[1:2], Done: true,
+			Area: wire.Area{Kind: wire.AreaNear, Entity: pos[2], Radius: r}}})
+	case "region":
+		// region CLIENT PREFIX X0 X1: a spatial watch of the box (X0, -1)-(X1, 1).
+		x0, _ := strconv.ParseFloat(pos[2], 64)
+		x1, _ := strconv.ParseFloat(pos[3], 64)
+		h.send(pos[0], &wire.Message{Kind: wire.KindWatch, Watch: wire.Watch{Prefixes: pos[1:2], Done: true,
+			Area: wire.Area{Kind: wire.AreaRegion, X0: x0, Y0: -1, X1: x1, Y1: 1}}})
 	case "unwatch":
 		h.send(pos[0], &wire.Message{Kind: wire.KindUnwatch, Unwatch: wire.Unwatch{Prefixes: pos[1:]}})
 	case "call":
@@ -505,6 +525,8 @@ func describe(m *wire.Message) string {
 		return fmt.Sprintf("Error code=%d %q", m.Error.Code, m.Error.Text)
 	case wire.KindWatchDone:
 		return "WatchDone " + m.WatchDone.Prefix
+	case wire.KindLeave:
+		return "Leave " + m.Leave.Prefix
 	}
 	return m.Kind.String()
 }

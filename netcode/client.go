@@ -108,6 +108,13 @@ const (
 	// WatchReady reports the same at any time. An authority that predates
 	// snapshot ends never sends it.
 	EventWatchReady
+	// EventEnter: the entity Path ("players/42/") entered the area of a
+	// spatial watch (WatchArea); its values arrived with it.
+	EventEnter
+	// EventLeave: the entity Path left the area of a spatial watch: its
+	// confirmed values were dropped (each reported as an EventValue
+	// before this), and nothing of it comes until it enters again.
+	EventLeave
 )
 
 func (k EventKind) String() string {
@@ -470,6 +477,71 @@ func (c *ClientCore) Watch(prefix string, mode wire.WatchMode, window time.Durat
 	return nil
 }
 
+// WatchArea is a spatial Watch of a prefix the authority's registry
+// declares as a spatial layer (netcode.Layer): only the entities under
+// prefix inside the area are sent, each whole when it enters
+// (EventEnter) and dropped when it leaves (EventLeave); WatchNear and
+// WatchRegion build the area. Watching the prefix again replaces the
+// area (the client moves its region, say); a plain Watch of the prefix
+// replaces the spatial one. Lag compensation is unaffected: the
+// authority judges calls on its own store, whatever a client watches.
+func (c *ClientCore) WatchArea(prefix string, area wire.Area, mode wire.WatchMode, window time.Duration) error {
+	if err := checkWatch(prefix); err != nil {
+		return err
+	}
+	if prefix == "" || prefix[len(prefix)-1] != '/' {
+		return fmt.Errorf("netcode: a spatial watch needs a prefix, got %q", prefix)
+	}
+	w := wire.Watch{Prefixes: []string{prefix}, Mode: mode, Window: window, Done: true, Area: area}
+	enc, err := wire.NewEncoder(c.opts.Wire)
+	if err != nil {
+		return err
+	}
+	if _, err := enc.AppendWatch(nil, &w); err != nil {
+		return err // a bad area, caught here rather than by the session
+	}
+	c.watches[prefix] = w
+	delete(c.ready, prefix)
+	if c.connected {
+		c.sendWatch(w)
+	}
+	return nil
+}
+
+// WatchNear watches the entities under prefix within radius of entity
+// (an entity prefix under it, "players/42/": typically the player's own),
+// following it as it moves. See WatchArea.
+func (c *ClientCore) WatchNear(prefix, entity string, radius float64) error {
+	return c.WatchArea(prefix, wire.Area{Kind: wire.AreaNear, Entity: entity, Radius: radius}, wire.WatchLatest, 0)
+}
+
+// WatchRegion watches the entities under prefix inside the box (x0, y0)
+// to (x1, y1). See WatchArea.
+func (c *ClientCore) WatchRegion(prefix string, x0, y0, x1, y1 float64) error {
+	return c.WatchArea(prefix, wire.Area{Kind: wire.AreaRegion, X0: x0, Y0: y0, X1: x1, Y1: y1}, wire.WatchLatest, 0)
+}
+
+// spatialParent returns the spatial watch prefix that entity lies under
+// (an entity prefix one level below it), if any.
+func (c *ClientCore) spatialParent(entity string) (string, bool) {
+	for p, w := range c.watches {
+		if w.Area.Kind != wire.AreaNone && len(entity) > len(p) && HasPrefix(entity, p) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// leave drops what the client holds of an entity that left a spatial
+// watch's area.
+func (c *ClientCore) leave(entity string) {
+	if _, ok := c.spatialParent(entity); !ok || entity[len(entity)-1] != '/' {
+		return // not ours to drop: a stray or hostile Leave
+	}
+	c.dropStale(entity, c.arrivals)
+	c.events = append(c.events, Event{Kind: EventLeave, Path: entity})
+}
+
 // sendWatch sends w (one prefix, Done set) and awaits its snapshot's end.
 func (c *ClientCore) sendWatch(w wire.Watch) {
 	c.send(&wire.Message{Kind: wire.KindWatch, Watch: w})
@@ -765,7 +837,13 @@ func (c *ClientCore) handle(m *wire.Message, recvLocal int64) {
 	case wire.KindError:
 		c.events = append(c.events, Event{Kind: EventError, Err: fmt.Errorf("netcode: authority error %d: %s", m.Error.Code, m.Error.Text)})
 	case wire.KindWatchDone:
+		if _, ok := c.spatialParent(m.WatchDone.Prefix); ok && c.snaps[m.WatchDone.Prefix] == nil {
+			c.events = append(c.events, Event{Kind: EventEnter, Path: m.WatchDone.Prefix})
+			break
+		}
 		c.snapshotDone(m.WatchDone.Prefix)
+	case wire.KindLeave:
+		c.leave(m.Leave.Prefix)
 	case wire.KindPing:
 	}
 }

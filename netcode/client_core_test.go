@@ -57,6 +57,19 @@ func counterReg() *netcode.Registry {
 		tx.Write(fmt.Sprintf("lag/%d", tx.Caller()), binary.LittleEndian.AppendUint64(nil, uint64(d)))
 		return nil
 	}, netcode.FuncOptions{})
+	// place X puts the caller at (X, 0) on the spatial layer players/.
+	r.Register("place", func(tx *netcode.Tx, args []byte) error {
+		tx.Write(fmt.Sprintf("players/%d/pos", tx.Caller()), args)
+		return nil
+	}, netcode.FuncOptions{})
+	if err := r.Spatial(netcode.Layer{Prefix: "players/", Field: "pos", Pos: func(v []byte) (float64, float64, bool) {
+		if len(v) != 8 {
+			return 0, 0, false
+		}
+		return float64(binary.LittleEndian.Uint64(v)), 0, true
+	}}); err != nil {
+		panic(err)
+	}
 	return r
 }
 

@@ -580,6 +580,18 @@ func (c *Client) WatchHistory(prefix string, window time.Duration) error {
 	return c.core.Watch(prefix, mode, window)
 }
 
+// WatchNear watches the entities under prefix within radius of entity,
+// following it as it moves (see ClientCore.WatchArea).
+func (c *Client) WatchNear(prefix, entity string, radius float64) error {
+	return c.core.WatchNear(prefix, entity, radius)
+}
+
+// WatchRegion watches the entities under prefix inside the box (x0, y0)
+// to (x1, y1) (see ClientCore.WatchArea).
+func (c *Client) WatchRegion(prefix string, x0, y0, x1, y1 float64) error {
+	return c.core.WatchRegion(prefix, x0, y0, x1, y1)
+}
+
 // Unwatch stops a watch.
 func (c *Client) Unwatch(prefix string) { c.core.Unwatch(prefix) }
 

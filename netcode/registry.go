@@ -3,6 +3,7 @@ package netcode
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -48,9 +49,57 @@ const MaxFuncName = 64
 // same code. Register everything before use; lookups are then safe from
 // several goroutines.
 type Registry struct {
-	funcs map[string]*Function
-	txs   sync.Pool // of *Tx, reused by Run
+	funcs  map[string]*Function
+	layers []Layer
+	txs    sync.Pool // of *Tx, reused by Run
 }
+
+// Layer declares a spatial layer: the entities under Prefix (each entity
+// is Prefix + key + "/", key one segment), each placed by the value at
+// Prefix + key + "/" + Field, which Pos decodes to a point. An authority
+// indexes the layer's positions and answers spatial watches on Prefix
+// (Client.WatchNear, Client.WatchRegion) with the entities inside the
+// watch's area. Pos must be pure and accept any bytes (ok false: the
+// entity has no position).
+type Layer struct {
+	Prefix string
+	Field  string
+	Pos    func(value []byte) (x, y float64, ok bool)
+	// CellSize is the side of the index's grid cells in the positions'
+	// units: about the radius of a typical watch. Zero: 64.
+	CellSize float64
+}
+
+// MaxLayers bounds the spatial layers of a registry.
+const MaxLayers = 16
+
+// Spatial adds a spatial layer. Prefix must be a valid prefix (ending in
+// '/'), Field one path segment, and no other layer may have the same
+// prefix.
+func (r *Registry) Spatial(l Layer) error {
+	switch {
+	case ValidatePrefix(l.Prefix) != nil || l.Prefix == "":
+		return fmt.Errorf("netcode: spatial layer prefix %q: must be a non-empty prefix ending in '/'", l.Prefix)
+	case l.Field == "" || strings.Contains(l.Field, "/") || ValidatePath(l.Field) != nil:
+		return fmt.Errorf("netcode: spatial layer field %q: must be one path segment", l.Field)
+	case l.Pos == nil:
+		return fmt.Errorf("netcode: spatial layer %q has no Pos", l.Prefix)
+	case l.CellSize < 0 || l.CellSize != l.CellSize:
+		return fmt.Errorf("netcode: spatial layer %q: CellSize %v", l.Prefix, l.CellSize)
+	case len(r.layers) >= MaxLayers:
+		return fmt.Errorf("netcode: %d spatial layers is the limit", MaxLayers)
+	}
+	for _, o := range r.layers {
+		if o.Prefix == l.Prefix {
+			return fmt.Errorf("netcode: spatial layer %q declared twice", l.Prefix)
+		}
+	}
+	r.layers = append(r.layers, l)
+	return nil
+}
+
+// Layers returns the spatial layers, in the order they were added.
+func (r *Registry) Layers() []Layer { return slices.Clone(r.layers) }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	flatbuffers "github.com/google/flatbuffers/go"
 
@@ -144,6 +145,8 @@ func (d *Decoder) decodeBody(k Kind, body []byte, m *Message) error {
 		err = d.decodeWatchDone(t, &m.WatchDone)
 	case KindSync:
 		err = d.decodeSync(t, &m.Sync)
+	case KindLeave:
+		err = d.decodeLeave(t, &m.Leave)
 	default:
 		return fmt.Errorf("%w: %d", ErrUnknownKind, uint8(k))
 	}
@@ -243,7 +246,10 @@ func (d *Decoder) prefixes(t fbTable, dst []string, at func(j int) []byte) ([]st
 }
 
 func (d *Decoder) decodeWatch(t fbTable, m *Watch) error {
-	if err := t.scalars(6, 1, 8, 8, 10, 1); err != nil {
+	if err := t.scalars(6, 1, 8, 8, 10, 1, 12, 1, 16, 8, 18, 8, 20, 8, 22, 8, 24, 8); err != nil {
+		return err
+	}
+	if err := t.str(14, d.lim.MaxPathBytes); err != nil {
 		return err
 	}
 	var x fb.Watch
@@ -259,6 +265,33 @@ func (d *Decoder) decodeWatch(t fbTable, m *Watch) error {
 	}
 	m.Window = time.Duration(x.WindowNs())
 	m.Done = x.Done() // absent (false) in a Watch from a client that predates it
+	m.Area = Area{Kind: AreaKind(x.Area())}
+	switch m.Area.Kind {
+	case AreaNear:
+		m.Area.Entity, m.Area.Radius = string(x.Entity()), x.Radius()
+	case AreaRegion:
+		m.Area.X0, m.Area.Y0, m.Area.X1, m.Area.Y1 = x.X0(), x.Y0(), x.X1(), x.Y1()
+	}
+	if err := checkArea(&m.Area, len(m.Prefixes)); err != nil {
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	if m.Area.Kind == AreaNear && !utf8.ValidString(m.Area.Entity) {
+		return fmt.Errorf("%w: area entity is not UTF-8", ErrMalformed)
+	}
+	return nil
+}
+
+func (d *Decoder) decodeLeave(t fbTable, m *Leave) error {
+	if err := t.str(4, d.lim.MaxPathBytes); err != nil {
+		return err
+	}
+	var x fb.Leave
+	x.Init(t.buf, flatbuffers.UOffsetT(t.pos))
+	p := x.Prefix()
+	if len(p) == 0 || !utf8.Valid(p) {
+		return fmt.Errorf("%w: empty or non-UTF-8 prefix", ErrMalformed)
+	}
+	m.Prefix = string(p)
 	return nil
 }
 

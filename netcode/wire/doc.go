@@ -92,6 +92,17 @@
 // watcher that asked, so neither end needs to know the other's age. A
 // WatchDone prefix obeys the limits of a Watch prefix.
 //
+// # Spatial watches
+//
+// A Watch whose Area has a Kind (appended fields) covers one prefix of
+// entities ("players/", each entity "players/<key>/") and only those
+// inside the area: within Radius of Entity's position, following it
+// (AreaNear), or inside a box (AreaRegion). The authority sends an entity
+// that enters whole (its snapshot) followed by a WatchDone for the entity
+// prefix, its changes while it stays, and a Leave{Prefix} (kind 17) when
+// it leaves. An authority that predates the fields watches the whole
+// prefix.
+//
 // # Frame format
 //
 // A frame is the version byte ProtocolVersion followed by messages, each a

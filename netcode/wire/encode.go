@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"fmt"
+	"math"
 	"unicode/utf8"
 
 	flatbuffers "github.com/google/flatbuffers/go"
@@ -97,6 +98,8 @@ func (e *Encoder) Append(dst []byte, m *Message) ([]byte, error) {
 		return e.AppendWatchDone(dst, &m.WatchDone)
 	case KindSync:
 		return e.AppendSync(dst, &m.Sync)
+	case KindLeave:
+		return e.AppendLeave(dst, &m.Leave)
 	}
 	return dst, fmt.Errorf("%w: cannot encode %v", ErrUnknownKind, m.Kind)
 }
@@ -269,12 +272,22 @@ func (e *Encoder) AppendWatch(dst []byte, m *Watch) ([]byte, error) {
 	if m.Mode > maxWatchMode {
 		return dst, fmt.Errorf("%w: watch mode %d", ErrInvalid, m.Mode)
 	}
+	if err := checkArea(&m.Area, len(m.Prefixes)); err != nil {
+		return dst, err
+	}
 	e.b.Reset()
 	ps, err := e.prefixes("Watch", m.Prefixes)
 	if err != nil {
 		return dst, err
 	}
 	b := e.b
+	var ent flatbuffers.UOffsetT
+	if m.Area.Kind == AreaNear {
+		if err := e.checkPath("Watch area entity", m.Area.Entity); err != nil {
+			return dst, err
+		}
+		ent = b.CreateString(m.Area.Entity)
+	}
 	fb.WatchStart(b)
 	if ps != 0 {
 		fb.WatchAddPrefixes(b, ps)
@@ -283,6 +296,18 @@ func (e *Encoder) AppendWatch(dst []byte, m *Watch) ([]byte, error) {
 	fb.WatchAddWindowNs(b, int64(m.Window))
 	if m.Done {
 		fb.WatchAddDone(b, true)
+	}
+	switch m.Area.Kind {
+	case AreaNear:
+		fb.WatchAddArea(b, byte(AreaNear))
+		fb.WatchAddEntity(b, ent)
+		fb.WatchAddRadius(b, m.Area.Radius)
+	case AreaRegion:
+		fb.WatchAddArea(b, byte(AreaRegion))
+		fb.WatchAddX0(b, m.Area.X0)
+		fb.WatchAddY0(b, m.Area.Y0)
+		fb.WatchAddX1(b, m.Area.X1)
+		fb.WatchAddY1(b, m.Area.Y1)
 	}
 	return e.finish(dst, KindWatch, fb.WatchEnd(b))
 }
@@ -440,6 +465,47 @@ func (e *Encoder) AppendSync(dst []byte, m *Sync) ([]byte, error) {
 		fb.SyncAddHandedOver(e.b, ho)
 	}
 	return e.finish(dst, KindSync, fb.SyncEnd(e.b))
+}
+
+// checkArea validates a watch's area: a known kind, one prefix for a
+// spatial watch, finite coordinates, a positive radius, a box whose
+// corners are in order.
+func checkArea(a *Area, prefixes int) error {
+	fin := func(v ...float64) bool {
+		for _, x := range v {
+			if math.IsNaN(x) || math.IsInf(x, 0) {
+				return false
+			}
+		}
+		return true
+	}
+	switch {
+	case a.Kind == AreaNone:
+		return nil
+	case a.Kind > maxArea:
+		return fmt.Errorf("%w: watch area kind %d", ErrInvalid, a.Kind)
+	case prefixes != 1:
+		return fmt.Errorf("%w: a spatial watch has one prefix, not %d", ErrInvalid, prefixes)
+	case a.Kind == AreaNear && (!fin(a.Radius) || a.Radius <= 0 || a.Entity == ""):
+		return fmt.Errorf("%w: near area needs an entity and a positive finite radius (%q, %v)", ErrInvalid, a.Entity, a.Radius)
+	case a.Kind == AreaRegion && (!fin(a.X0, a.Y0, a.X1, a.Y1) || a.X1 < a.X0 || a.Y1 < a.Y0):
+		return fmt.Errorf("%w: region (%v, %v)-(%v, %v) is not an ordered finite box", ErrInvalid, a.X0, a.Y0, a.X1, a.Y1)
+	}
+	return nil
+}
+
+// AppendLeave appends a Leave. Its prefix obeys the limits of a Watch
+// prefix.
+func (e *Encoder) AppendLeave(dst []byte, m *Leave) ([]byte, error) {
+	if err := e.checkPath("Leave prefix", m.Prefix); err != nil {
+		return dst, err
+	}
+	b := e.b
+	b.Reset()
+	p := b.CreateString(m.Prefix)
+	fb.LeaveStart(b)
+	fb.LeaveAddPrefix(b, p)
+	return e.finish(dst, KindLeave, fb.LeaveEnd(b))
 }
 
 // AppendWatchDone appends a WatchDone. Its prefix obeys the limits of a

@@ -130,6 +130,7 @@ func FuzzPathDefs(f *testing.F)        { fuzzKind(f, KindPathDefs) }
 func FuzzError(f *testing.F)           { fuzzKind(f, KindError) }
 func FuzzPing(f *testing.F)            { fuzzKind(f, KindPing) }
 func FuzzWatchDone(f *testing.F)       { fuzzKind(f, KindWatchDone) }
+func FuzzLeave(f *testing.F)           { fuzzKind(f, KindLeave) }
 func FuzzSync(f *testing.F)            { fuzzKind(f, KindSync) }
 
 // TestFuzzSeedsCoverEveryKind keeps the per-kind targets honest: each must

@@ -33,8 +33,9 @@ const (
 	KindPing            Kind = 14
 	KindWatchDone       Kind = 15
 	KindSync            Kind = 16
+	KindLeave           Kind = 17
 
-	maxKind = KindSync
+	maxKind = KindLeave
 )
 
 var kindNames = [...]string{
@@ -54,6 +55,7 @@ var kindNames = [...]string{
 	KindPing:            "Ping",
 	KindWatchDone:       "WatchDone",
 	KindSync:            "Sync",
+	KindLeave:           "Leave",
 }
 
 func (k Kind) String() string {
@@ -264,6 +266,40 @@ type Watch struct {
 	// while it was away). An authority that predates the field ignores
 	// it and sends no WatchDone.
 	Done bool
+	// Area, when its Kind is set, makes the watch spatial: of the
+	// entities under the (one) prefix, only those inside the area are
+	// sent, each with a snapshot of its paths and a WatchDone for it when
+	// it enters and a Leave when it leaves. An authority that predates
+	// the field watches the whole prefix.
+	Area Area
+}
+
+// AreaKind says what a spatial watch covers.
+type AreaKind uint8
+
+// Area kinds, append-only.
+const (
+	AreaNone   AreaKind = 0 // not spatial
+	AreaNear   AreaKind = 1 // within Radius of Entity's position, following it
+	AreaRegion AreaKind = 2 // inside the box (X0, Y0) to (X1, Y1)
+	maxArea             = AreaRegion
+)
+
+// Area is the part of space a spatial watch covers, in the units of the
+// positions the authority indexes (see netcode.Registry.Spatial).
+type Area struct {
+	Kind AreaKind
+	// Entity is the entity whose position is the centre of an AreaNear
+	// watch ("players/42/": a prefix one segment below the watched one).
+	Entity         string
+	Radius         float64
+	X0, Y0, X1, Y1 float64
+}
+
+// Leave tells a spatial watcher that the entity Prefix ("players/42/")
+// left its area: nothing more of it comes until it enters again.
+type Leave struct {
+	Prefix string
 }
 
 // Unwatch ends watches on the given prefixes.
@@ -369,6 +405,7 @@ type Message struct {
 	Ping            Ping
 	WatchDone       WatchDone
 	Sync            Sync
+	Leave           Leave
 
 	// locks is the decoder's reusable backing store for Value.Locks.
 	locks []Lock

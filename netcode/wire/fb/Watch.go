@@ -86,8 +86,88 @@ func (rcv *Watch) MutateDone(n bool) bool {
 	return rcv._tab.MutateBoolSlot(10, n)
 }
 
+func (rcv *Watch) Area() byte {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(12))
+	if o != 0 {
+		return rcv._tab.GetByte(o + rcv._tab.Pos)
+	}
+	return 0
+}
+
+func (rcv *Watch) MutateArea(n byte) bool {
+	return rcv._tab.MutateByteSlot(12, n)
+}
+
+func (rcv *Watch) Entity() []byte {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(14))
+	if o != 0 {
+		return rcv._tab.ByteVector(o + rcv._tab.Pos)
+	}
+	return nil
+}
+
+func (rcv *Watch) Radius() float64 {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(16))
+	if o != 0 {
+		return rcv._tab.GetFloat64(o + rcv._tab.Pos)
+	}
+	return 0.0
+}
+
+func (rcv *Watch) MutateRadius(n float64) bool {
+	return rcv._tab.MutateFloat64Slot(16, n)
+}
+
+func (rcv *Watch) X0() float64 {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(18))
+	if o != 0 {
+		return rcv._tab.GetFloat64(o + rcv._tab.Pos)
+	}
+	return 0.0
+}
+
+func (rcv *Watch) MutateX0(n float64) bool {
+	return rcv._tab.MutateFloat64Slot(18, n)
+}
+
+func (rcv *Watch) Y0() float64 {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(20))
+	if o != 0 {
+		return rcv._tab.GetFloat64(o + rcv._tab.Pos)
+	}
+	return 0.0
+}
+
+func (rcv *Watch) MutateY0(n float64) bool {
+	return rcv._tab.MutateFloat64Slot(20, n)
+}
+
+func (rcv *Watch) X1() float64 {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(22))
+	if o != 0 {
+		return rcv._tab.GetFloat64(o + rcv._tab.Pos)
+	}
+	return 0.0
+}
+
+func (rcv *Watch) MutateX1(n float64) bool {
+	return rcv._tab.MutateFloat64Slot(22, n)
+}
+
+func (rcv *Watch) Y1() float64 {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(24))
+	if o != 0 {
+		return rcv._tab.GetFloat64(o + rcv._tab.Pos)
+	}
+	return 0.0
+}
+
+func (rcv *Watch) MutateY1(n float64) bool {
+	return rcv._tab.MutateFloat64Slot(24, n)
+}
+
 func WatchStart(builder *flatbuffers.Builder) {
-	builder.StartObject(4)
+	builder.StartObject(11)
 }
 func WatchAddPrefixes(builder *flatbuffers.Builder, prefixes flatbuffers.UOffsetT) {
 	builder.PrependUOffsetTSlot(0, flatbuffers.UOffsetT(prefixes), 0)
@@ -103,6 +183,27 @@ func WatchAddWindowNs(builder *flatbuffers.Builder, windowNs int64) {
 }
 func WatchAddDone(builder *flatbuffers.Builder, done bool) {
 	builder.PrependBoolSlot(3, done, false)
+}
+func WatchAddArea(builder *flatbuffers.Builder, area byte) {
+	builder.PrependByteSlot(4, area, 0)
+}
+func WatchAddEntity(builder *flatbuffers.Builder, entity flatbuffers.UOffsetT) {
+	builder.PrependUOffsetTSlot(5, flatbuffers.UOffsetT(entity), 0)
+}
+func WatchAddRadius(builder *flatbuffers.Builder, radius float64) {
+	builder.PrependFloat64Slot(6, radius, 0.0)
+}
+func WatchAddX0(builder *flatbuffers.Builder, x0 float64) {
+	builder.PrependFloat64Slot(7, x0, 0.0)
+}
+func WatchAddY0(builder *flatbuffers.Builder, y0 float64) {
+	builder.PrependFloat64Slot(8, y0, 0.0)
+}
+func WatchAddX1(builder *flatbuffers.Builder, x1 float64) {
+	builder.PrependFloat64Slot(9, x1, 0.0)
+}
+func WatchAddY1(builder *flatbuffers.Builder, y1 float64) {
+	builder.PrependFloat64Slot(10, y1, 0.0)
 }
 func WatchEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return builder.EndObject()
