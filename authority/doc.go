@@ -22,7 +22,10 @@
 //	node.Disconnect(now, id)               // the transport session is gone
 //
 // now is the authority's synced time in nanoseconds; the node never reads
-// a clock. The node owns each session's wire Encoder and Decoder, so the
+// a clock. Step every frame that has arrived before calling Tick: a tick
+// closes the sessions that have not said Hello within
+// Limits.HelloTimeout, and one whose Hello arrived in time but waits
+// behind a stall would be taken as late. The node owns each session's wire Encoder and Decoder, so the
 // driver moves opaque frames, and a frame that fails to decode gets an
 // Error and a closed session before anything reaches the store.
 //

@@ -791,6 +791,9 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 		case <-ticker.C:
 			t0 = time.Now()
 			s.checkDurable()
+			// Frames that arrived before the tick go first: after a stall,
+			// a Hello that arrived in time must not be found late.
+			s.drainReady()
 			s.node.Tick(s.clock.Now())
 			s.persist()
 			s.snapshotArchive(false)

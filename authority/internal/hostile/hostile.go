@@ -200,6 +200,7 @@ type input struct {
 	frame   []byte
 	kind    inputKind
 	stall   time.Duration
+	behind  bool // a tick put behind the frames that arrived before it ran
 }
 
 type inputKind uint8
@@ -240,6 +241,8 @@ type Run struct {
 	attack   *Attack
 	atkStart int64
 	atkEnd   int64
+
+	joiner *Client // a client a test looks at after the run
 
 	peakSessions, peakWaiting int
 	heapBase, heapPeak        uint64 // live heap at the attack's start, and its most after
@@ -345,6 +348,14 @@ func (r *Run) nodeTurn() {
 	in := r.inbox[0]
 	r.inbox[0] = input{}
 	r.inbox = r.inbox[1:]
+	if in.kind == inTick && !in.behind && len(r.inbox) > 0 {
+		// As the server does, a tick goes after the frames that arrived
+		// before it runs (a Hello that arrived in time is not late).
+		in.behind = true
+		r.inbox = append(r.inbox, in)
+		r.at(r.now, r.nodeTurn)
+		return
+	}
 	if r.now > r.busy {
 		r.busyStart = r.now
 	}
