@@ -14,7 +14,7 @@ BENCHTIME   ?= 1s
 DEB_PACKAGES := flatbuffers-compiler xvfb xauth libgl1 libgl1-mesa-dri \
 	libx11-6 libxrandr2 libxcursor1 libxinerama1 libxi6 libxxf86vm1 libxext6
 
-.PHONY: all deps build test check bench fuzz generate run demo-headless clean
+.PHONY: all deps build test check bench fuzz generate run demo-headless load clean
 
 all: build
 
@@ -76,6 +76,16 @@ run: deps
 demo-headless: build
 	$(GO) run ./demo-shooter -headless -bots 16 -duration 60s \
 		-profiles broadband,mobile,awful -report docs/quality.json
+
+## load: rewind-load's sweep: LOAD_PLAYERS simulated players (mobile lag,
+## 30 inputs a second) against an authority on one core, 30 s measured
+## each; the report and the plots go to docs/load (see docs/BENCHMARKS.md).
+LOAD_PLAYERS ?= 100,250,500,1000
+load:
+	$(GO) build -o bin/rewind-load ./authority/cmd/rewind-load
+	./bin/rewind-load -sweep $(LOAD_PLAYERS) -rate 30 -duration 30s -lag mobile \
+		-report docs/load/load.json -plot docs/load \
+		-commit "$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 
 clean:
 	$(GO) clean -testcache

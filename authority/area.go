@@ -24,7 +24,8 @@ import (
 // watch, then a WatchDone for the entity prefix: the enter event), one
 // that left is sent a Leave. In between, the values of the entities a
 // watcher has reach it as changes, through areaWatchers, which watchersOf
-// visits like the prefix watch lists. An entity leaves a near area only
+// visits like the prefix watch lists. A layer where no position changed
+// since the last refresh is skipped. An entity leaves a near area only
 // beyond leaveFactor times the radius, so one that hovers at the edge
 // does not flap.
 
@@ -42,6 +43,10 @@ type spaceIndex struct {
 	world   *physics.World
 	latest  map[string]int64 // entity prefix → time of its indexed position
 	watches []*areaWatch
+	// moved is set when a position changed since the last refresh: a
+	// layer where nothing moved needs none (its watches' areas hold the
+	// same entities), so idle players cost no queries.
+	moved bool
 }
 
 // areaWatch is one session's spatial watch on a layer.
@@ -106,6 +111,7 @@ func (n *Node) indexPosition(now int64, path string, t int64, value []byte) {
 		x, y, ok = sx.layer.Pos(value)
 	}
 	p := physics.Vec2{X: x, Y: y}
+	sx.moved = true
 	if !ok || !finiteWithin(p) {
 		sx.world.Remove(entity)
 		delete(sx.latest, entity)
@@ -185,6 +191,10 @@ func (n *Node) refreshInterest(now int64) {
 	n.lastInterest = now
 	for _, prefix := range n.spaceOrder {
 		sx := n.spaces[prefix]
+		if !sx.moved {
+			continue
+		}
+		sx.moved = false
 		sx.world.Advance(now)
 		for _, w := range sx.watches {
 			if w.s.state == ready {

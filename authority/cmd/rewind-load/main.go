@@ -1,0 +1,119 @@
+// Command rewind-load measures what an authority costs per player: it
+// starts an authority in a process of its own, on one core
+// (GOMAXPROCS=1), serving the field game (authority/internal/field), and
+// drives N simulated players against it from this process over loopback,
+// each behind a lag profile, moving at -rate inputs a second, shooting at
+// the nearest player it sees twice a second and watching only the players
+// within -radius of itself (a spatial watch). It reads the authority's
+// CPU time from /proc and writes a JSON report, and PNG plots when
+// given -plot.
+//
+//	rewind-load -players 1000 -rate 30 -duration 30s -lag mobile -report load.json -plot docs/load
+//	rewind-load -sweep 100,250,500,1000 -report load.json -plot docs/load
+//
+// With -sweep it runs each player count in turn (a fresh authority for
+// each) and the report is the list of runs; the plots show them against
+// the player count. The authority's per-player CPU covers the measured
+// span (after a warm-up); -idle adds a span in which the players stop
+// acting (they only keep their sessions and clocks), measured the same
+// way. The commit is given with -commit (make load passes git's).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "rewind-load:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rewind-load", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.IntVar(&o.players, "players", 100, "simulated players")
+	sweep := fs.String("sweep", "", "comma-separated player counts to run in turn (overrides -players)")
+	fs.Float64Var(&o.rate, "rate", 30, "inputs (move calls) per second per player")
+	fs.DurationVar(&o.duration, "duration", 30*time.Second, "measured span")
+	fs.DurationVar(&o.warmup, "warmup", 5*time.Second, "play before measuring")
+	fs.DurationVar(&o.idle, "idle", 10*time.Second, "idle span measured after the active one (0: none)")
+	fs.StringVar(&o.lag, "lag", "mobile", "lag profile of every player's link, both ways (a lagsim preset, or none)")
+	fs.Float64Var(&o.radius, "radius", 300, "radius of each player's spatial watch, field units")
+	fs.Float64Var(&o.neighbours, "neighbours", 20, "players within the radius on average: sets the field's size")
+	fs.DurationVar(&o.flush, "flush", 33*time.Millisecond, "the authority's watch flush period")
+	fs.StringVar(&o.report, "report", "", "write the JSON report to this file")
+	fs.StringVar(&o.plot, "plot", "", "write PNG plots to this directory")
+	fs.StringVar(&o.commit, "commit", "", "the commit the binaries were built from, for the report")
+	fs.Uint64Var(&o.seed, "seed", 1, "seed of the players' choices and links")
+	serve := fs.Bool("serve", false, "internal: run the authority (the child process)")
+	listen := fs.String("listen", "127.0.0.1:0", "internal: the authority's address with -serve")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *serve {
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+		defer stop()
+		return serveAuthority(ctx, *listen, o.flush, stdout)
+	}
+	counts := []int{o.players}
+	if *sweep != "" {
+		counts = counts[:0]
+		for _, f := range strings.Split(*sweep, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("-sweep: %q is not a player count", f)
+			}
+			counts = append(counts, n)
+		}
+	}
+	if err := o.validate(); err != nil {
+		return err
+	}
+	var runs []Report
+	for _, n := range counts {
+		o.players = n
+		fmt.Fprintf(stderr, "rewind-load: %d players, %v measured...\n", n, o.duration)
+		r, err := measure(context.Background(), o)
+		if err != nil {
+			return fmt.Errorf("%d players: %w", n, err)
+		}
+		b, _ := json.Marshal(r)
+		fmt.Fprintln(stdout, string(b))
+		runs = append(runs, r)
+	}
+	if o.report != "" {
+		var v any = runs[0]
+		if *sweep != "" {
+			v = runs
+		}
+		b, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.report, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	if o.plot != "" {
+		if err := plotRuns(o.plot, runs); err != nil {
+			return fmt.Errorf("plots: %w", err)
+		}
+	}
+	return nil
+}
