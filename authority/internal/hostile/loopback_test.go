@@ -25,6 +25,10 @@ func TestLoopback(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	tcfg := transport.LAN()
+	// Generous timeouts: a loaded machine may hold a goroutine for
+	// seconds, and a session lost to that says nothing about the attacks.
+	tcfg.HandshakeTimeout = 20 * time.Second
+	tcfg.IdleTimeout = 30 * time.Second
 	cfg := authority.DefaultServerConfig("127.0.0.1:0", Registry())
 	cfg.Transport = tcfg
 	cfg.Node.Limits.HelloTimeout = time.Second
