@@ -22,6 +22,7 @@ const (
 	maxInterval     = 5 * time.Second       // kcp-go clamps above this
 	maxQueueFrames  = 1 << 20
 	maxAcceptQueued = 1 << 16
+	maxCoalesce     = 50 * time.Millisecond
 )
 
 // KDF parameters. Both ends derive the AES-256 key from Config.Secret with
@@ -98,6 +99,14 @@ type Config struct {
 	// for Listener.Accept (and, separately, those still in their handshake).
 	// Beyond it new sessions are refused with a close reason.
 	AcceptQueue int
+
+	// Coalesce, on a listener, is how long its socket loop lets packets
+	// gather after handling a batch before it reads again (at most 50 ms;
+	// zero: it reads again at once). Packets that arrive meanwhile are
+	// read with one system call and their sessions flushed once, at the
+	// price of up to Coalesce of added latency each way. Dialled sessions
+	// ignore it.
+	Coalesce time.Duration
 
 	// A listener's Guard admits new sessions: only packets that open a
 	// session properly (see Guard), at most HandshakeRatePerHost per
@@ -194,6 +203,8 @@ func (c *Config) Validate() error {
 		return bad("RecvQueueFrames %d outside [1, %d]", c.RecvQueueFrames, maxQueueFrames)
 	case c.RecvQueueBytes < c.MaxFrame:
 		return bad("RecvQueueBytes %d cannot hold one MaxFrame (%d)", c.RecvQueueBytes, c.MaxFrame)
+	case c.Coalesce < 0 || c.Coalesce > maxCoalesce:
+		return bad("Coalesce %v outside [0, %v]", c.Coalesce, maxCoalesce)
 	case c.AcceptQueue < 1 || c.AcceptQueue > maxAcceptQueued:
 		return bad("AcceptQueue %d outside [1, %d]", c.AcceptQueue, maxAcceptQueued)
 	case !(c.HandshakeRatePerHost >= 1) || !(c.HandshakeRate >= 1):

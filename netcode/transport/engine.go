@@ -283,6 +283,17 @@ func (e *endpoint) loop() {
 			e.input(now, m.Buffers[0][:m.N], m.Addr)
 		}
 		e.service(now)
+		if e.cfg.Coalesce > 0 && n > 0 {
+			// Let the next batch gather (Config.Coalesce); the timers
+			// and queued sends wait as long at most.
+			wait := e.cfg.Coalesce
+			if len(e.timers) > 0 {
+				wait = min(wait, time.Until(e.epoch.Add(time.Duration(e.timers[0].at)*time.Millisecond)))
+			}
+			if wait > 0 {
+				time.Sleep(wait)
+			}
+		}
 	}
 }
 

@@ -75,7 +75,11 @@ func TestEndpointManySessions(t *testing.T) {
 	for _, preset := range []struct {
 		name string
 		cfg  func() Config
-	}{{"lan", LAN}, {"internet", func() Config { c := Internet(); c.Secret = []byte("sixteen bytes at least"); return c }}} {
+	}{
+		{"lan", LAN},
+		{"internet", func() Config { c := Internet(); c.Secret = []byte("sixteen bytes at least"); return c }},
+		{"coalesced", func() Config { c := Internet(); c.Coalesce = 5 * time.Millisecond; return c }},
+	} {
 		t.Run(preset.name, func(t *testing.T) {
 			cfg := preset.cfg()
 			l, err := Listen("127.0.0.1:0", cfg)

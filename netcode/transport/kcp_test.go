@@ -223,6 +223,7 @@ func TestConfigValidate(t *testing.T) {
 		{"send queue under a frame", func(c *Config) { c.SendQueueBytes = c.MaxFrame - 1 }},
 		{"recv queue", func(c *Config) { c.RecvQueueFrames = 0 }},
 		{"accept queue", func(c *Config) { c.AcceptQueue = 0 }},
+		{"coalesce", func(c *Config) { c.Coalesce = time.Second }},
 	}
 	for _, preset := range []func() Config{LAN, Internet} {
 		c := preset()

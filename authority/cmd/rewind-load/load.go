@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,22 +22,26 @@ import (
 	"github.com/rewindnet/rewind/authority/internal/field"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/lagsim"
+	"github.com/rewindnet/rewind/netcode/transport"
 )
 
 // options are the flags of one run.
 type options struct {
-	players                 int
-	rate                    float64
-	duration, warmup, idle  time.Duration
-	lag                     string
-	radius, neighbours      float64
-	flush                   time.Duration
-	report, plot, commit    string
-	seed                    uint64
-	profile                 lagsim.Profile
-	side                    float64 // the field's side, from neighbours and radius
-	shootEvery, dialTimeout time.Duration
-	dialParallel            int
+	players                  int
+	rate                     float64
+	duration, warmup, idle   time.Duration
+	lag                      string
+	radius, neighbours       float64
+	flush, coalesce          time.Duration
+	dataShards, parityShards int
+	fec                      string
+	report, plot, commit     string
+	seed                     uint64
+	cpuProfile               string // the authority writes its CPU profile here
+	profile                  lagsim.Profile
+	side                     float64 // the field's side, from neighbours and radius
+	shootEvery, dialTimeout  time.Duration
+	dialParallel             int
 }
 
 // Bounds of a run.
@@ -83,6 +88,8 @@ type Report struct {
 	Radius                 float64 `json:"radius"`
 	FieldSide              float64 `json:"field_side"`
 	FlushMs                float64 `json:"flush_ms"`
+	CoalesceMs             float64 `json:"coalesce_ms"`
+	FEC                    string  `json:"fec"`
 	AuthorityCPUPctPerPlay float64 `json:"authority_cpu_pct_per_player"`
 	AuthorityCPUPct        float64 `json:"authority_cpu_pct"`
 	IdleCPUPctPerPlayer    float64 `json:"idle_cpu_pct_per_player,omitempty"`
@@ -109,9 +116,22 @@ type Report struct {
 }
 
 // serveAuthority is the child: the field game's authority on listen.
-func serveAuthority(ctx context.Context, listen string, flush time.Duration, out io.Writer) error {
+func serveAuthority(ctx context.Context, listen string, o options, out io.Writer) error {
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	cfg := authority.DefaultServerConfig(listen, field.Registry())
-	cfg.Node.FlushEvery = flush
+	cfg.Node.FlushEvery = o.flush
+	cfg.Transport.Coalesce = o.coalesce
+	cfg.Transport.DataShards, cfg.Transport.ParityShards = o.dataShards, o.parityShards
 	cfg.Node.Limits.MaxSessions = maxPlayers + 64
 	cfg.Node.Limits.MaxPendingSessions = maxPlayers + 64
 	// Every simulated player dials from 127.0.0.1.
@@ -132,12 +152,13 @@ type child struct {
 	addr string
 }
 
-func startChild(flush time.Duration) (*child, error) {
+func startChild(o options) (*child, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, "-serve", "-flush", flush.String())
+	cmd := exec.Command(exe, "-serve", "-flush", o.flush.String(), "-coalesce", o.coalesce.String(),
+		"-fec", fmt.Sprintf("%d,%d", o.dataShards, o.parityShards), "-authority-cpuprofile", o.cpuProfile)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
@@ -219,9 +240,9 @@ func loadAvg() float64 {
 func measure(ctx context.Context, o options) (Report, error) {
 	o.side = fieldSide(o.players, o.radius, o.neighbours)
 	r := Report{Players: o.players, Rate: o.rate, DurationS: o.duration.Seconds(), Lag: o.lag, Radius: o.radius,
-		FieldSide: o.side, FlushMs: float64(o.flush) / 1e6, Commit: o.commit, GoVersion: runtime.Version(),
+		FieldSide: o.side, FlushMs: float64(o.flush) / 1e6, CoalesceMs: float64(o.coalesce) / 1e6, FEC: o.fec, Commit: o.commit, GoVersion: runtime.Version(),
 		Cores: runtime.NumCPU(), LoadStart: loadAvg()}
-	ch, err := startChild(o.flush)
+	ch, err := startChild(o)
 	if err != nil {
 		return r, err
 	}
@@ -349,7 +370,8 @@ func dialBots(ctx context.Context, addr string, o options) ([]*bot, error) {
 			seed := o.seed<<20 | uint64(i)
 			dctx, cancel := context.WithTimeout(ctx, o.dialTimeout)
 			defer cancel()
-			opts := netcode.Options{Registry: field.Registry()}
+			opts := netcode.Options{Registry: field.Registry(), Transport: transport.Internet()}
+			opts.Transport.DataShards, opts.Transport.ParityShards = o.dataShards, o.parityShards
 			if o.profile != (lagsim.Profile{}) {
 				var n uint64
 				opts.PacketConn = func() (net.PacketConn, error) {

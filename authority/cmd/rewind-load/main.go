@@ -28,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -57,19 +58,26 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.Float64Var(&o.radius, "radius", 300, "radius of each player's spatial watch, field units")
 	fs.Float64Var(&o.neighbours, "neighbours", 20, "players within the radius on average: sets the field's size")
 	fs.DurationVar(&o.flush, "flush", 33*time.Millisecond, "the authority's watch flush period")
+	fec := fs.String("fec", "10,3", "FEC data,parity shards of every session (0,0: none); the transport's Internet preset is 10,3")
+	fs.DurationVar(&o.coalesce, "coalesce", 0, "the authority's socket loop gathers packets this long between reads (transport Config.Coalesce)")
 	fs.StringVar(&o.report, "report", "", "write the JSON report to this file")
 	fs.StringVar(&o.plot, "plot", "", "write PNG plots to this directory")
 	fs.StringVar(&o.commit, "commit", "", "the commit the binaries were built from, for the report")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the players' choices and links")
 	serve := fs.Bool("serve", false, "internal: run the authority (the child process)")
 	listen := fs.String("listen", "127.0.0.1:0", "internal: the authority's address with -serve")
+	fs.StringVar(&o.cpuProfile, "authority-cpuprofile", "", "write the authority's CPU profile (the whole run) to this file")
+	selfProfile := fs.String("cpuprofile", "", "write this process's CPU profile (the players' side) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if _, err := fmt.Sscanf(*fec, "%d,%d", &o.dataShards, &o.parityShards); err != nil {
+		return fmt.Errorf("-fec %q: want data,parity", *fec)
 	}
 	if *serve {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
-		return serveAuthority(ctx, *listen, o.flush, stdout)
+		return serveAuthority(ctx, *listen, o, stdout)
 	}
 	counts := []int{o.players}
 	if *sweep != "" {
@@ -84,6 +92,18 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := o.validate(); err != nil {
 		return err
+	}
+	o.fec = *fec
+	if *selfProfile != "" {
+		f, err := os.Create(*selfProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	var runs []Report
 	for _, n := range counts {
