@@ -127,6 +127,9 @@ type Config struct {
 	// receive a client's next Hello must hold the same key to honour its
 	// token; a node that does not know the creator gives a fresh one.
 	ResumeKey []byte
+	// Cluster makes the node one of several authorities sharing ranges
+	// of paths (replication, failover); zero: a node on its own.
+	Cluster ClusterConfig
 	// ResumeWindow is how long after a session ends it can still be
 	// resumed (zero: DefaultResumeWindow). The node remembers each ended
 	// session's creator this long, at most Limits.MaxSessions of them.
@@ -161,6 +164,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Wire.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadConfig, err)
+	}
+	if err := c.Cluster.validate(); err != nil {
+		return err
 	}
 	l := c.Limits
 	switch {

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/rewindnet/rewind/archive"
+	"github.com/rewindnet/rewind/authority/shardmap"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/wire"
 	"github.com/rewindnet/rewind/physics"
@@ -96,6 +97,18 @@ type Node struct {
 	persist      []archive.Entry // what the shell must log, when Config.Persist is set
 	persistSpare []archive.Entry // the array TakePersist returned last, reused
 	notDurable   string          // why calls and writes are refused, when the log failed
+
+	// cluster (see cluster.go)
+	peers        map[uint8]*peerNode
+	shard        *shardmap.Map          // nil: every peer owns every path
+	gone         map[uint8]*takeover    // failed peers, until they come back
+	waits        []*resultWait          // results held for replica acknowledgements, in call order
+	peerCreators map[uint32]*creatorRec // creators held by peers' clients, by the calls replicated here
+	lastSweep    int64
+	closed       int64 // the closed time said last (closedTime)
+	synced       bool  // caught up with the peers once (caughtUp)
+	lostQuorum   bool  // the node has been without a quorum
+	needsReset   bool  // ... and has one again: its state is stale
 }
 
 // creatorRec is what the node remembers of one creator id across the
@@ -110,8 +123,13 @@ type creatorRec struct {
 	// across every session that resumes it.
 	lastW   int64
 	session SessionID // live session holding the creator; 0 when none
-	ended   int64     // when the last session ended, if session == 0
-	endSeq  uint64    // counts the ends, naming the current endedRec
+	// heldBy is the peer whose client held the creator when its calls
+	// were replicated here; adoptable is set once that peer failed and
+	// was taken over, so the client may resume the creator here.
+	heldBy    uint8
+	adoptable bool
+	ended     int64  // when the last session ended, if session == 0
+	endSeq    uint64 // counts the ends, naming the current endedRec
 }
 
 // endedRec files a creator whose session ended at ended. A creator resumed
@@ -176,7 +194,18 @@ type Stats struct {
 	// NotDurable counts calls and raw writes refused because the node's
 	// log failed (SetNotDurable).
 	NotDurable uint64
-	Store      netcode.StoreStats
+	// Cluster: values sent to and stored from peers (ReplicaRefused:
+	// refused by this store, which the closed times should prevent),
+	// failed peers taken over.
+	ReplicatedOut  uint64
+	ReplicatedIn   uint64
+	ReplicaRefused uint64
+	Takeovers      uint64
+	NoQuorum       uint64 // calls and writes refused without a quorum
+	// RerunsTooLate counts calls invalidated too late to be re-run
+	// (before the horizon, or the closed time in a cluster).
+	RerunsTooLate uint64
+	Store         netcode.StoreStats
 }
 
 // FuncStats counts one function's runs.
@@ -193,6 +222,7 @@ const (
 	awaitingHello sessionState = iota
 	ready
 	closing
+	peering // a replication stream between authorities (not a player)
 )
 
 type session struct {
@@ -202,6 +232,8 @@ type session struct {
 	connected int64        // when Connect ran
 	creator   uint32
 	player    string
+	dir       peerDir // a replication stream, and which way
+	peer      uint8   // the other authority, when dir is set
 
 	dec *wire.Decoder
 	enc *wire.Encoder
@@ -258,8 +290,9 @@ type callRec struct {
 	lastErr   error // error of the latest run, if it failed
 	refused   bool  // lastErr is the store's refusal, not the function's
 	queued    bool
-	dead      bool // final or dropped
-	abandoned bool // re-run maxVersions times: its last outputs are invalid
+	dead      bool  // final or dropped
+	abandoned bool  // re-run maxVersions times: its last outputs are invalid
+	node      uint8 // the authority that runs it (and its re-runs)
 }
 
 type callVersion struct {
@@ -314,6 +347,10 @@ func NewNode(cfg Config) (*Node, error) {
 		funcStats:    make(map[string]*FuncStats),
 		creators:     make(map[uint32]*creatorRec),
 		nextCrea:     1,
+
+		peers:        make(map[uint8]*peerNode),
+		gone:         make(map[uint8]*takeover),
+		peerCreators: make(map[uint32]*creatorRec),
 	}, nil
 }
 
@@ -357,21 +394,30 @@ func (n *Node) Connect(now int64, remote string) (SessionID, error) {
 			n.fail(old, CodeOverload, fmt.Sprintf("too many sessions waiting for their Hello (limit %d)", n.cfg.Limits.MaxPendingSessions))
 		}
 	}
-	dec, err := wire.NewDecoder(n.cfg.Wire)
+	s, err := n.newSession(now, remote)
 	if err != nil {
 		return 0, err
 	}
+	n.waiting++ // s.state is awaitingHello
+	n.helloDue = append(n.helloDue, s)
+	return s.id, nil
+}
+
+// newSession registers a session with its codecs, in awaitingHello.
+func (n *Node) newSession(now int64, remote string) (*session, error) {
+	dec, err := wire.NewDecoder(n.cfg.Wire)
+	if err != nil {
+		return nil, err
+	}
 	enc, err := wire.NewEncoder(n.cfg.Wire)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	n.nextSID++
 	s := &session{id: n.nextSID, remote: remote, connected: now, dec: dec, enc: enc, watches: make(map[string]watchSpec)}
 	n.sessions[s.id] = s
-	n.waiting++ // s.state is awaitingHello
-	n.helloDue = append(n.helloDue, s)
 	n.stats.Connects++
-	return s.id, nil
+	return s, nil
 }
 
 // setState moves s to state st, keeping the waiting and player counts.
@@ -428,8 +474,19 @@ func (n *Node) Disconnect(now int64, id SessionID) {
 		n.setState(s, closing)
 	}
 	n.release(s)
+	n.dropPeerStream(s)
 	delete(n.sessions, id)
 	n.stats.Disconnects++
+	n.checkWaits(now)
+}
+
+// dropPeerStream forgets s as a peer's replication stream from this node.
+func (n *Node) dropPeerStream(s *session) {
+	if s.dir == peerOut {
+		if p := n.peers[s.peer]; p != nil && p.out == s {
+			p.out = nil
+		}
+	}
 }
 
 // advance records now as the latest time seen, for what Ready does.
@@ -460,7 +517,8 @@ func (n *Node) StepArrived(now, arrived int64, id SessionID, frame []byte) {
 	}
 	n.stats.FramesIn++
 	n.stats.BytesIn += uint64(len(frame))
-	if !s.bytes.take(arrived, n.cfg.Limits.BytesPerSecond, float64(len(frame))) {
+	defer n.flushSyncs(now)
+	if s.dir == notPeer && !s.bytes.take(arrived, n.cfg.Limits.BytesPerSecond, float64(len(frame))) {
 		if n.refuse(arrived, s, CodeRateLimit, fmt.Sprintf("over %.0f bytes per second", n.cfg.Limits.BytesPerSecond)) {
 			return
 		}
@@ -484,8 +542,9 @@ func (n *Node) StepArrived(now, arrived int64, id SessionID, frame []byte) {
 		}
 		n.stats.MessagesIn++
 		// Charged before the message is handled, so a frame's work is
-		// bounded before it is done.
-		if !s.msgs.take(arrived, n.cfg.Limits.MessagesPerSecond, messageCost(&s.in)) {
+		// bounded before it is done. Replication streams between
+		// authorities are not a client's requests.
+		if s.dir == notPeer && !s.msgs.take(arrived, n.cfg.Limits.MessagesPerSecond, messageCost(&s.in)) {
 			if n.refuse(arrived, s, CodeRateLimit, fmt.Sprintf("over %.0f messages per second", n.cfg.Limits.MessagesPerSecond)) {
 				return
 			}
@@ -512,6 +571,10 @@ func messageCost(m *wire.Message) float64 {
 }
 
 func (n *Node) handle(now, arrived int64, s *session, m *wire.Message) {
+	if s.dir != notPeer {
+		n.handlePeer(now, s, m)
+		return
+	}
 	if s.state == awaitingHello && m.Kind != wire.KindHello {
 		n.fail(s, CodeProtocol, fmt.Sprintf("%v before Hello", m.Kind))
 		return
@@ -549,6 +612,20 @@ func (n *Node) hello(now int64, s *session, h *wire.Hello) {
 	}
 	if h.Version != wire.ProtocolVersion {
 		n.fail(s, CodeVersion, fmt.Sprintf("protocol version %d, this authority speaks %d", h.Version, wire.ProtocolVersion))
+		return
+	}
+	if id, ok := n.peerFromToken(h.Token); ok {
+		// Another authority's replication stream to this node.
+		n.setState(s, peering)
+		s.dir, s.peer = peerIn, id
+		n.peer(id).up = true
+		n.send(s, &wire.Message{Kind: wire.KindWelcome, Welcome: wire.Welcome{Creator: uint32(id) << 24, ServerTime: now}})
+		return
+	}
+	if !n.caughtUp() {
+		// A node that (re)joined a cluster serves once it holds what its
+		// peers hold; its client tries another authority meanwhile.
+		n.fail(s, CodeOverload, "catching up with the cluster: try another authority")
 		return
 	}
 	if n.cfg.Auth != nil {
@@ -615,7 +692,7 @@ func (n *Node) freshCreator() uint32 {
 		if n.nextCrea >= 1<<24 {
 			n.nextCrea = 1 // after 16M sessions; ids of sessions long gone are reused
 		}
-		if n.creators[c] == nil {
+		if n.creators[c] == nil && n.peerCreators[c] == nil {
 			return c
 		}
 	}
@@ -634,7 +711,7 @@ const (
 func (n *Node) resumeMAC(creator uint32, issued int64, player string) []byte {
 	m := hmac.New(sha256.New, n.cfg.ResumeKey)
 	var b [13]byte
-	b[0] = n.cfg.NodeID
+	b[0] = uint8(creator >> 24) // the node that issued the creator; tokens hold across a cluster sharing the key
 	binary.BigEndian.PutUint32(b[1:], creator)
 	binary.BigEndian.PutUint64(b[5:], uint64(issued))
 	m.Write(b[:])
@@ -665,8 +742,13 @@ func (n *Node) resumable(now int64, tok []byte, player string) *creatorRec {
 		return nil
 	}
 	rec := n.creators[creator]
+	if rec == nil && creator>>24 != uint32(n.cfg.NodeID) {
+		// A creator of another authority of the cluster: resumable here
+		// once that one failed and its calls were taken over.
+		rec = n.adoptCreator(now, creator)
+	}
 	switch {
-	case creator>>24 != uint32(n.cfg.NodeID), rec == nil:
+	case rec == nil:
 		return nil
 	case issued > now || issued < rec.born:
 		return nil
@@ -833,9 +915,10 @@ func (n *Node) Tick(now int64) {
 	n.advance(now)
 	n.expireHellos(now)
 	n.expireCreators(now)
-	n.applyChanges(now, n.store.Tick(now))
+	n.applyChanges(now, n.store.Tick(n.finalityNow(now)))
 	n.processReruns(now)
 	n.refreshInterest(now)
+	n.advanceClosed(now) // after the re-runs, which the closed time said last still allowed
 	h := n.store.Horizon()
 	k := 0
 	for k < len(n.callExpiry) && n.callExpiry[k].call.Time < h {
@@ -850,6 +933,17 @@ func (n *Node) Tick(now int64) {
 	}
 	if now-n.lastFlush >= int64(n.cfg.FlushEvery) {
 		n.flush(now)
+	}
+	if len(n.peers) > 0 {
+		for _, p := range n.peers {
+			p.syncDue = true // the closed time, every tick
+		}
+		n.flushSyncs(now)
+		n.checkWaits(now)
+		if now-n.lastSweep >= int64(time.Second) {
+			n.lastSweep = now
+			n.sweepPeerCreators(now)
+		}
 	}
 }
 
@@ -878,6 +972,7 @@ func (n *Node) Ready() []Output {
 		if s.close {
 			// The shell closes it; the node forgets it now.
 			n.release(s)
+			n.dropPeerStream(s)
 			delete(n.sessions, id)
 			n.stats.Disconnects++
 		}
@@ -1350,17 +1445,39 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 		}
 		return
 	}
+	if !n.HasQuorum() {
+		// Cut off from most of the cluster: the others may be taking
+		// over, so this side decides nothing. The client tries another.
+		n.stats.NoQuorum++
+		reject("no quorum: this authority is cut off from most of its cluster")
+		return
+	}
 	s.cr.lastW = W
 	call := netcode.Call{ID: id, Name: f.Name, Args: slices.Clone(c.Args), Time: W, ViewDelay: c.ViewDelay}
 	rec := &callRec{call: call, owner: s.cr, stats: fe.stats}
 	fe.stats.Calls++
 	n.stats.Calls++
+	rec.node = n.cfg.NodeID
 	n.run(now, rec, 0)
 	// Failed calls are recorded too: sent again, a call is answered with
 	// the outcome of its one run, whatever that was.
 	n.calls[id] = rec
 	n.expireLater(rec)
-	n.sendResult(s, rec)
+	n.replicateCall(rec)
+	n.answer(now, rec)
+}
+
+// answer sends rec's latest outcome to the session holding its creator,
+// once the other owners have acknowledged the record just replicated to
+// them (awaitReplicas): a client never hears of an outcome that the loss
+// of this node could take back.
+func (n *Node) answer(now int64, rec *callRec) {
+	if n.awaitReplicas(now, rec) {
+		return
+	}
+	if s := n.sessions[rec.owner.session]; s != nil && s.state == ready {
+		n.sendResult(s, rec)
+	}
 }
 
 // run executes rec's call at version and commits it. It reports whether the
@@ -1379,7 +1496,11 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 	cv := callVersion{version: version}
 	rec.lastErr, rec.refused = nil, false
 	if out.Err == nil {
-		changes, err := n.store.Commit(now, &out)
+		// A re-run of an old call (in a cluster, as far back as the
+		// closed time) is judged at a now its write time is inside the
+		// store's window for; the horizon, checked apart, is the bound.
+		at := min(now, rec.call.Time+int64(n.cfg.Store.MaxChangeAge))
+		changes, err := n.store.Commit(at, &out)
 		if err != nil {
 			out.Err = err
 			rec.refused = true
@@ -1392,6 +1513,7 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 			rec.versions = append(rec.versions, cv)
 			n.logRun(now, rec, version, &out)
 			n.applyChanges(now, changes)
+			n.replicate(out.Writes)
 			return true
 		}
 	}
@@ -1404,24 +1526,13 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 }
 
 func (n *Node) sendResult(s *session, rec *callRec) {
-	res := wire.CallResult{ID: wire.CallID{Creator: rec.call.ID.Creator, Seq: rec.call.ID.Seq}}
-	if rec.lastErr != nil {
-		res.Status = wire.CallFailed
-		if rec.refused {
-			res.Status = wire.CallRejected
-		}
-		res.Error = rec.lastErr.Error()
-	} else if len(rec.versions) > 0 {
+	res := n.callResult(rec)
+	if res.Status == wire.CallOK {
 		// The caller gets the output values with the result, watched or
 		// not, so its client can compare them with its prediction.
 		var vals []wire.Value
-		last := rec.versions[len(rec.versions)-1]
-		for _, l := range last.reads {
-			res.Reads = append(res.Reads, wire.Lock{Path: l.Path, Start: wire.Time(l.Start), End: wire.Time(l.End)})
-		}
-		for _, k := range last.outputs {
-			res.Outputs = append(res.Outputs, wire.ValueRef{Path: k.path, Time: wire.Time(k.t)})
-			if v, ok := n.store.Get(k.path, k.t); ok {
+		for _, o := range res.Outputs {
+			if v, ok := n.store.Get(o.Path, netcode.Time(o.Time)); ok {
 				vals = append(vals, toWire(v))
 			}
 		}
@@ -1430,6 +1541,28 @@ func (n *Node) sendResult(s *session, rec *callRec) {
 		}
 	}
 	n.send(s, &wire.Message{Kind: wire.KindCallResult, CallResult: res})
+}
+
+// callResult is rec's latest outcome as a CallResult: ok with the outputs
+// and reads of its latest version, or failed or rejected with its error.
+func (n *Node) callResult(rec *callRec) wire.CallResult {
+	res := wire.CallResult{ID: wire.CallID{Creator: rec.call.ID.Creator, Seq: rec.call.ID.Seq}}
+	if rec.lastErr != nil {
+		res.Status = wire.CallFailed
+		if rec.refused {
+			res.Status = wire.CallRejected
+		}
+		res.Error = rec.lastErr.Error()
+	} else if len(rec.versions) > 0 {
+		last := rec.versions[len(rec.versions)-1]
+		for _, l := range last.reads {
+			res.Reads = append(res.Reads, wire.Lock{Path: l.Path, Start: wire.Time(l.Start), End: wire.Time(l.End)})
+		}
+		for _, k := range last.outputs {
+			res.Outputs = append(res.Outputs, wire.ValueRef{Path: k.path, Time: wire.Time(k.t)})
+		}
+	}
+	return res
 }
 
 func (n *Node) funcStat(name string) *FuncStats {
@@ -1463,8 +1596,8 @@ func (n *Node) processReruns(now int64) {
 		rec := n.rerunQueue[0]
 		n.rerunQueue = n.rerunQueue[1:]
 		rec.queued = false
-		if rec.dead || n.effective(rec) {
-			continue
+		if rec.dead || rec.node != n.cfg.NodeID || !n.HasQuorum() || n.effective(rec) {
+			continue // another authority re-runs the calls it runs; without a quorum, none
 		}
 		if len(rec.versions) >= maxVersions {
 			// Given up: tell the caller its call no longer stands rather
@@ -1474,22 +1607,21 @@ func (n *Node) processReruns(now int64) {
 				n.stats.RerunsAbandoned++
 				n.logEntry(archive.Entry{Kind: archive.EntryAbandon, Now: now, Call: netcode.Call{ID: rec.call.ID}})
 				rec.lastErr, rec.refused = fmt.Errorf("authority: call re-run %d times; its outputs no longer stand", maxVersions), false
-				if s := n.sessions[rec.owner.session]; s != nil && s.state == ready {
-					n.sendResult(s, rec)
-				}
+				n.replicateCall(rec)
+				n.answer(now, rec)
 			}
 			continue
 		}
-		if rec.call.Time <= n.store.Horizon() {
-			continue
+		if rec.call.Time <= max(n.store.Horizon(), n.closed) {
+			n.stats.RerunsTooLate++
+			continue // past this node's closed time: it promised the others nothing more below it
 		}
 		next := rec.versions[len(rec.versions)-1].version + 1
 		n.stats.Reruns++
 		rec.stats.Reruns++
 		n.run(now, rec, next)
-		if s := n.sessions[rec.owner.session]; s != nil && s.state == ready {
-			n.sendResult(s, rec)
-		}
+		n.replicateCall(rec)
+		n.answer(now, rec)
 	}
 	n.rerunQueue = n.rerunQueue[:0]
 }
@@ -1503,8 +1635,10 @@ func (n *Node) effective(rec *callRec) bool {
 		}
 		ok := true
 		for _, k := range v.outputs {
-			pv, found := n.store.Get(k.path, k.t)
-			if !found || pv.State == netcode.Invalid {
+			// An output not here is an event a replica's catch-up did
+			// not carry (events are not kept as history): it decides
+			// nothing about the call's state.
+			if pv, found := n.store.Get(k.path, k.t); found && pv.State == netcode.Invalid {
 				ok = false
 				break
 			}
@@ -1522,6 +1656,11 @@ func (n *Node) write(now, arrived int64, s *session, w *wire.Write) {
 	if n.notDurable != "" {
 		n.stats.NotDurable++
 		n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeRefused, Text: n.wireText("not durable: " + n.notDurable)}})
+		return
+	}
+	if !n.HasQuorum() {
+		n.stats.NoQuorum++
+		n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeOverload, Text: "no quorum: write refused"}})
 		return
 	}
 	if !s.writes.take(arrived, n.cfg.Limits.WritesPerSecond, float64(len(w.Items))) {
@@ -1557,6 +1696,7 @@ func (n *Node) write(now, arrived int64, s *session, w *wire.Write) {
 	n.stats.Writes += uint64(len(vals))
 	n.logWrite(now, vals)
 	n.applyChanges(now, changes)
+	n.replicate(vals)
 }
 
 // expireLater files rec by write time for Tick to forget at finality.

@@ -52,6 +52,9 @@ func (s *Sim) events(c *simClient) {
 				s.obs.failed++
 				if errors.Is(ev.Err, netcode.ErrCallTimeout) {
 					s.obs.timeouts++
+					if info.name == FuncBump {
+						s.obs.bumpTimeouts++ // applied or not: unknown
+					}
 				}
 				continue
 			}
@@ -68,7 +71,7 @@ func (s *Sim) events(c *simClient) {
 				}
 			}
 		case netcode.EventError:
-			if s.cfg.Reconnects == 0 {
+			if s.cfg.Reconnects == 0 && !s.clustered() {
 				s.fail("client %d: %v", c.idx, ev.Err)
 			}
 		}
@@ -85,13 +88,13 @@ func (s *Sim) Check() error {
 	if s.err != nil {
 		return s.err
 	}
-	if err := s.srv.Verify(); err != nil {
-		s.fail("lock invariant: %v", err)
+	ref := s.checkNodes()
+	if s.err != nil {
 		return s.err
 	}
 	want := map[string][]byte{}
 	for _, p := range []string{PlayersPrefix, CountersPrefix} {
-		s.srv.Latest(p, func(path string, v []byte) {
+		ref.srv.Latest(p, func(path string, v []byte) {
 			if v != nil {
 				want[path] = v
 			}
@@ -109,7 +112,7 @@ func (s *Sim) Check() error {
 			s.fail("client %d: no call confirmed in %v of play", c.idx, c.played)
 		case st.Pending != 0:
 			s.fail("client %d: %d calls still pending after the quiet phase", c.idx, st.Pending)
-		case s.cfg.Reconnects == 0 && len(c.calls) != 0:
+		case s.cfg.Reconnects == 0 && !s.clustered() && len(c.calls) != 0:
 			s.fail("client %d: %d calls never answered", c.idx, len(c.calls))
 		}
 		if s.err != nil {
@@ -162,7 +165,8 @@ const minPlayed = time.Second
 
 func (s *Sim) busy() bool {
 	w := s.cfg.Workload
-	return s.cfg.Active >= 2*time.Second && w.KeyChanges >= 1 && s.cfg.Reconnects == 0
+	faults := s.cfg.Reconnects > 0 || s.clustered() && s.cfg.Cluster.Crashes+s.cfg.Cluster.Partitions > 0
+	return s.cfg.Active >= 2*time.Second && w.KeyChanges >= 1 && !faults
 }
 
 // view collects the client's latest confirmed valid value of every path
@@ -186,6 +190,7 @@ type observations struct {
 	refused        uint64 // calls the client core refused (not synced, too many)
 	failed         uint64 // calls answered with an error
 	timeouts       uint64 // of which timed out in the client
+	bumpTimeouts   uint64 // bumps among them
 	lateDuplicates uint64 // events delivered again after the core's memory of them
 	appeared       uint64 // corrections where one side had no position
 	latency        []int64
@@ -294,7 +299,14 @@ func (s *Sim) Report() Report {
 	if r.Calls > 0 {
 		r.ClientRerunsPerCall = float64(reruns) / float64(r.Calls)
 	}
-	if calls, rr := s.srv.Counters(); calls > 0 {
+	var calls, rr uint64
+	for _, nd := range s.nodes {
+		if nd.srv != nil {
+			c, r := nd.srv.Counters()
+			calls, rr = calls+c, rr+r
+		}
+	}
+	if calls > 0 {
 		r.ServerRerunsPerCall = float64(rr) / float64(calls)
 	}
 	if s.obs.ended && s.obs.t1 > s.obs.t0 {

@@ -50,6 +50,14 @@ func (s simServer) Latest(prefix string, fn func(path string, value []byte)) {
 	})
 }
 
+func (s simServer) ConnectPeer(now int64, id uint8, remote string) (uint64, error) {
+	sid, err := s.n.ConnectPeer(now, id, remote)
+	return uint64(sid), err
+}
+
+func (s simServer) PeerUp(now int64, id uint8)   { s.n.PeerUp(now, id) }
+func (s simServer) PeerDown(now int64, id uint8) { s.n.PeerDown(now, id) }
+
 func (s simServer) Counters() (calls, reruns uint64) {
 	st := s.n.Stats()
 	return st.Calls, st.Reruns

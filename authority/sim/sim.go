@@ -49,6 +49,18 @@ type Server interface {
 	Counters() (calls, reruns uint64)
 }
 
+// PeerServer is a Server that can be one authority of a cluster: the
+// simulator opens its replication streams and tells it of its peers.
+type PeerServer interface {
+	Server
+	// ConnectPeer registers a replication stream this server opens to
+	// authority id.
+	ConnectPeer(now int64, id uint8, remote string) (uint64, error)
+	// PeerUp and PeerDown are membership events.
+	PeerUp(now int64, id uint8)
+	PeerDown(now int64, id uint8)
+}
+
 // Config describes one simulated run. Start from DefaultConfig.
 type Config struct {
 	Seed    uint64
@@ -93,6 +105,8 @@ type Config struct {
 	// Actor, when set, gives client i an Actor that plays it instead of
 	// the built-in workload (Workload is then ignored).
 	Actor func(i int) Actor
+	// Cluster describes several authorities (NewCluster); ignored by New.
+	Cluster ClusterConfig
 }
 
 // DefaultConfig is 8 clients on broadband for 10 s of play.
@@ -143,6 +157,9 @@ func (c *Config) validate() error {
 	case c.Reconnects < 0 || c.Reconnects > 10:
 		return bad("Reconnects %v outside [0, 10] per second", c.Reconnects)
 	}
+	if err := c.Cluster.validate(); err != nil {
+		return err
+	}
 	return c.Workload.validate()
 }
 
@@ -153,14 +170,20 @@ const start = int64(1_000_000 * time.Second)
 type evKind uint8
 
 const (
-	evFrame    evKind = iota // a client's frame
-	evTick                   // the server's tick
-	evUp                     // a frame arrives at the server
-	evDown                   // a frame arrives at a client
-	evConnect                // a client opens a transport session
-	evDrop                   // a client's session is dropped (fault)
-	evActivate               // the workload starts
-	evQuiet                  // the workload stops
+	evFrame     evKind = iota // a client's frame
+	evTick                    // the server's tick
+	evUp                      // a frame arrives at the server
+	evDown                    // a frame arrives at a client
+	evConnect                 // a client opens a transport session
+	evDrop                    // a client's session is dropped (fault)
+	evActivate                // the workload starts
+	evQuiet                   // the workload stops
+	evPeerFrame               // a frame arrives on a replication stream
+	evMember                  // a node learns that a peer is up or down
+	evCrash                   // a node crashes
+	evRestart                 // a crashed node starts again, empty
+	evIsolate                 // a node is cut off from the other nodes
+	evHeal                    // its links to them are back
 )
 
 type event struct {
@@ -168,8 +191,13 @@ type event struct {
 	seq    uint64
 	kind   evKind
 	client int
-	gen    uint32 // the client's session generation the frame belongs to
+	gen    uint32 // the client's session (or the stream's) generation the frame belongs to
 	frame  []byte
+	node   int     // the node of a tick, fault or membership event
+	peer   int     // the peer a membership event is about
+	up     bool    // membership: up or down
+	st     *stream // the replication stream of a peer frame
+	back   bool    // the frame goes from the stream's acceptor to its opener
 }
 
 // queue is a min-heap of events by (at, seq): events at the same time run
@@ -224,6 +252,7 @@ type simClient struct {
 	session uint64
 	gen     uint32
 	online  bool // a transport session is open
+	node    int  // the authority it is (or will be) connected to
 	inbox   []received
 	played  time.Duration // active-phase time this client was connected and synced
 
@@ -258,14 +287,14 @@ type callInfo struct {
 // summarises.
 type Sim struct {
 	cfg     Config
-	srv     Server
+	nodes   []*simNode
+	mk      func(id uint8) Server // makes a node's server (again, after a crash)
 	reg     *netcode.Registry
 	rng     *rand.Rand
 	now     int64
 	seq     uint64
 	q       queue
 	clients []*simClient
-	bySess  map[uint64]*simClient
 	active  bool
 	ended   bool // past the active phase: no more calls or faults
 	steps   int
@@ -273,26 +302,38 @@ type Sim struct {
 	scratch [16]byte
 	err     error // first property violation
 
+	faultLog string // node faults, for a failure's message
+
 	obs observations
 }
 
 // New prepares a run of cfg against srv, whose registry must be reg's
 // functions (Registry() for the built-in workload).
 func New(cfg Config, srv Server, reg *netcode.Registry) (*Sim, error) {
+	if srv == nil {
+		return nil, fmt.Errorf("%w: nil server", ErrBadConfig)
+	}
+	cfg.Cluster = ClusterConfig{}
+	return newSim(cfg, []Server{srv}, nil, reg)
+}
+
+func newSim(cfg Config, srvs []Server, mk func(uint8) Server, reg *netcode.Registry) (*Sim, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	if srv == nil || reg == nil {
-		return nil, fmt.Errorf("%w: nil server or registry", ErrBadConfig)
+	if reg == nil {
+		return nil, fmt.Errorf("%w: nil registry", ErrBadConfig)
 	}
 	s := &Sim{
-		cfg:    cfg,
-		srv:    srv,
-		reg:    reg,
-		rng:    rand.New(rand.NewPCG(cfg.Seed, 0x5157)),
-		now:    start,
-		bySess: make(map[uint64]*simClient),
-		trace:  fnv.New64a(),
+		cfg:   cfg,
+		mk:    mk,
+		reg:   reg,
+		rng:   rand.New(rand.NewPCG(cfg.Seed, 0x5157)),
+		now:   start,
+		trace: fnv.New64a(),
+	}
+	for i, srv := range srvs {
+		s.nodes = append(s.nodes, newSimNode(i, srv, len(srvs)))
 	}
 	for i := range cfg.Clients {
 		sub := func() *rand.Rand { return rand.New(rand.NewPCG(s.rng.Uint64(), s.rng.Uint64())) }
@@ -317,7 +358,7 @@ func New(cfg Config, srv Server, reg *netcode.Registry) (*Sim, error) {
 			}
 		}
 		c := &simClient{
-			idx: i, core: core, local: lc, rng: sub(),
+			idx: i, core: core, local: lc, rng: sub(), node: i % len(srvs),
 			up:      newLink(&s.cfg.Profile, sub(), cfg.Frame),
 			down:    newLink(&s.cfg.Profile, sub(), cfg.Frame),
 			calls:   make(map[netcode.CallID]*callInfo),
@@ -333,7 +374,11 @@ func New(cfg Config, srv Server, reg *netcode.Registry) (*Sim, error) {
 		s.schedule(&event{at: join, kind: evConnect, client: i})
 		s.schedule(&event{at: join + s.rng.Int64N(int64(cfg.Frame)), kind: evFrame, client: i})
 	}
-	s.schedule(&event{at: start + int64(cfg.Frame), kind: evTick})
+	for i := range s.nodes {
+		// Each node ticks with its own phase (a millisecond apart).
+		s.schedule(&event{at: start + int64(cfg.Frame) + int64(i)*int64(time.Millisecond), kind: evTick, node: i})
+	}
+	s.startCluster()
 	s.schedule(&event{at: start + int64(cfg.Warmup), kind: evActivate})
 	s.schedule(&event{at: start + int64(cfg.Warmup+cfg.Active), kind: evQuiet})
 	return s, nil
@@ -395,7 +440,7 @@ const maxSettle = 10 * time.Second
 func (s *Sim) settle() error {
 	limit := s.End() + int64(maxSettle)
 	for s.now < limit {
-		last := int64(0)
+		last := s.streamsLast()
 		for _, c := range s.clients {
 			last = max(last, c.down.last, c.up.last)
 		}
@@ -425,30 +470,37 @@ func (s *Sim) RunUntil(t int64) error {
 
 func (s *Sim) fail(format string, args ...any) {
 	if s.err == nil {
-		s.err = fmt.Errorf("%w: seed %d, t=+%v: %s", ErrProperty, s.cfg.Seed,
-			time.Duration(s.now-start), fmt.Sprintf(format, args...))
+		msg := fmt.Sprintf(format, args...)
+		if s.faultLog != "" {
+			msg += "\nnode faults:\n" + s.faultLog
+		}
+		s.err = fmt.Errorf("%w: seed %d, t=+%v: %s", ErrProperty, s.cfg.Seed, time.Duration(s.now-start), msg)
 	}
 }
 
 func (s *Sim) handle(e *event) {
 	switch e.kind {
 	case evTick:
-		s.srv.Tick(s.now)
-		s.serverOut()
-		s.verifyStep()
-		s.schedule(&event{at: s.now + int64(s.cfg.Frame), kind: evTick})
+		nd := s.nodes[e.node]
+		if nd.alive {
+			nd.srv.Tick(s.now)
+			s.nodeOut(nd)
+			s.verifyStep(nd)
+		}
+		s.schedule(&event{at: s.now + int64(s.cfg.Frame), kind: evTick, node: e.node})
 	case evFrame:
 		s.frame(s.clients[e.client])
 		s.schedule(&event{at: s.now + int64(s.cfg.Frame), kind: evFrame, client: e.client})
 	case evUp:
 		c := s.clients[e.client]
-		if e.gen != c.gen || !c.online {
+		nd := s.nodes[c.node]
+		if e.gen != c.gen || !c.online || !nd.alive {
 			return // the session it belonged to is gone
 		}
 		s.record(e, 0)
-		s.srv.Step(s.now, c.session, e.frame)
-		s.serverOut()
-		s.verifyStep()
+		nd.srv.Step(s.now, c.session, e.frame)
+		s.nodeOut(nd)
+		s.verifyStep(nd)
 	case evDown:
 		c := s.clients[e.client]
 		if e.gen != c.gen || !c.online {
@@ -459,18 +511,29 @@ func (s *Sim) handle(e *event) {
 	case evConnect:
 		s.connect(s.clients[e.client])
 	case evDrop:
+		// A fault (up unset) drops a session during the active phase; a
+		// failed node (up set, gen the session's) drops it whenever.
 		c := s.clients[e.client]
-		if c.online && !s.ended {
-			s.srv.Disconnect(s.now, c.session)
-			s.drop(c, errors.New("sim: session dropped"))
+		if !c.online || (e.up && e.gen != c.gen) || (!e.up && s.ended) {
+			return
 		}
+		err := errors.New("sim: session dropped")
+		if nd := s.nodes[c.node]; nd.alive && nd.bySess[c.session] == c {
+			nd.srv.Disconnect(s.now, c.session)
+		} else {
+			err = errNodeDown
+		}
+		s.drop(c, err)
 	case evActivate:
 		s.active = true
 		s.obs.begin(s)
 		s.scheduleFaults()
+		s.scheduleNodeFaults()
 	case evQuiet:
 		s.obs.end(s)
 		s.active, s.ended = false, true
+	default:
+		s.handleCluster(e)
 	}
 }
 
@@ -484,17 +547,25 @@ func (s *Sim) record(e *event, dir byte) {
 	s.trace.Write(e.frame)
 }
 
-func (s *Sim) verifyStep() {
+func (s *Sim) verifyStep(nd *simNode) {
 	s.steps++
 	if s.cfg.VerifyEvery > 0 && s.steps%s.cfg.VerifyEvery == 0 {
-		if err := s.srv.Verify(); err != nil {
-			s.fail("lock invariant: %v", err)
+		if err := nd.srv.Verify(); err != nil {
+			s.fail("node %d: lock invariant: %v", nd.idx, err)
 		}
 	}
 }
 
 func (s *Sim) connect(c *simClient) {
-	id, err := s.srv.Connect(s.now, fmt.Sprintf("sim-%d", c.idx))
+	nd := s.nodes[c.node]
+	if !nd.alive {
+		// A dial to a dead authority fails (after the handshake
+		// timeout); the client tries the next address.
+		c.node = (c.node + 1) % len(s.nodes)
+		s.schedule(&event{at: s.now + int64(dialTimeout), kind: evConnect, client: c.idx})
+		return
+	}
+	id, err := nd.srv.Connect(s.now, fmt.Sprintf("sim-%d", c.idx))
 	if err != nil {
 		s.fail("client %d: connect refused: %v", c.idx, err)
 		return
@@ -504,7 +575,7 @@ func (s *Sim) connect(c *simClient) {
 	c.up.reset(s.now)
 	c.down.reset(s.now)
 	c.connectedAt = s.now
-	s.bySess[id] = c
+	nd.bySess[id] = c
 	if err := c.core.Connect(); err != nil {
 		s.fail("client %d: Connect: %v", c.idx, err)
 	}
@@ -512,12 +583,15 @@ func (s *Sim) connect(c *simClient) {
 
 // drop ends c's session on both sides; frames in flight are lost with it.
 func (s *Sim) drop(c *simClient, err error) {
-	delete(s.bySess, c.session)
+	delete(s.nodes[c.node].bySess, c.session)
 	c.online = false
 	c.gen++
 	c.inbox = nil
 	c.core.Disconnected(err)
 	c.reconnects++
+	// The next session goes to the next authority (a client's failover
+	// addresses, tried in turn).
+	c.node = (c.node + 1) % len(s.nodes)
 	pause := int64(100*time.Millisecond) + s.rng.Int64N(int64(900*time.Millisecond))
 	s.schedule(&event{at: s.now + pause, kind: evConnect, client: c.idx})
 }
@@ -539,11 +613,13 @@ func (s *Sim) scheduleFaults() {
 	}
 }
 
-// serverOut sends what the server has ready on the clients' down links.
-func (s *Sim) serverOut() {
-	s.srv.Ready(func(id uint64, frames [][]byte, close bool, reason string) {
-		c := s.bySess[id]
+// nodeOut sends what a node has ready on the clients' down links and on
+// its replication streams.
+func (s *Sim) nodeOut(nd *simNode) {
+	nd.srv.Ready(func(id uint64, frames [][]byte, close bool, reason string) {
+		c := nd.bySess[id]
 		if c == nil {
+			s.streamOut(nd, id, frames, close)
 			return
 		}
 		for _, f := range frames {
@@ -554,7 +630,7 @@ func (s *Sim) serverOut() {
 			// The server closed the session (after the frames above,
 			// which the transport would still deliver; the sim drops
 			// them with the session). Outside faults this is a failure.
-			if s.cfg.Reconnects == 0 {
+			if s.cfg.Reconnects == 0 && !s.clustered() {
 				s.fail("server closed client %d: %s", c.idx, reason)
 			}
 			s.drop(c, fmt.Errorf("sim: closed by the server: %s", reason))

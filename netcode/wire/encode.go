@@ -346,6 +346,9 @@ func (e *Encoder) AppendCall(dst []byte, m *Call) ([]byte, error) {
 	}
 	fb.CallAddTime(b, fb.CreateTime(b, m.Time.Nanos, m.Time.Version, m.Time.Creator))
 	fb.CallAddViewDelayNs(b, int64(m.ViewDelay))
+	if m.Runner != 0 {
+		fb.CallAddRunner(b, m.Runner)
+	}
 	return e.finish(dst, KindCall, fb.CallEnd(b))
 }
 

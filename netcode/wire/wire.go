@@ -324,6 +324,10 @@ type Call struct {
 	Args      []byte
 	Time      Time          // write time W
 	ViewDelay time.Duration // past-time reads happen at W - ViewDelay
+	// Runner, between authorities (a call record replicated, caught up or
+	// handed over), is the node id of the authority that runs the call
+	// and its re-runs; 0 means the sender. Clients leave it 0.
+	Runner uint8
 }
 
 // CallResult answers a Call.

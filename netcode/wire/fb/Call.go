@@ -113,8 +113,20 @@ func (rcv *Call) MutateViewDelayNs(n int64) bool {
 	return rcv._tab.MutateInt64Slot(12, n)
 }
 
+func (rcv *Call) Runner() byte {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(14))
+	if o != 0 {
+		return rcv._tab.GetByte(o + rcv._tab.Pos)
+	}
+	return 0
+}
+
+func (rcv *Call) MutateRunner(n byte) bool {
+	return rcv._tab.MutateByteSlot(14, n)
+}
+
 func CallStart(builder *flatbuffers.Builder) {
-	builder.StartObject(5)
+	builder.StartObject(6)
 }
 func CallAddId(builder *flatbuffers.Builder, id flatbuffers.UOffsetT) {
 	builder.PrependStructSlot(0, flatbuffers.UOffsetT(id), 0)
@@ -133,6 +145,9 @@ func CallAddTime(builder *flatbuffers.Builder, time flatbuffers.UOffsetT) {
 }
 func CallAddViewDelayNs(builder *flatbuffers.Builder, viewDelayNs int64) {
 	builder.PrependInt64Slot(4, viewDelayNs, 0)
+}
+func CallAddRunner(builder *flatbuffers.Builder, runner byte) {
+	builder.PrependByteSlot(5, runner, 0)
 }
 func CallEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return builder.EndObject()

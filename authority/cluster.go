@@ -1,0 +1,808 @@
+package authority
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/rewindnet/rewind/authority/shardmap"
+	"github.com/rewindnet/rewind/netcode"
+	"github.com/rewindnet/rewind/netcode/wire"
+)
+
+// ClusterConfig makes a node one of several authorities owning the same
+// ranges of paths (see the package documentation, "Clusters").
+type ClusterConfig struct {
+	// Key, at least MinClusterKeyBytes, authenticates authorities to each
+	// other: a peer's Hello carries a token made with it. Empty: the node
+	// takes no peers (a cluster of one). Keep the transport encrypted
+	// (Transport.Secret) so the token is not read off the wire.
+	Key []byte
+	// Size is the number of authorities in the cluster. A node that sees
+	// fewer than a majority of them alive (itself included) has no
+	// quorum: it refuses calls and raw writes, re-runs nothing and takes
+	// over nothing, so the two sides of a partition never both decide;
+	// once it has a quorum again its state is stale (NeedsReset) and its
+	// shell starts it afresh, to catch up from the others. Zero: no
+	// quorum rule (a partition can then leave the sides diverged).
+	Size int
+	// ConfirmLocal confirms a call to its client as soon as this node
+	// has stored it. By default (false) a call is confirmed once every
+	// live owner it was replicated to has acknowledged it (or was
+	// declared failed, with a quorum left), so a confirmed call survives
+	// the loss of the node that ran it; the cost is one round trip
+	// between authorities before the CallResult leaves.
+	ConfirmLocal bool
+	// MaxClosedLag bounds how far behind this node's own closed time a
+	// live peer's may hold its finality back (a stalled peer must not
+	// make memory grow without bound). Zero: 4 × Store.MaxChangeAge.
+	MaxClosedLag time.Duration
+}
+
+// Cluster defaults and bounds.
+const (
+	MinClusterKeyBytes = 16
+	MaxClusterSize     = 256
+)
+
+func (c *ClusterConfig) validate() error {
+	switch {
+	case len(c.Key) > 0 && len(c.Key) < MinClusterKeyBytes:
+		return fmt.Errorf("%w: Cluster.Key of %d bytes, want at least %d", ErrBadConfig, len(c.Key), MinClusterKeyBytes)
+	case c.MaxClosedLag < 0:
+		return fmt.Errorf("%w: negative MaxClosedLag", ErrBadConfig)
+	case c.Size < 0 || c.Size > MaxClusterSize:
+		return fmt.Errorf("%w: Cluster.Size %d outside [0, %d]", ErrBadConfig, c.Size, MaxClusterSize)
+	}
+	return nil
+}
+
+// ErrNoCluster is returned by ConnectPeer on a node without a cluster key.
+var ErrNoCluster = errors.New("authority: not configured for a cluster (Cluster.Key)")
+
+// peerDir says whether a session is a replication stream, and which way.
+type peerDir uint8
+
+const (
+	notPeer peerDir = iota
+	peerIn          // a peer's replication stream to this node
+	peerOut         // this node's replication stream to a peer
+)
+
+// peerNode is what the node knows of another authority.
+type peerNode struct {
+	id      uint8
+	up      bool     // membership says it is alive
+	upSince int64    // when it last came up
+	out     *session // this node's replication stream to it, nil when none
+	// closed is the peer's closed time, from the latest Sync on its
+	// stream to this node (0 until one came), which arrived at syncAt.
+	closed, syncAt int64
+	// handed lists the failed nodes whose data the peer has handed over
+	// on its stream to this node (its latest Sync).
+	handed []byte
+	// hold is the peer's closed time when its stream fell late or it
+	// failed; it holds this node's closed time back until holdUntil
+	// (math.MaxInt64 while still late or being taken over), a settling
+	// time after the trouble ended, so that the re-runs of what the late
+	// stream or the takeover brought, and their cascades across nodes,
+	// can still happen.
+	hold, holdUntil int64
+	// seq numbers the Syncs sent on out; acked is the highest the peer
+	// acknowledged; syncDue asks for a Sync at the end of the step.
+	seq, acked uint64
+	syncDue    bool
+}
+
+// takeover follows a failed peer whose calls and creators this node and
+// the others take over once every live peer has handed over what it held
+// of them.
+type takeover struct {
+	since int64
+	done  bool
+}
+
+// resultWait is a CallResult held until the replicas acknowledged the
+// call (Cluster.ConfirmLocal off).
+type resultWait struct {
+	rec  *callRec
+	need map[uint8]uint64 // peer → the Sync seq whose Ack confirms
+}
+
+// caughtUp reports whether the node holds what its live peers hold: each
+// has sent its catch-up, ended by a Sync (a node on its own is caught up).
+// The first time it is, the node's creator ids start after every one of
+// its own id it has heard of, so a restarted node never hands out an id a
+// client of its former self may still hold.
+func (n *Node) caughtUp() bool {
+	if n.synced {
+		return true
+	}
+	for _, p := range n.peers {
+		if p.up && p.closed == 0 {
+			return false
+		}
+	}
+	n.synced = true
+	top := uint32(0)
+	for _, m := range []map[uint32]*creatorRec{n.creators, n.peerCreators} {
+		for c := range m {
+			if uint8(c>>24) == n.cfg.NodeID {
+				top = max(top, c&(1<<24-1))
+			}
+		}
+	}
+	if top+1 > n.nextCrea && top+1 < 1<<24 {
+		n.nextCrea = top + 1
+	}
+	return true
+}
+
+// HasQuorum reports whether the node sees a majority of Cluster.Size
+// authorities alive, itself included (always, without a Size).
+func (n *Node) HasQuorum() bool {
+	if n.cfg.Cluster.Size == 0 {
+		return true
+	}
+	live := 1
+	for _, p := range n.peers {
+		if p.up {
+			live++
+		}
+	}
+	return live >= n.cfg.Cluster.Size/2+1
+}
+
+// NeedsReset reports that the node lost its quorum and has it again: the
+// others may have taken over its calls meanwhile, so its state is stale.
+// Its shell replaces it with a fresh node, which catches up from the
+// others.
+func (n *Node) NeedsReset() bool { return n.needsReset }
+
+// noteQuorum records a quorum lost, and regained after that.
+func (n *Node) noteQuorum() {
+	if n.HasQuorum() {
+		if n.lostQuorum {
+			n.needsReset = true
+		}
+	} else {
+		n.lostQuorum = true
+	}
+}
+
+// Peer tokens: "RWPR" ‖ node id ‖ the first 16 bytes of
+// HMAC-SHA256(Cluster.Key, "rewind peer" ‖ node id).
+const peerTokenBytes = 4 + 1 + 16
+
+func (n *Node) peerToken(id uint8) []byte {
+	t := append([]byte("RWPR"), id)
+	return append(t, n.peerMAC(id)...)
+}
+
+func (n *Node) peerMAC(id uint8) []byte {
+	m := hmac.New(sha256.New, n.cfg.Cluster.Key)
+	m.Write([]byte("rewind peer"))
+	m.Write([]byte{id})
+	return m.Sum(nil)[:16]
+}
+
+// peerFromToken returns the node id a Hello's token names, if it is a
+// valid peer token.
+func (n *Node) peerFromToken(tok []byte) (uint8, bool) {
+	if len(n.cfg.Cluster.Key) == 0 || len(tok) != peerTokenBytes || string(tok[:4]) != "RWPR" {
+		return 0, false
+	}
+	id := tok[4]
+	if id == n.cfg.NodeID || !hmac.Equal(tok[5:], n.peerMAC(id)) {
+		return 0, false
+	}
+	return id, true
+}
+
+func (n *Node) peer(id uint8) *peerNode {
+	p := n.peers[id]
+	if p == nil {
+		p = &peerNode{id: id}
+		n.peers[id] = p
+	}
+	return p
+}
+
+// SetShardMap sets the shard map the node replicates by: each value goes to
+// the owners of its path's range. Nil (the default) makes every peer an
+// owner of every path (one range, replicated everywhere).
+func (n *Node) SetShardMap(m *shardmap.Map) { n.shard = m }
+
+// owns reports whether peer id owns path under the shard map.
+func (n *Node) owns(id uint8, path string) bool {
+	return n.shard == nil || n.shard.Owns(id, path)
+}
+
+// PeerUp tells the node that authority id is alive (membership). The
+// shell then dials it and hands the session to ConnectPeer.
+func (n *Node) PeerUp(now int64, id uint8) {
+	n.advance(now)
+	if id == n.cfg.NodeID {
+		return
+	}
+	p := n.peer(id)
+	if !p.up {
+		p.upSince = now
+		p.closed = 0 // a new incarnation: its closed time comes with its first Sync
+	}
+	p.up = true
+	n.noteQuorum()
+	if t := n.gone[id]; t != nil {
+		// Back (restarted): what it held is what it catches up on. Calls
+		// already taken over stay with their new owners.
+		delete(n.gone, id)
+	}
+}
+
+// PeerDown tells the node that authority id has failed or left
+// (membership). Its stream to the node is forgotten, results no longer
+// wait for it, and its calls and creators are taken over once every live
+// peer has handed over what it holds of them.
+func (n *Node) PeerDown(now int64, id uint8) {
+	n.advance(now)
+	p := n.peers[id]
+	if p == nil || id == n.cfg.NodeID {
+		return
+	}
+	p.up = false
+	p.handed = nil // its closed time stays: it holds this node back until the takeover is done
+	n.noteQuorum()
+	if p.out != nil {
+		n.closeSession(p.out, "peer down")
+		p.out = nil
+	}
+	if n.gone[id] == nil {
+		n.gone[id] = &takeover{since: now}
+		// Hand over what this node holds of the failed node to the
+		// others, before the Syncs that say so.
+		for _, q := range n.livePeers() {
+			n.handOver(q.out, id)
+		}
+	}
+	n.checkWaits(now)
+	n.checkTakeovers(now)
+}
+
+// livePeers returns the peers that are up with a replication stream, by id.
+func (n *Node) livePeers() []*peerNode {
+	var out []*peerNode
+	for _, p := range n.peers {
+		if p.up && p.out != nil && p.out.state != closing {
+			out = append(out, p)
+		}
+	}
+	slices.SortFunc(out, func(a, b *peerNode) int { return int(a.id) - int(b.id) })
+	return out
+}
+
+// ConnectPeer registers a transport session the shell dialled to authority
+// id and starts this node's replication stream on it: a Hello with the
+// peer token, then everything the store holds and every live call record
+// (the peer's catch-up), then each value and call record as this node
+// accepts them, and Syncs.
+func (n *Node) ConnectPeer(now int64, id uint8, remote string) (SessionID, error) {
+	n.advance(now)
+	if len(n.cfg.Cluster.Key) == 0 {
+		return 0, ErrNoCluster
+	}
+	if id == n.cfg.NodeID {
+		return 0, fmt.Errorf("%w: peer %d is this node", ErrBadConfig, id)
+	}
+	s, err := n.newSession(now, remote)
+	if err != nil {
+		return 0, err
+	}
+	s.state, s.dir, s.peer = peering, peerOut, id
+	p := n.peer(id)
+	p.up = true
+	if p.out != nil {
+		n.closeSession(p.out, "replaced by a new replication stream")
+	}
+	p.out, p.seq, p.acked = s, 0, 0
+	n.send(s, &wire.Message{Kind: wire.KindHello, Hello: wire.Hello{Version: wire.ProtocolVersion, Token: n.peerToken(n.cfg.NodeID)}})
+	n.catchUp(s)
+	p.syncDue = true
+	n.flushSyncs(now)
+	return s.id, nil
+}
+
+// catchUp sends a new replication stream everything the store holds (every
+// stored value, with its locks) and every live call record, so a peer that
+// joins or restarts holds what this node holds. Values already there are
+// ignored by the peer's store.
+func (n *Node) catchUp(s *session) {
+	max := n.cfg.Wire.MaxBatch
+	if max <= 0 {
+		max = wire.DefaultLimits().MaxBatch
+	}
+	var batch []wire.Value
+	flush := func() {
+		if len(batch) > 0 {
+			n.send(s, &wire.Message{Kind: wire.KindWrite, Write: wire.Write{Items: batch}})
+			n.stats.ReplicatedOut += uint64(len(batch))
+			batch = batch[:0]
+		}
+	}
+	n.store.PathsUnder("", func(path string) bool {
+		if !n.owns(s.peer, path) {
+			return true
+		}
+		// Events too: a call's record names them among its outputs, and
+		// a call whose outputs are not all here looks undone.
+		n.store.History(path, func(v netcode.PathValue) bool {
+			batch = append(batch, toWireLocks(v))
+			if len(batch) >= max {
+				flush()
+			}
+			return true
+		})
+		return true
+	})
+	flush()
+	for _, rec := range n.callExpiry {
+		if !rec.dead {
+			n.sendRecord(s, rec)
+		}
+	}
+}
+
+// handOver sends on s what this node holds of failed node id: the values
+// its clients or it wrote and the records of the calls it ran.
+func (n *Node) handOver(s *session, id uint8) {
+	if s == nil {
+		return
+	}
+	var batch []wire.Value
+	n.store.PathsUnder("", func(path string) bool {
+		if !n.owns(s.peer, path) {
+			return true
+		}
+		n.store.History(path, func(v netcode.PathValue) bool {
+			if uint8(v.Time.Creator>>24) == id && v.Time.Nanos > n.store.Horizon() {
+				batch = append(batch, toWireLocks(v))
+			}
+			return true
+		})
+		return true
+	})
+	max := n.cfg.Wire.MaxBatch
+	if max <= 0 {
+		max = wire.DefaultLimits().MaxBatch
+	}
+	for len(batch) > 0 {
+		k := min(len(batch), max)
+		n.send(s, &wire.Message{Kind: wire.KindWrite, Write: wire.Write{Items: batch[:k]}})
+		n.stats.ReplicatedOut += uint64(k)
+		batch = batch[k:]
+	}
+	for _, rec := range n.callExpiry {
+		if !rec.dead && rec.node == id {
+			n.sendRecord(s, rec)
+		}
+	}
+	n.peer(s.peer).syncDue = true
+}
+
+func toWireLocks(v netcode.PathValue) wire.Value {
+	w := toWire(v)
+	w.State = 0 // the receiver decides validity itself
+	if len(v.Locks) > 0 {
+		w.Locks = make([]wire.Lock, len(v.Locks))
+		for i, l := range v.Locks {
+			w.Locks[i] = wire.Lock{Path: l.Path, Start: wire.Time(l.Start), End: wire.Time(l.End)}
+		}
+	}
+	return w
+}
+
+// replicate sends values this node accepted (a call's outputs, raw writes)
+// to the owners of their paths.
+func (n *Node) replicate(vals []netcode.PathValue) {
+	if len(n.peers) == 0 {
+		return
+	}
+	for _, p := range n.livePeers() {
+		var items []wire.Value
+		for i := range vals {
+			if n.owns(p.id, vals[i].Path) {
+				items = append(items, toWireLocks(vals[i]))
+			}
+		}
+		if len(items) > 0 {
+			n.send(p.out, &wire.Message{Kind: wire.KindWrite, Write: wire.Write{Items: items}})
+			n.stats.ReplicatedOut += uint64(len(items))
+		}
+	}
+}
+
+// replicateCall sends a call's record (the Call, then its latest result)
+// to every live peer.
+func (n *Node) replicateCall(rec *callRec) {
+	for _, p := range n.livePeers() {
+		n.sendRecord(p.out, rec)
+	}
+}
+
+func (n *Node) sendRecord(s *session, rec *callRec) {
+	c := rec.call
+	n.send(s, &wire.Message{Kind: wire.KindCall, Call: wire.Call{
+		ID: wire.CallID{Creator: c.ID.Creator, Seq: c.ID.Seq}, Name: c.Name, Args: c.Args,
+		Time: wire.Time{Nanos: c.Time}, ViewDelay: c.ViewDelay, Runner: rec.node}})
+	n.send(s, &wire.Message{Kind: wire.KindCallResult, CallResult: n.callResult(rec)})
+}
+
+// advanceClosed moves this node's closed time on at a Tick: it sends no
+// value stamped before it, so it re-runs only calls later than it (new
+// calls and raw writes are at least now - MaxChangeAge anyway). It is the
+// finality horizon of its own clock, now - MaxChangeAge - FinalitySkew,
+// except while a live peer's Syncs are late (more than FinalitySkew/2
+// since the last): a late stream may still bring values stamped from that
+// peer's closed time on, which can invalidate this node's calls there, so
+// the closed time waits at the peer's and those calls can still be re-run.
+// It moves only here, after the tick's re-runs, so the re-runs of what a
+// late stream brought, once it flows again, are judged by the closed time
+// that waited for it. What the node has said is never taken back: the
+// closed time never decreases.
+func (n *Node) advanceClosed(now int64) {
+	local := now - int64(n.cfg.Store.MaxChangeAge) - int64(n.cfg.Store.FinalitySkew)
+	c := local
+	late := int64(n.cfg.Store.FinalitySkew) / 2
+	settle := int64(n.cfg.Store.MaxChangeAge)
+	for _, p := range n.peers {
+		trouble := p.closed > 0 && (p.up && now-p.syncAt > late || n.takingOver(p.id))
+		switch {
+		case trouble && p.holdUntil != math.MaxInt64:
+			p.hold, p.holdUntil = p.closed, math.MaxInt64
+		case !trouble && p.holdUntil == math.MaxInt64:
+			p.holdUntil = now + settle
+		}
+		if now < p.holdUntil {
+			c = min(c, p.hold)
+		}
+	}
+	n.closed = max(n.closed, c, local-int64(n.maxClosedLag()))
+}
+
+// takingOver reports whether failed peer id's takeover is still waiting
+// for the others' handovers: until it is done, what they hand over may
+// bring the failed peer's last values, stamped from its last closed time
+// on, so that closed time still holds this node back.
+func (n *Node) takingOver(id uint8) bool {
+	t := n.gone[id]
+	return t != nil && !t.done
+}
+
+func (n *Node) maxClosedLag() time.Duration {
+	if lag := n.cfg.Cluster.MaxClosedLag; lag > 0 {
+		return lag
+	}
+	return 4 * n.cfg.Store.MaxChangeAge
+}
+
+// finalityNow is the now the store's finality advances to: the node's own
+// now, held back so that its horizon stays at or below its own closed time
+// and every live peer's (a value a peer may still send is never older than this
+// node's horizon). A peer whose closed time is not known yet (it just
+// came up, or this node just started and is catching up from it) holds
+// finality where it is. Neither holds it back more than MaxClosedLag: a
+// stalled peer must not make memory grow without bound.
+func (n *Node) finalityNow(now int64) int64 {
+	t := now
+	lag := n.maxClosedLag()
+	span := int64(n.cfg.Store.MaxChangeAge) + int64(n.cfg.Store.FinalitySkew)
+	if len(n.peers) > 0 && n.closed > 0 {
+		// Nor past this node's own closed time, below which it may still
+		// re-run calls (it moves on after each tick's re-runs).
+		t = min(t, n.closed+span)
+	}
+	for _, p := range n.peers {
+		switch {
+		case !p.up && !n.takingOver(p.id):
+		case p.closed > 0:
+			t = min(t, max(p.closed+span, now-int64(lag)))
+		case p.up && now-p.upSince < int64(lag):
+			t = min(t, n.store.Horizon()+span)
+		}
+	}
+	return t
+}
+
+// handedList is what this node's Syncs say it has handed over: every
+// failed node it took stock of.
+func (n *Node) handedList() []byte {
+	if len(n.gone) == 0 {
+		return nil
+	}
+	out := make([]byte, 0, len(n.gone))
+	for id := range n.gone {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// flushSyncs sends a Sync on every replication stream that asked for one.
+func (n *Node) flushSyncs(now int64) {
+	for _, p := range n.livePeers() {
+		if !p.syncDue {
+			continue
+		}
+		p.syncDue = false
+		p.seq++
+		n.send(p.out, &wire.Message{Kind: wire.KindSync, Sync: wire.Sync{
+			Closed: n.closed, Seq: p.seq, HandedOver: n.handedList()}})
+	}
+}
+
+// handlePeer handles a message on a replication stream.
+func (n *Node) handlePeer(now int64, s *session, m *wire.Message) {
+	switch {
+	case m.Kind == wire.KindPing:
+		n.send(s, &wire.Message{Kind: wire.KindPing, Ping: m.Ping})
+	case s.dir == peerOut && m.Kind == wire.KindWelcome:
+	case s.dir == peerOut && m.Kind == wire.KindSync:
+		p := n.peer(s.peer)
+		if p.out == s && m.Sync.Ack > p.acked {
+			p.acked = m.Sync.Ack
+			n.checkWaits(now)
+		}
+	case s.dir == peerOut && m.Kind == wire.KindError:
+		n.closeSession(s, fmt.Sprintf("peer %d refused the stream: %s", s.peer, m.Error.Text))
+	case s.dir == peerIn && m.Kind == wire.KindWrite:
+		n.insertReplica(now, m.Write.Items)
+	case s.dir == peerIn && m.Kind == wire.KindCall:
+		n.peerCall(now, s.peer, &m.Call)
+	case s.dir == peerIn && m.Kind == wire.KindCallResult:
+		n.peerResult(&m.CallResult)
+	case s.dir == peerIn && m.Kind == wire.KindSync:
+		p := n.peer(s.peer)
+		p.up = true
+		p.closed = max(p.closed, m.Sync.Closed)
+		p.syncAt = now
+		p.handed = append(p.handed[:0], m.Sync.HandedOver...)
+		n.send(s, &wire.Message{Kind: wire.KindSync, Sync: wire.Sync{Ack: m.Sync.Seq}})
+		n.checkTakeovers(now)
+	default:
+		n.fail(s, CodeProtocol, fmt.Sprintf("unexpected %v on a replication stream", m.Kind))
+	}
+}
+
+// insertReplica stores values a peer accepted. Their times were checked
+// by the peer against its own window; here they need only be newer than
+// this node's horizon, which the peers' closed times hold back for them.
+func (n *Node) insertReplica(now int64, items []wire.Value) {
+	for i := range items {
+		it := &items[i]
+		pv := netcode.PathValue{Path: it.Path, Time: netcode.Time(it.Time), Value: it.Value, Flags: netcode.Flags(it.Flags) & netcode.FlagEvent}
+		for _, l := range it.Locks {
+			pv.Locks = append(pv.Locks, netcode.ReadLock{Path: l.Path, Start: netcode.Time(l.Start), End: netcode.Time(l.End)})
+		}
+		// The store checks a write against [now - MaxChangeAge, now +
+		// MaxFutureSkew]; a peer's value is judged at a now inside that
+		// window for it (and never before the horizon, which the store
+		// checks apart).
+		at := min(max(now, pv.Time.Nanos-int64(n.cfg.Store.MaxFutureSkew)), pv.Time.Nanos+int64(n.cfg.Store.MaxChangeAge))
+		changes, err := n.store.Insert(at, pv)
+		if err != nil {
+			n.stats.ReplicaRefused++
+			continue
+		}
+		n.stats.ReplicatedIn++
+		n.applyChanges(now, changes)
+	}
+}
+
+// peerCall records a call a peer ran (or took over).
+func (n *Node) peerCall(now int64, from uint8, c *wire.Call) {
+	id := netcode.CallID{Creator: c.ID.Creator, Seq: c.ID.Seq}
+	rec := n.calls[id]
+	if rec == nil {
+		if c.Time.Nanos <= n.store.Horizon() {
+			return // already final here: nothing left to decide about it
+		}
+		rec = &callRec{
+			call:  netcode.Call{ID: id, Name: c.Name, Args: slices.Clone(c.Args), Time: c.Time.Nanos, ViewDelay: c.ViewDelay},
+			owner: n.peerCreator(now, id.Creator, c.Time.Nanos, from),
+			stats: n.funcStat(c.Name),
+		}
+		n.calls[id] = rec
+		n.expireLater(rec)
+	}
+	// The runner named by the record (a call caught up or handed over may
+	// run elsewhere), or the sender. A call taken over here stays here.
+	runner := c.Runner
+	if runner == 0 {
+		runner = from
+	}
+	if rec.node != n.cfg.NodeID || runner == n.cfg.NodeID {
+		rec.node = runner
+	}
+}
+
+// peerResult records the latest outcome of a call a peer ran.
+func (n *Node) peerResult(r *wire.CallResult) {
+	rec := n.calls[netcode.CallID{Creator: r.ID.Creator, Seq: r.ID.Seq}]
+	if rec == nil {
+		return
+	}
+	switch r.Status {
+	case wire.CallOK:
+		cv := callVersion{}
+		if len(r.Outputs) > 0 {
+			cv.version = r.Outputs[0].Time.Version
+		} else if len(rec.versions) > 0 {
+			cv.version = rec.versions[len(rec.versions)-1].version + 1
+		}
+		for _, o := range r.Outputs {
+			cv.outputs = append(cv.outputs, outKey{o.Path, netcode.Time(o.Time)})
+		}
+		for _, l := range r.Reads {
+			cv.reads = append(cv.reads, netcode.ReadLock{Path: l.Path, Start: netcode.Time(l.Start), End: netcode.Time(l.End)})
+		}
+		if k := len(rec.versions); k == 0 || rec.versions[k-1].version != cv.version || rec.lastErr != nil {
+			rec.versions = append(rec.versions, cv)
+		}
+		rec.lastErr, rec.refused = nil, false
+	default:
+		rec.lastErr, rec.refused = errors.New(r.Error), r.Status == wire.CallRejected
+		if r.Error == "" {
+			rec.lastErr = errors.New("authority: call failed")
+		}
+	}
+}
+
+// peerCreator returns the record of a creator a peer's client holds, so
+// that a call's results can follow the creator here if its client resumes
+// on this node after the peer failed.
+func (n *Node) peerCreator(now int64, creator uint32, w int64, from uint8) *creatorRec {
+	if rec := n.creators[creator]; rec != nil {
+		rec.lastW = max(rec.lastW, w)
+		return rec
+	}
+	pc := n.peerCreators[creator]
+	if pc == nil {
+		pc = &creatorRec{creator: creator}
+		n.peerCreators[creator] = pc
+	}
+	pc.lastW = max(pc.lastW, w)
+	pc.ended = now // last heard of
+	pc.heldBy = from
+	return pc
+}
+
+// adoptCreator moves a failed peer's creator to this node's resumable
+// creators, so a client that held it there resumes it here.
+func (n *Node) adoptCreator(now int64, creator uint32) *creatorRec {
+	pc := n.peerCreators[creator]
+	if pc == nil || !pc.adoptable {
+		return nil
+	}
+	delete(n.peerCreators, creator)
+	pc.adoptable = false
+	pc.session, pc.ended = 0, now
+	n.creators[creator] = pc
+	n.ended = append(n.ended, endedRec{pc, now, pc.endSeq})
+	n.endedLive++
+	return pc
+}
+
+// checkTakeovers completes the takeover of every failed peer that every
+// live peer has handed over: its calls go to the lowest-id live node (this
+// one re-runs those that fall to it), and its creators become resumable
+// here.
+func (n *Node) checkTakeovers(now int64) {
+	for id, t := range n.gone {
+		if t.done {
+			continue
+		}
+		ready := true
+		for _, p := range n.peers {
+			if p.up && p.id != id && !slices.Contains(p.handed, id) {
+				ready = false
+				break
+			}
+		}
+		if !ready || !n.HasQuorum() {
+			continue
+		}
+		t.done = true
+		n.stats.Takeovers++
+		owner := n.cfg.NodeID
+		for _, p := range n.peers {
+			if p.up && p.id < owner {
+				owner = p.id
+			}
+		}
+		for _, rec := range n.callExpiry {
+			if rec.dead || rec.node != id {
+				continue
+			}
+			rec.node = owner
+			if owner == n.cfg.NodeID && !rec.queued {
+				// Re-run now if an output is invalid; later ones come
+				// through the store's changes as for any call of ours.
+				rec.queued = true
+				n.rerunQueue = append(n.rerunQueue, rec)
+			}
+		}
+		for c, pc := range n.peerCreators {
+			if uint8(c>>24) == id || pc.heldBy == id {
+				pc.adoptable = true
+			}
+		}
+	}
+}
+
+// checkWaits sends the results whose replicas have all acknowledged the
+// call (or failed, or the wait timed out).
+func (n *Node) checkWaits(now int64) {
+	if len(n.waits) == 0 {
+		return
+	}
+	quorum := n.HasQuorum()
+	k := 0
+	for _, w := range n.waits {
+		for id, seq := range w.need {
+			p := n.peers[id]
+			// A replica that acknowledged has it; one declared failed
+			// (with a quorum left to say so) no longer counts. A stream
+			// lost to a live replica is reopened and catches it up.
+			if p.acked >= seq && p.out != nil || !p.up && quorum {
+				delete(w.need, id)
+			}
+		}
+		if len(w.need) > 0 {
+			n.waits[k] = w
+			k++
+			continue
+		}
+		if s := n.sessions[w.rec.owner.session]; s != nil && s.state == ready {
+			n.sendResult(s, w.rec)
+		}
+	}
+	clear(n.waits[k:])
+	n.waits = n.waits[:k]
+}
+
+// awaitReplicas holds rec's result until every live peer has acknowledged
+// the record just replicated to it. It reports false when there is nothing
+// to wait for (no live peer, or Cluster.ConfirmLocal).
+func (n *Node) awaitReplicas(now int64, rec *callRec) bool {
+	if n.cfg.Cluster.ConfirmLocal {
+		return false
+	}
+	var need map[uint8]uint64
+	for _, p := range n.livePeers() {
+		if need == nil {
+			need = make(map[uint8]uint64)
+		}
+		p.syncDue = true
+		need[p.id] = p.seq + 1 // the Sync flushSyncs sends at the end of this step
+	}
+	if need == nil {
+		return false
+	}
+	n.waits = append(n.waits, &resultWait{rec: rec, need: need})
+	return true
+}
+
+// sweepPeerCreators forgets creators of live peers not heard of for
+// ResumeWindow plus MaxChangeAge: their client went quiet, and with it
+// any call that could be resent.
+func (n *Node) sweepPeerCreators(now int64) {
+	cut := now - int64(n.cfg.ResumeWindow) - int64(n.cfg.Store.MaxChangeAge)
+	for c, pc := range n.peerCreators {
+		if pc.ended < cut {
+			delete(n.peerCreators, c)
+		}
+	}
+}

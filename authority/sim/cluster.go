@@ -1,0 +1,568 @@
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
+
+	"github.com/rewindnet/rewind/netcode"
+	"github.com/rewindnet/rewind/netcode/lagsim"
+)
+
+// ClusterConfig describes the authorities of a clustered run (NewCluster)
+// and the faults between them.
+type ClusterConfig struct {
+	// Link is the profile of each direction of the links between
+	// authorities (DefaultClusterConfig: 1 ms, no loss).
+	Link lagsim.Profile
+	// Crashes is the number of node crashes during the active phase,
+	// each at a random time on a random live node (never the last one
+	// with a quorum); a crashed node starts again, empty, Downtime later.
+	Crashes  int
+	Downtime time.Duration
+	// Partitions is the number of times a random node is cut off from the
+	// other nodes (not from its clients) during the active phase, each
+	// for a random span up to PartitionMax. One that outlasts Detect is
+	// seen as a failure by both sides: the isolated node, without a
+	// quorum, stops confirming and re-running calls, and starts again,
+	// empty, when the partition heals.
+	Partitions   int
+	PartitionMax time.Duration
+	// Detect is how long after a node stops answering the others
+	// declare it down (membership's failure detection); ClientDetect how
+	// long its clients' transports take to notice and fail over.
+	Detect, ClientDetect time.Duration
+}
+
+// DefaultClusterConfig is three authorities' worth of faults: no crash or
+// partition; 1 ms links; detection in 1.5 s.
+func DefaultClusterConfig() ClusterConfig {
+	return ClusterConfig{
+		Link:         lagsim.Profile{Name: "node", Delay: time.Millisecond},
+		Downtime:     3 * time.Second,
+		PartitionMax: 3 * time.Second,
+		Detect:       1500 * time.Millisecond,
+		ClientDetect: 1500 * time.Millisecond,
+	}
+}
+
+func (c *ClusterConfig) validate() error {
+	if c.Crashes == 0 && c.Partitions == 0 && c.Link == (lagsim.Profile{}) {
+		return nil // not a cluster, or one without faults on default links
+	}
+	if err := c.Link.Validate(); err != nil {
+		return fmt.Errorf("%w: cluster link: %w", ErrBadConfig, err)
+	}
+	switch {
+	case c.Crashes < 0 || c.Partitions < 0 || c.Crashes+c.Partitions > 100:
+		return fmt.Errorf("%w: %d crashes and %d partitions (0 to 100 in all)", ErrBadConfig, c.Crashes, c.Partitions)
+	case c.Link.Loss >= 1:
+		return fmt.Errorf("%w: cluster link loss must be below 1", ErrBadConfig)
+	case c.Downtime <= 0 || c.Detect <= 0 || c.ClientDetect <= 0 || (c.Partitions > 0 && c.PartitionMax <= 0):
+		return fmt.Errorf("%w: cluster timing must be positive", ErrBadConfig)
+	}
+	return nil
+}
+
+// dialTimeout is how long a client's dial to a dead authority takes to
+// fail before it tries the next address.
+const dialTimeout = 500 * time.Millisecond
+
+// MaxNodes bounds the authorities of a clustered run.
+const MaxNodes = 16
+
+// NewCluster prepares a run of cfg against nodes authorities, node i
+// (i from 0) being mk(uint8(i+1)): authority ids start at 1. mk is called
+// again for a node that restarts after a crash, so it must return a fresh
+// server each time; every server must be a PeerServer whose registry is
+// reg's functions. Clients start on node i mod nodes and, when they lose
+// it, move to the next one (as netcode.Options.Failover does).
+func NewCluster(cfg Config, nodes int, mk func(id uint8) Server, reg *netcode.Registry) (*Sim, error) {
+	if nodes < 2 || nodes > MaxNodes {
+		return nil, fmt.Errorf("%w: %d nodes outside [2, %d]", ErrBadConfig, nodes, MaxNodes)
+	}
+	if cfg.Cluster.Link == (lagsim.Profile{}) {
+		def := DefaultClusterConfig()
+		def.Crashes, def.Partitions = cfg.Cluster.Crashes, cfg.Cluster.Partitions
+		cfg.Cluster = def
+	}
+	srvs := make([]Server, nodes)
+	for i := range srvs {
+		srv := mk(uint8(i + 1))
+		if _, ok := srv.(PeerServer); !ok {
+			return nil, fmt.Errorf("%w: node %d is not a PeerServer", ErrBadConfig, i)
+		}
+		srvs[i] = srv
+	}
+	return newSim(cfg, srvs, mk, reg)
+}
+
+// simNode is one simulated authority.
+type simNode struct {
+	idx     int
+	srv     Server
+	alive   bool
+	inc     uint32                // incarnation: bumped by a crash, so what was in flight to the old one is lost
+	bySess  map[uint64]*simClient // client sessions
+	streams map[uint64]*stream    // replication streams, by this node's session id
+	view    []bool                // which peers this node believes up
+	// isolated is set while the node is cut off from the others; iso
+	// numbers the isolations, and downed marks one that lasted long
+	// enough to be declared a failure.
+	isolated bool
+	iso      uint32
+	downed   bool
+}
+
+func newSimNode(i int, srv Server, n int) *simNode {
+	return &simNode{idx: i, srv: srv, alive: true, bySess: map[uint64]*simClient{}, streams: map[uint64]*stream{}, view: make([]bool, n)}
+}
+
+func (nd *simNode) id() uint8 { return uint8(nd.idx + 1) }
+
+// stream is one replication stream: opened by node from to node to, with
+// a link each way and the session id at each end.
+type stream struct {
+	from, to         int
+	fromSess, toSess uint64
+	fwd, back        *link
+	inc              [2]uint32 // the incarnations of from and to when it opened
+	gen              uint32
+	held             []*event // frames held by a partition, in order
+}
+
+func (s *Sim) clustered() bool { return len(s.nodes) > 1 }
+
+// startCluster makes every node of a clustered run see the others up.
+func (s *Sim) startCluster() {
+	if !s.clustered() {
+		return
+	}
+	for _, nd := range s.nodes {
+		for _, q := range s.nodes {
+			if q != nd {
+				s.schedule(&event{at: start, kind: evMember, node: nd.idx, peer: q.idx, up: true, gen: q.inc})
+			}
+		}
+	}
+}
+
+// scheduleNodeFaults draws the run's crashes and partitions.
+func (s *Sim) scheduleNodeFaults() {
+	cc := &s.cfg.Cluster
+	if !s.clustered() || cc.Crashes+cc.Partitions == 0 {
+		return
+	}
+	rng := rand.New(rand.NewPCG(s.rng.Uint64(), 0xc1))
+	// Faults are spread over the active phase, apart enough that at most
+	// one node is out at a time: the others keep a quorum.
+	n := cc.Crashes + cc.Partitions
+	slot := int64(s.cfg.Active) / int64(n)
+	kinds := make([]evKind, 0, n)
+	for range cc.Crashes {
+		kinds = append(kinds, evCrash)
+	}
+	for range cc.Partitions {
+		kinds = append(kinds, evIsolate)
+	}
+	rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
+	for i, k := range kinds {
+		at := s.now + int64(i)*slot + rng.Int64N(max(1, slot/4))
+		node := rng.IntN(len(s.nodes))
+		s.schedule(&event{at: at, kind: k, node: node})
+		if k == evIsolate {
+			span := int64(cc.PartitionMax)/10 + rng.Int64N(int64(cc.PartitionMax))
+			s.schedule(&event{at: at + span, kind: evHeal, node: node})
+		}
+	}
+}
+
+// Faults returns a log of the node faults so far, one line each.
+func (s *Sim) Faults() string { return s.faultLog }
+
+func (s *Sim) logFault(format string, args ...any) {
+	s.faultLog += fmt.Sprintf("+%v ", time.Duration(s.now-start)) + fmt.Sprintf(format, args...) + "\n"
+}
+
+func (s *Sim) handleCluster(e *event) {
+	switch e.kind {
+	case evPeerFrame:
+		s.peerFrame(e)
+	case evMember:
+		if q := s.nodes[e.peer]; e.gen == q.inc {
+			s.member(s.nodes[e.node], q, e.up) // news of an incarnation since replaced is stale
+		}
+	case evCrash:
+		s.crash(s.nodes[e.node])
+	case evRestart:
+		s.restart(s.nodes[e.node])
+	case evIsolate:
+		s.isolate(s.nodes[e.node])
+	case evHeal:
+		s.heal(s.nodes[e.node], e.gen)
+	}
+}
+
+// member tells node nd that peer q is up or down, as membership would,
+// and opens or closes nd's side of their streams.
+func (s *Sim) member(nd, q *simNode, up bool) {
+	if !nd.alive || nd.view[q.idx] == up {
+		return
+	}
+	ps := nd.srv.(PeerServer)
+	nd.view[q.idx] = up
+	if up {
+		ps.PeerUp(s.now, q.id())
+		s.openStream(nd, q)
+	} else {
+		ps.PeerDown(s.now, q.id())
+		for id, st := range nd.streams {
+			if st.from == q.idx || st.to == q.idx {
+				delete(nd.streams, id)
+				nd.srv.Disconnect(s.now, id)
+			}
+		}
+	}
+	s.nodeOut(nd)
+}
+
+// openStream opens nd's replication stream to q, if q is reachable.
+func (s *Sim) openStream(nd, q *simNode) {
+	if !q.alive || nd.isolated || q.isolated {
+		return
+	}
+	for _, st := range nd.streams {
+		if st.from == nd.idx && st.to == q.idx {
+			return
+		}
+	}
+	from, err := nd.srv.(PeerServer).ConnectPeer(s.now, q.id(), fmt.Sprintf("node-%d", q.id()))
+	if err != nil {
+		s.fail("node %d: ConnectPeer %d: %v", nd.id(), q.id(), err)
+		return
+	}
+	to, err := q.srv.Connect(s.now, fmt.Sprintf("node-%d", nd.id()))
+	if err != nil {
+		s.fail("node %d: accepting node %d's stream: %v", q.id(), nd.id(), err)
+		return
+	}
+	st := &stream{from: nd.idx, to: q.idx, fromSess: from, toSess: to, inc: [2]uint32{nd.inc, q.inc}}
+	rng := rand.New(rand.NewPCG(uint64(nd.idx)<<32|uint64(q.idx), uint64(s.now)))
+	st.fwd = newLink(&s.cfg.Cluster.Link, rng, s.cfg.Frame)
+	st.back = newLink(&s.cfg.Cluster.Link, rand.New(rand.NewPCG(rng.Uint64(), rng.Uint64())), s.cfg.Frame)
+	st.fwd.reset(s.now)
+	st.back.reset(s.now)
+	nd.streams[from] = st
+	q.streams[to] = st
+	s.nodeOut(nd)
+}
+
+// streamOut sends frames a node made for one of its replication streams.
+func (s *Sim) streamOut(nd *simNode, id uint64, frames [][]byte, close bool) {
+	st := nd.streams[id]
+	if st == nil {
+		return
+	}
+	back := nd.idx == st.to
+	l := st.fwd
+	if back {
+		l = st.back
+	}
+	for _, f := range frames {
+		at := l.send(s.now, len(f))
+		s.schedule(&event{at: at, kind: evPeerFrame, st: st, back: back, frame: f, gen: st.gen})
+	}
+	if close {
+		s.closeStream(st)
+	}
+}
+
+// closeStream ends a stream at both ends.
+func (s *Sim) closeStream(st *stream) {
+	st.gen++
+	st.held = nil
+	for _, end := range []struct {
+		idx  int
+		sess uint64
+	}{{st.from, st.fromSess}, {st.to, st.toSess}} {
+		nd := s.nodes[end.idx]
+		if nd.streams[end.sess] == st {
+			delete(nd.streams, end.sess)
+			if nd.alive {
+				nd.srv.Disconnect(s.now, end.sess)
+			}
+		}
+	}
+}
+
+func (s *Sim) peerFrame(e *event) {
+	st := e.st
+	if e.gen != st.gen {
+		return // the stream closed
+	}
+	from, to := s.nodes[st.from], s.nodes[st.to]
+	if from.inc != st.inc[0] || to.inc != st.inc[1] {
+		return // one end crashed: the stream went with it
+	}
+	if from.isolated || to.isolated {
+		st.held = append(st.held, e) // the transport resends until the link heals
+		return
+	}
+	dst, sess := to, st.toSess
+	if e.back {
+		dst, sess = from, st.fromSess
+	}
+	if dst.streams[sess] != st || !dst.alive {
+		return
+	}
+	s.record(&event{at: e.at, client: -1 - dst.idx, frame: e.frame}, 2)
+	dst.srv.Step(s.now, sess, e.frame)
+	s.nodeOut(dst)
+	s.verifyStep(dst)
+}
+
+// streamsLast returns when the last frame on any replication stream
+// arrives.
+func (s *Sim) streamsLast() int64 {
+	last := int64(0)
+	for _, nd := range s.nodes {
+		for _, st := range nd.streams {
+			last = max(last, st.fwd.last, st.back.last)
+		}
+	}
+	return last
+}
+
+// crash stops a node: what it held is lost; its clients notice after
+// ClientDetect and the other nodes after Detect; it starts again, empty,
+// after Downtime.
+func (s *Sim) crash(nd *simNode) {
+	if !nd.alive || nd.isolated || s.ended || !s.quorumWithout(nd) {
+		return
+	}
+	s.logFault("node %d crashes", nd.id())
+	nd.alive = false
+	nd.inc++
+	nd.srv = nil
+	for _, st := range nd.streams {
+		st.gen++ // frames to and from the crashed node are lost
+	}
+	nd.streams = map[uint64]*stream{}
+	for i := range nd.view {
+		nd.view[i] = false
+	}
+	for _, c := range nd.bySess {
+		s.schedule(&event{at: s.now + int64(s.cfg.Cluster.ClientDetect), kind: evDrop, client: c.idx, gen: c.gen, up: true})
+	}
+	nd.bySess = map[uint64]*simClient{}
+	for _, q := range s.nodes {
+		if q != nd {
+			s.schedule(&event{at: s.now + int64(s.cfg.Cluster.Detect), kind: evMember, node: q.idx, peer: nd.idx, up: false, gen: nd.inc})
+		}
+	}
+	s.schedule(&event{at: s.now + int64(s.cfg.Cluster.Downtime), kind: evRestart, node: nd.idx})
+}
+
+// quorumWithout reports whether the other live nodes hold a majority of
+// the cluster without nd.
+func (s *Sim) quorumWithout(nd *simNode) bool {
+	live := 0
+	for _, q := range s.nodes {
+		if q != nd && q.alive && !q.isolated {
+			live++
+		}
+	}
+	return live >= len(s.nodes)/2+1
+}
+
+func (s *Sim) restart(nd *simNode) {
+	if nd.alive {
+		return
+	}
+	s.logFault("node %d starts again", nd.id())
+	nd.srv = s.mk(nd.id())
+	nd.alive = true
+	nd.bySess = map[uint64]*simClient{}
+	for _, q := range s.nodes {
+		if q != nd && q.alive {
+			// It joins and learns the members at once; they hear of it
+			// through gossip shortly after.
+			s.schedule(&event{at: s.now, kind: evMember, node: nd.idx, peer: q.idx, up: true, gen: q.inc})
+			s.schedule(&event{at: s.now + int64(100*time.Millisecond), kind: evMember, node: q.idx, peer: nd.idx, up: true, gen: nd.inc})
+		}
+	}
+}
+
+// isolate cuts nd off from the other nodes. If it lasts past Detect, both
+// sides declare the other down.
+func (s *Sim) isolate(nd *simNode) {
+	if !nd.alive || nd.isolated || s.ended || !s.quorumWithout(nd) {
+		return
+	}
+	s.logFault("node %d cut off", nd.id())
+	nd.isolated = true
+	nd.iso++
+	nd.downed = false
+	// Whether the partition outlasts detection is known at Detect.
+	s.schedule(&event{at: s.now + int64(s.cfg.Cluster.Detect), kind: evHeal, node: nd.idx, gen: nd.iso | 1<<31})
+}
+
+// heal ends an isolation (gen 0) or, with the high bit of gen set, marks
+// at Detect that isolation gen outlasted it.
+func (s *Sim) heal(nd *simNode, gen uint32) {
+	if gen&(1<<31) != 0 {
+		if nd.alive && nd.isolated && nd.iso == gen&^(1<<31) {
+			// Still cut off at Detect: each side declares the other down.
+			s.logFault("node %d declared down (and it declares the others)", nd.id())
+			nd.downed = true
+			for _, q := range s.nodes {
+				if q != nd {
+					s.member(q, nd, false)
+					s.member(nd, q, false)
+				}
+			}
+		}
+		return
+	}
+	if !nd.isolated {
+		return
+	}
+	nd.isolated = false
+	s.logFault("node %d reconnected (declared down: %v)", nd.id(), nd.downed)
+	if nd.downed {
+		// Declared failed by the majority, and without a quorum itself:
+		// it starts again, empty, as after a crash (what it held is
+		// discarded; its clients fail over).
+		for _, c := range nd.bySess {
+			s.schedule(&event{at: s.now, kind: evDrop, client: c.idx, gen: c.gen, up: true})
+		}
+		s.crashNow(nd)
+		return
+	}
+	// A short partition: what was held on the links flows again, and
+	// membership never noticed.
+	for _, st := range s.allStreams() {
+		held := st.held
+		st.held = nil
+		for _, e := range held {
+			l := st.fwd
+			if e.back {
+				l = st.back
+			}
+			e.at = l.send(s.now, len(e.frame))
+			s.schedule(e)
+		}
+	}
+	for _, q := range s.nodes {
+		if q != nd && q.alive {
+			s.schedule(&event{at: s.now, kind: evMember, node: q.idx, peer: nd.idx, up: true, gen: nd.inc})
+			s.schedule(&event{at: s.now, kind: evMember, node: nd.idx, peer: q.idx, up: true, gen: q.inc})
+		}
+	}
+}
+
+// crashNow restarts nd at once, empty.
+func (s *Sim) crashNow(nd *simNode) {
+	nd.alive = false
+	nd.bySess = map[uint64]*simClient{}
+	nd.inc++
+	nd.srv = nil
+	for _, st := range nd.streams {
+		st.gen++
+	}
+	nd.streams = map[uint64]*stream{}
+	for i := range nd.view {
+		nd.view[i] = false
+	}
+	s.restart(nd)
+}
+
+func (s *Sim) allStreams() []*stream {
+	var out []*stream
+	seen := map[*stream]bool{}
+	for _, nd := range s.nodes {
+		for _, st := range nd.streams {
+			if !seen[st] {
+				seen[st] = true
+				out = append(out, st)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *stream) int {
+		if a.from != b.from {
+			return a.from - b.from
+		}
+		return a.to - b.to
+	})
+	return out
+}
+
+// checkNodes checks the live nodes at the end of a run: each one's lock
+// invariant, and that they hold the same latest valid value of every path.
+// It returns the node the clients are compared with.
+func (s *Sim) checkNodes() *simNode {
+	var ref *simNode
+	var want map[string]string
+	for _, nd := range s.nodes {
+		if !nd.alive {
+			continue
+		}
+		if err := nd.srv.Verify(); err != nil {
+			s.fail("node %d: lock invariant: %v", nd.id(), err)
+			return nd
+		}
+		got := map[string]string{}
+		nd.srv.Latest("", func(path string, v []byte) { got[path] = string(v) })
+		if ref == nil {
+			ref, want = nd, got
+			continue
+		}
+		for path, w := range want {
+			if g, ok := got[path]; !ok || g != w {
+				s.fail("replica divergence: node %d holds %s = %x (present %v), node %d %x", nd.id(), path, g, ok, ref.id(), w)
+				return ref
+			}
+		}
+		for path := range got {
+			if _, ok := want[path]; !ok {
+				s.fail("replica divergence: node %d holds %s, node %d does not", nd.id(), path, ref.id())
+				return ref
+			}
+		}
+	}
+	if ref == nil {
+		s.fail("no live node at the end")
+		return s.nodes[0]
+	}
+	if s.clustered() {
+		s.checkExactlyOnce(ref)
+	}
+	return ref
+}
+
+// checkExactlyOnce checks that every bump the clients saw confirmed was
+// applied once: the counters sum to the confirmed bumps. A lost confirmed
+// call makes the sum smaller; a call applied twice makes it larger.
+func (s *Sim) checkExactlyOnce(ref *simNode) {
+	var sum uint64
+	ref.srv.Latest(CountersPrefix, func(path string, v []byte) {
+		if len(v) == 8 {
+			sum += uint64(v[0]) | uint64(v[1])<<8 | uint64(v[2])<<16 | uint64(v[3])<<24 | uint64(v[4])<<32 | uint64(v[5])<<40 | uint64(v[6])<<48 | uint64(v[7])<<56
+		}
+	})
+	confirmed := uint64(0)
+	for _, c := range s.clients {
+		confirmed += uint64(len(c.ownBumps))
+	}
+	unknown := s.obs.bumpTimeouts
+	if sum < confirmed {
+		s.fail("lost confirmed calls: the counters sum to %d, clients saw %d bumps confirmed", sum, confirmed)
+	} else if sum > confirmed+unknown {
+		s.fail("calls applied twice: the counters sum to %d, clients saw %d bumps confirmed (%d timed out)", sum, confirmed, unknown)
+	}
+}
+
+// errNodeDown is why a client loses a session to a node that failed.
+var errNodeDown = errors.New("sim: authority down")
