@@ -27,13 +27,14 @@ build:
 	$(GO) build ./...
 
 ## test: the whole suite with the race detector, then the demo's full
-## simulated matches held to the quality bars (without the race detector,
-## which slows the simulator several times). Only cacheable flags are used,
+## simulated matches held to the quality bars and the cluster's simulator
+## properties over 500 seeds (without the race detector, which slows the
+## simulator several times). Only cacheable flags are used,
 ## so Go reuses the result of every package whose code and test inputs did
 ## not change since it last passed (`go clean -testcache` forgets them).
 test: deps
 	$(GO) test -race -timeout 20m ./...
-	$(GO) test -timeout 10m -run '^TestMatchBars$$' ./demo-shooter/game/
+	$(GO) test -timeout 15m -run '^(TestMatchBars|TestClusterProperties)$$' ./demo-shooter/game/ ./authority/sim/
 
 ## check: formatting, vet, staticcheck, a tidy module, and the short
 ## suite in shuffled order (tests must not depend on each other's order).
@@ -55,7 +56,7 @@ bench:
 fuzz:
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh scripts/fuzz.sh
 	$(GO) test -count=1 -run '^TestOrderIndependence$$' ./netcode/ -netcode.workloads=2000
-	$(GO) test -count=1 -run '^(TestProperties|TestReconnects)$$' ./authority/sim/ -sim.seeds=2000
+	$(GO) test -count=1 -run '^(TestProperties|TestReconnects|TestClusterProperties)$$' ./authority/sim/ -sim.seeds=2000
 	$(GO) test -count=1 -run '^TestHostile$$' ./authority/internal/hostile/ -hostile.seeds=20 -hostile.attack=10s
 
 ## generate: regenerate the FlatBuffers Go code (needs flatc from `make deps`).

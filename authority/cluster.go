@@ -3,6 +3,7 @@ package authority
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -37,6 +38,11 @@ type ClusterConfig struct {
 	// the loss of the node that ran it; the cost is one round trip
 	// between authorities before the CallResult leaves.
 	ConfirmLocal bool
+	// ResumeWait bounds how long a client resuming the creator of another
+	// authority waits for that authority's failure to be detected and its
+	// calls taken over (its Hello is answered then, with the creator);
+	// after it the client gets a fresh creator. Zero: DefaultResumeWait.
+	ResumeWait time.Duration
 	// MaxClosedLag bounds how far behind this node's own closed time a
 	// live peer's may hold its finality back (a stalled peer must not
 	// make memory grow without bound). Zero: 4 × Store.MaxChangeAge.
@@ -47,14 +53,15 @@ type ClusterConfig struct {
 const (
 	MinClusterKeyBytes = 16
 	MaxClusterSize     = 256
+	DefaultResumeWait  = 3 * time.Second
 )
 
 func (c *ClusterConfig) validate() error {
 	switch {
 	case len(c.Key) > 0 && len(c.Key) < MinClusterKeyBytes:
 		return fmt.Errorf("%w: Cluster.Key of %d bytes, want at least %d", ErrBadConfig, len(c.Key), MinClusterKeyBytes)
-	case c.MaxClosedLag < 0:
-		return fmt.Errorf("%w: negative MaxClosedLag", ErrBadConfig)
+	case c.MaxClosedLag < 0 || c.ResumeWait < 0:
+		return fmt.Errorf("%w: negative cluster timing", ErrBadConfig)
 	case c.Size < 0 || c.Size > MaxClusterSize:
 		return fmt.Errorf("%w: Cluster.Size %d outside [0, %d]", ErrBadConfig, c.Size, MaxClusterSize)
 	}
@@ -109,8 +116,9 @@ type takeover struct {
 // resultWait is a CallResult held until the replicas acknowledged the
 // call (Cluster.ConfirmLocal off).
 type resultWait struct {
-	rec  *callRec
-	need map[uint8]uint64 // peer → the Sync seq whose Ack confirms
+	rec   *callRec
+	need  map[uint8]uint64 // peer → the Sync seq whose Ack confirms
+	acked int              // peers that acknowledged it
 }
 
 // caughtUp reports whether the node holds what its live peers hold: each
@@ -695,6 +703,53 @@ func (n *Node) adoptCreator(now int64, creator uint32) *creatorRec {
 	return pc
 }
 
+// takeoverAhead reports whether a resume token names a creator that this
+// node knows another authority's client holds, and that it may take over
+// once that authority is declared failed and taken over: the Hello waits
+// for it rather than get a fresh creator (its client's unanswered calls
+// would then run a second time).
+func (n *Node) takeoverAhead(tok []byte, player string) bool {
+	if len(tok) != resumeTokenBytes || len(n.cfg.Cluster.Key) == 0 {
+		return false
+	}
+	creator := binary.BigEndian.Uint32(tok)
+	issued := int64(binary.BigEndian.Uint64(tok[4:]))
+	if !hmac.Equal(tok[12:], n.resumeMAC(creator, issued, player)) {
+		return false
+	}
+	pc := n.peerCreators[creator]
+	return pc != nil && !pc.adoptable
+}
+
+// unpark welcomes the parked Hellos whose creator can now be taken over,
+// and, afresh, those that waited Cluster.ResumeWait.
+func (n *Node) unpark(now int64) {
+	if len(n.parked) == 0 {
+		return
+	}
+	wait := n.cfg.Cluster.ResumeWait
+	if wait == 0 {
+		wait = DefaultResumeWait
+	}
+	k := 0
+	for _, s := range n.parked {
+		if s.state != awaitingHello || s.parked == nil || n.sessions[s.id] != s {
+			continue
+		}
+		pc := n.peerCreators[binary.BigEndian.Uint32(s.parked)]
+		if late := now-s.parkedAt >= int64(wait); late || pc == nil || pc.adoptable {
+			tok := s.parked
+			s.parked = nil
+			n.welcome(now, s, tok, late)
+			continue
+		}
+		n.parked[k] = s
+		k++
+	}
+	clear(n.parked[k:])
+	n.parked = n.parked[:k]
+}
+
 // checkTakeovers completes the takeover of every failed peer that every
 // live peer has handed over: its calls go to the lowest-id live node (this
 // one re-runs those that fall to it), and its creators become resumable
@@ -739,6 +794,7 @@ func (n *Node) checkTakeovers(now int64) {
 				pc.adoptable = true
 			}
 		}
+		n.unpark(now)
 	}
 }
 
@@ -749,18 +805,32 @@ func (n *Node) checkWaits(now int64) {
 		return
 	}
 	quorum := n.HasQuorum()
+	majority := n.cfg.Cluster.Size/2 + 1
 	k := 0
 	for _, w := range n.waits {
 		for id, seq := range w.need {
 			p := n.peers[id]
-			// A replica that acknowledged has it; one declared failed
-			// (with a quorum left to say so) no longer counts. A stream
-			// lost to a live replica is reopened and catches it up.
-			if p.acked >= seq && p.out != nil || !p.up && quorum {
+			if p.acked >= seq && p.out != nil {
+				w.acked++
 				delete(w.need, id)
 			}
 		}
-		if len(w.need) > 0 {
+		// With a Size, a majority holding the call is enough (it meets
+		// every later majority, and the survivors hand over what they
+		// hold when a node fails). Without one, every replica the call
+		// went to must have it, or have been declared failed.
+		done := len(w.need) == 0
+		if n.cfg.Cluster.Size > 0 {
+			done = w.acked+1 >= majority
+		} else if !done && quorum {
+			done = true
+			for id := range w.need {
+				if n.peers[id].up {
+					done = false
+				}
+			}
+		}
+		if !done {
 			n.waits[k] = w
 			k++
 			continue

@@ -105,10 +105,11 @@ type Node struct {
 	waits        []*resultWait          // results held for replica acknowledgements, in call order
 	peerCreators map[uint32]*creatorRec // creators held by peers' clients, by the calls replicated here
 	lastSweep    int64
-	closed       int64 // the closed time said last (closedTime)
-	synced       bool  // caught up with the peers once (caughtUp)
-	lostQuorum   bool  // the node has been without a quorum
-	needsReset   bool  // ... and has one again: its state is stale
+	closed       int64      // the closed time said last (closedTime)
+	synced       bool       // caught up with the peers once (caughtUp)
+	parked       []*session // Hellos waiting for a takeover, oldest first
+	lostQuorum   bool       // the node has been without a quorum
+	needsReset   bool       // ... and has one again: its state is stale
 }
 
 // creatorRec is what the node remembers of one creator id across the
@@ -234,6 +235,10 @@ type session struct {
 	player    string
 	dir       peerDir // a replication stream, and which way
 	peer      uint8   // the other authority, when dir is set
+	// parked holds the resume token of a Hello waiting for a takeover
+	// (since parkedAt): the creator it names is another authority's.
+	parked   []byte
+	parkedAt int64
 
 	dec *wire.Decoder
 	enc *wire.Encoder
@@ -448,7 +453,7 @@ func (n *Node) popHelloDue() {
 func (n *Node) expireHellos(now int64) {
 	for len(n.helloDue) > 0 {
 		s := n.helloDue[0]
-		if s.state == awaitingHello {
+		if s.state == awaitingHello && s.parked == nil {
 			if now-s.connected < int64(n.cfg.Limits.HelloTimeout) {
 				return
 			}
@@ -575,7 +580,10 @@ func (n *Node) handle(now, arrived int64, s *session, m *wire.Message) {
 		n.handlePeer(now, s, m)
 		return
 	}
-	if s.state == awaitingHello && m.Kind != wire.KindHello {
+	if s.parked != nil && (m.Kind == wire.KindTimeSyncRequest || m.Kind == wire.KindPing) {
+		// A Hello waiting for a takeover: the client's clock may go on
+		// syncing meanwhile (its requests ride with the Hello).
+	} else if s.state == awaitingHello && m.Kind != wire.KindHello {
 		n.fail(s, CodeProtocol, fmt.Sprintf("%v before Hello", m.Kind))
 		return
 	}
@@ -636,10 +644,24 @@ func (n *Node) hello(now int64, s *session, h *wire.Hello) {
 		}
 		s.player = player
 	}
+	n.welcome(now, s, h.Resume, false)
+}
+
+// welcome gives an authenticated session its creator (resumed, or fresh)
+// and sends the Welcome. A token for a creator of another authority of the
+// cluster that cannot be taken over yet (the holder is still alive, or its
+// takeover is under way) is parked, unless late: it is welcomed once the
+// takeover is done, or afresh after Cluster.ResumeWait.
+func (n *Node) welcome(now int64, s *session, resume []byte, late bool) {
 	resuming := len(n.cfg.ResumeKey) > 0
 	var rec *creatorRec
-	if resuming && len(h.Resume) > 0 {
-		rec = n.resumable(now, h.Resume, s.player)
+	if resuming && len(resume) > 0 {
+		rec = n.resumable(now, resume, s.player)
+		if rec == nil && !late && n.takeoverAhead(resume, s.player) {
+			s.parked, s.parkedAt = slices.Clone(resume), now
+			n.parked = append(n.parked, s)
+			return
+		}
 	}
 	if rec != nil {
 		if old := n.sessions[rec.session]; old != nil && old.state != closing {
@@ -940,6 +962,7 @@ func (n *Node) Tick(now int64) {
 		}
 		n.flushSyncs(now)
 		n.checkWaits(now)
+		n.unpark(now)
 		if now-n.lastSweep >= int64(time.Second) {
 			n.lastSweep = now
 			n.sweepPeerCreators(now)

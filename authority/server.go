@@ -92,6 +92,11 @@ type ServerConfig struct {
 	// SnapshotEvery is how often, with Data set, the values that became
 	// final are written as a snapshot block (zero: DefaultSnapshotEvery).
 	SnapshotEvery time.Duration
+	// Cluster, when Cluster.Gossip is set, makes the server one authority
+	// of a cluster sharing Node.Cluster.Key (see ServerCluster). Without
+	// Node.ResumeKey the cluster's resume key is derived from the
+	// cluster key, so clients resume on any member.
+	Cluster ServerCluster
 }
 
 // DefaultSnapshotEvery is how often a durable server writes a snapshot.
@@ -143,7 +148,7 @@ func (c *ServerConfig) Validate() error {
 	case c.Conn == nil && c.Addr == "":
 		return fmt.Errorf("%w: neither Addr nor Conn set", ErrBadConfig)
 	}
-	return nil
+	return c.Cluster.validate(&c.Node)
 }
 
 // ServerStats is a snapshot of a server's counters.
@@ -214,6 +219,9 @@ type Server struct {
 	// arch is the archive (nil without Data); Append, AddFinal and
 	// Snapshot only from the node goroutine.
 	arch *archive.Archive
+	// cl is the cluster's shell (nil without one), owned by the node
+	// goroutine once Serve runs.
+	cl *clusterShell
 
 	// owned by the node goroutine (Serve)
 	lastSnap   time.Time // when the last snapshot was asked for
@@ -286,6 +294,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if len(cfg.Node.ResumeKey) == 0 && cfg.Cluster.enabled() {
+		// One key for the cluster: a client resumes on any member.
+		cfg.Node.ResumeKey = derivedKey(cfg.Node.Cluster.Key, "resume")
 	}
 	var arch *archive.Archive
 	if len(cfg.Data.Dirs) > 0 {
@@ -362,6 +374,13 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		conns:    make(map[*transport.Session]struct{}),
 	}
 	s.lastNode = nodeSnapshot{stats: node.Stats(), funcs: node.FuncStats()}
+	if err := s.startCluster(); err != nil {
+		ln.Close()
+		if arch != nil {
+			arch.Close()
+		}
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -407,6 +426,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.log.Info("serving", "addr", s.Addr().String(), "tick", s.cfg.Tick)
 
 	err := s.run(ctx, acceptErr)
+	s.stopCluster()
 	s.closeArchive()
 
 	// The node goroutine has stopped: nothing will take accepted sessions or touch
@@ -484,6 +504,7 @@ func (s *Server) closeIdle() bool {
 		if s.arch != nil {
 			s.arch.Close()
 		}
+		s.stopCluster()
 		s.doneOnce.Do(func() { close(s.done) })
 		return true
 	case serverClosed:
@@ -761,6 +782,7 @@ func (s *Server) gone(now int64, p *peer, err error) {
 func (s *Server) forget(p *peer) {
 	p.gone = true
 	delete(s.peers, p.id)
+	s.streamGone(p.id)
 	p.sess.Notify(nil)
 }
 
@@ -769,9 +791,22 @@ func (s *Server) forget(p *peer) {
 func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 	ticker := time.NewTicker(s.cfg.Tick)
 	defer ticker.Stop()
+	var (
+		members <-chan struct{}
+		dialed  <-chan dialResult
+	)
+	if s.cl != nil {
+		members, dialed = s.cl.mem.Signal(), s.cl.dialed
+	}
 	for {
 		var t0 time.Time // when this round's work began
 		select {
+		case <-members:
+			t0 = time.Now()
+			s.membersChanged()
+		case d := <-dialed:
+			t0 = time.Now()
+			s.peerDialed(d)
 		case <-s.wake:
 			t0 = time.Now()
 			s.checkDurable()
@@ -795,6 +830,9 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 			// a Hello that arrived in time must not be found late.
 			s.drainReady()
 			s.node.Tick(s.clock.Now())
+			if s.cl != nil {
+				s.clusterTick()
+			}
 			s.persist()
 			s.snapshotArchive(false)
 		case reply := <-s.statsReq:

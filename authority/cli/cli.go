@@ -151,6 +151,12 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		parity     = fs.Int("parity", 0, "parity shards with -data-dirs: any this many of the directories can be lost")
 		walFlush   = fs.Duration("wal-flush", archive.DefaultFlushEvery, "group-commit interval of the write-ahead log: a crash loses at most this much")
 		recoverArg = fs.String("recover", "tail", "what a restart does about damage in the archive: tail (cut a torn tail, refuse other damage), skip (skip damaged records, report them) or strict (refuse any)")
+		gossip     = fs.String("gossip", "", "gossip `address` (UDP and TCP) for cluster membership: this authority joins a cluster (needs -cluster-key and a distinct -node-id per member); empty: a single authority")
+		join       = fs.String("join", "", "comma-separated gossip addresses of cluster members to join (empty: found a cluster the others join)")
+		advertise  = fs.String("advertise", "", "address the other authorities reach this one at (default: -listen)")
+		clusterKey = fs.String("cluster-key", "", "secret shared by the cluster (at least 16 bytes): authenticates authorities to each other, encrypts gossip and signs resume tokens valid on every member")
+		size       = fs.Int("cluster-size", 0, "authorities in the cluster: without a majority of them alive an authority refuses calls (0: no quorum rule)")
+		confirm    = fs.String("confirm", "replicas", "when a call is confirmed in a cluster: replicas (once a majority of the cluster, or every replica, has it) or local (once stored here)")
 	)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -200,6 +206,12 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 	if err != nil {
 		return fmt.Errorf("%w: -recover: %w", ErrUsage, err)
 	}
+	if *gossip != "" && *clusterKey == "" {
+		return fmt.Errorf("%w: -gossip needs -cluster-key", ErrUsage)
+	}
+	if *confirm != "replicas" && *confirm != "local" {
+		return fmt.Errorf("%w: -confirm %q: want replicas or local", ErrUsage, *confirm)
+	}
 
 	var reg *netcode.Registry
 	if newReg != nil {
@@ -225,6 +237,13 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 	}
 	n := &cfg.Node
 	n.NodeID = uint8(*nodeID)
+	if *gossip != "" {
+		cfg.Cluster = authority.ServerCluster{Gossip: *gossip, Advertise: *advertise}
+		if *join != "" {
+			cfg.Cluster.Join = strings.Split(*join, ",")
+		}
+		n.Cluster = authority.ClusterConfig{Key: []byte(*clusterKey), Size: *size, ConfirmLocal: *confirm == "local"}
+	}
 	n.Store.MaxChangeAge, n.Store.MaxRewind, n.Store.MaxFutureSkew = *changeAge, *rewind, *futureSkew
 	n.FlushEvery = *flush
 	n.Limits.MaxSessions = *sessions

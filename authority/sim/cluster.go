@@ -208,8 +208,8 @@ func (s *Sim) handleCluster(e *event) {
 // member tells node nd that peer q is up or down, as membership would,
 // and opens or closes nd's side of their streams.
 func (s *Sim) member(nd, q *simNode, up bool) {
-	if !nd.alive || nd.view[q.idx] == up {
-		return
+	if !nd.alive || nd.view[q.idx] == up || up && (nd.isolated || q.isolated) {
+		return // no news crosses a partition (heal brings it)
 	}
 	ps := nd.srv.(PeerServer)
 	nd.view[q.idx] = up
@@ -441,18 +441,15 @@ func (s *Sim) heal(nd *simNode, gen uint32) {
 		s.crashNow(nd)
 		return
 	}
-	// A short partition: what was held on the links flows again, and
-	// membership never noticed.
+	// A short partition: what was held on the links arrives now, in
+	// order, ahead of what is still in flight behind it, and membership
+	// never noticed.
 	for _, st := range s.allStreams() {
 		held := st.held
 		st.held = nil
 		for _, e := range held {
-			l := st.fwd
-			if e.back {
-				l = st.back
-			}
-			e.at = l.send(s.now, len(e.frame))
-			s.schedule(e)
+			e.at = s.now
+			s.peerFrame(e)
 		}
 	}
 	for _, q := range s.nodes {

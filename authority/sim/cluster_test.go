@@ -70,8 +70,14 @@ func TestClusterNoFaults(t *testing.T) {
 // off from the others in every run, after the faults heal every node
 // holds the same valid values, no confirmed call is lost or applied twice,
 // every client converges, and the lock invariant holds on every node.
+//
+// make test runs 500 seeds without the race detector (20 with it, which
+// slows the simulator several times); make fuzz runs 2,000.
 func TestClusterProperties(t *testing.T) {
-	n := seedCount(100)
+	n := seedCount(500)
+	if raceEnabled && *seeds == 0 {
+		n = min(n, 20)
+	}
 	for i := range n {
 		seed := *first + uint64(i)
 		cfg := clusterConfig(seed)

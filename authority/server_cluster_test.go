@@ -1,0 +1,133 @@
+package authority_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/rewindnet/rewind/authority"
+	"github.com/rewindnet/rewind/examples/counter"
+	"github.com/rewindnet/rewind/netcode"
+)
+
+// clusterServers starts n authorities of one cluster on loopback.
+func clusterServers(t *testing.T, n int) []*authority.Server {
+	t.Helper()
+	var srvs []*authority.Server
+	for i := range n {
+		cfg := serverConfig()
+		cfg.Node.NodeID = uint8(i + 1)
+		cfg.Node.Cluster = authority.ClusterConfig{Key: []byte("the cluster key of this test run"), Size: n}
+		cfg.Cluster = authority.ServerCluster{Gossip: "127.0.0.1:0"}
+		if i > 0 {
+			cfg.Cluster.Join = []string{srvs[0].GossipAddr()}
+		}
+		srvs = append(srvs, start(t, cfg))
+	}
+	return srvs
+}
+
+// TestClusterServers: three authorities over loopback replicate each
+// other: a client's adds on one are seen by a client of another; when its
+// authority leaves, the client fails over to the next address, resumes its
+// session (same creator) and goes on adding, and no add is lost or counted
+// twice.
+func TestClusterServers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three authorities over loopback")
+	}
+	srvs := clusterServers(t, 3)
+	opts := func(failover ...*authority.Server) netcode.Options {
+		o := netcode.Options{Registry: counter.Registry(), Transport: testTransport(),
+			Reconnect: netcode.Reconnect{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}}
+		for _, s := range failover {
+			o.Failover = append(o.Failover, s.Addr().String())
+		}
+		return o
+	}
+	dial := func(s *authority.Server, failover ...*authority.Server) *netcode.Client {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		var c *netcode.Client
+		var err error
+		// A member serves once it has caught up with the others: until
+		// then it refuses clients, so dial until it takes one.
+		for {
+			if c, err = netcode.Dial(ctx, s.Addr().String(), opts(failover...)); err == nil || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	player := dial(srvs[0], srvs[1], srvs[2])
+	watcher := dial(srvs[1])
+	for _, c := range []*netcode.Client{player, watcher} {
+		if err := c.Watch(counter.Prefix); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const path = counter.Prefix + "shared"
+	count := func(c *netcode.Client) int64 {
+		v, _ := c.Read(path)
+		n, _ := counter.Count(v)
+		return n
+	}
+	results := 0
+	var failed []error
+	frames := func(limit time.Duration, done func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(limit) // a bound against a hang
+		for !done() {
+			if time.Now().After(deadline) {
+				t.Fatalf("not done within %v: player %d, watcher %d, %d results", limit, count(player), count(watcher), results)
+			}
+			for _, c := range []*netcode.Client{player, watcher} {
+				for _, ev := range c.Update() {
+					if c == player && ev.Kind == netcode.EventResult {
+						results++
+						if ev.Err != nil {
+							failed = append(failed, ev.Err)
+						}
+					}
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	add := func(k int) {
+		for range k {
+			for {
+				if _, err := player.Call(counter.Add, counter.AddArgs("shared", 1)); err == nil {
+					break
+				}
+				frames(time.Minute, func() bool { return player.Stats().Connected })
+			}
+			frames(time.Minute, func() bool { return player.Stats().Pending < 4 })
+		}
+	}
+	frames(time.Minute, func() bool { return player.WatchReady(counter.Prefix) && watcher.WatchReady(counter.Prefix) })
+	add(20)
+	frames(time.Minute, func() bool { return player.Stats().Pending == 0 && count(watcher) == 20 })
+	creator := player.Stats().Creator
+
+	// The player's authority leaves; the player fails over.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := srvs[0].Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	add(20)
+	frames(time.Minute, func() bool { return player.Stats().Pending == 0 && count(player) == 40 && count(watcher) == 40 })
+	st := player.Stats()
+	if st.Failovers != 1 || st.Creator != creator {
+		t.Errorf("after failover: %d failovers (want 1), creator %x (want %x, resumed)", st.Failovers, st.Creator, creator)
+	}
+	if len(failed) > 0 {
+		t.Errorf("%d of %d calls failed, the first: %v", len(failed), results, failed[0])
+	}
+}
