@@ -249,6 +249,10 @@ func (l Life) append(b []byte) []byte {
 	return binary.LittleEndian.AppendUint64(b, uint64(l.DiedAt))
 }
 
+// DecodeLife decodes a Life (players/<id>/life), wrapping ErrBadValue on
+// malformed input.
+func DecodeLife(b []byte) (Life, error) { return decodeLife(b) }
+
 func decodeLife(b []byte) (Life, error) {
 	if len(b) != lifeSize {
 		return Life{}, fmt.Errorf("%w: life of %d bytes, want %d", ErrBadValue, len(b), lifeSize)

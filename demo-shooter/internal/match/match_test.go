@@ -209,33 +209,3 @@ func TestLagSwitchesLive(t *testing.T) {
 		t.Errorf("a refused Set changed the profile to %q", l.Profile().Name)
 	}
 }
-
-func TestGraph(t *testing.T) {
-	var g Graph
-	t0 := time.Unix(100, 0)
-	g.Add(t0, 10*time.Millisecond, 1)
-	g.Add(t0.Add(50*time.Millisecond), 20*time.Millisecond, 2)
-	g.Add(t0.Add(150*time.Millisecond), 30*time.Millisecond, 0)
-	bs := g.Buckets()
-	n := len(bs)
-	if n != int(GraphSpan/GraphStep) {
-		t.Fatalf("%d buckets", n)
-	}
-	if got := bs[n-2]; got != (GraphBucket{RTT: 20 * time.Millisecond, Corrections: 3}) {
-		t.Errorf("previous bucket %+v", got)
-	}
-	if got := bs[n-1]; got != (GraphBucket{RTT: 30 * time.Millisecond}) {
-		t.Errorf("current bucket %+v", got)
-	}
-	// A pause longer than the span leaves only the new sample.
-	g.Add(t0.Add(time.Hour), 40*time.Millisecond, 5)
-	bs = g.Buckets()
-	for i, b := range bs[:n-1] {
-		if b != (GraphBucket{}) {
-			t.Fatalf("bucket %d after a long pause: %+v", i, b)
-		}
-	}
-	if bs[n-1] != (GraphBucket{RTT: 40 * time.Millisecond, Corrections: 5}) {
-		t.Errorf("current bucket after a long pause %+v", bs[n-1])
-	}
-}

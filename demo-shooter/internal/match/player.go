@@ -28,9 +28,6 @@ const (
 	// SmoothTau is the time constant that hides correction snaps of the
 	// own player.
 	SmoothTau = 100 * time.Millisecond
-	// GraphSpan and GraphStep shape the HUD's RTT and corrections graph.
-	GraphSpan = 10 * time.Second
-	GraphStep = 100 * time.Millisecond
 	// trackCalls bounds the calls a Player remembers awaiting their
 	// result; the client's own MaxPending (256) is lower, so the bound is
 	// only reached if results are lost, and then the oldest are forgotten.
@@ -74,6 +71,9 @@ type Player struct {
 	Smooth *netcode.Smoother
 	// LastCorrection explains the latest correction ("why did I snap").
 	LastCorrection string
+	// KilledBy is the player whose shot last killed this one (0: none
+	// yet), as the shot events told.
+	KilledBy uint32
 	// Graph is the HUD's recent RTT and corrections.
 	Graph Graph
 	// Link follows the connection: silence, loss, reconnection.
@@ -83,11 +83,13 @@ type Player struct {
 	Errors    uint64
 	LastError string
 
-	view  *clientView
-	epoch uint64 // bumped by ResetRecorder
-	calls map[netcode.CallID]callInfo
-	hits  map[netcode.CallID]confirmedHit
-	shots []game.Shot // recent shots seen (emitted events)
+	view    *clientView
+	notes   notes
+	mispred uint64 // Stats.Mispredictions at the last frame
+	epoch   uint64 // bumped by ResetRecorder
+	calls   map[netcode.CallID]callInfo
+	hits    map[netcode.CallID]confirmedHit
+	shots   []game.Shot // recent shots seen (emitted events)
 }
 
 // NewPlayer wraps a connected client. It watches the players (with the
@@ -189,15 +191,16 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 				continue
 			}
 			ncorr++
-			p.LastCorrection = c.String()
 			info, known := p.calls[c.Call]
+			note := seer{p.view, me}.explain(c, info.name, wall, now)
+			p.notes.corr = keep(p.notes.corr, note)
+			p.LastCorrection = note.Text
 			counted := !known || info.epoch == p.epoch
 			if d, ok := game.MotionDistance(c.Predicted, c.Authoritative, now); ok && c.Path == motion && counted {
 				p.Rec.Correction.Add(d)
 				if d > 0 {
 					p.Rec.Corrected.Add(d)
 				}
-				p.LastCorrection = fmt.Sprintf("%.1f px: %s", d, c.String())
 			}
 			if c.Path == shotPath {
 				corrected[c.Call] = c
@@ -207,6 +210,10 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 			if ev.Path == game.ShotEvents {
 				if s, err := game.DecodeShot(ev.Value); err == nil {
 					p.addShot(s)
+					p.noteShot(s, wall)
+					if s.Killed && s.Target == me {
+						p.KilledBy = s.Shooter
+					}
 				}
 			}
 		}
@@ -267,7 +274,9 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 		}
 	}
 	st := p.C.Stats()
-	p.Graph.Add(wall, st.RTT, ncorr)
+	mis := int(st.Mispredictions - min(p.mispred, st.Mispredictions))
+	p.mispred = st.Mispredictions
+	p.Graph.Add(wall, st.RTT, st.Offset, ncorr, mis)
 	p.Link.Observe(wall, evs, st)
 
 	if p.Bot != nil && !p.Idle && p.C.Connected() {
@@ -378,6 +387,11 @@ type Scene struct {
 	Me      uint32
 	Players []game.Player // Pos already as drawn
 	Shots   []game.Shot
+	// Ghost is the own player as the authority has confirmed it so far
+	// (the confirmed values only, no prediction), at now; GhostOK is false
+	// before its first confirmed motion.
+	Ghost   physics.Vec2
+	GhostOK bool
 }
 
 // Scene computes what to draw now.
@@ -402,6 +416,9 @@ func (p *Player) Scene() Scene {
 		sc.Players = append(sc.Players, pl)
 	}
 	sc.Shots = p.Shots(now)
+	if g, ok := game.PlayerAt(confirmedView{p.view}, me, now+1); ok {
+		sc.Ghost, sc.GhostOK = g.Pos, true
+	}
 	return sc
 }
 
@@ -459,47 +476,5 @@ func (v *clientView) Children(prefix string) []string {
 		out = append(out, strconv.FormatUint(uint64(id), 10))
 	}
 	slices.Sort(out)
-	return out
-}
-
-// Graph keeps the HUD's recent RTT and correction counts, one bucket per
-// GraphStep over GraphSpan.
-type Graph struct {
-	buckets [GraphSpan / GraphStep]GraphBucket
-	head    int       // index of the current bucket
-	start   time.Time // start of the current bucket
-}
-
-// GraphBucket is one GraphStep: the latest RTT and the corrections in it.
-type GraphBucket struct {
-	RTT         time.Duration
-	Corrections int
-}
-
-// Add records the RTT and corrections of a frame at wall time now.
-func (g *Graph) Add(now time.Time, rtt time.Duration, corrections int) {
-	if g.start.IsZero() {
-		g.start = now
-	}
-	for steps := 0; now.Sub(g.start) >= GraphStep; steps++ {
-		g.start = g.start.Add(GraphStep)
-		if steps >= len(g.buckets) { // a long pause: everything is old
-			g.start = now
-		}
-		g.head = (g.head + 1) % len(g.buckets)
-		g.buckets[g.head] = GraphBucket{}
-	}
-	b := &g.buckets[g.head]
-	b.RTT = rtt
-	b.Corrections += corrections
-}
-
-// Buckets returns the buckets oldest first, the current one last.
-func (g *Graph) Buckets() []GraphBucket {
-	n := len(g.buckets)
-	out := make([]GraphBucket, 0, n)
-	for i := 1; i <= n; i++ {
-		out = append(out, g.buckets[(g.head+i)%n])
-	}
 	return out
 }
