@@ -34,6 +34,12 @@ func isHelp(a string) bool {
 	return false
 }
 
+// shotMoments are the moments -screenshot-when waits for, in the first
+// pane: a correction just drawn with its paths, a hit just drawn with its
+// rewound hitbox, the own player dead, the own prediction ahead of the
+// authority's confirmed position.
+var shotMoments = []string{"correction", "hit", "dead", "ahead"}
+
 // mode is what the program runs.
 type mode uint8
 
@@ -59,7 +65,10 @@ type config struct {
 	// window
 	screenshot string
 	frames     int
-	seed       uint64
+	// shotWhen: after -frames, the screenshot waits for this moment
+	// (see shotMoments).
+	shotWhen string
+	seed     uint64
 	// cpuProfile: the authority (-serve, or the headless matches' child)
 	// writes a CPU profile here.
 	cpuProfile string
@@ -69,6 +78,12 @@ type config struct {
 	// shutdownWait bounds the embedded authority's graceful shutdown when
 	// the window ends.
 	shutdownWait time.Duration
+	// overlays are on from the start (-overlays).
+	overlays overlays
+	// autopilot: a bot plays the window's player(s).
+	autopilot bool
+	// noLagComp starts with lag compensation off.
+	noLagComp bool
 }
 
 // usageHead opens the usage text, before the flags.
@@ -122,9 +137,13 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 		profiles   = fs.String("profiles", "", "comma-separated lag profiles of the headless matches (default: -lag)")
 		screenshot = fs.String("screenshot", "", "run the window for -frames frames, save the last as PNG to `FILE`, exit")
 		frames     = fs.Int("frames", 120, "frames to run with -screenshot")
+		shotWhen   = fs.String("screenshot-when", "", "after -frames, wait (at most as many frames again) for a moment to save: "+strings.Join(shotMoments, ", "))
 		seed       = fs.Uint64("seed", 1, "seed of the bots and the lag simulator")
 		cpuProfile = fs.String("cpuprofile", "", "write the authority's CPU profile to `file` (-serve, or the authority of -headless matches)")
 		authProcs  = fs.Int("authority-procs", 1, "cores (GOMAXPROCS) the authority of -headless matches runs on, as a server per match would; 0: every core")
+		overlayOn  = fs.String("overlays", "", "netcode overlays on from the start, comma-separated: ghost, hitboxes, corrections or all (F2, F3, F4 toggle them)")
+		autopilot  = fs.Bool("autopilot", false, "a bot plays your player (a demo to watch, or screenshots)")
+		lagComp    = fs.Bool("lag-compensation", true, "start with lag compensation on (P toggles it)")
 		shutWait   = fs.Duration("shutdown-wait", 600*time.Millisecond, "when the window ends, how long the embedded authority may take to end its sessions gracefully before it closes them at once")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -140,8 +159,8 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 	}
 
 	c := &config{serve: *serve, connect: *connect, bots: *bots, split: *split, duration: *duration,
-		report: *report, screenshot: *screenshot, frames: *frames, seed: *seed,
-		cpuProfile: *cpuProfile, authorityProcs: *authProcs, shutdownWait: *shutWait}
+		report: *report, screenshot: *screenshot, frames: *frames, shotWhen: *shotWhen, seed: *seed,
+		cpuProfile: *cpuProfile, authorityProcs: *authProcs, shutdownWait: *shutWait, autopilot: *autopilot, noLagComp: !*lagComp}
 	switch {
 	case *serve != "" && (*connect != "" || *headless || *screenshot != "" || *split):
 		return bad("-serve runs the authority alone: no -connect, -headless, -screenshot or -split")
@@ -155,6 +174,10 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 		return bad("-duration %v outside (0, %v]", *duration, maxDuration)
 	case *frames < 1 || *frames > maxFrames:
 		return bad("-frames %d outside [1, %d]", *frames, maxFrames)
+	case *shotWhen != "" && !slices.Contains(shotMoments, *shotWhen):
+		return bad("-screenshot-when %q: want one of %s", *shotWhen, strings.Join(shotMoments, ", "))
+	case *shotWhen != "" && *screenshot == "":
+		return bad("-screenshot-when needs -screenshot")
 	case set["report"] && !*headless:
 		return bad("-report needs -headless")
 	case set["profiles"] && !*headless:
@@ -167,8 +190,14 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 		return bad("-authority-procs %d outside [0, %d]", *authProcs, maxAuthorityProcs)
 	case *shutWait <= 0 || *shutWait > maxShutdownWait:
 		return bad("-shutdown-wait %v outside (0, %v]", *shutWait, maxShutdownWait)
-	case set["shutdown-wait"] && (*headless || *serve != ""):
-		return bad("-shutdown-wait is the window's: not with -headless or -serve")
+	}
+	if err := c.overlays.set(*overlayOn); err != nil {
+		return bad("-overlays: %w", err)
+	}
+	for _, f := range []string{"overlays", "autopilot", "lag-compensation", "shutdown-wait"} {
+		if set[f] && (*headless || *serve != "") {
+			return bad("-%s is the window's: not with -headless or -serve", f)
+		}
 	}
 	switch {
 	case *serve != "":

@@ -52,6 +52,10 @@ func TestParseFlags(t *testing.T) {
 			base(func(c *config) { c.mode, c.authorityProcs = modeHeadless, 0 })},
 		{"screenshot", []string{"-screenshot", "s.png", "-frames", "30", "-seed", "7"}, base(func(c *config) { c.screenshot, c.frames, c.seed = "s.png", 30, 7 })},
 		{"shutdown wait", []string{"-shutdown-wait", "5s"}, base(func(c *config) { c.shutdownWait = 5 * time.Second })},
+		{"overlays", []string{"-overlays", "ghost, corrections"}, base(func(c *config) { c.overlays = overlays{ghost: true, corrections: true} })},
+		{"all overlays", []string{"-overlays", "all"}, base(func(c *config) { c.overlays = overlays{true, true, true} })},
+		{"screenshot when", []string{"-screenshot", "s.png", "-screenshot-when", "hit"}, base(func(c *config) { c.screenshot, c.shotWhen = "s.png", "hit" })},
+		{"autopilot without lag compensation", []string{"-autopilot", "-lag-compensation=false"}, base(func(c *config) { c.autopilot, c.noLagComp = true, true })},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -59,7 +63,7 @@ func TestParseFlags(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(config{})); diff != "" {
+			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(config{}, overlays{})); diff != "" {
 				t.Errorf("parseFlags(%q) (-want +got):\n%s", tt.args, diff)
 			}
 		})
@@ -97,6 +101,11 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{"zero shutdown wait", []string{"-shutdown-wait", "0s"}},
 		{"shutdown wait too long", []string{"-shutdown-wait", "2m"}},
 		{"shutdown wait with headless", []string{"-headless", "-shutdown-wait", "1s"}},
+		{"unknown overlay", []string{"-overlays", "ghost,xray"}},
+		{"overlays with serve", []string{"-serve", ":1", "-overlays", "all"}},
+		{"autopilot with headless", []string{"-headless", "-autopilot"}},
+		{"unknown moment", []string{"-screenshot", "s.png", "-screenshot-when", "never"}},
+		{"moment without screenshot", []string{"-screenshot-when", "hit"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -66,58 +67,100 @@ func program(ctx context.Context, xvfb bool, args ...string) *exec.Cmd {
 }
 
 // TestScreenshot runs the real window under Xvfb for a few frames (an
-// embedded authority, this client and 4 bots on a perfect link) and
-// checks the saved PNG shows the arena: the own player's colour, another
-// player's and the walls' are on it.
+// embedded authority, this client and 4 bots on a perfect link), once as
+// one view with every overlay on and once split, and checks the saved
+// PNG: its size; the arena shows the own player's colour, other players'
+// and the walls'; the panels (HUD and graphs) hold none of the arena's
+// floor, so they never cover it; in the split view both arenas are drawn.
 func TestScreenshot(t *testing.T) {
 	if _, err := exec.LookPath("xvfb-run"); err != nil {
 		t.Skip("xvfb-run not found: `make deps` installs Xvfb, which the window test needs")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
-	file := filepath.Join(t.TempDir(), "shot.png")
-	cmd := program(ctx, true, "-screenshot", file, "-frames", "90", "-lag", "none", "-bots", "4")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("window run: %v\n%s", err, out)
+	tests := []struct {
+		name   string
+		args   []string
+		size   image.Point
+		arenas []image.Rectangle
+	}{
+		{"one view, overlays on", []string{"-overlays", "all"}, image.Pt(arenaW+sideW, arenaH),
+			[]image.Rectangle{image.Rect(0, 0, arenaW, arenaH)}},
+		{"split", []string{"-split"}, image.Pt(arenaW, arenaH),
+			[]image.Rectangle{image.Rect(0, 0, arenaW/2, arenaH/2), image.Rect(arenaW/2, 0, arenaW, arenaH/2)}},
 	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := img.Bounds(); got != image.Rect(0, 0, screenW, screenH) {
-		t.Errorf("screenshot is %v, want %dx%d", got, screenW, screenH)
-	}
-	counts := map[color.RGBA]int{}
-	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
-		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
-			r, g, b, a := img.At(x, y).RGBA()
-			counts[color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), uint8(a >> 8)}]++
-		}
-	}
-	// A player disc of radius 14 covers about 600 px (less its aim line);
-	// walls far more. Bots shoot from the first frames, so any player may
-	// be dead (grey) by the last one.
-	if n := counts[colMe] + counts[colDead]; n < 300 {
-		t.Errorf("own player (colour %v, or %v dead): %d pixels, want at least 300", colMe, colDead, n)
-	}
-	if n := counts[colMe] + counts[colOther] + counts[colDead]; n < 4*450 {
-		t.Errorf("players (colours %v, %v, %v): %d pixels, want at least %d for 5 players", colMe, colOther, colDead, n, 4*450)
-	}
-	if n := counts[colWall]; n < 5000 {
-		t.Errorf("walls (colour %v): %d pixels, want at least 5000", colWall, n)
-	}
-	if n := counts[colFloor]; n < 100000 {
-		t.Errorf("floor (colour %v): %d pixels, want at least 100000", colFloor, n)
-	}
-	if *saveShot != "" {
-		if err := os.WriteFile(*saveShot, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			file := filepath.Join(t.TempDir(), "shot.png")
+			args := append([]string{"-screenshot", file, "-frames", "90", "-lag", "none", "-bots", "4"}, tt.args...)
+			out, err := program(ctx, true, args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("window run: %v\n%s", err, out)
+			}
+			b, err := os.ReadFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			img, err := png.Decode(bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := img.Bounds(); got != (image.Rectangle{Max: tt.size}) {
+				t.Fatalf("screenshot is %v, want %v", got, tt.size)
+			}
+			at := func(x, y int) color.RGBA {
+				r, g, b, a := img.At(x, y).RGBA()
+				return color.RGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), uint8(a >> 8)}
+			}
+			counts := map[color.RGBA]int{}
+			for i, ar := range tt.arenas {
+				floor := 0
+				for y := ar.Min.Y; y < ar.Max.Y; y++ {
+					for x := ar.Min.X; x < ar.Max.X; x++ {
+						c := at(x, y)
+						counts[c]++
+						if c == colFloor {
+							floor++
+						}
+					}
+				}
+				if want := ar.Dx() * ar.Dy() / 3; floor < want {
+					t.Errorf("arena %d: %d floor pixels, want at least %d", i, floor, want)
+				}
+			}
+			// Outside the arenas (the panels) no floor.
+			for y := range tt.size.Y {
+				for x := range tt.size.X {
+					p := image.Pt(x, y)
+					if slices.ContainsFunc(tt.arenas, p.In) {
+						continue
+					}
+					if at(x, y) == colFloor {
+						t.Fatalf("arena floor at %v, in a panel", p)
+					}
+				}
+			}
+			// A player disc of radius 14 covers about 600 px at full
+			// size (less its aim line); walls far more. Bots shoot from
+			// the first frames, so any player may be dead (grey) by the
+			// last one.
+			scale := float64(tt.arenas[0].Dx()) / arenaW
+			area := func(n float64) int { return int(n * scale * scale) }
+			if n := counts[colMe] + counts[colDead]; n < area(300) {
+				t.Errorf("own player (colour %v, or %v dead): %d pixels, want at least %d", colMe, colDead, n, area(300))
+			}
+			if n := counts[colMe] + counts[colOther] + counts[colDead]; n < area(4*450) {
+				t.Errorf("players (colours %v, %v, %v): %d pixels, want at least %d for 5 players", colMe, colOther, colDead, n, area(4*450))
+			}
+			if n := counts[colWall]; n < area(5000) {
+				t.Errorf("walls (colour %v): %d pixels, want at least %d", colWall, n, area(5000))
+			}
+			if *saveShot != "" && len(tt.arenas) == 1 {
+				if err := os.WriteFile(*saveShot, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+		})
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"image"
 	"io"
 	"log/slog"
 	"math"
@@ -48,15 +49,20 @@ const readyLine = "shooter: window open"
 // pane is one view: a human player's client, the link it sits behind and
 // where it is drawn.
 type pane struct {
-	p      *match.Player
-	lag    *match.Lag
-	x, y   float64 // top-left on screen
-	scale  float64 // screen px per arena px
-	keys   game.Keys
-	aim    float64
-	aimAt  time.Time
-	tryAt  time.Time
-	events int // corrections seen, for the HUD
+	p     *match.Player
+	lag   *match.Lag
+	x, y  float64         // the arena's top-left on screen
+	scale float64         // screen px per arena px
+	panel image.Rectangle // the HUD and graphs on screen
+	keys  game.Keys
+	aim   float64
+	aimAt time.Time
+	tryAt time.Time
+	// dead: the own player is dead in the view; respawnAt is the earliest
+	// respawn (synced time); respawned is when it came back (wall time).
+	dead      bool
+	respawnAt int64
+	respawned time.Time
 }
 
 // app is the Ebiten game: the panes, the bots and the window's state.
@@ -73,14 +79,19 @@ type app struct {
 	clients []*netcode.Client
 	once    sync.Once // shutdown
 	help    bool
+	overlay overlays
 	comp    bool // lag compensation on
-	cut     bool // the human links are cut (L)
-	frame   int
-	now     time.Time // wall time of the last step
-	quit    string    // why the loop ended
+	// autopilot: bots play the panes' players; the keys and mouse only
+	// switch views and links.
+	autopilot bool
+	cut       bool // the human links are cut (L)
+	frame     int
+	now       time.Time // wall time of the last step
+	quit      string    // why the loop ended
 
 	shotFile string // -screenshot: where to save the last frame
 	frames   int
+	shotWhen string // -screenshot-when
 	saveErr  error
 	saved    bool
 }
@@ -92,7 +103,8 @@ func window(ctx context.Context, cfg *config, stderr io.Writer) error {
 	if os.Getenv("DISPLAY") == "" && os.Getenv("WAYLAND_DISPLAY") == "" {
 		return errNoDisplay
 	}
-	a := &app{ctx: ctx, out: stderr, wait: cfg.shutdownWait, comp: true, shotFile: cfg.screenshot, frames: cfg.frames}
+	a := &app{ctx: ctx, out: stderr, wait: cfg.shutdownWait, overlay: cfg.overlays, comp: !cfg.noLagComp, autopilot: cfg.autopilot,
+		shotFile: cfg.screenshot, frames: cfg.frames, shotWhen: cfg.shotWhen}
 	defer a.shutdown()
 	a.addr = cfg.connect
 	bind := ":0"
@@ -118,10 +130,15 @@ func window(ctx context.Context, cfg *config, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		p, err := match.NewPlayer(c, fmt.Sprintf("you%d", i+1), nil)
+		var pilot *game.Bot
+		if cfg.autopilot {
+			pilot = game.NewBot(cfg.seed<<8 | 0x80 | uint64(i))
+		}
+		p, err := match.NewPlayer(c, fmt.Sprintf("you%d", i+1), pilot)
 		if err != nil {
 			return err
 		}
+		c.SetLagCompensation(a.comp)
 		a.panes = append(a.panes, &pane{p: p, lag: lag, scale: 1})
 	}
 	// The bots share a link of their own under the first pane's profile,
@@ -145,8 +162,7 @@ func window(ctx context.Context, cfg *config, stderr io.Writer) error {
 	}
 	a.layout()
 
-	w, h := a.Layout(0, 0)
-	ebiten.SetWindowSize(w, h)
+	ebiten.SetWindowSize(windowSize(a.Layout(0, 0)))
 	ebiten.SetWindowResizingMode(ebiten.WindowResizingModeEnabled)
 	ebiten.SetWindowTitle("Rewind shooter — " + cfg.lag.Name)
 	ebiten.SetTPS(60)
@@ -320,8 +336,6 @@ func (a *app) Update() error {
 	for _, pn := range a.panes {
 		for _, ev := range pn.p.Frame(now) {
 			switch ev.Kind {
-			case netcode.EventCorrection:
-				pn.events++
 			case netcode.EventDisconnected:
 				fmt.Fprintf(a.out, "shooter: %s: connection lost (%s); reconnecting\n", pn.p.Name, pn.p.Link.Why)
 			case netcode.EventConnected:
@@ -343,6 +357,15 @@ func (a *app) Update() error {
 func (a *app) input(now time.Time) {
 	if inpututil.IsKeyJustPressed(ebiten.KeyF1) {
 		a.help = !a.help
+	}
+	if inpututil.IsKeyJustPressed(ebiten.KeyF2) {
+		a.overlay.ghost = !a.overlay.ghost
+	}
+	if inpututil.IsKeyJustPressed(ebiten.KeyF3) {
+		a.overlay.hitboxes = !a.overlay.hitboxes
+	}
+	if inpututil.IsKeyJustPressed(ebiten.KeyF4) {
+		a.overlay.corrections = !a.overlay.corrections
 	}
 	if inpututil.IsKeyJustPressed(ebiten.KeyP) {
 		a.comp = !a.comp
@@ -370,6 +393,9 @@ func (a *app) input(now time.Time) {
 		if ebiten.IsKeyPressed(k) {
 			keys |= key
 		}
+	}
+	if a.autopilot {
+		return
 	}
 	mx, my := ebiten.CursorPosition()
 	shoot := inpututil.IsMouseButtonJustPressed(ebiten.MouseButtonLeft)
@@ -402,13 +428,21 @@ func (a *app) input(now time.Time) {
 	}
 }
 
-// join makes the human's player join, and respawn when dead and ready.
+// join follows the human's player's life, and makes it join, and respawn
+// when dead and ready.
 func (pn *pane) join(now time.Time) {
-	if !pn.p.C.Connected() || now.Sub(pn.tryAt) < retryEvery {
-		return
-	}
 	t := pn.p.C.Now()
 	me, ok := game.PlayerAt(pn.p.View(), pn.p.Me(), t+1)
+	switch dead := ok && !me.Life.Alive(); {
+	case dead:
+		pn.respawnAt = me.Life.RespawnAt()
+	case pn.dead && ok:
+		pn.respawned = now
+	}
+	pn.dead = ok && !me.Life.Alive()
+	if pn.p.Bot != nil || !pn.p.C.Connected() || now.Sub(pn.tryAt) < retryEvery {
+		return // a bot joins and respawns by itself
+	}
 	switch {
 	case !ok:
 		pn.tryAt = now
