@@ -165,11 +165,20 @@ func pathPlayer(path string) (id uint32, field string, ok bool) {
 // a Note at synced time now, naming players as p sees them.
 func (p seer) explain(c *netcode.Correction, fn string, wall time.Time, now int64) Note {
 	n := Note{Wall: wall, T: now, Path: c.Path, Call: fn}
+	id, field, isPlayer := pathPlayer(c.Path)
 	call := fn
 	if call == "" {
+		// The call's result came first; what it wrote says what it was.
 		call = "a call"
+		if isPlayer && id == p.me {
+			switch field {
+			case game.FieldShot:
+				call = game.FuncShoot
+			case game.FieldGravity:
+				call = game.FuncGravity
+			}
+		}
 	}
-	id, field, isPlayer := pathPlayer(c.Path)
 	if isPlayer && field == game.FieldMotion {
 		// Either side's trace, whichever decodes (one may be absent).
 		if m, err := game.DecodeMotion(c.Predicted); err == nil {
@@ -210,6 +219,10 @@ func (p seer) explain(c *netcode.Correction, fn string, wall time.Time, now int6
 			break
 		}
 		n.Shot, n.PredShot, n.AuthShot = true, ps, as
+		if ps.Target == as.Target && ps.Killed == as.Killed {
+			what = fmt.Sprintf("%s: %s in the prediction and at the authority, %.1f px apart", call, p.shotOutcome(ps), ps.End.Sub(as.End).Len())
+			break
+		}
 		what = fmt.Sprintf("%s: predicted %s, the authority %s", call, p.shotOutcome(ps), p.shotOutcome(as))
 	case isPlayer && field == game.FieldLife:
 		pl, _ := game.DecodeLife(c.Predicted)
@@ -239,6 +252,14 @@ func (p seer) explain(c *netcode.Correction, fn string, wall time.Time, now int6
 		n.Text += " (no cause named)"
 	}
 	return n
+}
+
+// Failed rewrites the note of a correction whose call then failed at the
+// authority (fn, err): the authority kept nothing of it, which is the
+// whole correction.
+func (n *Note) Failed(fn string, err error) {
+	n.Text = fmt.Sprintf("%s failed at the authority (%v), so what its prediction wrote was taken back", fn, err)
+	n.CauseKnown, n.CauseAtOK, n.CauseText = false, false, ""
 }
 
 func (p seer) shotOutcome(s game.Shot) string {

@@ -131,6 +131,14 @@ func TestExplainShotAndLife(t *testing.T) {
 	if n.Motion || n.Pred != nil || !n.Shot || n.PredShot != hit || n.AuthShot != miss {
 		t.Errorf("a shot correction: %+v", n)
 	}
+	// The same target hit at another point; the function named from the
+	// path when the call is no longer known.
+	moved := hit
+	moved.End = physics.V(386, 110)
+	c = &netcode.Correction{Path: game.PlayerPath(1, game.FieldShot), Predicted: hit.Append(nil), Authoritative: moved.Append(nil)}
+	if n := (seer{v, 1}).explain(c, "", time.Time{}, 3*sec); n.Text != "shoot: a hit on bot2 in the prediction and at the authority, 10.0 px apart (no cause named)" {
+		t.Errorf("same target: %q", n.Text)
+	}
 	life := func(h byte) []byte { return []byte{h, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0} }
 	c = &netcode.Correction{Path: game.PlayerPath(2, game.FieldLife), Predicted: life(50), Authoritative: life(75)}
 	if n := (seer{v, 1}).explain(c, game.FuncShoot, time.Time{}, 3*sec); n.Text != "shoot: bot2's health predicted 50, the authority 75 (no cause named)" {
@@ -172,5 +180,13 @@ func TestKeepBounded(t *testing.T) {
 	}
 	if len(s) != maxNotes || s[0] != 2*maxNotes || s[len(s)-1] != 3*maxNotes-1 {
 		t.Errorf("kept %d from %d to %d", len(s), s[0], s[len(s)-1])
+	}
+}
+
+func TestNoteFailed(t *testing.T) {
+	n := Note{Text: "setKeys: the authority did not write players/1/motion", CauseKnown: true, CauseText: "x"}
+	n.Failed(game.FuncSetKeys, game.ErrDead)
+	if want := "setKeys failed at the authority (game: player is dead), so what its prediction wrote was taken back"; n.Text != want || n.CauseKnown || n.CauseText != "" {
+		t.Errorf("%+v, want text %q and no cause", n, want)
 	}
 }

@@ -183,6 +183,8 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 	// Corrections first: a result's correction comes in the same Update.
 	corrected := map[netcode.CallID]*netcode.Correction{}
 	ncorr := 0
+	var frameNotes []Note
+	var noteCalls []netcode.CallID
 	for _, ev := range evs {
 		switch ev.Kind {
 		case netcode.EventCorrection:
@@ -192,9 +194,8 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 			}
 			ncorr++
 			info, known := p.calls[c.Call]
-			note := seer{p.view, me}.explain(c, info.name, wall, now)
-			p.notes.corr = keep(p.notes.corr, note)
-			p.LastCorrection = note.Text
+			frameNotes = append(frameNotes, seer{p.view, me}.explain(c, info.name, wall, now))
+			noteCalls = append(noteCalls, c.Call)
 			counted := !known || info.epoch == p.epoch
 			if d, ok := game.MotionDistance(c.Predicted, c.Authoritative, now); ok && c.Path == motion && counted {
 				p.Rec.Correction.Add(d)
@@ -229,6 +230,11 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 		delete(p.calls, ev.Call)
 		if ev.Err != nil {
 			p.LastError = fmt.Sprintf("%s: %v", info.name, ev.Err)
+			for i, id := range noteCalls {
+				if id == ev.Call {
+					frameNotes[i].Failed(info.name, ev.Err)
+				}
+			}
 		}
 		if info.epoch != p.epoch {
 			continue // made before the recorder was reset: not counted
@@ -260,6 +266,10 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 				p.hits[ev.Call] = confirmedHit{target: target, at: wall}
 			}
 		}
+	}
+	for _, n := range frameNotes {
+		p.notes.corr = keep(p.notes.corr, n)
+		p.LastCorrection = n.Text
 	}
 	for id, h := range p.hits {
 		if wall.Sub(h.at) > hitMemory {
