@@ -46,7 +46,7 @@ var (
 	colGravity    = color.RGBA{0x80, 0x60, 0xff, 0xff}
 	colPanel      = color.RGBA{0x16, 0x19, 0x22, 0xff}
 	colRule       = color.RGBA{0x30, 0x36, 0x48, 0xff}
-	colOverlayBox = color.RGBA{0x00, 0x00, 0x00, 0xc0}
+	colHelp       = color.RGBA{0x08, 0x09, 0x0c, 0xf8}
 	colRTT        = color.RGBA{0x40, 0xd0, 0xf0, 0xff}
 	colOffset     = color.RGBA{0xf0, 0xc0, 0x40, 0xff}
 	colCorr       = color.RGBA{0xf0, 0x50, 0xd0, 0xff}
@@ -105,6 +105,9 @@ func (a *app) Draw(screen *ebiten.Image) {
 		a.drawHelp(screen)
 	}
 	if a.shotFile != "" && !a.saved && a.frame >= a.frames && (a.moment() || a.frame >= 2*a.frames) {
+		if a.shotWhen != "" && !a.moment() {
+			fmt.Fprintf(a.out, "shooter: no %q moment in %d frames; saving the last\n", a.shotWhen, a.frame)
+		}
 		a.saveErr = savePNG(screen, a.shotFile)
 		a.saved = true
 	}
@@ -117,7 +120,11 @@ func (a *app) moment() bool {
 	switch a.shotWhen {
 	case "correction":
 		ns := pn.p.Notes(a.now)
-		return len(ns) > 0 && a.now.Sub(ns[len(ns)-1].Wall) < 300*time.Millisecond && len(ns[len(ns)-1].Pred) > 1
+		if len(ns) == 0 {
+			return false
+		}
+		n := ns[len(ns)-1]
+		return a.now.Sub(n.Wall) < 300*time.Millisecond && (len(n.Pred) > 1 && len(n.Auth) > 1 && n.Moved > 5 || n.Shot)
 	case "hit":
 		for _, n := range pn.p.ShotNotes(a.now) {
 			if n.Hit && n.Shot.Shooter == pn.p.Me() && a.now.Sub(n.Wall) < 300*time.Millisecond {
@@ -372,7 +379,7 @@ the last correction happened and graphs the last 10 s.
 Ctrl-C or closing the window quits.`
 	lines := strings.Split(text, "\n")
 	w, h := a.Layout(0, 0)
-	box(screen, lines, float32(w)/2, float32(h)/2, colOverlayBox)
+	box(screen, lines, float32(w)/2, float32(h)/2, colHelp)
 }
 
 // drawGraphs draws the connection graphs over GraphSpan into r: RTT and

@@ -35,9 +35,10 @@ func isHelp(a string) bool {
 }
 
 // shotMoments are the moments -screenshot-when waits for, in the first
-// pane: a correction just drawn with its paths, a hit just drawn with its
-// rewound hitbox, the own player dead, the own prediction ahead of the
-// authority's confirmed position.
+// pane: a correction just drawn (the own player moved more than 5 px, with
+// both paths, or a shot's two versions), an own hit just drawn with its
+// rewound hitbox, the own player dead, the own prediction more than 10 px
+// from the authority's confirmed position.
 var shotMoments = []string{"correction", "hit", "dead", "ahead"}
 
 // mode is what the program runs.
