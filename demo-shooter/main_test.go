@@ -331,7 +331,10 @@ func TestSignalEndsWindow(t *testing.T) {
 			}
 			t.Logf("exited %v after %v:\n%s", time.Since(sent).Round(time.Millisecond), sig, p.out)
 			out := p.out.String()
-			if !strings.Contains(out, "shooter: interrupted, shutting down") {
+			// The game loop acts on the signal at its next step, or, when
+			// it has not stepped for a while (a loaded machine), the
+			// signal's side does; both shut down the same way.
+			if !strings.Contains(out, "shooter: interrupted") {
 				t.Errorf("no word of the interrupt:\n%s", out)
 			}
 			if !strings.Contains(out, match.StoppedMsg) {
