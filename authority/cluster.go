@@ -117,8 +117,13 @@ type takeover struct {
 // call (Cluster.ConfirmLocal off).
 type resultWait struct {
 	rec   *callRec
-	need  map[uint8]uint64 // peer → the Sync seq whose Ack confirms
-	acked int              // peers that acknowledged it
+	need  []peerSeq // the replicas still to acknowledge, each with the Sync seq whose Ack confirms
+	acked int       // replicas that acknowledged it
+}
+
+type peerSeq struct {
+	peer uint8
+	seq  uint64
 }
 
 // caughtUp reports whether the node holds what its live peers hold: each
@@ -280,15 +285,17 @@ func (n *Node) PeerDown(now int64, id uint8) {
 	n.checkTakeovers(now)
 }
 
-// livePeers returns the peers that are up with a replication stream, by id.
+// livePeers returns the peers that are up with a replication stream, by
+// id. The slice is reused by the next call.
 func (n *Node) livePeers() []*peerNode {
-	var out []*peerNode
+	out := n.liveScratch[:0]
 	for _, p := range n.peers {
 		if p.up && p.out != nil && p.out.state != closing {
 			out = append(out, p)
 		}
 	}
 	slices.SortFunc(out, func(a, b *peerNode) int { return int(a.id) - int(b.id) })
+	n.liveScratch = out
 	return out
 }
 
@@ -412,40 +419,72 @@ func toWireLocks(v netcode.PathValue) wire.Value {
 	return w
 }
 
-// replicate sends values this node accepted (a call's outputs, raw writes)
-// to the owners of their paths.
+// replicate sends raw values this node accepted to the owners of their
+// paths.
 func (n *Node) replicate(vals []netcode.PathValue) {
-	if len(n.peers) == 0 {
-		return
-	}
 	for _, p := range n.livePeers() {
-		var items []wire.Value
-		for i := range vals {
-			if n.owns(p.id, vals[i].Path) {
-				items = append(items, toWireLocks(vals[i]))
+		n.sendValues(p, vals)
+	}
+}
+
+// sendValues sends to peer p, in one Write, the values of vals it owns,
+// with their locks; it reports whether there were any.
+func (n *Node) sendValues(p *peerNode, vals []netcode.PathValue) bool {
+	items, locks := n.replScratch[:0], n.lockScratch[:0]
+	for i := range vals {
+		v := &vals[i]
+		if !n.owns(p.id, v.Path) {
+			continue
+		}
+		w := toWire(*v)
+		w.State = 0 // the receiver decides validity itself
+		if len(v.Locks) > 0 {
+			k := len(locks)
+			for _, l := range v.Locks {
+				locks = append(locks, wire.Lock{Path: l.Path, Start: wire.Time(l.Start), End: wire.Time(l.End)})
 			}
+			w.Locks = locks[k:len(locks):len(locks)]
 		}
-		if len(items) > 0 {
-			n.send(p.out, &wire.Message{Kind: wire.KindWrite, Write: wire.Write{Items: items}})
-			n.stats.ReplicatedOut += uint64(len(items))
-		}
+		items = append(items, w)
 	}
+	sent := len(items) > 0
+	if sent {
+		n.send(p.out, &wire.Message{Kind: wire.KindWrite, Write: wire.Write{Items: items}})
+		n.stats.ReplicatedOut += uint64(len(items))
+	}
+	clear(items)
+	n.replScratch, n.lockScratch = items[:0], locks[:0]
+	return sent
 }
 
-// replicateCall sends a call's record (the Call, then its latest result)
-// to every live peer.
-func (n *Node) replicateCall(rec *callRec) {
+// replicateCall sends a call's latest run to every live peer: the Call,
+// then, when it stored outputs, its outputs with their locks in a Write
+// right after it (the receiver takes that Write for the call's new
+// version), or else its CallResult (a failure, or no output of the peer's).
+// outputs are the run's written values (nil: read them from the store).
+func (n *Node) replicateCall(rec *callRec, outputs []netcode.PathValue) {
 	for _, p := range n.livePeers() {
-		n.sendRecord(p.out, rec)
+		n.sendCall(p.out, rec)
+		if rec.lastErr == nil && len(outputs) > 0 && n.sendValues(p, outputs) {
+			continue
+		}
+		n.send(p.out, &wire.Message{Kind: wire.KindCallResult, CallResult: n.callResult(rec, false)})
 	}
 }
 
-func (n *Node) sendRecord(s *session, rec *callRec) {
+func (n *Node) sendCall(s *session, rec *callRec) {
 	c := rec.call
 	n.send(s, &wire.Message{Kind: wire.KindCall, Call: wire.Call{
 		ID: wire.CallID{Creator: c.ID.Creator, Seq: c.ID.Seq}, Name: c.Name, Args: c.Args,
 		Time: wire.Time{Nanos: c.Time}, ViewDelay: c.ViewDelay, Runner: rec.node}})
-	n.send(s, &wire.Message{Kind: wire.KindCallResult, CallResult: n.callResult(rec)})
+}
+
+func (n *Node) sendRecord(s *session, rec *callRec) {
+	n.sendCall(s, rec)
+	// The outcome without the reads: they explain a client's
+	// misprediction, and a replica answers a call from its record only
+	// after a failover.
+	n.send(s, &wire.Message{Kind: wire.KindCallResult, CallResult: n.callResult(rec, false)})
 }
 
 // advanceClosed moves this node's closed time on at a Tick: it sends no
@@ -566,10 +605,15 @@ func (n *Node) handlePeer(now int64, s *session, m *wire.Message) {
 	case s.dir == peerOut && m.Kind == wire.KindError:
 		n.closeSession(s, fmt.Sprintf("peer %d refused the stream: %s", s.peer, m.Error.Text))
 	case s.dir == peerIn && m.Kind == wire.KindWrite:
+		if rec := s.lastCall; rec != nil {
+			s.lastCall = nil
+			n.peerOutputs(rec, m.Write.Items)
+		}
 		n.insertReplica(now, m.Write.Items)
 	case s.dir == peerIn && m.Kind == wire.KindCall:
-		n.peerCall(now, s.peer, &m.Call)
+		s.lastCall = n.peerCall(now, s.peer, &m.Call)
 	case s.dir == peerIn && m.Kind == wire.KindCallResult:
+		s.lastCall = nil
 		n.peerResult(&m.CallResult)
 	case s.dir == peerIn && m.Kind == wire.KindSync:
 		p := n.peer(s.peer)
@@ -609,13 +653,15 @@ func (n *Node) insertReplica(now int64, items []wire.Value) {
 	}
 }
 
-// peerCall records a call a peer ran (or took over).
-func (n *Node) peerCall(now int64, from uint8, c *wire.Call) {
+// peerCall records a call a peer ran (or took over). Its latest outcome
+// follows: a CallResult, or, for a run that stored outputs, a Write of
+// them (peerOutputs).
+func (n *Node) peerCall(now int64, from uint8, c *wire.Call) *callRec {
 	id := netcode.CallID{Creator: c.ID.Creator, Seq: c.ID.Seq}
 	rec := n.calls[id]
 	if rec == nil {
 		if c.Time.Nanos <= n.store.Horizon() {
-			return // already final here: nothing left to decide about it
+			return nil // already final here: nothing left to decide about it
 		}
 		rec = &callRec{
 			call:  netcode.Call{ID: id, Name: c.Name, Args: slices.Clone(c.Args), Time: c.Time.Nanos, ViewDelay: c.ViewDelay},
@@ -634,6 +680,23 @@ func (n *Node) peerCall(now int64, from uint8, c *wire.Call) {
 	if rec.node != n.cfg.NodeID || runner == n.cfg.NodeID {
 		rec.node = runner
 	}
+	return rec
+}
+
+// peerOutputs records a version of a call from the values of a Write that
+// followed its Call: they are its outputs, all at the call's write time.
+func (n *Node) peerOutputs(rec *callRec, items []wire.Value) {
+	cv := callVersion{version: items[0].Time.Version}
+	for _, it := range items {
+		if it.Time.Nanos != rec.call.Time || it.Time.Version != cv.version || it.Time.Creator != rec.call.ID.Creator {
+			return // not the call's outputs: plain values
+		}
+		cv.outputs = append(cv.outputs, outKey{it.Path, netcode.Time(it.Time)})
+	}
+	if k := len(rec.versions); k == 0 || rec.versions[k-1].version != cv.version || rec.lastErr != nil {
+		rec.versions = append(rec.versions, cv)
+	}
+	rec.lastErr, rec.refused = nil, false
 }
 
 // peerResult records the latest outcome of a call a peer ran.
@@ -807,14 +870,17 @@ func (n *Node) checkWaits(now int64) {
 	quorum := n.HasQuorum()
 	majority := n.cfg.Cluster.Size/2 + 1
 	k := 0
-	for _, w := range n.waits {
-		for id, seq := range w.need {
-			p := n.peers[id]
-			if p.acked >= seq && p.out != nil {
+	for i, w := range n.waits {
+		j := 0
+		for _, ps := range w.need {
+			if p := n.peers[ps.peer]; p.acked >= ps.seq && p.out != nil {
 				w.acked++
-				delete(w.need, id)
+			} else {
+				w.need[j] = ps
+				j++
 			}
 		}
+		w.need = w.need[:j]
 		// With a Size, a majority holding the call is enough (it meets
 		// every later majority, and the survivors hand over what they
 		// hold when a node fails). Without one, every replica the call
@@ -824,16 +890,17 @@ func (n *Node) checkWaits(now int64) {
 			done = w.acked+1 >= majority
 		} else if !done && quorum {
 			done = true
-			for id := range w.need {
-				if n.peers[id].up {
+			for _, ps := range w.need {
+				if n.peers[ps.peer].up {
 					done = false
 				}
 			}
 		}
 		if !done {
-			n.waits[k] = w
-			k++
-			continue
+			// Acknowledgements come in order: the later calls wait
+			// too, and their answers keep the order of the calls.
+			k += copy(n.waits[k:], n.waits[i:])
+			break
 		}
 		if s := n.sessions[w.rec.owner.session]; s != nil && s.state == ready {
 			n.sendResult(s, w.rec)
@@ -850,13 +917,10 @@ func (n *Node) awaitReplicas(now int64, rec *callRec) bool {
 	if n.cfg.Cluster.ConfirmLocal {
 		return false
 	}
-	var need map[uint8]uint64
+	var need []peerSeq
 	for _, p := range n.livePeers() {
-		if need == nil {
-			need = make(map[uint8]uint64)
-		}
 		p.syncDue = true
-		need[p.id] = p.seq + 1 // the Sync flushSyncs sends at the end of this step
+		need = append(need, peerSeq{p.id, p.seq + 1}) // the Sync flushSyncs sends at the end of this step
 	}
 	if need == nil {
 		return false

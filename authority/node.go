@@ -105,6 +105,10 @@ type Node struct {
 	waits        []*resultWait          // results held for replica acknowledgements, in call order
 	peerCreators map[uint32]*creatorRec // creators held by peers' clients, by the calls replicated here
 	lastSweep    int64
+	lastWrites   []netcode.PathValue // the outputs of the latest run, for replicateCall
+	liveScratch  []*peerNode         // livePeers' result, reused
+	replScratch  []wire.Value        // replicate's, reused
+	lockScratch  []wire.Lock
 	closed       int64      // the closed time said last (closedTime)
 	synced       bool       // caught up with the peers once (caughtUp)
 	parked       []*session // Hellos waiting for a takeover, oldest first
@@ -239,6 +243,7 @@ type session struct {
 	// (since parkedAt): the creator it names is another authority's.
 	parked   []byte
 	parkedAt int64
+	lastCall *callRec // on a replication stream from a peer: the Call just read, whose outcome follows
 
 	dec *wire.Decoder
 	enc *wire.Encoder
@@ -1486,7 +1491,7 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 	// the outcome of its one run, whatever that was.
 	n.calls[id] = rec
 	n.expireLater(rec)
-	n.replicateCall(rec)
+	n.replicateCall(rec, n.lastWrites)
 	n.answer(now, rec)
 }
 
@@ -1518,6 +1523,7 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 	}
 	cv := callVersion{version: version}
 	rec.lastErr, rec.refused = nil, false
+	n.lastWrites = nil
 	if out.Err == nil {
 		// A re-run of an old call (in a cluster, as far back as the
 		// closed time) is judged at a now its write time is inside the
@@ -1536,7 +1542,7 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 			rec.versions = append(rec.versions, cv)
 			n.logRun(now, rec, version, &out)
 			n.applyChanges(now, changes)
-			n.replicate(out.Writes)
+			n.lastWrites = out.Writes // replicated with the call's record
 			return true
 		}
 	}
@@ -1549,7 +1555,7 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 }
 
 func (n *Node) sendResult(s *session, rec *callRec) {
-	res := n.callResult(rec)
+	res := n.callResult(rec, true)
 	if res.Status == wire.CallOK {
 		// The caller gets the output values with the result, watched or
 		// not, so its client can compare them with its prediction.
@@ -1567,8 +1573,9 @@ func (n *Node) sendResult(s *session, rec *callRec) {
 }
 
 // callResult is rec's latest outcome as a CallResult: ok with the outputs
-// and reads of its latest version, or failed or rejected with its error.
-func (n *Node) callResult(rec *callRec) wire.CallResult {
+// (and, with reads, the reads) of its latest version, or failed or
+// rejected with its error.
+func (n *Node) callResult(rec *callRec, reads bool) wire.CallResult {
 	res := wire.CallResult{ID: wire.CallID{Creator: rec.call.ID.Creator, Seq: rec.call.ID.Seq}}
 	if rec.lastErr != nil {
 		res.Status = wire.CallFailed
@@ -1578,7 +1585,7 @@ func (n *Node) callResult(rec *callRec) wire.CallResult {
 		res.Error = rec.lastErr.Error()
 	} else if len(rec.versions) > 0 {
 		last := rec.versions[len(rec.versions)-1]
-		for _, l := range last.reads {
+		for _, l := range last.reads[:len(last.reads)*btoi(reads)] {
 			res.Reads = append(res.Reads, wire.Lock{Path: l.Path, Start: wire.Time(l.Start), End: wire.Time(l.End)})
 		}
 		for _, k := range last.outputs {
@@ -1630,7 +1637,7 @@ func (n *Node) processReruns(now int64) {
 				n.stats.RerunsAbandoned++
 				n.logEntry(archive.Entry{Kind: archive.EntryAbandon, Now: now, Call: netcode.Call{ID: rec.call.ID}})
 				rec.lastErr, rec.refused = fmt.Errorf("authority: call re-run %d times; its outputs no longer stand", maxVersions), false
-				n.replicateCall(rec)
+				n.replicateCall(rec, nil)
 				n.answer(now, rec)
 			}
 			continue
@@ -1643,7 +1650,7 @@ func (n *Node) processReruns(now int64) {
 		n.stats.Reruns++
 		rec.stats.Reruns++
 		n.run(now, rec, next)
-		n.replicateCall(rec)
+		n.replicateCall(rec, n.lastWrites)
 		n.answer(now, rec)
 	}
 	n.rerunQueue = n.rerunQueue[:0]
@@ -1731,4 +1738,11 @@ func (n *Node) expireLater(rec *callRec) {
 		i--
 	}
 	n.callExpiry = slices.Insert(n.callExpiry, i, rec)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
