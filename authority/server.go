@@ -792,11 +792,11 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 	ticker := time.NewTicker(s.cfg.Tick)
 	defer ticker.Stop()
 	var (
-		members <-chan struct{}
-		dialed  <-chan dialResult
+		members, remap <-chan struct{}
+		dialed         <-chan dialResult
 	)
 	if s.cl != nil {
-		members, dialed = s.cl.mem.Signal(), s.cl.dialed
+		members, dialed, remap = s.cl.mem.Signal(), s.cl.dialed, s.cl.smap.changed
 	}
 	for {
 		var t0 time.Time // when this round's work began
@@ -807,6 +807,9 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 		case d := <-dialed:
 			t0 = time.Now()
 			s.peerDialed(d)
+		case <-remap:
+			t0 = time.Now()
+			s.mapChanged()
 		case <-s.wake:
 			t0 = time.Now()
 			s.checkDurable()

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
 
 	"github.com/rewindnet/rewind/authority/membership"
+	"github.com/rewindnet/rewind/authority/shardmap"
 	"github.com/rewindnet/rewind/netcode/transport"
 )
 
@@ -36,6 +38,16 @@ type ServerCluster struct {
 	// HandshakeTimeout); a failed dial is retried every RedialEvery while
 	// the peer is a member (zero: 500 ms).
 	DialTimeout, RedialEvery time.Duration
+	// Ranges are shard map entries this server sets when it starts (the
+	// same on every member, or on one: the map is gossiped and merged).
+	// None: the map stays empty and every member owns every path.
+	Ranges []RangeOwners
+}
+
+// RangeOwners gives a range of paths its owners (the first the primary).
+type RangeOwners struct {
+	Range  shardmap.Range
+	Owners []uint8
 }
 
 func (c *ServerCluster) enabled() bool { return c.Gossip != "" }
@@ -67,6 +79,7 @@ func derivedKey(clusterKey []byte, purpose string) []byte {
 // which only send on dialed).
 type clusterShell struct {
 	mem     *membership.Membership
+	smap    *mapState // the shard map, gossiped
 	dialed  chan dialResult
 	members map[uint8]membership.Event // live members by node id (latest Up)
 	dialing map[uint8]bool
@@ -95,11 +108,18 @@ func (s *Server) startCluster() error {
 			return fmt.Errorf("%w: listening on %s, the cluster needs Cluster.Advertise", ErrBadConfig, adv)
 		}
 	}
+	smap := &mapState{m: shardmap.New(), changed: make(chan struct{}, 1)}
+	for _, r := range c.Ranges {
+		if _, err := smap.m.Set(r.Range, r.Owners, s.cfg.Node.NodeID); err != nil {
+			return fmt.Errorf("%w: range %v: %w", ErrBadConfig, r.Range, err)
+		}
+	}
 	mem, err := membership.Start(membership.Config{
-		Meta:      membership.Meta{NodeID: s.cfg.Node.NodeID, ClientAddr: adv, PeerAddr: adv},
+		Meta:      membership.Meta{NodeID: s.cfg.Node.NodeID, ClientAddr: adv, PeerAddr: adv, MapVersion: smap.m.Version()},
 		BindAddr:  c.Gossip,
 		Join:      c.Join,
 		SecretKey: derivedKey(s.cfg.Node.Cluster.Key, "gossip")[:32],
+		State:     smap,
 		Tune:      c.Tune,
 		Logger:    s.log,
 	})
@@ -108,6 +128,7 @@ func (s *Server) startCluster() error {
 	}
 	s.cl = &clusterShell{
 		mem:     mem,
+		smap:    smap,
 		dialed:  make(chan dialResult, 16),
 		members: make(map[uint8]membership.Event),
 		dialing: make(map[uint8]bool),
@@ -115,7 +136,87 @@ func (s *Server) startCluster() error {
 		outs:    make(map[SessionID]uint8),
 	}
 	s.log.Info("joined the cluster", "gossip", mem.Addr(), "name", mem.Name(), "members", len(mem.Members()))
+	s.mapChanged()
 	return nil
+}
+
+// mapState is the shard map as membership gossips it: merged from its
+// goroutines (under mu), handed to the node by the node goroutine.
+type mapState struct {
+	mu      sync.Mutex
+	m       *shardmap.Map
+	changed chan struct{} // capacity 1: the map changed since the node took it
+}
+
+func (ms *mapState) Local() []byte {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.m.AppendBinary(nil)
+}
+
+func (ms *mapState) Merge(b []byte) {
+	entries, err := shardmap.DecodeEntries(b)
+	if err != nil {
+		return // not ours, or garbled: gossip brings the map again
+	}
+	ms.mu.Lock()
+	changed := false
+	for _, e := range entries {
+		c, _ := ms.m.Apply(e)
+		changed = changed || c
+	}
+	ms.mu.Unlock()
+	if changed {
+		select {
+		case ms.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// SetRange gives a range of paths its owners (the first the primary) in
+// the cluster's shard map, and gossips the change. It is safe from any
+// goroutine.
+func (s *Server) SetRange(r shardmap.Range, owners []uint8) error {
+	if s.cl == nil {
+		return ErrNoCluster
+	}
+	ms := s.cl.smap
+	ms.mu.Lock()
+	e, err := ms.m.Set(r, owners, s.cfg.Node.NodeID)
+	ms.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.cl.mem.Broadcast(shardmap.AppendEntries(nil, []shardmap.Entry{e}))
+	select {
+	case ms.changed <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// ShardMap returns a copy of the cluster's shard map (nil without a
+// cluster). It is safe from any goroutine.
+func (s *Server) ShardMap() *shardmap.Map {
+	if s.cl == nil {
+		return nil
+	}
+	s.cl.smap.mu.Lock()
+	defer s.cl.smap.mu.Unlock()
+	return s.cl.smap.m.Clone()
+}
+
+// mapChanged hands the node the current shard map (none while it is empty:
+// every member owns every path) and advertises its version.
+func (s *Server) mapChanged() {
+	m := s.ShardMap()
+	if m.Len() == 0 {
+		s.node.SetShardMap(nil)
+	} else {
+		s.node.SetShardMap(m)
+	}
+	s.cl.mem.SetMapVersion(m.Version())
 }
 
 // GossipAddr returns the address the server's membership gossips at
@@ -278,6 +379,7 @@ func (s *Server) resetNode() {
 		node.PeerUp(now, id)
 		s.cl.lastTry[id] = time.Time{}
 	}
+	s.mapChanged()
 }
 
 // stopCluster leaves the cluster: the others see this authority down at

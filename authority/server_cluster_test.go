@@ -2,10 +2,12 @@ package authority_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/rewindnet/rewind/authority"
+	"github.com/rewindnet/rewind/authority/shardmap"
 	"github.com/rewindnet/rewind/examples/counter"
 	"github.com/rewindnet/rewind/netcode"
 )
@@ -129,5 +131,57 @@ func TestClusterServers(t *testing.T) {
 	}
 	if len(failed) > 0 {
 		t.Errorf("%d of %d calls failed, the first: %v", len(failed), results, failed[0])
+	}
+}
+
+// TestClusterShardMap: the shard map a member starts with and a range set
+// later on another reach every member through gossip, which all converge
+// on the same map.
+func TestClusterShardMap(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three authorities over loopback")
+	}
+	var srvs []*authority.Server
+	for i := range 3 {
+		cfg := serverConfig()
+		cfg.Node.NodeID = uint8(i + 1)
+		cfg.Node.Cluster = authority.ClusterConfig{Key: []byte("the cluster key of this test run"), Size: 3}
+		cfg.Cluster = authority.ServerCluster{Gossip: "127.0.0.1:0"}
+		if i == 0 {
+			cfg.Cluster.Ranges = []authority.RangeOwners{{Range: shardmap.Whole(""), Owners: []uint8{1, 2, 3}}}
+		} else {
+			cfg.Cluster.Join = []string{srvs[0].GossipAddr()}
+		}
+		srvs = append(srvs, start(t, cfg))
+	}
+	converged := func(want int) bool {
+		d := srvs[0].ShardMap().Digest()
+		for _, s := range srvs {
+			if m := s.ShardMap(); m.Len() != want || m.Digest() != d {
+				return false
+			}
+		}
+		return true
+	}
+	waitUntil(t, time.Minute, "the starting map on every member", func() bool { return converged(1) })
+	if err := srvs[1].SetRange(shardmap.Whole("players/"), []uint8{2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, time.Minute, "a range set on one member on every member", func() bool { return converged(2) })
+	if e, ok := srvs[2].ShardMap().Lookup("players/7/pos"); !ok || !slices.Equal(e.Owners, []uint8{2, 3}) {
+		t.Errorf("players/7/pos → %+v, %v on member 3", e, ok)
+	}
+}
+
+// waitUntil polls cond every 10 ms, failing after limit (a bound against
+// a hang).
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
