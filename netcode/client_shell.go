@@ -580,6 +580,17 @@ func (c *Client) WatchHistory(prefix string, window time.Duration) error {
 	return c.core.Watch(prefix, mode, window)
 }
 
+// WatchArea is a spatial watch of prefix (see ClientCore.WatchArea); a
+// window above zero also sends the entities' recent history, as
+// WatchHistory does.
+func (c *Client) WatchArea(prefix string, area wire.Area, window time.Duration) error {
+	mode := wire.WatchLatest
+	if window > 0 {
+		mode = wire.WatchHistory
+	}
+	return c.core.WatchArea(prefix, area, mode, window)
+}
+
 // WatchNear watches the entities under prefix within radius of entity,
 // following it as it moves (see ClientCore.WatchArea).
 func (c *Client) WatchNear(prefix, entity string, radius float64) error {

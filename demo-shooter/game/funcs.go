@@ -26,6 +26,15 @@ func Registry() *netcode.Registry {
 			panic(err) // fixed names: a failure is a bug here
 		}
 	}
+	// The players are a spatial layer, placed by their motion (its
+	// position at its start), so clients can watch the players in an area
+	// (netcode's WatchArea).
+	if err := r.Spatial(netcode.Layer{Prefix: PlayersPrefix, Field: FieldMotion, CellSize: 256, Pos: func(v []byte) (float64, float64, bool) {
+		m, err := DecodeMotion(v)
+		return float64(m.X) / MilliPx, float64(m.Y) / MilliPx, err == nil
+	}}); err != nil {
+		panic(err)
+	}
 	return r
 }
 

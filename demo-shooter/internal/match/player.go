@@ -20,6 +20,7 @@ import (
 	"github.com/rewindnet/rewind/demo-shooter/game"
 	"github.com/rewindnet/rewind/demo-shooter/internal/quality"
 	"github.com/rewindnet/rewind/netcode"
+	"github.com/rewindnet/rewind/netcode/wire"
 	"github.com/rewindnet/rewind/physics"
 )
 
@@ -92,8 +93,9 @@ type Player struct {
 	shots   []game.Shot // recent shots seen (emitted events)
 }
 
-// NewPlayer wraps a connected client. It watches the players (with the
-// history interpolation needs) and the shot events.
+// NewPlayer wraps a connected client. It watches the players in the
+// arena (a spatial watch, with the history interpolation needs) and the
+// shot events.
 func NewPlayer(c *netcode.Client, name string, bot *game.Bot) (*Player, error) {
 	p := &Player{
 		C: c, Name: name, Bot: bot,
@@ -102,7 +104,12 @@ func NewPlayer(c *netcode.Client, name string, bot *game.Bot) (*Player, error) {
 		calls:  make(map[netcode.CallID]callInfo),
 		hits:   make(map[netcode.CallID]confirmedHit),
 	}
-	if err := c.WatchHistory(game.PlayersPrefix, time.Second); err != nil {
+	// The players in the arena, with the history interpolation needs. The
+	// watch is spatial (the players inside an area): the arena is one
+	// screen, so the area is the whole arena; a larger world would watch
+	// the players near its own (WatchNear).
+	arena := wire.Area{Kind: wire.AreaRegion, X1: game.ArenaWidth, Y1: game.ArenaHeight}
+	if err := c.WatchArea(game.PlayersPrefix, arena, time.Second); err != nil {
 		return nil, fmt.Errorf("match: %w", err)
 	}
 	if err := c.Watch(game.ShotEvents); err != nil {
