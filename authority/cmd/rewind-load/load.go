@@ -94,6 +94,7 @@ type Report struct {
 	AuthorityCPUPct        float64 `json:"authority_cpu_pct"`
 	IdleCPUPctPerPlayer    float64 `json:"idle_cpu_pct_per_player,omitempty"`
 	CallsPerS              float64 `json:"calls_per_s"`
+	AuthorityCPUUsPerCall  float64 `json:"authority_cpu_us_per_call"`
 	CallsPerPlayerS        float64 `json:"calls_per_player_s"`
 	HitsSeen               int     `json:"hits_seen"`
 	HitsConfirmed          int     `json:"hits_confirmed"`
@@ -322,6 +323,9 @@ func measure(ctx context.Context, o options) (Report, error) {
 	secs := span.Seconds()
 	r.CallsPerS = float64(calls) / secs
 	r.CallsPerPlayerS = r.CallsPerS / n
+	if r.CallsPerS > 0 {
+		r.AuthorityCPUUsPerCall = r.AuthorityCPUPct * 1e4 / r.CallsPerS
+	}
 	r.CallsFailed = failed
 	r.DownBytesPerPlayerS = float64(in) / secs / n
 	r.DownKbpsPerPlayer = r.DownBytesPerPlayerS * 8 / 1000

@@ -28,6 +28,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -66,6 +67,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the players' choices and links")
 	serve := fs.Bool("serve", false, "internal: run the authority (the child process)")
 	listen := fs.String("listen", "127.0.0.1:0", "internal: the authority's address with -serve")
+	replot := fs.String("replot", "", "draw the plots (-plot) of an earlier sweep's report instead of running")
 	fs.StringVar(&o.cpuProfile, "authority-cpuprofile", "", "write the authority's CPU profile (the whole run) to this file")
 	selfProfile := fs.String("cpuprofile", "", "write this process's CPU profile (the players' side) to this file")
 	if err := fs.Parse(args); err != nil {
@@ -73,6 +75,20 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if _, err := fmt.Sscanf(*fec, "%d,%d", &o.dataShards, &o.parityShards); err != nil {
 		return fmt.Errorf("-fec %q: want data,parity", *fec)
+	}
+	if *replot != "" {
+		b, err := os.ReadFile(*replot)
+		if err != nil {
+			return err
+		}
+		var runs []Report
+		if err := json.Unmarshal(b, &runs); err != nil {
+			return fmt.Errorf("-replot %s: %w", *replot, err)
+		}
+		if o.plot == "" {
+			return fmt.Errorf("-replot needs -plot")
+		}
+		return plotRuns(o.plot, runs)
 	}
 	if *serve {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
@@ -124,6 +140,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		b, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(o.report), 0o755); err != nil {
 			return err
 		}
 		if err := os.WriteFile(o.report, append(b, '\n'), 0o644); err != nil {

@@ -29,6 +29,13 @@ var charts = []chart{
 		func(r Report) float64 { return r.ConfirmMinusRTTMsP99 }, 100, "target 100 ms"},
 	{"hits_confirmed.png", "Hits confirmed as seen", "%",
 		func(r Report) float64 { return r.HitsConfirmedPct }, 98, "target 98 %"},
+	// The load the players actually delivered: below the rate, the load
+	// generator could not keep up and the other figures are not the
+	// authority's at that load.
+	{"calls_per_player.png", "Calls made per player per second (delivered load)", "calls/s per player",
+		func(r Report) float64 { return r.CallsPerPlayerS }, 0, ""},
+	{"cpu_per_call.png", "Authority CPU per call", "µs of CPU per call",
+		func(r Report) float64 { return r.AuthorityCPUUsPerCall }, 0, ""},
 }
 
 // plotRuns writes one PNG per chart into dir.
