@@ -99,6 +99,12 @@ func dial(t *testing.T, addr string, opts netcode.Options) *netcode.Client {
 // on), until done reports true; it fails the test after limit.
 func loop(t *testing.T, limit time.Duration, clients []*netcode.Client, on func(i int, ev netcode.Event), done func() bool) {
 	t.Helper()
+	loopWhy(t, limit, clients, on, done, nil)
+}
+
+// loopWhy is loop whose failure says why, as why tells (nil: nothing more).
+func loopWhy(t *testing.T, limit time.Duration, clients []*netcode.Client, on func(i int, ev netcode.Event), done func() bool, why func() string) {
+	t.Helper()
 	tick := time.NewTicker(frame)
 	defer tick.Stop()
 	deadline := time.NewTimer(limit)
@@ -117,7 +123,11 @@ func loop(t *testing.T, limit time.Duration, clients []*netcode.Client, on func(
 		select {
 		case <-tick.C:
 		case <-deadline.C:
-			t.Fatalf("not done after %v", limit)
+			msg := ""
+			if why != nil {
+				msg = ": " + why()
+			}
+			t.Fatalf("not done after %v%s", limit, msg)
 		}
 	}
 }

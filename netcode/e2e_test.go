@@ -215,10 +215,11 @@ func TestEndToEnd(t *testing.T) {
 	}
 	quietStart := time.Now()
 	var lastErr error
-	loop(t, quietMax, clients, on, func() bool {
-		for _, p := range ps {
-			if p.c.Stats().Pending > 0 || len(p.result) < len(p.calls) {
-				lastErr = fmt.Errorf("calls still pending")
+	loopWhy(t, quietMax, clients, on, func() bool {
+		for i, p := range ps {
+			if st := p.c.Stats(); st.Pending > 0 || len(p.result) < len(p.calls) {
+				lastErr = fmt.Errorf("player %d: %d calls pending, %d of %d answered, connected %v, sessions %d, redials %d, backlogs %d",
+					i, st.Pending, len(p.result), len(p.calls), st.Connected, st.Sessions, st.Redials, st.Backlogs)
 				return false
 			}
 		}
@@ -230,7 +231,7 @@ func TestEndToEnd(t *testing.T) {
 			}
 		}
 		return true
-	})
+	}, func() string { return fmt.Sprint(lastErr) })
 	quiet := time.Since(quietStart)
 
 	// A fresh client's snapshot is the authority's latest valid values.
