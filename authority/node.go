@@ -942,8 +942,14 @@ func (n *Node) Tick(now int64) {
 	n.advance(now)
 	n.expireHellos(now)
 	n.expireCreators(now)
-	n.applyChanges(now, n.store.Tick(n.finalityNow(now)))
+	// The calls that frames since the last tick invalidated are re-run
+	// before finality moves on: an input accepted at the edge of the
+	// change window invalidates calls just after it, which a tick that a
+	// busy shell delivered late would otherwise find final already, their
+	// confirmed effect lost.
 	n.processReruns(now)
+	n.applyChanges(now, n.store.Tick(n.finalityNow(now)))
+	n.processReruns(now) // what finality invalidated (lock targets never seen)
 	n.refreshInterest(now)
 	n.advanceClosed(now) // after the re-runs, which the closed time said last still allowed
 	h := n.store.Horizon()
