@@ -73,17 +73,17 @@ const StoppedMsg = "authority stopped cleanly"
 // returned err (nil: a clean shutdown). The counters are named for what
 // they count: calls run, and of them failed (refused by a game rule) or
 // rejected (never run); calls re-run after a late input; values stored in
-// all, whether written by calls or directly; direct_writes, the values
-// clients wrote with Write messages rather than through a call (0 for the
-// shooter, whose clients only call); values sent to watchers. A nil log
-// logs nothing.
+// all, whether written by calls or directly; raw_values_written (as the
+// generic authority binary names it), the values clients wrote with Write
+// messages rather than through a call (0 for the shooter, whose clients
+// only call); values sent to watchers. A nil log logs nothing.
 func LogStopped(log *slog.Logger, st authority.ServerStats, uptime time.Duration, err error) {
 	if log == nil {
 		return
 	}
 	args := []any{"uptime", uptime.Round(time.Millisecond), "sessions", st.Node.Connects,
 		"calls", st.Node.Calls, "calls_failed", st.Node.CallErrors, "calls_rejected", st.Node.CallsRejected,
-		"reruns", st.Node.Reruns, "values_stored", st.Node.Store.Inserted, "direct_writes", st.Node.Writes,
+		"reruns", st.Node.Reruns, "values_stored", st.Node.Store.Inserted, "raw_values_written", st.Node.Writes,
 		"values_sent", st.Node.ValuesSent}
 	switch {
 	case errors.Is(err, ErrCutShort):
