@@ -67,10 +67,13 @@ generate: deps
 ## behind the mobile lag profile. It opens a window, so it needs a display
 ## (X11); without one it says so (try `xvfb-run -a make run`, or
 ## `make demo-headless`). The first build compiles Ebiten and GLFW (cgo)
-## for a few minutes: -v names each package as it is compiled.
+## for a few minutes: -v names each package as it is compiled. The binary
+## is built, then run (not `go run`, which exits 1 after Ctrl-C even when
+## the program ended cleanly), so Ctrl-C ends make quietly.
 run: deps
 	@echo "make run: building the demo shooter; the first build takes a few minutes, each package is named as it compiles"
-	$(GO) run -v ./demo-shooter
+	$(GO) build -v -o bin/demo-shooter ./demo-shooter
+	./bin/demo-shooter
 
 ## demo-headless: 16 bots play 60 s under broadband, mobile and awful with no
 ## window; the quality report is printed and written to docs/quality.json.
