@@ -35,6 +35,7 @@ type Note struct {
 	T    int64     // synced time it arrived
 	Path string    // the corrected path
 	Call string    // the corrected call's function ("" when no longer known)
+	id   netcode.CallID
 	// Text says what changed and why, in a sentence for the HUD.
 	Text string
 	// Moved is how far the own player was moved (px), for a correction of
@@ -164,7 +165,7 @@ func pathPlayer(path string) (id uint32, field string, ok bool) {
 // explain turns a correction of a call (its function fn, "" unknown) into
 // a Note at synced time now, naming players as p sees them.
 func (p seer) explain(c *netcode.Correction, fn string, wall time.Time, now int64) Note {
-	n := Note{Wall: wall, T: now, Path: c.Path, Call: fn}
+	n := Note{Wall: wall, T: now, Path: c.Path, Call: fn, id: c.Call}
 	id, field, isPlayer := pathPlayer(c.Path)
 	call := fn
 	if call == "" {
@@ -260,6 +261,16 @@ func (p seer) explain(c *netcode.Correction, fn string, wall time.Time, now int6
 func (n *Note) Failed(fn string, err error) {
 	n.Text = fmt.Sprintf("%s failed at the authority (%v), so what its prediction wrote was taken back", fn, err)
 	n.CauseKnown, n.CauseAtOK, n.CauseText = false, false, ""
+}
+
+// failed rewrites, with Note.Failed, every kept note of call id, whose
+// result (a failure) may arrive in the frame of its correction or later.
+func (ns *notes) failed(id netcode.CallID, fn string, err error) {
+	for i := range ns.corr {
+		if ns.corr[i].id == id {
+			ns.corr[i].Failed(fn, err)
+		}
+	}
 }
 
 func (p seer) shotOutcome(s game.Shot) string {

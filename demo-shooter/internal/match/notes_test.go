@@ -190,3 +190,19 @@ func TestNoteFailed(t *testing.T) {
 		t.Errorf("%+v, want text %q and no cause", n, want)
 	}
 }
+
+// TestNotesFailedLater: a failure that arrives after its correction (a
+// later frame) still rewrites the kept note of that call, and only it.
+func TestNotesFailedLater(t *testing.T) {
+	var ns notes
+	a, b := netcode.CallID{Creator: 1, Seq: 1}, netcode.CallID{Creator: 1, Seq: 2}
+	ns.corr = keep(ns.corr, Note{Text: "aim: the authority did not write players/1/aim", id: a})
+	ns.corr = keep(ns.corr, Note{Text: "setKeys moved you 3.0 px", id: b})
+	ns.failed(a, game.FuncAim, game.ErrDead)
+	if want := "aim failed at the authority (game: player is dead), so what its prediction wrote was taken back"; ns.corr[0].Text != want {
+		t.Errorf("note of the failed call: %q, want %q", ns.corr[0].Text, want)
+	}
+	if ns.corr[1].Text != "setKeys moved you 3.0 px" {
+		t.Errorf("another call's note rewritten: %q", ns.corr[1].Text)
+	}
+}

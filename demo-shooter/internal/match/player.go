@@ -190,8 +190,6 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 	// Corrections first: a result's correction comes in the same Update.
 	corrected := map[netcode.CallID]*netcode.Correction{}
 	ncorr := 0
-	var frameNotes []Note
-	var noteCalls []netcode.CallID
 	for _, ev := range evs {
 		switch ev.Kind {
 		case netcode.EventCorrection:
@@ -201,8 +199,7 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 			}
 			ncorr++
 			info, known := p.calls[c.Call]
-			frameNotes = append(frameNotes, seer{p.view, me}.explain(c, info.name, wall, now))
-			noteCalls = append(noteCalls, c.Call)
+			p.notes.corr = keep(p.notes.corr, seer{p.view, me}.explain(c, info.name, wall, now))
 			counted := !known || info.epoch == p.epoch
 			if d, ok := game.MotionDistance(c.Predicted, c.Authoritative, now); ok && c.Path == motion && counted {
 				p.Rec.Correction.Add(d)
@@ -237,11 +234,9 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 		delete(p.calls, ev.Call)
 		if ev.Err != nil {
 			p.LastError = fmt.Sprintf("%s: %v", info.name, ev.Err)
-			for i, id := range noteCalls {
-				if id == ev.Call {
-					frameNotes[i].Failed(info.name, ev.Err)
-				}
-			}
+			// Its corrections, in this frame or before, were all the
+			// failure.
+			p.notes.failed(ev.Call, info.name, ev.Err)
 		}
 		if info.epoch != p.epoch {
 			continue // made before the recorder was reset: not counted
@@ -274,9 +269,8 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 			}
 		}
 	}
-	for _, n := range frameNotes {
-		p.notes.corr = keep(p.notes.corr, n)
-		p.LastCorrection = n.Text
+	if n := len(p.notes.corr); n > 0 {
+		p.LastCorrection = p.notes.corr[n-1].Text
 	}
 	for id, h := range p.hits {
 		if wall.Sub(h.at) > hitMemory {
