@@ -23,6 +23,7 @@ import (
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/lagsim"
 	"github.com/rewindnet/rewind/netcode/transport"
+	"github.com/rewindnet/rewind/timesync"
 )
 
 // options are the flags of one run.
@@ -33,6 +34,7 @@ type options struct {
 	lag                      string
 	radius, neighbours       float64
 	flush, coalesce          time.Duration
+	idleSync                 time.Duration // the players' timesync IdleInterval (0: default)
 	dataShards, parityShards int
 	fec                      string
 	report, plot, commit     string
@@ -90,6 +92,7 @@ type Report struct {
 	FlushMs                float64 `json:"flush_ms"`
 	CoalesceMs             float64 `json:"coalesce_ms"`
 	FEC                    string  `json:"fec"`
+	IdleSyncMs             float64 `json:"idle_sync_ms"`
 	AuthorityCPUPctPerPlay float64 `json:"authority_cpu_pct_per_player"`
 	AuthorityCPUPct        float64 `json:"authority_cpu_pct"`
 	IdleCPUPctPerPlayer    float64 `json:"idle_cpu_pct_per_player,omitempty"`
@@ -241,7 +244,7 @@ func loadAvg() float64 {
 func measure(ctx context.Context, o options) (Report, error) {
 	o.side = fieldSide(o.players, o.radius, o.neighbours)
 	r := Report{Players: o.players, Rate: o.rate, DurationS: o.duration.Seconds(), Lag: o.lag, Radius: o.radius,
-		FieldSide: o.side, FlushMs: float64(o.flush) / 1e6, CoalesceMs: float64(o.coalesce) / 1e6, FEC: o.fec, Commit: o.commit, GoVersion: runtime.Version(),
+		FieldSide: o.side, FlushMs: float64(o.flush) / 1e6, CoalesceMs: float64(o.coalesce) / 1e6, FEC: o.fec, IdleSyncMs: float64(o.idleSync) / 1e6, Commit: o.commit, GoVersion: runtime.Version(),
 		Cores: runtime.NumCPU(), LoadStart: loadAvg()}
 	ch, err := startChild(o)
 	if err != nil {
@@ -376,6 +379,10 @@ func dialBots(ctx context.Context, addr string, o options) ([]*bot, error) {
 			defer cancel()
 			opts := netcode.Options{Registry: field.Registry(), Transport: transport.Internet()}
 			opts.Transport.DataShards, opts.Transport.ParityShards = o.dataShards, o.parityShards
+			opts.TimeSync = timesync.DefaultConfig()
+			if o.idleSync > 0 {
+				opts.TimeSync.IdleInterval = o.idleSync
+			}
 			if o.profile != (lagsim.Profile{}) {
 				var n uint64
 				opts.PacketConn = func() (net.PacketConn, error) {

@@ -65,6 +65,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.plot, "plot", "", "write PNG plots to this directory")
 	fs.StringVar(&o.commit, "commit", "", "the commit the binaries were built from, for the report")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the players' choices and links")
+	fs.DurationVar(&o.idleSync, "idle-sync", 0, "the players' timesync IdleInterval (0: the default)")
 	serve := fs.Bool("serve", false, "internal: run the authority (the child process)")
 	listen := fs.String("listen", "127.0.0.1:0", "internal: the authority's address with -serve")
 	replot := fs.String("replot", "", "draw the plots (-plot) of an earlier sweep's report instead of running")
