@@ -22,8 +22,10 @@
 // client is told why, after what was queued for it) and exits 0; a bad
 // flag exits 2 and any other failure (a busy port) exits 1, each with the
 // reason on stderr. A game that needs more than flags give (its own
-// Authenticator, WriteRule or logger) sets Program.Configure, or embeds
-// authority.Server directly (see package authority).
+// Authenticator, WriteRule or logger) sets Program.Configure, flags of its
+// own Program.Flags, and Program.Started hands it the server once it
+// listens (demo-shooter -serve is built so); or it embeds authority.Server
+// directly (see package authority).
 package cli
 
 import (
@@ -67,6 +69,14 @@ type Program struct {
 	// flags are applied and before it is validated: an Authenticator, a
 	// WriteRule, a logger of the game's own.
 	Configure func(*authority.ServerConfig) error
+	// Flags, if set, defines the command's own flags on the flag set
+	// before it is parsed, beside the authority's (a profiler's file, a
+	// listen address under another name); Configure reads them.
+	Flags func(*flag.FlagSet)
+	// Started, if set, is called with the server once it listens, just
+	// before it serves: a command keeps it to read its Stats once Run
+	// returns, or starts what runs beside it.
+	Started func(*authority.Server)
 }
 
 // Main runs the program on os.Args until SIGINT or SIGTERM, then exits:
@@ -158,6 +168,9 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		size       = fs.Int("cluster-size", 0, "authorities in the cluster: without a majority of them alive an authority refuses calls (0: no quorum rule)")
 		confirm    = fs.String("confirm", "replicas", "when a call is confirmed in a cluster: replicas (once a majority of the cluster, or every replica, has it) or local (once stored here)")
 	)
+	if p.Flags != nil {
+		p.Flags(fs)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -281,6 +294,9 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		"data", strings.Join(dirs, ","))
 	if ready != nil {
 		ready(srv.Addr())
+	}
+	if p.Started != nil {
+		p.Started(srv)
 	}
 	start := time.Now()
 	err = srv.Serve(ctx)
