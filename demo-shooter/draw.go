@@ -157,9 +157,22 @@ func (pn *pane) pt(v float64, w float64) (float32, float32) {
 }
 
 func (a *app) drawPane(screen *ebiten.Image, pn *pane) {
-	// Everything of the arena is clipped to it: a gravity circle near the
-	// border ends at the arena's edge, never in the panel or the other
-	// pane.
+	arena := drawFloor(screen, pn)
+	sc := pn.p.Scene()
+	drawShots(arena, pn, sc)
+	tags := a.drawOverlaysUnder(arena, pn, sc)
+	drawPlayers(arena, pn, sc)
+	a.drawOverlaysOver(arena, pn, sc, tags)
+	a.drawLife(arena, pn)
+	a.drawLink(arena, pn)
+	a.drawPanel(screen, pn, sc)
+}
+
+// drawFloor draws the pane's arena floor and walls and returns the arena's
+// sub-image. Everything of the arena is drawn into it, so it is clipped
+// to it: a gravity circle near the border ends at the arena's edge, never
+// in the panel or the other pane.
+func drawFloor(screen *ebiten.Image, pn *pane) *ebiten.Image {
 	arena := screen.SubImage(pn.arenaRect()).(*ebiten.Image)
 	s := float32(pn.scale)
 	vector.FillRect(arena, float32(pn.x), float32(pn.y), arenaW*s, arenaH*s, colFloor, false)
@@ -170,7 +183,12 @@ func (a *app) drawPane(screen *ebiten.Image, pn *pane) {
 			vector.FillRect(arena, x0, y0, x1-x0, y1-y0, colWall, false)
 		}
 	}
-	sc := pn.p.Scene()
+	return arena
+}
+
+// drawShots draws the scene's shots, fading, and its gravity fields.
+func drawShots(arena *ebiten.Image, pn *pane, sc match.Scene) {
+	s := float32(pn.scale)
 	for _, shot := range sc.Shots {
 		age := float64(sc.Now-shot.Time) / float64(match.ShotFade)
 		c := colShot
@@ -188,7 +206,12 @@ func (a *app) drawPane(screen *ebiten.Image, pn *pane) {
 			vector.StrokeCircle(arena, cx, cy, float32(game.GravityRadius)*s, 1, colGravity, true)
 		}
 	}
-	tags := a.drawOverlaysUnder(arena, pn, sc)
+}
+
+// drawPlayers draws the scene's players: the own one green, the others
+// red, the dead grey, each living one with its aim.
+func drawPlayers(arena *ebiten.Image, pn *pane, sc match.Scene) {
+	s := float32(pn.scale)
 	for _, pl := range sc.Players {
 		c := colOther
 		if pl.ID == sc.Me {
@@ -204,10 +227,6 @@ func (a *app) drawPane(screen *ebiten.Image, pn *pane) {
 			vector.StrokeLine(arena, cx, cy, ex, ey, max(2*s, 1), colAim, true)
 		}
 	}
-	a.drawOverlaysOver(arena, pn, sc, tags)
-	a.drawLife(arena, pn)
-	a.drawLink(arena, pn)
-	a.drawPanel(screen, pn, sc)
 }
 
 // drawLife shows the own player's death, until the respawn, and the

@@ -23,7 +23,25 @@ const (
 	// maxAuthorityProcs bounds -authority-procs (Go accepts far more).
 	maxAuthorityProcs = 1024
 	maxShutdownWait   = time.Minute
+	// A replay's speed, a factor of real time.
+	minSpeed, maxSpeed = 1.0 / 16, 64.0
 )
+
+// serving reports whether args ask for the authority alone (-serve): the
+// whole command line is then the authority's (match.Serve), not parsed
+// here.
+func serving(args []string) bool {
+	for _, a := range args {
+		if a == "--" {
+			return false
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "serve" {
+			return true
+		}
+	}
+	return false
+}
 
 // isHelp reports whether a command-line argument asks for help.
 func isHelp(a string) bool {
@@ -46,15 +64,27 @@ type mode uint8
 
 const (
 	modeWindow   mode = iota // a window: embedded authority or -connect
-	modeServe                // -serve: the authority only
 	modeHeadless             // -headless: bots only, a quality report
+	modeReplay               // -replay: a recorded match in the window
+	modeSummary              // -replay -headless: a recorded match summarised
 )
 
 // config is the parsed command line.
 type config struct {
-	mode     mode
-	serve    string // -serve address
-	connect  string // -connect address; empty: an embedded authority
+	mode    mode
+	connect string // -connect address; empty: an embedded authority
+	// data: the embedded authority (or each headless match's) keeps its
+	// archive here, which -replay plays back.
+	data string
+	// replay: the archive's directories; parity its parity shards.
+	replay []string
+	parity int
+	// speed: the replay's starting speed; viewer: whose view (an id or a
+	// name, empty: the first player); from: where it starts, from the
+	// match's first value.
+	speed    float64
+	viewer   string
+	from     time.Duration
 	bots     int
 	lag      lagsim.Profile // the window's (left view's) link
 	splitLag lagsim.Profile // the right view's link with -split
@@ -95,9 +125,15 @@ corrections under a simulated link, and measuring them.
 
   demo-shooter                         a window: an embedded authority, you and 4 bots, mobile link
   demo-shooter -split                  two clients side by side, one per link
-  demo-shooter -serve 127.0.0.1:7777   the authority alone
   demo-shooter -connect host:7777      play against a running authority
   demo-shooter -headless -bots 16 -duration 60s -profiles broadband,mobile,awful -report q.json
+  demo-shooter -data DIR               record the match in an archive (also with -headless)
+  demo-shooter -replay DIR             play a recorded match back (-headless: summarise it)
+  demo-shooter -serve 127.0.0.1:7777 [authority flags]
+                                       the authority alone: it takes every flag of the
+                                       authority binary (-data, -wal-flush, -recover, -gossip,
+                                       -join, -node-id, -cluster-key, ...);
+                                       demo-shooter -serve ADDR -h lists them
 
 In the window F1 lists the keys. Ctrl-C, SIGTERM or closing the window ends
 the program and shuts the embedded authority down.
@@ -123,7 +159,13 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 	}
 	presets := strings.Join(lagsim.PresetNames(), "|")
 	var (
-		serve      = fs.String("serve", "", "run only the authority, listening on `ADDR` (host:port)")
+		_          = fs.String("serve", "", "run only the authority, listening on `ADDR` (host:port); the rest of the command line is the authority's flags (demo-shooter -serve ADDR -h lists them)")
+		data       = fs.String("data", "", "the embedded authority (or -headless match's) keeps an archive of the match in `DIR`, for -replay")
+		replay     = fs.String("replay", "", "play back the match recorded in the archive `DIR` (comma-separated directories with -parity); with -headless, print its summary")
+		parity     = fs.Int("parity", 0, "parity shards of the -replay archive spread over several directories")
+		speed      = fs.Float64("speed", 1, "the replay's starting speed, a factor of real time (the arrow keys change it)")
+		viewer     = fs.String("player", "", "the replay shows this player's view: its id or name (default: the first; Tab switches)")
+		from       = fs.Duration("from", 0, "the replay starts this far into the match")
 		connect    = fs.String("connect", "", "play against the authority at `ADDR` instead of an embedded one")
 		bots       = fs.Int("bots", 4, "bots to run (each is a client of the authority)")
 		lag        = fs.String("lag", "mobile", "lag profile of this client's link, one way: "+presets)
@@ -159,13 +201,34 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 		return nil, fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
 	}
 
-	c := &config{serve: *serve, connect: *connect, bots: *bots, split: *split, duration: *duration,
+	c := &config{connect: *connect, data: *data, parity: *parity, speed: *speed, viewer: *viewer, from: *from, bots: *bots, split: *split, duration: *duration,
 		report: *report, screenshot: *screenshot, frames: *frames, shotWhen: *shotWhen, seed: *seed,
 		cpuProfile: *cpuProfile, authorityProcs: *authProcs, shutdownWait: *shutWait, autopilot: *autopilot, noLagComp: !*lagComp}
+	if *replay != "" {
+		c.replay = strings.Split(*replay, ",")
+		for _, f := range []string{"connect", "split", "bots", "data", "report", "profiles", "autopilot", "lag", "delay", "jitter", "loss", "duration", "authority-procs", "lag-compensation", "split-lag"} {
+			if set[f] {
+				return bad("-replay plays a recorded match back: no -%s", f)
+			}
+		}
+	}
+	for _, f := range []string{"speed", "player", "from", "parity"} {
+		if set[f] && *replay == "" {
+			return bad("-%s needs -replay", f)
+		}
+	}
 	switch {
-	case *serve != "" && (*connect != "" || *headless || *screenshot != "" || *split):
-		return bad("-serve runs the authority alone: no -connect, -headless, -screenshot or -split")
-	case *headless && (*connect != "" || *screenshot != "" || *split):
+	case *speed < minSpeed || *speed > maxSpeed:
+		return bad("-speed %v outside [%v, %v]", *speed, minSpeed, maxSpeed)
+	case *from < 0:
+		return bad("-from %v is negative", *from)
+	case *parity < 0 || *parity >= len(c.replay) && *parity > 0:
+		return bad("-parity %d: want 0 up to one less than the -replay directories (%d)", *parity, len(c.replay))
+	case *data != "" && *connect != "":
+		return bad("-data records the embedded authority's match: not with -connect")
+	case *data != "" && *headless && len(strings.Split(*profiles, ",")) > 1:
+		return bad("-data records one match: give -headless one profile")
+	case *headless && *replay == "" && (*connect != "" || *screenshot != "" || *split):
 		return bad("-headless runs its own authority and no window: no -connect, -screenshot or -split")
 	case *bots < 0 || *bots > maxBots:
 		return bad("-bots %d outside [0, %d]", *bots, maxBots)
@@ -196,13 +259,24 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 		return bad("-overlays: %w", err)
 	}
 	for _, f := range []string{"overlays", "autopilot", "lag-compensation", "shutdown-wait"} {
-		if set[f] && (*headless || *serve != "") {
-			return bad("-%s is the window's: not with -headless or -serve", f)
+		if set[f] && *headless {
+			return bad("-%s is the window's: not with -headless", f)
 		}
 	}
+	if *replay != "" && *shotWhen != "" && *shotWhen != "hit" && *shotWhen != "dead" {
+		return bad("-screenshot-when %q: a replay has the hit and dead moments only", *shotWhen)
+	}
+	if *replay != "" && (c.overlays.ghost || c.overlays.corrections) {
+		return bad("-overlays: a replay has the hitboxes only (the ghost and the corrections are a live client's)")
+	}
 	switch {
-	case *serve != "":
-		c.mode = modeServe
+	case *replay != "" && *headless:
+		c.mode = modeSummary
+		if *screenshot != "" {
+			return bad("-replay -headless prints a summary: no -screenshot")
+		}
+	case *replay != "":
+		c.mode = modeReplay
 	case *headless:
 		c.mode = modeHeadless
 	}

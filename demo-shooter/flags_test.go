@@ -23,7 +23,7 @@ func TestParseFlags(t *testing.T) {
 	mobile, none, awful, broadband := preset(t, "mobile"), preset(t, "none"), preset(t, "awful"), preset(t, "broadband")
 	base := func(mod func(c *config)) *config {
 		c := &config{mode: modeWindow, bots: 4, lag: mobile, splitLag: none, duration: time.Minute,
-			frames: 120, seed: 1, profiles: []lagsim.Profile{mobile}, authorityProcs: 1, shutdownWait: 600 * time.Millisecond}
+			frames: 120, seed: 1, profiles: []lagsim.Profile{mobile}, authorityProcs: 1, shutdownWait: 600 * time.Millisecond, speed: 1}
 		if mod != nil {
 			mod(c)
 		}
@@ -35,7 +35,19 @@ func TestParseFlags(t *testing.T) {
 		want *config
 	}{
 		{"default", nil, base(nil)},
-		{"serve", []string{"-serve", "127.0.0.1:7777"}, base(func(c *config) { c.mode, c.serve = modeServe, "127.0.0.1:7777" })},
+		{"record", []string{"-data", "m1"}, base(func(c *config) { c.data = "m1" })},
+		{"record headless", []string{"-headless", "-data", "m1"}, base(func(c *config) { c.mode, c.data = modeHeadless, "m1" })},
+		{"replay", []string{"-replay", "m1", "-speed", "4", "-player", "bot3", "-from", "10s"},
+			base(func(c *config) {
+				c.mode, c.replay, c.speed, c.viewer, c.from = modeReplay, []string{"m1"}, 4, "bot3", 10*time.Second
+			})},
+		{"replay over disks", []string{"-replay", "d1,d2,d3", "-parity", "1"},
+			base(func(c *config) { c.mode, c.replay, c.parity = modeReplay, []string{"d1", "d2", "d3"}, 1 })},
+		{"replay with hitboxes", []string{"-replay", "m1", "-overlays", "hitboxes"},
+			base(func(c *config) { c.mode, c.replay, c.overlays = modeReplay, []string{"m1"}, overlays{hitboxes: true} })},
+		{"replay summary", []string{"-replay", "m1", "-headless"}, base(func(c *config) { c.mode, c.replay = modeSummary, []string{"m1"} })},
+		{"replay screenshot", []string{"-replay", "m1", "-screenshot", "r.png", "-frames", "1"},
+			base(func(c *config) { c.mode, c.replay, c.screenshot, c.frames = modeReplay, []string{"m1"}, "r.png", 1 })},
 		{"connect with bots", []string{"-connect", "h:1", "-bots", "0"}, base(func(c *config) { c.connect, c.bots = "h:1", 0 })},
 		{"lag preset", []string{"-lag", "awful"}, base(func(c *config) { c.lag, c.profiles = awful, []lagsim.Profile{awful} })},
 		{"custom lag", []string{"-delay", "50ms", "-jitter", "10ms", "-loss", "0.01"}, base(func(c *config) {
@@ -77,8 +89,18 @@ func TestParseFlagsRefuses(t *testing.T) {
 	}{
 		{"unknown flag", []string{"-nope"}},
 		{"extra argument", []string{"extra"}},
-		{"serve and connect", []string{"-serve", ":1", "-connect", "h:1"}},
-		{"serve and headless", []string{"-serve", ":1", "-headless"}},
+		{"replay and connect", []string{"-replay", "m1", "-connect", "h:1"}},
+		{"replay and bots", []string{"-replay", "m1", "-bots", "3"}},
+		{"replay and data", []string{"-replay", "m1", "-data", "m2"}},
+		{"replay and the ghost", []string{"-replay", "m1", "-overlays", "ghost"}},
+		{"replay summary and screenshot", []string{"-replay", "m1", "-headless", "-screenshot", "r.png"}},
+		{"speed without replay", []string{"-speed", "2"}},
+		{"player without replay", []string{"-player", "3"}},
+		{"speed too high", []string{"-replay", "m1", "-speed", "1000"}},
+		{"negative from", []string{"-replay", "m1", "-from", "-1s"}},
+		{"parity without directories", []string{"-replay", "m1", "-parity", "1"}},
+		{"data and connect", []string{"-data", "m1", "-connect", "h:1"}},
+		{"data over profiles", []string{"-headless", "-data", "m1", "-profiles", "mobile,awful"}},
 		{"headless and screenshot", []string{"-headless", "-screenshot", "x.png"}},
 		{"headless and split", []string{"-headless", "-split"}},
 		{"too many bots", []string{"-bots", "65"}},
@@ -102,7 +124,7 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{"shutdown wait too long", []string{"-shutdown-wait", "2m"}},
 		{"shutdown wait with headless", []string{"-headless", "-shutdown-wait", "1s"}},
 		{"unknown overlay", []string{"-overlays", "ghost,xray"}},
-		{"overlays with serve", []string{"-serve", ":1", "-overlays", "all"}},
+		{"overlays with headless", []string{"-headless", "-overlays", "all"}},
 		{"autopilot with headless", []string{"-headless", "-autopilot"}},
 		{"unknown moment", []string{"-screenshot", "s.png", "-screenshot-when", "never"}},
 		{"moment without screenshot", []string{"-screenshot-when", "hit"}},

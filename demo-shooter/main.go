@@ -5,18 +5,25 @@
 //	demo-shooter                          an authority on loopback, this client and 4 bots, mobile link
 //	demo-shooter -lag awful -bots 8       another link, more bots
 //	demo-shooter -split -split-lag none   two clients side by side, one per link
-//	demo-shooter -serve 127.0.0.1:7777    the authority alone
 //	demo-shooter -connect host:7777       play against a running authority
 //	demo-shooter -headless -bots 16 -duration 60s -profiles broadband,mobile,awful -report q.json
 //	demo-shooter -screenshot shot.png -frames 120
+//	demo-shooter -data DIR                record the match in an archive (also with -headless)
+//	demo-shooter -replay DIR              play a recorded match back; with -headless, its summary
+//	demo-shooter -serve 127.0.0.1:7777 -data DIR
+//	                                      the authority alone, with every flag of the authority
+//	                                      binary (package authority/cli): durable, clustered, ...
 //
 // Keys: WASD move, mouse aims, click shoots, G pulls (shift+G pushes),
 // 1–7 switch the lag profile live, P toggles lag compensation, F1 help.
+// In a replay: space pauses, the arrows seek and change the speed, Tab
+// switches the player whose view is shown.
 //
 // The window needs a display (X11); without one the program says so and
 // suggests -headless. The game's rules live in package game, the clients'
-// bookkeeping and the headless match in internal/match: this package only
-// parses flags, reads input and draws.
+// bookkeeping and the headless match in internal/match, the replay's
+// reading of an archive in internal/replay: this package only parses
+// flags, reads input and draws.
 package main
 
 import (
@@ -26,15 +33,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
 	"runtime"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 
+	"github.com/rewindnet/rewind/authority/cli"
 	"github.com/rewindnet/rewind/demo-shooter/game"
 	"github.com/rewindnet/rewind/demo-shooter/internal/match"
 	"github.com/rewindnet/rewind/demo-shooter/internal/quality"
@@ -49,6 +55,26 @@ func main() {
 
 // run is the program; it returns the exit status.
 func run(args []string, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	go func() {
+		// After the first signal, a second one ends the program at once.
+		<-ctx.Done()
+		stop()
+	}()
+	if serving(args) {
+		// The authority alone: its own command line (authority/cli's).
+		err := match.Serve(ctx, "demo-shooter -serve", args, game.Registry, stdout, stderr)
+		switch {
+		case err == nil || errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, cli.ErrUsage):
+			fmt.Fprintln(stderr, "demo-shooter -serve:", err)
+			return 2
+		}
+		fmt.Fprintln(stderr, "demo-shooter -serve:", err)
+		return 1
+	}
 	cfg, err := parseFlags(args, stdout, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -57,32 +83,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	go func() {
-		// After the first signal, a second one ends the program at once.
-		<-ctx.Done()
-		stop()
-	}()
 	switch cfg.mode {
-	case modeServe:
-		log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-		if cfg.cpuProfile != "" {
-			f, ferr := os.Create(cfg.cpuProfile)
-			if ferr != nil {
-				fmt.Fprintln(stderr, ferr)
-				return 1
-			}
-			defer f.Close()
-			if ferr := pprof.StartCPUProfile(f); ferr != nil {
-				fmt.Fprintln(stderr, ferr)
-				return 1
-			}
-			defer pprof.StopCPUProfile()
-		}
-		err = match.Serve(ctx, cfg.serve, game.Registry(), stdout, log)
 	case modeHeadless:
 		err = headless(ctx, cfg, stdout)
+	case modeSummary:
+		err = summary(cfg, stdout)
+	case modeReplay:
+		err = replayWindow(ctx, cfg, stderr)
 	default:
 		err = window(ctx, cfg, stderr)
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
@@ -110,6 +117,9 @@ func headless(ctx context.Context, cfg *config, stdout io.Writer) error {
 			Profile: prof, Bots: cfg.bots, Duration: cfg.duration, Seed: cfg.seed,
 			Authority: func() *exec.Cmd {
 				args := []string{"-serve", "127.0.0.1:0"}
+				if cfg.data != "" {
+					args = append(args, "-data", cfg.data)
+				}
 				if cfg.cpuProfile != "" {
 					args = append(args, "-cpuprofile", cfg.cpuProfile+"."+prof.Name)
 				}

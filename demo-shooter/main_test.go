@@ -23,7 +23,10 @@ import (
 	"github.com/rewindnet/rewind/demo-shooter/internal/match"
 )
 
-var saveShot = flag.String("shooter.save", "", "also copy the screenshot test's PNG to this file (docs/screenshot.png)")
+var (
+	saveShot   = flag.String("shooter.save", "", "also copy the screenshot test's PNG to this file (docs/screenshot.png)")
+	saveReplay = flag.String("shooter.save-replay", "", "also copy the replay test's PNG to this file")
+)
 
 // mainEnv makes the test binary run the program itself (see TestMain), so
 // the window tests run the real program without building it separately.

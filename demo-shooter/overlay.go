@@ -95,28 +95,7 @@ func (a *app) drawOverlaysUnder(dst *ebiten.Image, pn *pane, sc match.Scene) []t
 				continue
 			}
 			f := 1 - float64(age)/float64(hitboxShown)
-			rx, ry := pn.pt(n.Rewound.X, n.Rewound.Y)
-			wx, wy := pn.pt(n.AtW.X, n.AtW.Y)
-			c := colRewound
-			if !n.Hit {
-				c = colNearMiss
-			}
-			// Where the target was at W, faint; an arrow from the
-			// rewound hitbox to it: how far lag compensation took the
-			// shot back.
-			vector.StrokeCircle(dst, wx, wy, game.PlayerRadius*s, 1, fade(colAtW, f*0.7), false)
-			if math.Hypot(float64(wx-rx), float64(wy-ry)) > 2 {
-				arrow(dst, rx, ry, wx, wy, fade(colAtW, f), s)
-			}
-			vector.StrokeCircle(dst, rx, ry, game.PlayerRadius*s, 2, fade(c, f), false)
-			if n.Shot.Shooter == sc.Me || n.Hit {
-				rewind := time.Duration(n.Shot.Time - n.Shot.ViewTime).Round(time.Millisecond)
-				what := "hit"
-				if !n.Hit {
-					what = "missed"
-				}
-				tags = append(tags, tagText{fmt.Sprintf("%s, rewound %v", what, rewind), rx + (game.PlayerRadius+4)*s, ry - lineH/2, f})
-			}
+			tags = append(tags, drawHitbox(dst, pn, n.Shot, n.Rewound, n.AtW, n.Hit, n.Shot.Shooter == sc.Me || n.Hit, f)...)
 		}
 	}
 	if a.overlay.corrections {
@@ -165,6 +144,35 @@ func (a *app) drawOverlaysUnder(dst *ebiten.Image, pn *pane, sc match.Scene) []t
 		}
 	}
 	return tags
+}
+
+// drawHitbox draws a shot's rewound hitbox: where the target (or, for a
+// miss, the player nearest the line) was at the shooter's view time, what
+// the shot was checked against, and, faint, where it was at the shot's
+// time, with an arrow between: how far lag compensation took the shot
+// back. With label, it returns the label saying so. f fades it.
+func drawHitbox(dst *ebiten.Image, pn *pane, shot game.Shot, rewound, atW physics.Vec2, hit, label bool, f float64) []tagText {
+	s := float32(pn.scale)
+	rx, ry := pn.pt(rewound.X, rewound.Y)
+	wx, wy := pn.pt(atW.X, atW.Y)
+	c := colRewound
+	if !hit {
+		c = colNearMiss
+	}
+	vector.StrokeCircle(dst, wx, wy, game.PlayerRadius*s, 1, fade(colAtW, f*0.7), false)
+	if math.Hypot(float64(wx-rx), float64(wy-ry)) > 2 {
+		arrow(dst, rx, ry, wx, wy, fade(colAtW, f), s)
+	}
+	vector.StrokeCircle(dst, rx, ry, game.PlayerRadius*s, 2, fade(c, f), false)
+	if !label {
+		return nil
+	}
+	rewind := time.Duration(shot.Time - shot.ViewTime).Round(time.Millisecond)
+	what := "hit"
+	if !hit {
+		what = "missed"
+	}
+	return []tagText{{fmt.Sprintf("%s, rewound %v", what, rewind), rx + (game.PlayerRadius+4)*s, ry - lineH/2, f}}
 }
 
 // noteTag labels a correction where it happened, and marks its cause:

@@ -15,6 +15,7 @@ import (
 	"github.com/hajimehoshi/ebiten/v2"
 	"github.com/hajimehoshi/ebiten/v2/inpututil"
 
+	"github.com/rewindnet/rewind/archive"
 	"github.com/rewindnet/rewind/authority"
 	"github.com/rewindnet/rewind/demo-shooter/game"
 	"github.com/rewindnet/rewind/demo-shooter/internal/match"
@@ -109,7 +110,7 @@ func window(ctx context.Context, cfg *config, stderr io.Writer) error {
 	a.addr = cfg.connect
 	bind := ":0"
 	if a.addr == "" {
-		srv, err := startEmbedded(stderr, a.wait)
+		srv, err := startEmbedded(stderr, a.wait, cfg.data)
 		if err != nil {
 			return err
 		}
@@ -261,10 +262,16 @@ type embedded struct {
 	served chan error
 }
 
-func startEmbedded(stderr io.Writer, wait time.Duration) (*embedded, error) {
+// startEmbedded starts the window's authority; with data, durable in that
+// directory (the match is recorded there, for -replay).
+func startEmbedded(stderr io.Writer, wait time.Duration, data string) (*embedded, error) {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	cfg := authority.DefaultServerConfig("127.0.0.1:0", game.Registry())
 	cfg.Logger = log
+	if data != "" {
+		cfg.Data = archive.DefaultOptions(data)
+		cfg.Data.Logger = log
+	}
 	// A session's close waits at most this long for the client's
 	// acknowledgement, so that the window ends within a second.
 	cfg.Transport.CloseLinger = wait

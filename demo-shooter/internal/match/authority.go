@@ -5,16 +5,20 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/rewindnet/rewind/authority"
+	"github.com/rewindnet/rewind/authority/cli"
 	"github.com/rewindnet/rewind/netcode"
 )
 
@@ -44,24 +48,57 @@ type ServeStats struct {
 	TooSlow uint64 `json:"too_slow"`
 }
 
-// Serve runs an authority for reg on addr until ctx ends: the demo's
-// -serve mode and the process StartChild starts. It prints the bound
-// address when listening and its counters when it stops, one line each,
-// on out, and logs what it did at Info level on log (LogStopped).
-func Serve(ctx context.Context, addr string, reg *netcode.Registry, out io.Writer, log *slog.Logger) error {
-	cfg := authority.DefaultServerConfig(addr, reg)
-	cfg.Logger = log
-	srv, err := authority.NewServer(cfg)
-	if err != nil {
-		return err
+// Serve runs an authority serving reg's functions until ctx ends: the
+// demo's -serve mode and the process StartChild starts. It is the
+// authority binary's command line (package authority/cli), so it takes
+// every flag the binary takes (durability: -data, -data-dirs, -parity,
+// -wal-flush, -recover; cluster: -node-id, -gossip, -join, -cluster-key,
+// -cluster-size, ...), plus -serve ADDR (the listen address, as -listen)
+// and -cpuprofile FILE. name names the command in its usage text, errors
+// and logs. It prints the bound address when listening and its counters
+// when it stops, one line each, on out; logs go to stderr. A bad command
+// line wraps cli.ErrUsage; -h returns flag.ErrHelp after the usage.
+func Serve(ctx context.Context, name string, args []string, reg func() *netcode.Registry, out, stderr io.Writer) error {
+	var listen, cpuProfile *string
+	var srv *authority.Server
+	var prof *os.File
+	p := cli.Program{
+		Name:      name,
+		Functions: reg,
+		Flags: func(fs *flag.FlagSet) {
+			listen = fs.String("serve", "", "UDP `address` to listen on (the same as -listen, which it overrides)")
+			cpuProfile = fs.String("cpuprofile", "", "write the authority's CPU profile to `file`")
+		},
+		Configure: func(cfg *authority.ServerConfig) error {
+			if *listen != "" {
+				cfg.Addr = *listen
+			}
+			if *cpuProfile == "" {
+				return nil
+			}
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				f.Close()
+				return err
+			}
+			prof = f
+			return nil
+		},
+		Started: func(s *authority.Server) { srv = s },
 	}
-	fmt.Fprintf(out, "%s%s\n", listeningPrefix, srv.Addr())
-	start := time.Now()
-	err = srv.Serve(ctx)
-	st := srv.Stats()
-	LogStopped(log, st, time.Since(start), err)
-	b, _ := json.Marshal(ServeStats{Calls: st.Node.Calls, Reruns: st.Node.Reruns, Kicked: st.Node.Kicked, TooSlow: st.Transport.TooSlow})
-	fmt.Fprintf(out, "%s%s\n", statsPrefix, b)
+	err := p.Run(ctx, args, stderr, func(a net.Addr) { fmt.Fprintf(out, "%s%s\n", listeningPrefix, a) })
+	if prof != nil {
+		pprof.StopCPUProfile()
+		prof.Close()
+	}
+	if srv != nil {
+		st := srv.Stats()
+		b, _ := json.Marshal(ServeStats{Calls: st.Node.Calls, Reruns: st.Node.Reruns, Kicked: st.Node.Kicked, TooSlow: st.Transport.TooSlow})
+		fmt.Fprintf(out, "%s%s\n", statsPrefix, b)
+	}
 	return err
 }
 

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
-		if err := Serve(ctx, "127.0.0.1:0", game.Registry(), os.Stdout, nil); err != nil {
+		if err := Serve(ctx, "authority", []string{"-serve", "127.0.0.1:0", "-log-level", "warn"}, game.Registry, os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
