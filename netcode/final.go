@@ -53,12 +53,12 @@ func (s *Store) LoadFinal(horizon int64, vs []PathValue) error {
 		}
 		prev, seen := last[v.Path]
 		if !seen {
-			if p := s.paths[v.Path]; p != nil {
-				if len(p.live) > 0 || len(p.events) > 0 {
+			if _, p := s.findPath(v.Path); p != nil {
+				if p.live.n > 0 || p.events.n > 0 {
 					return fmt.Errorf("%w: %s has live values; final values load first", ErrConflict, v.Path)
 				}
-				if n := len(p.finals); n > 0 {
-					prev, seen = p.finals[n-1].t, true
+				if p.hasFin {
+					prev, seen = p.fin.t, true
 				}
 			} else {
 				newPaths++
@@ -69,24 +69,20 @@ func (s *Store) LoadFinal(horizon int64, vs []PathValue) error {
 		}
 		last[v.Path] = v.Time
 	}
-	if len(s.paths)+newPaths > s.cfg.Limits.MaxPaths {
-		return fmt.Errorf("%w: %d paths (limit %d)", ErrStoreFull, len(s.paths)+newPaths, s.cfg.Limits.MaxPaths)
+	if s.npaths+newPaths > s.cfg.Limits.MaxPaths {
+		return fmt.Errorf("%w: %d paths (limit %d)", ErrStoreFull, s.npaths+newPaths, s.cfg.Limits.MaxPaths)
 	}
+	// Appended in time order per path, each trimmed as it comes: the
+	// history ends as one trim of all of them would leave it.
+	cut := horizon - int64(s.cfg.MaxRewind)
 	for i := range vs {
 		v := &vs[i]
-		p := s.path(v.Path)
-		p.finals = append(p.finals, finalValue{t: v.Time, value: v.Value, flags: v.Flags})
-		s.stats.FinalValues++
+		_, p := s.path(v.Path)
+		s.addFinal(p, finalValue{t: v.Time, value: v.Value, flags: v.Flags}, cut)
 		if !p.listed {
 			s.listPath(p)
 		}
 	}
 	s.horizon = horizon
-	cut := horizon - int64(s.cfg.MaxRewind)
-	for path := range last {
-		if p := s.paths[path]; len(p.finals) > 1 && p.finals[1].t.Nanos < cut {
-			s.trimPath(p, cut)
-		}
-	}
 	return nil
 }

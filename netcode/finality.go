@@ -19,148 +19,237 @@ func (s *Store) Tick(now int64) []Change {
 	if h <= s.horizon {
 		return s.changes
 	}
+	cut := h - int64(s.cfg.MaxRewind)
 	for s.bucketMin.len() > 0 {
-		b := s.bucketMin.peek()
-		if b<<bucketShift >= h {
+		key := s.bucketMin.peek()
+		if key<<bucketShift >= h {
 			break
 		}
-		list := s.buckets[b]
-		slices.SortFunc(list, func(x, y *entry) int { return x.pv.Time.Compare(y.pv.Time) })
+		slot := s.bktOf[key]
+		b := &s.bkts[slot] // finalizing adds no bucket: b stays valid
+		list := b.ents
+		slices.SortFunc(list, func(x, y uint32) int { return s.ent(x).t.Compare(s.ent(y).t) })
 		k := 0
-		for k < len(list) && list[k].pv.Time.Nanos < h {
-			s.finalize(list[k], h-int64(s.cfg.MaxRewind))
+		for k < len(list) && s.ent(list[k]).t.Nanos < h {
+			s.finalize(list[k], h, cut)
 			k++
 		}
+		// The finalized entries are referred to only by lock items
+		// ending before h, which are never read again: recycle them.
+		for _, e := range list[:k] {
+			s.freeEntry(e)
+		}
 		if k < len(list) {
-			rest := slices.Clone(list[k:])
-			clear(list)
-			s.buckets[b] = rest
+			b.ents = list[:copy(list, list[k:])]
 			break
 		}
-		delete(s.buckets, b)
+		s.sweepNow = append(s.sweepNow, b.sweeps...)
+		b.ents, b.sweeps = list[:0], b.sweeps[:0]
+		if cap(b.ents) > maxKeptBucket {
+			b.ents = nil // a burst's array, not kept for the next bucket
+		}
+		delete(s.bktOf, key)
+		s.freeBkts = append(s.freeBkts, slot)
+		s.lastBkt = -1
 		s.bucketMin.pop()
 	}
 	s.horizon = h
+	for _, pid := range s.sweepNow {
+		s.sweepPath(pid)
+	}
+	s.sweepNow = s.sweepNow[:0]
+	s.shrink()
 	return s.changes
 }
 
-func (s *Store) enqueueFinality(e *entry, nanos int64) {
-	b := nanos >> bucketShift
-	list, ok := s.buckets[b]
-	if !ok {
-		s.bucketMin.push(b)
+// maxKeptBucket bounds the array a finished bucket passes on to the next
+// one (entries): 64 KiB, about 4 million values a second.
+const maxKeptBucket = 1 << 14
+
+// bucket returns the slot of the finality bucket for key, adding it if
+// needed.
+func (s *Store) bucket(key int64) uint32 {
+	if s.lastBkt >= 0 && s.lastKey == key {
+		return uint32(s.lastBkt)
 	}
-	s.buckets[b] = append(list, e)
+	slot, ok := s.bktOf[key]
+	if !ok {
+		if n := len(s.freeBkts); n > 0 {
+			slot = s.freeBkts[n-1]
+			s.freeBkts = s.freeBkts[:n-1]
+		} else {
+			slot = uint32(len(s.bkts))
+			s.bkts = append(s.bkts, bucket{})
+		}
+		s.bktOf[key] = slot
+		s.bucketMin.push(key)
+	}
+	s.lastKey, s.lastBkt = key, int32(slot)
+	return slot
 }
 
-// finalize makes one entry final. Entries are finalized in time order, so
-// every entry it depends on is already final. A path's final history is
-// trimmed to cut (horizon - MaxRewind) as it gains a final value, so a
-// path holds at most the values written within its rewind window as of its
-// last write.
-func (s *Store) finalize(e *entry, cut int64) {
+func (s *Store) enqueueFinality(e uint32, nanos int64) {
+	b := &s.bkts[s.bucket(nanos>>bucketShift)]
+	b.ents = append(b.ents, e)
+}
+
+// queueSweep makes Tick look at a path with no value once its newest lock
+// item can no longer matter: in the bucket after the one of that item's
+// End, so the horizon is past it when the sweep runs.
+func (s *Store) queueSweep(pid uint32, p *pathRec) {
+	b := &s.bkts[s.bucket(p.logEnd>>bucketShift+1)]
+	b.sweeps = append(b.sweeps, pid)
+	p.sweep = true
+}
+
+// sweepPath deletes a path that holds no value once no lock on it can
+// matter any more. It runs at the end of a Tick, with the new horizon.
+// (A path with a final value is kept: its lock log is pruned as it grows,
+// or released when the path goes quiet after its last lock ended.)
+func (s *Store) sweepPath(pid uint32) {
+	p := s.rec(pid)
+	p.sweep = false
+	if p.live.n > 0 || p.events.n > 0 {
+		return // its values' finality calls again
+	}
+	if p.logEnd < s.horizon {
+		s.logs.release(&p.log) // every item is over: not even read
+	}
+	switch {
+	case p.log.n > 0:
+		if !p.hasFin {
+			s.queueSweep(pid, p)
+		}
+	case !p.hasFin:
+		s.deletePath(pid, p)
+	}
+}
+
+// finalize makes one entry final as the horizon moves to h. Entries are
+// finalized in time order, so every entry it depends on is already final.
+// A path's final history is trimmed to cut (h - MaxRewind) as it gains a
+// final value, so a path holds at most the values written within its
+// rewind window as of its last write.
+func (s *Store) finalize(eh uint32, h, cut int64) {
+	e := s.ent(eh)
 	if e.final {
 		return
 	}
-	p := e.p
-	event := e.pv.Flags&FlagEvent != 0
+	pid := e.path
+	p := s.rec(pid)
+	event := e.flags&FlagEvent != 0
 	switch {
 	case e.ghost:
-		e.pv.State = stateLost
-		s.propagate(e, stateUnseen, stateLost)
+		e.state = stateLost
+		if p.last.e == eh {
+			s.noteLast(p)
+		}
+		s.propagate(p, e.t, stateUnseen, stateLost)
 		s.runCascade()
 		s.stats.Ghosts--
-	case e.pv.State == Pending:
+	case e.state == Pending:
 		// Unreachable while the counters are right: the pending reasons
 		// are earlier entries, already final and definite. Resolve it the
 		// way the rule does: a dependency never seen is lost.
-		s.setState(e, Pending, Invalid)
+		s.setState(p, e, Pending, Invalid)
 		if !event {
-			s.propagate(e, Pending, Invalid)
+			s.propagate(p, e.t, Pending, Invalid)
 		}
 		s.runCascade()
 	}
-	if !event {
-		// Locks starting here now start in the final region.
-		for _, r := range e.readers {
-			if !r.holder.final && !r.inBoundary {
-				r.inBoundary = true
-				p.boundary = append(p.boundary, r)
-			}
+	if event {
+		if i, ok := searchSlots(s.lists.list(p.events), e.t); ok {
+			s.lists.remove(&p.events, i, 1)
 		}
-		p.live = removeEntry(p.live, e)
-	} else {
-		p.events = removeEntry(p.events, e)
+	} else if i, ok := s.searchLive(p, e.t); ok {
+		s.removeLive(p, i)
 	}
-	delete(s.pending, e)
 	e.final = true
-	e.readers, e.spanners, e.refs = nil, nil, nil
-	e.pv.Locks = nil
-	e.tag = nil
 	if !e.ghost {
 		s.stats.LiveValues--
 		s.stats.Finalized++
 	}
 	switch {
 	case e.ghost:
-	case !event && e.pv.State == Valid:
-		p.finals = append(p.finals, finalValue{t: e.pv.Time, value: e.pv.Value, flags: e.pv.Flags})
-		s.stats.FinalValues++
+	case !event && e.state == Valid:
 		if s.collectFinal {
-			s.finalOut = append(s.finalOut, PathValue{Path: p.name, Time: e.pv.Time, Value: e.pv.Value, Flags: e.pv.Flags})
+			s.finalOut = append(s.finalOut, PathValue{Path: p.name, Time: e.t, Value: e.value, Flags: e.flags})
 		}
-		if len(p.finals) > 1 && p.finals[1].t.Nanos < cut {
-			s.trimPath(p, cut)
-		}
+		s.addFinal(p, finalValue{t: e.t, value: e.value, flags: e.flags}, cut)
 	default:
 		s.stats.Dropped++
 	}
-	if len(p.live) == 0 && len(p.events) == 0 {
-		// Release the emptied lists' arrays: a quiet path keeps only its
-		// final values.
-		p.live, p.events = nil, nil
-		p.boundaryKeep = 0
-		p.pruneBoundaryNow()
-		if len(p.boundary) == 0 && len(p.finals) == 0 {
-			s.unlistPath(p)
-			delete(s.paths, p.name)
+	if p.live.n == 0 && p.events.n == 0 {
+		// A quiet path: its log serves no entry of its own any more.
+		if p.logEnd < h {
+			s.logs.release(&p.log) // every item is over: not even read
+		}
+		if !p.hasFin && !p.sweep {
+			// Nothing left but perhaps locks: delete it at the end
+			// of the Tick, or once they are over.
+			p.sweep = true
+			s.sweepNow = append(s.sweepNow, pid)
 		}
 	}
 }
 
-// removeEntry removes e from a time-ordered list. Finalization goes in time
-// order, so e is almost always first.
-func removeEntry(list []*entry, e *entry) []*entry {
-	if len(list) > 0 && list[0] == e {
-		if len(list) > 32 {
-			// Long histories: drop the head without copying; append
-			// reallocates once the capacity runs out.
-			list[0] = nil
-			return list[1:]
-		}
-		// Short histories: shift in place so the capacity is reused and a
-		// path written at a steady rate never reallocates.
-		copy(list, list[1:])
-		list[len(list)-1] = nil
-		return list[:len(list)-1]
+// addFinal appends a final value to p's history, trimming the history to
+// the latest value older than cut and all after it once the second oldest
+// is older than cut.
+func (s *Store) addFinal(p *pathRec, f finalValue, cut int64) {
+	s.stats.FinalValues++
+	switch {
+	case !p.hasFin:
+		p.fin, p.hasFin = f, true
+		return
+	case !p.hasPrev:
+		p.prev, p.fin, p.hasPrev = p.fin, f, true
+	case p.fin.t.Nanos < cut:
+		// fin becomes the latest value older than cut: everything before
+		// it goes, and the history stays inside the record.
+		k := len(p.older) + 1
+		clear(p.older)
+		p.older = p.older[:0]
+		p.prev, p.fin = p.fin, f
+		s.stats.FinalValues -= k
+		s.stats.Trimmed += uint64(k)
+	default:
+		p.older = append(p.older, p.prev)
+		p.prev, p.fin = p.fin, f
 	}
-	if i, ok := searchEntries(list, e.pv.Time); ok && list[i] == e {
-		return slices.Delete(list, i, i+1)
+	if p.final(1).t.Nanos < cut {
+		s.trimPath(p, cut)
 	}
-	return list
 }
 
 // trimPath drops the final values no lock that can still arrive may
 // reference: all before the latest one older than cut.
-func (s *Store) trimPath(p *pathState, cut int64) {
-	k := searchFinals(p.finals, Time{Nanos: cut}) - 1
+func (s *Store) trimPath(p *pathRec, cut int64) {
+	k := p.searchFinal(Time{Nanos: cut}) - 1
 	if k <= 0 {
 		return
 	}
-	clear(p.finals[:k])
-	p.finals = p.finals[k:]
+	// k < nfinals: the latest final value is always kept.
 	s.stats.FinalValues -= k
 	s.stats.Trimmed += uint64(k)
+	n := len(p.older)
+	if k > n {
+		// older and prev go: fin alone is left.
+		clear(p.older)
+		p.older = p.older[:0]
+		p.prev, p.hasPrev = finalValue{}, false
+		return
+	}
+	if rest := n - k; rest <= 16 {
+		// Short histories keep their array: a path written at a steady
+		// rate never reallocates.
+		copy(p.older, p.older[k:])
+		clear(p.older[rest:])
+		p.older = p.older[:rest]
+	} else {
+		clear(p.older[:k])
+		p.older = p.older[k:]
+	}
 }
 
 // heap is a binary min-heap ordered by less. The store keeps two: the
@@ -208,12 +297,4 @@ func (h *heap[T]) pop() T {
 		h.a[i], h.a[m] = h.a[m], h.a[i]
 		i = m
 	}
-}
-
-// entryLess orders the cascade by (time, path).
-func entryLess(x, y *entry) bool {
-	if c := x.pv.Time.Compare(y.pv.Time); c != 0 {
-		return c < 0
-	}
-	return x.pv.Path < y.pv.Path
 }

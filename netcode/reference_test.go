@@ -212,13 +212,7 @@ func storeStates(s *Store, vals []PathValue) (map[refKey]State, error) {
 		v := &vals[i]
 		got, ok := s.Get(v.Path, v.Time)
 		if v.Flags&FlagEvent != 0 {
-			p := s.paths[v.Path]
-			ok = false
-			if p != nil {
-				if j, found := searchEntries(p.events, v.Time); found {
-					got, ok = p.events[j].pv, true
-				}
-			}
+			got, ok = s.getEvent(v.Path, v.Time)
 		}
 		if !ok {
 			return nil, fmt.Errorf("value %s@%v (event=%v) not found", v.Path, v.Time, v.Flags&FlagEvent != 0)

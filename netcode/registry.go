@@ -242,19 +242,23 @@ func (s *Store) Commit(now int64, out *Outcome) ([]Change, error) {
 		return nil, out.Err
 	}
 	s.changes = s.changes[:0]
+	s.forgetLocks()
 	vs := out.Writes
+	s.batch = s.batch[:0]
 	for i := range vs {
-		if err := s.checkWrite(now, &vs[i], !out.pathsChecked); err != nil {
+		pid, err := s.checkWrite(now, &vs[i], !out.pathsChecked)
+		if err != nil {
 			s.stats.Refused++
 			return nil, err
 		}
+		s.batch = append(s.batch, pid)
 	}
 	if err := s.checkCapacity(vs); err != nil {
 		s.stats.Refused++
 		return nil, err
 	}
 	for i := range vs {
-		s.insertOwned(vs[i], out.Tag)
+		s.insertOwned(&vs[i], out.Tag, s.batch[i])
 	}
 	s.runCascade()
 	return s.changes, nil

@@ -2,6 +2,7 @@ package netcode
 
 import (
 	"fmt"
+	"hash/maphash"
 	"slices"
 	"strings"
 )
@@ -53,80 +54,6 @@ func (c Change) String() string {
 	return fmt.Sprintf("state %s@%v %v→%v", c.Path, c.Time, c.Old, c.New)
 }
 
-// entry is one stored value, event or ghost.
-//
-// Validity bookkeeping: bad counts the reasons the entry's locks fail for
-// certain (a lock target invalid or lost, a valid value inside a lock's
-// interval), unknown the reasons they cannot be decided yet (a target
-// pending or unseen, a pending value inside an interval). The state is
-// Invalid when bad > 0, else Pending when unknown > 0, else Valid: Kleene's
-// three-valued "and" over all lock conditions. The counters always reflect
-// the stored states of the entries they depend on.
-type entry struct {
-	p   *pathState
-	pv  PathValue // Path, Time, Value, Locks, State, Flags
-	tag any       // Outcome.Tag of the commit that wrote it
-
-	bad, unknown int32
-	ghost        bool // a lock target not seen yet
-	final        bool // finalized or dropped: never changes again
-	queued       bool // in the store's cascade heap
-
-	readers  []*lockRef // locks whose Start is this entry
-	spanners []*lockRef // locks whose open interval contains this entry
-	refs     []lockRef  // this entry's own locks, one per pv.Locks
-
-	// Inline storage for the common small cases, saving an allocation per
-	// entry; entries are dropped at finality, so only live ones pay.
-	refsBuf    [4]lockRef
-	readersBuf [2]*lockRef
-}
-
-func (e *entry) computed() State {
-	switch {
-	case e.bad > 0:
-		return Invalid
-	case e.unknown > 0:
-		return Pending
-	}
-	return Valid
-}
-
-// lockRef registers one lock of holder with the entries it depends on:
-// the lock is holder.pv.Locks[idx]. Kept small (16 bytes): there is one per
-// lock of every live value.
-type lockRef struct {
-	holder     *entry
-	idx        uint16
-	inBoundary bool
-}
-
-func (r *lockRef) lock() *ReadLock { return &r.holder.pv.Locks[r.idx] }
-
-// finalValue is a value that can no longer change state: its locks are
-// dropped and it is valid (final invalid values are not kept).
-type finalValue struct {
-	t     Time
-	value []byte
-	flags Flags
-}
-
-// pathState holds everything the store knows about one path.
-type pathState struct {
-	name   string
-	live   []*entry     // values and ghosts that can still change, by time
-	finals []finalValue // final valid values, by time, all older than live
-	events []*entry     // live event values, by time (never read, never locked)
-
-	// boundary holds the locks on this path whose Start is final (or zero)
-	// while their holder is live: a new value inserted before every live
-	// entry may fall inside their intervals.
-	boundary     []*lockRef
-	boundaryKeep int // length after the last prune
-
-	listed bool // registered in the children index
-}
-
 // Store is the time-stamped path-value store and its validity engine. It is
 // a pure core: time comes in as the now argument (synced-clock nanoseconds),
 // results come out as return values, and it owns no goroutine. A Store is
@@ -139,23 +66,69 @@ type pathState struct {
 // set of values inserted, whatever their order.
 type Store struct {
 	// immutable after construction
-	cfg Config
+	cfg  Config
+	seed maphash.Seed
 
-	paths    map[string]*pathState
+	// paths: records in chunks, an open-addressing index over them
+	recs     []*[recChunk]pathRec
+	nrecs    uint32   // records ever used
+	freeRecs []uint32 // ids of deleted records, for reuse
+	slots    []uint64 // index: hash << 32 | id+1, 0 when empty
+	npaths   int
 	children map[string]map[string]int // prefix → next segment → paths below
 
-	// finality bookkeeping
-	horizon   int64              // values with Nanos < horizon are final
-	buckets   map[int64][]*entry // live entries by Nanos >> bucketShift
-	bucketMin heap[int64]        // keys of non-empty buckets
+	// entries in chunks; a finalized bucket's entries go back to freeEnts
+	ents     []*[entChunk]entry // nil: a chunk dropped by shrink
+	entsUsed []uint16           // entries in use per chunk
+	freeEnts []uint32
 
-	cascade heap[*entry]        // entries to re-evaluate, by time
-	changes []Change            // returned by the current call
-	pending map[*entry]struct{} // live entries currently Pending
+	lists pool[slot]     // live values and events of every path
+	logs  pool[lockItem] // lock logs of every path
+
+	// finality bookkeeping
+	horizon   int64            // values with Nanos < horizon are final
+	bkts      []bucket         // buckets by slot; free slots in freeBkts
+	freeBkts  []uint32         // slots of bkts not in use
+	bktOf     map[int64]uint32 // bucket key (Nanos >> bucketShift) → slot
+	bucketMin heap[int64]      // keys of buckets in use
+	lastKey   int64            // the bucket found last, a cache for enqueue
+	lastBkt   int32            // its slot, -1 if none
+	sweepNow  []uint32         // paths to sweep at the end of the Tick
+
+	cascade heap[uint32] // entries to re-evaluate, by time
+	changes []Change     // returned by the current call
 	stats   StoreStats
+	pending int // live values currently Pending
 
 	collectFinal bool        // finalize records final values in finalOut
 	finalOut     []PathValue // values that became final since TakeFinal
+
+	batch []uint32 // path ids of the values of the current batch, or noPath
+
+	recent [16]recentPath // paths found last (findPath)
+
+	// the last entry that registered its locks in this call (1 + handle),
+	// for the other writes of its transaction
+	lead      uint32
+	leadLocks *ReadLock
+	leadN     int
+	leadAt    Time
+
+	// the last lock slice checkWrite checked, for the writes sharing it
+	checkedLocks *ReadLock
+	checkedN     int
+	checkedAt    Time
+
+	// the path ids of the last lock slice registered (lockPathIDs)
+	lockPaths   []uint32
+	lockPathsOf *ReadLock
+}
+
+// bucket holds what becomes final together: the entries whose time falls in
+// one span of 2^bucketShift ns, and the paths to sweep once it is done.
+type bucket struct {
+	ents   []uint32
+	sweeps []uint32
 }
 
 // bucketShift groups live entries by time for finality: 2^24 ns ≈ 16.8 ms.
@@ -183,16 +156,19 @@ func NewStore(cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Store{
+	s := &Store{
 		cfg:       cfg,
-		paths:     make(map[string]*pathState),
+		seed:      maphash.MakeSeed(),
 		children:  make(map[string]map[string]int),
-		buckets:   make(map[int64][]*entry),
+		bktOf:     make(map[int64]uint32),
 		horizon:   -1 << 63,
-		pending:   make(map[*entry]struct{}),
+		lastBkt:   -1,
 		bucketMin: heap[int64]{less: func(x, y int64) bool { return x < y }},
-		cascade:   heap[*entry]{less: entryLess},
-	}, nil
+	}
+	s.cascade = heap[uint32]{less: s.entryLess}
+	s.logs.first = 2 // most read paths see a few reads a second
+	s.growIndex()
+	return s, nil
 }
 
 // Config returns the store's configuration.
@@ -205,8 +181,8 @@ func (s *Store) Horizon() int64 { return s.horizon }
 // Stats returns the store's counters.
 func (s *Store) Stats() StoreStats {
 	st := s.stats
-	st.Paths = len(s.paths)
-	st.PendingNow = len(s.pending)
+	st.Paths = s.npaths
+	st.PendingNow = s.pending
 	return st
 }
 
@@ -224,21 +200,26 @@ func (s *Store) Insert(now int64, v PathValue) ([]Change, error) {
 // See Insert.
 func (s *Store) InsertBatch(now int64, vs []PathValue) ([]Change, error) {
 	s.changes = s.changes[:0]
-	// Within the batch, a (path, time) given twice must be the same write:
+	s.forgetLocks()
+	// Within the batch, a (path, time) given twice (as a value, or as an
+	// event) must be the same write:
 	// each item is compared with the first one of its key (any earlier
 	// ones are equal to it, or the batch was refused already).
 	var first map[batchKey]int
 	if len(vs) > 8 {
 		first = make(map[batchKey]int, len(vs))
 	}
+	s.batch = s.batch[:0]
 	for i := range vs {
-		if err := s.check(now, &vs[i]); err != nil {
+		pid, err := s.checkWrite(now, &vs[i], true)
+		if err != nil {
 			s.stats.Refused++
 			return nil, err
 		}
+		s.batch = append(s.batch, pid)
 		j := -1
 		if first != nil {
-			k := batchKey{vs[i].Path, vs[i].Time}
+			k := batchKey{vs[i].Path, vs[i].Time, vs[i].Flags&FlagEvent != 0}
 			if f, ok := first[k]; ok {
 				j = f
 			} else {
@@ -246,7 +227,7 @@ func (s *Store) InsertBatch(now int64, vs []PathValue) ([]Change, error) {
 			}
 		} else {
 			for f := 0; f < i; f++ {
-				if vs[f].Path == vs[i].Path && vs[f].Time == vs[i].Time {
+				if vs[f].Path == vs[i].Path && vs[f].Time == vs[i].Time && (vs[f].Flags^vs[i].Flags)&FlagEvent == 0 {
 					j = f
 					break
 				}
@@ -276,49 +257,79 @@ func (s *Store) InsertBatch(now int64, vs []PathValue) ([]Change, error) {
 				sharedTo = v.Locks
 			}
 		}
-		s.insertOwned(v, nil)
+		s.insertOwned(&v, nil, s.batch[i])
 	}
 	s.runCascade()
 	return s.changes, nil
 }
 
+// batchKey identifies a value within a batch: an event and a value may
+// share a path and a time (a function may Write and Emit the same path).
 type batchKey struct {
-	path string
-	t    Time
+	path  string
+	t     Time
+	event bool
 }
 
-// check refuses a malformed value, a value outside the change window, and a
-// conflicting value at an occupied (path, time). It changes nothing.
-func (s *Store) check(now int64, v *PathValue) error {
-	return s.checkWrite(now, v, true)
+// forgetLocks starts a call: lock slices of an earlier call may share an
+// address with this one's, so what was cached about them is dropped.
+func (s *Store) forgetLocks() {
+	s.lockPathsOf, s.checkedLocks, s.lead = nil, nil, 0
 }
 
-// checkWrite is check; paths are validated only when checkPaths is set
-// (a Tx has validated them already).
-func (s *Store) checkWrite(now int64, v *PathValue, checkPaths bool) error {
+// noPath stands for a path the store does not hold yet.
+const noPath = ^uint32(0)
+
+// checkWrite refuses a malformed value, a value outside the change window,
+// and a conflicting value at an occupied (path, time). It changes nothing.
+// Paths are validated only when checkPaths is set (a Tx has validated them
+// already). It returns the id of the value's path, or noPath.
+func (s *Store) checkWrite(now int64, v *PathValue, checkPaths bool) (uint32, error) {
 	if checkPaths {
 		if err := ValidatePath(v.Path); err != nil {
-			return err
+			return noPath, err
 		}
 	}
 	if v.Time.Nanos <= 0 {
-		return fmt.Errorf("%w: %s@%v", ErrZeroTime, v.Path, v.Time)
+		return noPath, fmt.Errorf("%w: %s@%v", ErrZeroTime, v.Path, v.Time)
 	}
 	if v.Time.Nanos < now-int64(s.cfg.MaxChangeAge) || v.Time.Nanos < s.horizon {
-		return fmt.Errorf("%w: %s@%v is %v ns old", ErrTooOld, v.Path, v.Time, now-v.Time.Nanos)
+		return noPath, fmt.Errorf("%w: %s@%v is %v ns old", ErrTooOld, v.Path, v.Time, now-v.Time.Nanos)
 	}
 	if v.Time.Nanos > now+int64(s.cfg.MaxFutureSkew) {
-		return fmt.Errorf("%w: %s@%v is %v ns ahead", ErrTooNew, v.Path, v.Time, v.Time.Nanos-now)
+		return noPath, fmt.Errorf("%w: %s@%v is %v ns ahead", ErrTooNew, v.Path, v.Time, v.Time.Nanos-now)
 	}
 	if len(v.Value) > s.cfg.Limits.MaxValueSize {
-		return fmt.Errorf("%w: %s has %d bytes (limit %d)", ErrValueTooLarge, v.Path, len(v.Value), s.cfg.Limits.MaxValueSize)
+		return noPath, fmt.Errorf("%w: %s has %d bytes (limit %d)", ErrValueTooLarge, v.Path, len(v.Value), s.cfg.Limits.MaxValueSize)
 	}
 	if len(v.Locks) > s.cfg.Limits.MaxLocks {
-		return fmt.Errorf("%w: %s has %d (limit %d)", ErrTooManyLocks, v.Path, len(v.Locks), s.cfg.Limits.MaxLocks)
+		return noPath, fmt.Errorf("%w: %s has %d (limit %d)", ErrTooManyLocks, v.Path, len(v.Locks), s.cfg.Limits.MaxLocks)
 	}
 	if v.Flags&^(FlagEvent|FlagPredicted) != 0 {
-		return fmt.Errorf("%w: %s has unknown flags %#x", ErrBadLock, v.Path, uint8(v.Flags))
+		return noPath, fmt.Errorf("%w: %s has unknown flags %#x", ErrBadLock, v.Path, uint8(v.Flags))
 	}
+	// Writes of one transaction share their lock slice: the locks of the
+	// one before, at the same time, were checked already.
+	if len(v.Locks) > 0 && (s.checkedLocks != &v.Locks[0] || s.checkedN != len(v.Locks) || s.checkedAt != v.Time) {
+		if err := s.checkLocks(v, checkPaths); err != nil {
+			return noPath, err
+		}
+		s.checkedLocks, s.checkedN, s.checkedAt = &v.Locks[0], len(v.Locks), v.Time
+	}
+	pid, p := s.findPath(v.Path)
+	if p == nil {
+		return noPath, nil
+	}
+	if old := s.find(p, v.Time, v.Flags&FlagEvent != 0); old != nil && !old.ghost {
+		if pv := s.pathValue(p, old); !sameWrite(&pv, v) {
+			return noPath, fmt.Errorf("%w: %s@%v", ErrConflict, v.Path, v.Time)
+		}
+	}
+	return pid, nil
+}
+
+// checkLocks refuses malformed locks: see checkWrite.
+func (s *Store) checkLocks(v *PathValue, checkPaths bool) error {
 	oldest := v.Time.Nanos - int64(s.cfg.MaxRewind)
 	for i := range v.Locks {
 		l := &v.Locks[i]
@@ -336,125 +347,90 @@ func (s *Store) checkWrite(now int64, v *PathValue, checkPaths bool) error {
 				ErrBadLock, i, v.Path, v.Time, l.Path, v.Time.Nanos-l.End.Nanos)
 		}
 	}
-	if old := s.find(v.Path, v.Time, v.Flags&FlagEvent != 0); old != nil && !old.ghost && !sameWrite(&old.pv, v) {
-		return fmt.Errorf("%w: %s@%v", ErrConflict, v.Path, v.Time)
-	}
 	return nil
 }
 
-// checkCapacity refuses a batch that would exceed MaxPaths or MaxLivePerPath.
+// checkCapacity refuses a batch that would exceed MaxPaths or
+// MaxLivePerPath; s.batch holds the path ids checkWrite found.
 func (s *Store) checkCapacity(vs []PathValue) error {
-	if len(s.paths)+len(vs)*(1+s.cfg.Limits.MaxLocks) <= s.cfg.Limits.MaxPaths {
+	full := func(p *pathRec) error {
+		if n := int(p.live.n + p.events.n); n >= s.cfg.Limits.MaxLivePerPath {
+			return fmt.Errorf("%w: %s holds %d changeable values (limit %d)",
+				ErrStoreFull, p.name, n, s.cfg.Limits.MaxLivePerPath)
+		}
+		return nil
+	}
+	if s.npaths+len(vs)*(1+s.cfg.Limits.MaxLocks) <= s.cfg.Limits.MaxPaths {
 		// Far from the path limit: only the per-path live limit can bite.
-		for i := range vs {
-			if p := s.paths[vs[i].Path]; p != nil && len(p.live)+len(p.events) >= s.cfg.Limits.MaxLivePerPath {
-				return fmt.Errorf("%w: %s holds %d changeable values (limit %d)",
-					ErrStoreFull, p.name, len(p.live)+len(p.events), s.cfg.Limits.MaxLivePerPath)
+		for _, pid := range s.batch {
+			if pid != noPath {
+				if err := full(s.rec(pid)); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
 	}
 	newPaths := 0
 	for i := range vs {
-		p := s.paths[vs[i].Path]
+		_, p := s.findPath(vs[i].Path)
 		if p == nil {
 			newPaths++
 			for _, l := range vs[i].Locks {
-				if s.paths[l.Path] == nil {
+				if _, q := s.findPath(l.Path); q == nil {
 					newPaths++
 				}
 			}
 			continue
 		}
-		if len(p.live)+len(p.events) >= s.cfg.Limits.MaxLivePerPath {
-			return fmt.Errorf("%w: %s holds %d changeable values (limit %d)",
-				ErrStoreFull, p.name, len(p.live)+len(p.events), s.cfg.Limits.MaxLivePerPath)
+		if err := full(p); err != nil {
+			return err
 		}
 	}
-	if len(s.paths)+newPaths > s.cfg.Limits.MaxPaths {
-		return fmt.Errorf("%w: %d paths (limit %d)", ErrStoreFull, len(s.paths), s.cfg.Limits.MaxPaths)
+	if s.npaths+newPaths > s.cfg.Limits.MaxPaths {
+		return fmt.Errorf("%w: %d paths (limit %d)", ErrStoreFull, s.npaths, s.cfg.Limits.MaxPaths)
 	}
 	return nil
 }
 
-// find returns the live entry (value, ghost or event) at (path, t), or nil.
-func (s *Store) find(path string, t Time, event bool) *entry {
-	p := s.paths[path]
-	if p == nil {
+// find returns the live entry (value, ghost or event) at (p, t), or nil.
+func (s *Store) find(p *pathRec, t Time, event bool) *entry {
+	if !event {
+		if i, ok := s.searchLive(p, t); ok {
+			return s.ent(s.lists.list(p.live)[i].e)
+		}
 		return nil
 	}
-	list := p.live
-	if event {
-		list = p.events
+	list := s.lists.list(p.events)
+	if i, ok := searchSlots(list, t); ok {
+		return s.ent(list[i].e)
 	}
-	i, ok := searchEntries(list, t)
-	if !ok {
-		return nil
-	}
-	return list[i]
+	return nil
 }
 
-// searchEntries returns the index of the first entry at or after t and
-// whether it is at t. Entries usually arrive in time order, so the end of the
-// list is checked first.
-func searchEntries(list []*entry, t Time) (int, bool) {
-	n := len(list)
-	if n == 0 {
-		return 0, false
-	}
-	if c := list[n-1].pv.Time.Compare(t); c < 0 {
-		return n, false
-	} else if c == 0 {
-		return n - 1, true
-	}
-	lo, hi := 0, n-1
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if list[m].pv.Time.Before(t) {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo, list[lo].pv.Time == t
+// pathValue returns a live entry as a PathValue (slices alias the store).
+func (s *Store) pathValue(p *pathRec, e *entry) PathValue {
+	return PathValue{Path: p.name, Time: e.t, Value: e.value, Locks: e.locks, State: e.state, Flags: e.flags}
 }
 
-// searchFinals returns the index of the first final value at or after t.
-func searchFinals(list []finalValue, t Time) int {
-	n := len(list)
-	if n == 0 || list[n-1].t.Before(t) {
-		return n
+// insertOwned stores a checked value whose slices the store now owns; pid
+// is its path's id if checkWrite found it. The caller runs the cascade
+// afterwards.
+func (s *Store) insertOwned(v *PathValue, tag any, pid uint32) {
+	var p *pathRec
+	if pid != noPath {
+		p = s.rec(pid)
+	} else {
+		pid, p = s.path(v.Path) // a batch may have added it already
 	}
-	lo, hi := 0, n-1
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if list[m].t.Before(t) {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
-}
-
-func (s *Store) path(name string) *pathState {
-	p := s.paths[name]
-	if p == nil {
-		p = &pathState{name: name}
-		s.paths[name] = p
-	}
-	return p
-}
-
-// insertOwned stores a checked value whose slices the store now owns. The
-// caller runs the cascade afterwards.
-func (s *Store) insertOwned(v PathValue, tag any) {
-	p := s.path(v.Path)
 	event := v.Flags&FlagEvent != 0
+	var h uint32
 	var e *entry
 	if !event {
-		if i, ok := searchEntries(p.live, v.Time); ok {
-			e = p.live[i]
+		i, ok := s.searchLive(p, v.Time)
+		if ok {
+			h = s.lists.list(p.live)[i].e
+			e = s.ent(h)
 			if !e.ghost {
 				s.stats.Duplicates++
 				return
@@ -462,191 +438,201 @@ func (s *Store) insertOwned(v PathValue, tag any) {
 			// The value a lock was waiting for: fill the ghost in place.
 			s.stats.Ghosts--
 		} else {
-			e = &entry{p: p, pv: PathValue{Time: v.Time}}
-			p.live = slices.Insert(p.live, i, e)
-			s.inheritSpanners(p, i)
-			s.enqueueFinality(e, v.Time.Nanos)
+			h = s.newEntry()
+			e = s.ent(h)
+			s.insertLive(p, i, slot{t: v.Time, e: h})
+			s.enqueueFinality(h, v.Time.Nanos)
 		}
 	} else {
-		i, ok := searchEntries(p.events, v.Time)
+		list := s.lists.list(p.events)
+		i, ok := searchSlots(list, v.Time)
 		if ok {
 			s.stats.Duplicates++
 			return
 		}
-		e = &entry{p: p}
-		p.events = slices.Insert(p.events, i, e)
-		s.enqueueFinality(e, v.Time.Nanos)
+		h = s.newEntry()
+		e = s.ent(h)
+		s.lists.insert(&p.events, i, slot{t: v.Time, e: h})
+		s.enqueueFinality(h, v.Time.Nanos)
 	}
 	if !p.listed {
 		s.listPath(p)
 	}
-	wasGhost := e.ghost
-	e.ghost = false
-	e.pv = v
-	e.tag = tag
-	e.registerLocks(s)
-	st := e.computed()
-	e.pv.State = st
+	*e = entry{t: v.Time, value: v.Value, locks: v.Locks, tag: tag, path: pid, flags: v.Flags}
+	if l := s.leader(v); l != nil {
+		// Another write of the same transaction holds the locks.
+		e.lead = s.lead
+		e.next, l.next = l.next, h+1
+	} else {
+		s.registerLocks(h, e)
+		if len(v.Locks) > 0 {
+			s.lead, s.leadLocks, s.leadN, s.leadAt = h+1, &v.Locks[0], len(v.Locks), v.Time
+		}
+	}
+	st := s.computed(e)
+	e.state = st
 	if st == Pending {
-		s.pending[e] = struct{}{}
+		s.pending++
+	}
+	if !event && p.last.e == h {
+		s.noteLast(p)
 	}
 	s.stats.Inserted++
 	s.stats.LiveValues++
-	s.changes = append(s.changes, Change{Kind: Added, Path: v.Path, Time: v.Time, Value: v.Value, Flags: v.Flags, New: st, Tag: tag})
+	s.changes = append(s.changes, Change{Kind: Added, Path: p.name, Time: v.Time, Value: v.Value, Flags: v.Flags, New: st, Tag: tag})
 	if event {
 		return
 	}
-	if wasGhost {
-		s.propagate(e, stateUnseen, st)
-	} else {
-		s.propagateInterval(e, stateUnseen, st)
-	}
+	// Whether it filled a ghost or not, the locks it affects are in the
+	// log: those starting at its time had it as target (unseen until now),
+	// those starting before have it inside.
+	s.propagate(p, v.Time, stateUnseen, st)
 }
 
-// inheritSpanners gives the entry just inserted at p.live[i] the locks whose
-// open interval contains its time: those starting at or spanning the entry
-// before it, or the path's boundary locks when it is the first live entry.
-func (s *Store) inheritSpanners(p *pathState, i int) {
-	e := p.live[i]
-	t := e.pv.Time
-	var lists [2][]*lockRef
-	if i > 0 {
-		prev := p.live[i-1]
-		prev.readers = pruneRefs(prev.readers)
-		prev.spanners = pruneRefs(prev.spanners)
-		lists = [2][]*lockRef{prev.readers, prev.spanners}
-	} else {
-		p.pruneBoundary()
-		lists[0] = p.boundary
+// leader returns the entry stored last in this call if v is another write
+// of its transaction (the same time and the same lock slice), else nil.
+func (s *Store) leader(v *PathValue) *entry {
+	if s.lead == 0 || len(v.Locks) == 0 || s.leadLocks != &v.Locks[0] || s.leadN != len(v.Locks) || s.leadAt != v.Time {
+		return nil
 	}
-	for _, list := range lists {
-		for _, r := range list {
-			if r.holder.final {
-				continue // a stale boundary reference, pruned later
-			}
-			if l := r.lock(); l.Start.Before(t) && t.Before(l.End) {
-				e.spanners = append(e.spanners, r)
-			}
-		}
-	}
+	return s.ent(s.lead - 1)
 }
 
-// pruneRefs drops references whose holder is final, in place.
-func pruneRefs(refs []*lockRef) []*lockRef {
-	j := 0
-	for _, r := range refs {
-		if !r.holder.final {
-			refs[j] = r
-			j++
-		}
-	}
-	clear(refs[j:])
-	return refs[:j]
-}
-
-func (p *pathState) pruneBoundary() {
-	if len(p.boundary) <= 2*p.boundaryKeep+8 {
+// registerLocks computes e's counters from its locks and adds each lock to
+// the log of the path it reads, creating ghosts for unseen targets.
+func (s *Store) registerLocks(h uint32, e *entry) {
+	if len(e.locks) == 0 {
 		return
 	}
-	p.pruneBoundaryNow()
-}
-
-// pruneBoundaryNow drops the references of final holders from the
-// boundary list, so they no longer keep those entries alive.
-func (p *pathState) pruneBoundaryNow() {
-	j := 0
-	for _, r := range p.boundary {
-		if r.holder.final {
-			r.inBoundary = false
-			continue
-		}
-		p.boundary[j] = r
-		j++
-	}
-	clear(p.boundary[j:])
-	p.boundary = p.boundary[:j]
-	if j == 0 {
-		p.boundary = nil
-	}
-	p.boundaryKeep = j
-}
-
-// registerLocks computes e's counters from its locks and registers each lock
-// with the entries it depends on, creating ghosts for unseen targets.
-func (e *entry) registerLocks(s *Store) {
-	e.bad, e.unknown = 0, 0
-	if len(e.pv.Locks) == 0 {
-		return
-	}
-	if len(e.pv.Locks) <= len(e.refsBuf) {
-		e.refs = e.refsBuf[:len(e.pv.Locks)]
-	} else {
-		e.refs = make([]lockRef, len(e.pv.Locks))
-	}
-	for i := range e.pv.Locks {
-		l := &e.pv.Locks[i]
-		r := &e.refs[i]
-		*r = lockRef{holder: e, idx: uint16(i)}
-		p := s.path(l.Path)
-
-		// The target: zero, final, live or not seen yet. j ends as the
-		// index of the first live entry after Start.
-		var j int
+	ids := s.lockPathIDs(e.locks)
+	for i := range e.locks {
+		l := &e.locks[i]
+		pid := ids[i]
+		p := s.rec(pid)
+		j := 0 // the first live entry after Start
 		switch {
 		case l.Start.IsZero() || l.Start.Nanos < s.horizon:
-			if !l.Start.IsZero() {
-				if k := searchFinals(p.finals, l.Start); k == len(p.finals) || p.finals[k].t != l.Start {
-					e.bad++ // final and never seen (or invalid): lost for good
+			// The target is final (or none): a final value at Start is
+			// valid, no value there is lost for good. Every final value
+			// inside the interval is valid and breaks the lock; every live
+			// entry is after Start.
+			switch {
+			case p.hasFin && p.fin.t == l.Start:
+				// The common case: the latest final value, none after it.
+			case l.Start.IsZero() && (!p.hasFin || p.fin.t.Before(l.End)):
+				e.bad += int32(p.nfinals())
+			default:
+				if !l.Start.IsZero() && !p.finalAt(l.Start) {
+					e.bad++
 				}
+				e.bad += int32(p.finalsIn(l.Start, l.End))
 			}
-			r.inBoundary = true
-			p.boundary = append(p.boundary, r)
-			// Every final value inside the interval is valid: each breaks
-			// the lock.
-			lo := 0
-			if !l.Start.IsZero() {
-				lo = searchFinals(p.finals, l.Start)
-				if lo < len(p.finals) && p.finals[lo].t == l.Start {
-					lo++
-				}
-			}
-			if hi := searchFinals(p.finals, l.End); hi > lo {
-				e.bad += int32(hi - lo)
-			}
-			j, _ = searchEntries(p.live, l.Start)
 		default:
 			// Start is live: every final value is older, none is inside.
-			k, ok := searchEntries(p.live, l.Start)
-			var target *entry
+			k, ok := s.searchLive(p, l.Start)
 			if ok {
-				target = p.live[k]
+				st := p.lastSt // the common target: the newest value
+				if k != int(p.live.n)-1 {
+					st = s.ent(s.lists.list(p.live)[k].e).state
+				}
+				b, u := targetContrib(st)
+				e.bad += b
+				e.unknown += u
 			} else {
-				target = &entry{p: p, ghost: true}
-				target.pv = PathValue{Path: p.name, Time: l.Start, State: stateUnseen}
-				p.live = slices.Insert(p.live, k, target)
-				s.inheritSpanners(p, k)
-				s.enqueueFinality(target, l.Start.Nanos)
-				s.stats.Ghosts++
+				s.addGhost(pid, p, k, l.Start)
+				e.unknown++
 			}
-			if target.readers == nil {
-				target.readers = target.readersBuf[:0]
-			}
-			target.readers = append(target.readers, r)
-			b, u := targetContrib(target.pv.State)
-			e.bad += b
-			e.unknown += u
 			j = k + 1
 		}
-
-		// Live entries inside the interval count by state and learn of the
-		// lock.
-		for ; j < len(p.live) && p.live[j].pv.Time.Before(l.End); j++ {
-			in := p.live[j]
-			in.spanners = append(in.spanners, r)
-			b, u := intervalContrib(in.pv.State)
-			e.bad += b
-			e.unknown += u
+		// Live entries inside the interval count by state.
+		if j < int(p.live.n) {
+			list := s.lists.list(p.live)
+			for ; j < len(list) && list[j].t.Before(l.End); j++ {
+				b, u := intervalContrib(s.ent(list[j].e).state)
+				e.bad += b
+				e.unknown += u
+			}
 		}
+		s.addLockItem(pid, p, lockItem{start: l.Start, end: l.End, holder: h, idx: uint16(i)})
+	}
+}
+
+// lockPathIDs returns the path ids of locks (adding paths not held yet).
+// Writes of one transaction share their lock slice, so it is resolved once
+// per transaction.
+func (s *Store) lockPathIDs(locks []ReadLock) []uint32 {
+	if len(s.lockPaths) == len(locks) && s.lockPathsOf == &locks[0] {
+		return s.lockPaths
+	}
+	s.lockPaths = s.lockPaths[:0]
+	for i := range locks {
+		id, _ := s.path(locks[i].Path)
+		s.lockPaths = append(s.lockPaths, id)
+	}
+	s.lockPathsOf = &locks[0]
+	return s.lockPaths
+}
+
+// addGhost inserts a ghost at list position k of path p: a lock refers to
+// (p, t) and no value has been seen there yet.
+func (s *Store) addGhost(pid uint32, p *pathRec, k int, t Time) {
+	h := s.newEntry()
+	*s.ent(h) = entry{t: t, path: pid, state: stateUnseen, ghost: true}
+	s.insertLive(p, k, slot{t: t, e: h})
+	s.enqueueFinality(h, t.Nanos)
+	s.stats.Ghosts++
+}
+
+// addLockItem adds a lock to p's log, kept in End order, dropping the items
+// that can no longer change anything first.
+func (s *Store) addLockItem(pid uint32, p *pathRec, it lockItem) {
+	if p.log.n == p.log.cap() {
+		s.pruneLog(p, s.horizon) // before the log grows
+	}
+	list := s.logs.list(p.log)
+	i := len(list)
+	if i > 0 && it.end.Before(list[i-1].end) {
+		// A past-time read: after the items ending at or before it.
+		lo, hi := 0, i-1
+		for lo < hi {
+			m := int(uint(lo+hi) >> 1)
+			if it.end.Before(list[m].end) {
+				hi = m
+			} else {
+				lo = m + 1
+			}
+		}
+		i = lo
+	}
+	s.logs.insert(&p.log, i, it)
+	p.logEnd = max(p.logEnd, it.end.Nanos)
+	if p.live.n == 0 && p.events.n == 0 && !p.hasFin && !p.sweep {
+		// A path with no value: sweep it (delete it) when its last
+		// lock can no longer matter.
+		s.queueSweep(pid, p)
+	}
+}
+
+// pruneLog drops the items of p's log whose End is older than h, once they
+// are at least half of it (each is then moved at most once) or the log is
+// short. A log holds at most twice the items that can still matter, plus
+// eight.
+func (s *Store) pruneLog(p *pathRec, h int64) {
+	list := s.logs.list(p.log)
+	if len(list) == 0 || list[0].end.Nanos >= h {
+		return
+	}
+	lo, hi := 0, len(list)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if list[m].end.Nanos < h {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if 2*lo >= len(list) || len(list) <= 8 {
+		s.logs.remove(&p.log, 0, lo)
 	}
 }
 
@@ -673,39 +659,53 @@ func intervalContrib(st State) (bad, unknown int32) {
 	return 0, 0 // Invalid, unseen, lost: not a value
 }
 
-// propagate tells every lock that depends on e that its state went from old
-// to new, and queues the holders whose counters moved.
-func (s *Store) propagate(e *entry, old, new State) {
+// propagate tells every lock that depends on the entry at (p, t) that its
+// state went from old to new, and queues the holders whose counters moved.
+// Those are the items of p's log ending after t: a lock starting at t has
+// it as target, a lock starting before t has it inside its interval.
+func (s *Store) propagate(p *pathRec, t Time, old, new State) {
 	ob, ou := targetContrib(old)
 	nb, nu := targetContrib(new)
-	if ob != nb || ou != nu {
-		for _, r := range e.readers {
-			s.adjust(r.holder, nb-ob, nu-ou)
+	tb, tu := nb-ob, nu-ou
+	ob, ou = intervalContrib(old)
+	nb, nu = intervalContrib(new)
+	ib, iu := nb-ob, nu-ou
+	if tb == 0 && tu == 0 && ib == 0 && iu == 0 {
+		return
+	}
+	list := s.logs.list(p.log)
+	for k := len(list) - 1; k >= 0 && t.Before(list[k].end); k-- {
+		it := &list[k]
+		switch c := it.start.Compare(t); {
+		case c == 0:
+			if tb != 0 || tu != 0 {
+				s.adjust(it.holder, tb, tu)
+			}
+		case c < 0:
+			if ib != 0 || iu != 0 {
+				s.adjust(it.holder, ib, iu)
+			}
 		}
 	}
-	s.propagateInterval(e, old, new)
 }
 
-func (s *Store) propagateInterval(e *entry, old, new State) {
-	ob, ou := intervalContrib(old)
-	nb, nu := intervalContrib(new)
-	if ob == nb && ou == nu {
+func (s *Store) adjust(h uint32, db, du int32) {
+	e := s.ent(h)
+	if e.final {
 		return
 	}
-	for _, r := range e.spanners {
-		s.adjust(r.holder, nb-ob, nu-ou)
-	}
-}
-
-func (s *Store) adjust(h *entry, db, du int32) {
-	if h.final {
-		return
-	}
-	h.bad += db
-	h.unknown += du
-	if !h.queued {
-		h.queued = true
-		s.cascade.push(h)
+	e.bad += db
+	e.unknown += du
+	for {
+		if !e.queued {
+			e.queued = true
+			s.cascade.push(h)
+		}
+		if e.next == 0 {
+			return
+		}
+		h = e.next - 1
+		e = s.ent(h)
 	}
 }
 
@@ -714,30 +714,35 @@ func (s *Store) adjust(h *entry, db, du int32) {
 // are settled and it changes state at most once per cascade.
 func (s *Store) runCascade() {
 	for s.cascade.len() > 0 {
-		e := s.cascade.pop()
+		h := s.cascade.pop()
+		e := s.ent(h)
 		e.queued = false
 		if e.final {
 			continue
 		}
-		old := e.pv.State
-		st := e.computed()
+		old := e.state
+		st := s.computed(e)
 		if st == old {
 			continue
 		}
-		s.setState(e, old, st)
-		if e.pv.Flags&FlagEvent == 0 {
-			s.propagate(e, old, st)
+		p := s.rec(e.path)
+		s.setState(p, e, old, st)
+		if e.flags&FlagEvent == 0 {
+			s.propagate(p, e.t, old, st)
 		}
 	}
 }
 
-func (s *Store) setState(e *entry, old, st State) {
-	e.pv.State = st
+func (s *Store) setState(p *pathRec, e *entry, old, st State) {
+	e.state = st
+	if p.live.n > 0 && s.ent(p.last.e) == e {
+		s.noteLast(p)
+	}
 	if old == Pending {
-		delete(s.pending, e)
+		s.pending--
 	}
 	if st == Pending {
-		s.pending[e] = struct{}{}
+		s.pending++
 	}
 	if st == Invalid {
 		s.stats.Invalidation++
@@ -745,11 +750,20 @@ func (s *Store) setState(e *entry, old, st State) {
 	if old == Invalid {
 		s.stats.Revalidation++
 	}
-	s.changes = append(s.changes, Change{Kind: StateChanged, Path: e.pv.Path, Time: e.pv.Time, Value: e.pv.Value, Flags: e.pv.Flags, Old: old, New: st, Tag: e.tag})
+	s.changes = append(s.changes, Change{Kind: StateChanged, Path: p.name, Time: e.t, Value: e.value, Flags: e.flags, Old: old, New: st, Tag: e.tag})
+}
+
+// entryLess orders the cascade by (time, path).
+func (s *Store) entryLess(x, y uint32) bool {
+	ex, ey := s.ent(x), s.ent(y)
+	if c := ex.t.Compare(ey.t); c != 0 {
+		return c < 0
+	}
+	return s.rec(ex.path).name < s.rec(ey.path).name
 }
 
 // listPath registers a path in the children index.
-func (s *Store) listPath(p *pathState) {
+func (s *Store) listPath(p *pathRec) {
 	p.listed = true
 	name := p.name
 	for i := 0; i < len(name); i++ {
@@ -781,7 +795,7 @@ func (s *Store) listPath(p *pathState) {
 	m[top]++
 }
 
-func (s *Store) unlistPath(p *pathState) {
+func (s *Store) unlistPath(p *pathRec) {
 	if !p.listed {
 		return
 	}
@@ -833,41 +847,87 @@ func (s *Store) Children(prefix string) []string {
 // valid or pending, not invalid, never an event. ok is false when there is
 // none. The returned slices alias the store: do not modify them.
 func (s *Store) Latest(path string, before Time) (v PathValue, ok bool) {
-	p := s.paths[path]
+	_, p := s.findPath(path)
 	if p == nil {
 		return PathValue{}, false
 	}
-	i, _ := searchEntries(p.live, before)
-	for i--; i >= 0; i-- {
-		e := p.live[i]
-		if e.ghost || e.pv.State == Invalid {
-			continue
+	return s.latest(p, before)
+}
+
+// readLatest is Latest for a transaction, which needs only the time and
+// the bytes: the common read, of the newest live value, is answered from
+// the path's record.
+func (s *Store) readLatest(path string, before Time) (Time, []byte, bool) {
+	_, p := s.findPath(path)
+	if p == nil {
+		return Time{}, nil, false
+	}
+	switch {
+	case p.live.n > 0:
+		if p.lastOK() && p.last.t.Before(before) {
+			return p.last.t, p.lastVal, true
 		}
-		return e.pv, true
+	case p.hasFin && p.fin.t.Before(before):
+		return p.fin.t, p.fin.value, true
 	}
-	if j := searchFinals(p.finals, before); j > 0 {
-		f := &p.finals[j-1]
-		return PathValue{Path: p.name, Time: f.t, Value: f.value, Flags: f.flags}, true
+	v, ok := s.latest(p, before)
+	return v.Time, v.Value, ok
+}
+
+func (s *Store) latest(p *pathRec, before Time) (PathValue, bool) {
+	if p.live.n > 0 {
+		list := s.lists.list(p.live)
+		i, _ := searchSlots(list, before)
+		for i--; i >= 0; i-- {
+			e := s.ent(list[i].e)
+			if e.ghost || e.state == Invalid {
+				continue
+			}
+			return s.pathValue(p, e), true
+		}
 	}
-	return PathValue{}, false
+	if !p.hasFin {
+		return PathValue{}, false
+	}
+	f := &p.fin
+	if !f.t.Before(before) {
+		j := p.searchFinal(before)
+		if j == 0 {
+			return PathValue{}, false
+		}
+		f = p.final(j - 1)
+	}
+	return PathValue{Path: p.name, Time: f.t, Value: f.value, Flags: f.flags}, true
 }
 
 // Get returns the value stored at exactly (path, t), final or live, with its
 // current state. Events are found too.
 func (s *Store) Get(path string, t Time) (PathValue, bool) {
-	p := s.paths[path]
+	_, p := s.findPath(path)
 	if p == nil {
 		return PathValue{}, false
 	}
-	if i, ok := searchEntries(p.live, t); ok && !p.live[i].ghost {
-		return p.live[i].pv, true
+	if e := s.find(p, t, false); e != nil && !e.ghost {
+		return s.pathValue(p, e), true
 	}
-	if i, ok := searchEntries(p.events, t); ok {
-		return p.events[i].pv, true
+	if e := s.find(p, t, true); e != nil {
+		return s.pathValue(p, e), true
 	}
-	if j := searchFinals(p.finals, t); j < len(p.finals) && p.finals[j].t == t {
-		f := &p.finals[j]
+	if j := p.searchFinal(t); j < p.nfinals() && p.final(j).t == t {
+		f := p.final(j)
 		return PathValue{Path: p.name, Time: f.t, Value: f.value, Flags: f.flags}, true
+	}
+	return PathValue{}, false
+}
+
+// getEvent returns the live event at exactly (path, t).
+func (s *Store) getEvent(path string, t Time) (PathValue, bool) {
+	_, p := s.findPath(path)
+	if p == nil {
+		return PathValue{}, false
+	}
+	if e := s.find(p, t, true); e != nil {
+		return s.pathValue(p, e), true
 	}
 	return PathValue{}, false
 }
@@ -876,21 +936,23 @@ func (s *Store) Get(path string, t Time) (PathValue, bool) {
 // time order, with its state (final values are Valid and carry no locks).
 // Events are not history. It stops when fn returns false.
 func (s *Store) History(path string, fn func(PathValue) bool) {
-	p := s.paths[path]
+	_, p := s.findPath(path)
 	if p == nil {
 		return
 	}
-	for i := range p.finals {
-		f := &p.finals[i]
+	for i := 0; i < p.nfinals(); i++ {
+		f := p.final(i)
 		if !fn(PathValue{Path: p.name, Time: f.t, Value: f.value, Flags: f.flags}) {
 			return
 		}
 	}
-	for _, e := range p.live {
+	// fn may call back into the store: walk by index, re-reading the list.
+	for i := 0; i < int(p.live.n); i++ {
+		e := s.ent(s.lists.list(p.live)[i].e)
 		if e.ghost {
 			continue
 		}
-		if !fn(e.pv) {
+		if !fn(s.pathValue(p, e)) {
 			return
 		}
 	}
@@ -901,7 +963,7 @@ func (s *Store) History(path string, fn func(PathValue) bool) {
 // names one path. It stops when fn returns false.
 func (s *Store) PathsUnder(prefix string, fn func(path string) bool) {
 	if prefix != "" && prefix[len(prefix)-1] != '/' {
-		if p := s.paths[prefix]; p != nil && p.listed {
+		if _, p := s.findPath(prefix); p != nil && p.listed {
 			fn(prefix)
 		}
 		return
@@ -921,7 +983,7 @@ func (s *Store) walk(prefix string, fn func(string) bool) bool {
 	slices.Sort(segs)
 	for _, seg := range segs {
 		name := prefix + seg
-		if p := s.paths[name]; p != nil && p.listed {
+		if _, p := s.findPath(name); p != nil && p.listed {
 			if !fn(name) {
 				return false
 			}

@@ -485,3 +485,64 @@ func TestBatchConflicts(t *testing.T) {
 		}
 	}
 }
+
+// TestTransactionSharesLocks: the writes of one transaction share their
+// locks, so the store registers them once and the other writes follow the
+// first one's state. A late write breaking the read invalidates every
+// write of the transaction, reported in (time, path) order, and a write
+// and an event on one path at one time are two values, also in one batch.
+func TestTransactionSharesLocks(t *testing.T) {
+	s := mustStore(t, DefaultConfig())
+	now := 10_000 * ms
+	mustInsert(t, s, now, PathValue{Path: "in", Time: tm(9_000, 1), Value: []byte("a")})
+	W := tm(9_500, 2)
+	locks := []ReadLock{{Path: "in", Start: tm(9_000, 1), End: W}}
+	tx := []PathValue{
+		{Path: "z", Time: W, Value: []byte{1}, Locks: locks},
+		{Path: "b", Time: W, Value: []byte{2}, Locks: locks},
+		{Path: "b", Time: W, Value: []byte("bang"), Locks: locks, Flags: FlagEvent},
+	}
+	if _, err := s.InsertBatch(now, tx); err != nil {
+		t.Fatal(err)
+	}
+	if _, p := s.findPath("in"); p.log.n != 1 {
+		t.Fatalf("the transaction's lock is logged %d times, want once", p.log.n)
+	}
+	mustInsert(t, s, now, PathValue{Path: "gate", Time: tm(9_000, 5), Value: []byte("open")})
+	ch := mustInsert(t, s, now, PathValue{Path: "in", Time: tm(9_200, 3), Value: []byte("late"),
+		Locks: []ReadLock{{Path: "gate", Start: tm(9_000, 5), End: tm(9_200, 3)}}})
+	want := []Change{
+		{Kind: Added, Path: "in", Time: tm(9_200, 3), New: Valid},
+		{Kind: StateChanged, Path: "b", Time: W, Flags: FlagEvent, Old: Valid, New: Invalid},
+		{Kind: StateChanged, Path: "b", Time: W, Old: Valid, New: Invalid},
+		{Kind: StateChanged, Path: "z", Time: W, Old: Valid, New: Invalid},
+	}
+	sortSameTime := func(ch []Change) {
+		// b's value and event share (time, path): order them by flags.
+		if len(ch) == 4 && ch[1].Flags < ch[2].Flags {
+			ch[1], ch[2] = ch[2], ch[1]
+		}
+	}
+	sortSameTime(ch)
+	if d := cmp.Diff(want, ch, ignoreValue); d != "" {
+		t.Fatalf("late write changes (-want +got):\n%s", d)
+	}
+	if err := s.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	// The late write turns out invalid itself: all three come back.
+	ch = mustInsert(t, s, now, PathValue{Path: "gate", Time: tm(9_100, 4), Value: []byte("shut")})
+	if len(ch) != 5 || ch[1].New != Invalid || ch[2].New != Valid || ch[3].New != Valid || ch[4].New != Valid {
+		t.Fatalf("changes %v", ch)
+	}
+	if err := s.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	s.Tick(now + 2_000*ms)
+	if err := s.Verify(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.LiveValues != 0 || st.Ghosts != 0 {
+		t.Fatalf("after finality: %+v", st)
+	}
+}

@@ -29,6 +29,7 @@ type View interface {
 // Read returns for a path the transaction wrote itself.
 type Tx struct {
 	view      View
+	store     *Store // view, when it is a store
 	cfg       *Config
 	time      Time
 	viewNanos int64
@@ -67,6 +68,7 @@ const (
 
 func (tx *Tx) reset(view View, cfg *Config, t Time, viewNanos int64, id CallID) {
 	tx.view, tx.cfg, tx.time, tx.viewNanos, tx.id = view, cfg, t, viewNanos, id
+	tx.store, _ = view.(*Store)
 	tx.locks = tx.locks[:0]
 	tx.writes = tx.writes[:0]
 	tx.vals = tx.vals[:0]
@@ -76,9 +78,9 @@ func (tx *Tx) reset(view View, cfg *Config, t Time, viewNanos int64, id CallID) 
 // release drops what the finished run referenced, so a pooled Tx keeps
 // nothing of it alive.
 func (tx *Tx) release() {
-	tx.view, tx.cfg, tx.err = nil, nil, nil
-	clear(tx.locks)
-	clear(tx.writes)
+	// The scratch keeps the last run's path strings until it is reused:
+	// names, not values, and at most maxKeptTxItems of them.
+	tx.view, tx.store, tx.cfg, tx.err = nil, nil, nil, nil
 	if cap(tx.vals) > maxKeptTxBytes {
 		tx.vals = nil
 	}
@@ -183,17 +185,26 @@ func (tx *Tx) readAt(path string, end Time) ([]byte, bool) {
 		tx.fail(fmt.Errorf("%w (limit %d)", ErrTooManyReads, tx.cfg.Limits.MaxReads))
 		return nil, false
 	}
-	v, ok := tx.view.Latest(path, end)
+	var start Time
+	var value []byte
+	var ok bool
+	if tx.store != nil {
+		start, value, ok = tx.store.readLatest(path, end)
+	} else {
+		var v PathValue
+		v, ok = tx.view.Latest(path, end)
+		start, value = v.Time, v.Value
+	}
 	if !ok {
 		if err := ValidatePath(path); err != nil {
 			tx.fail(err)
 			return nil, false
 		}
 	}
-	lock := ReadLock{Path: path, Start: v.Time, End: end}
+	lock := ReadLock{Path: path, Start: start, End: end}
 	for i := range tx.locks {
 		if tx.locks[i] == lock {
-			return v.Value, v.Value != nil
+			return value, value != nil
 		}
 	}
 	if len(tx.locks) >= tx.cfg.Limits.MaxLocks {
@@ -201,7 +212,7 @@ func (tx *Tx) readAt(path string, end Time) ([]byte, bool) {
 		return nil, false
 	}
 	tx.locks = append(tx.locks, lock)
-	return v.Value, v.Value != nil
+	return value, value != nil
 }
 
 // Write buffers value as the new value of path at W. The bytes are copied.
@@ -230,20 +241,29 @@ func (tx *Tx) write(path string, value []byte, flags Flags) {
 	if tx.err != nil {
 		return
 	}
-	if err := ValidatePath(path); err != nil {
-		tx.fail(err)
-		return
-	}
 	if len(value) > tx.cfg.Limits.MaxValueSize {
 		tx.fail(fmt.Errorf("%w: %s has %d bytes (limit %d)", ErrValueTooLarge, path, len(value), tx.cfg.Limits.MaxValueSize))
 		return
 	}
 	var w *txWrite
+	known := false // path is valid: written or read by this transaction
 	for i := range tx.writes {
-		if x := &tx.writes[i]; x.path == path && x.flags&FlagEvent == flags&FlagEvent {
-			w = x
-			tx.dead += x.n
-			break
+		if x := &tx.writes[i]; x.path == path {
+			known = true
+			if x.flags&FlagEvent == flags&FlagEvent {
+				w = x
+				tx.dead += x.n
+				break
+			}
+		}
+	}
+	for i := 0; i < len(tx.locks) && !known; i++ {
+		known = tx.locks[i].Path == path
+	}
+	if !known {
+		if err := ValidatePath(path); err != nil {
+			tx.fail(err)
+			return
 		}
 	}
 	if w == nil {

@@ -2,28 +2,37 @@ package netcode
 
 import (
 	"fmt"
-	"slices"
 )
 
 // Verify recomputes, for every live value, the reasons its locks fail or
 // are undecided from scratch over the store's own data, and checks the
 // incremental bookkeeping and every state agree, that histories are
-// ordered, and that every lock spanning a value is registered with it. It
-// is the local form of the validity rule (with locks pointing strictly back
-// in time it implies the global one). It costs O(values × locks × history)
-// and is meant for tests and simulations, not for every tick in
-// production.
+// ordered, and that every lock that can still change its holder's state
+// is registered in the log of the path it reads (the log is where a value
+// arriving or changing state finds the locks it affects). It is the local
+// form of the validity rule (with locks pointing strictly back in time it
+// implies the global one). It also checks the layout itself: the path
+// index, the lists against their entries, and the counters of Stats. It
+// costs O(values × locks × history) and is meant for tests and
+// simulations, not for every tick in production.
 func (s *Store) Verify() error {
-	stateAt := func(p *pathState, t Time) (State, bool) {
+	finals := func(p *pathRec) []finalValue {
+		out := make([]finalValue, 0, p.nfinals())
+		for i := 0; i < p.nfinals(); i++ {
+			out = append(out, *p.final(i))
+		}
+		return out
+	}
+	stateAt := func(p *pathRec, t Time) (State, bool) {
 		if t.Nanos < s.horizon {
-			j := searchFinals(p.finals, t)
-			if j < len(p.finals) && p.finals[j].t == t {
+			if p.finalAt(t) {
 				return Valid, true
 			}
 			return stateLost, true
 		}
-		if i, ok := searchEntries(p.live, t); ok {
-			return p.live[i].pv.State, true
+		list := s.lists.list(p.live)
+		if i, ok := searchSlots(list, t); ok {
+			return s.ent(list[i].e).state, true
 		}
 		return 0, false
 	}
@@ -33,18 +42,39 @@ func (s *Store) Verify() error {
 	// drop some of the final values once counted, but it always keeps one
 	// inside every live lock's interval, so what must hold is that the
 	// counters carry permanent reasons iff some remain.
-	check := func(e *entry) error {
+	check := func(name string, h uint32, e *entry) error {
+		// A follower's locks are registered, and counted, by its leader.
+		c := e
+		if e.lead != 0 {
+			h, c = e.lead-1, s.ent(e.lead-1)
+			if c.final || c.ghost || c.t != e.t || len(c.locks) != len(e.locks) || (len(e.locks) > 0 && &c.locks[0] != &e.locks[0]) {
+				return fmt.Errorf("%s@%v: leader %s@%v does not share its locks", name, e.t, s.rec(c.path).name, c.t)
+			}
+			found := false
+			for f := c.next; f != 0 && !found; f = s.ent(f - 1).next {
+				found = s.ent(f-1) == e
+			}
+			if !found {
+				return fmt.Errorf("%s@%v: not chained from its leader", name, e.t)
+			}
+		}
 		var liveBad, liveUnknown int32
 		permanent := false
-		for _, l := range e.pv.Locks {
-			p := s.paths[l.Path]
+		for i, l := range e.locks {
+			_, p := s.findPath(l.Path)
 			if p == nil {
-				return fmt.Errorf("%s@%v: lock path %s missing", e.pv.Path, e.pv.Time, l.Path)
+				// A path with no value and no lock that can still matter
+				// is deleted (one with a final value never is): it reads
+				// as empty.
+				if l.End.Nanos >= s.horizon {
+					return fmt.Errorf("%s@%v: lock path %s missing", name, e.t, l.Path)
+				}
+				p = &pathRec{name: l.Path}
 			}
 			if !l.Start.IsZero() {
 				st, ok := stateAt(p, l.Start)
 				if !ok {
-					return fmt.Errorf("%s@%v: lock target %s@%v has no entry", e.pv.Path, e.pv.Time, l.Path, l.Start)
+					return fmt.Errorf("%s@%v: lock target %s@%v has no entry", name, e.t, l.Path, l.Start)
 				}
 				b, u := targetContrib(st)
 				if l.Start.Nanos < s.horizon {
@@ -53,72 +83,143 @@ func (s *Store) Verify() error {
 					liveBad, liveUnknown = liveBad+b, liveUnknown+u
 				}
 			}
-			for _, f := range p.finals {
+			for _, f := range finals(p) {
 				if l.Start.Before(f.t) && f.t.Before(l.End) {
 					permanent = true
 				}
 			}
-			for _, in := range p.live {
-				if l.Start.Before(in.pv.Time) && in.pv.Time.Before(l.End) {
-					b, u := intervalContrib(in.pv.State)
+			for _, sl := range s.lists.list(p.live) {
+				if l.Start.Before(sl.t) && sl.t.Before(l.End) {
+					b, u := intervalContrib(s.ent(sl.e).state)
 					liveBad, liveUnknown = liveBad+b, liveUnknown+u
 				}
 			}
+			// A lock ending at or after the horizon must be in the log
+			// once; one ending before it can no longer change anything.
+			n := 0
+			for _, it := range s.logs.list(p.log) {
+				// Items ending before the horizon are never read: their
+				// holder's handle may name a recycled entry.
+				if it.end.Nanos >= s.horizon && it.holder == h && int(it.idx) == i {
+					if it.start != l.Start || it.end != l.End {
+						return fmt.Errorf("%s@%v: lock %d logged as (%v, %v), is (%v, %v)", name, e.t, i, it.start, it.end, l.Start, l.End)
+					}
+					n++
+				}
+			}
+			if l.End.Nanos >= s.horizon && n != 1 {
+				return fmt.Errorf("%s@%v: lock %d on %s is in its log %d times", name, e.t, i, l.Path, n)
+			}
 		}
-		if e.unknown != liveUnknown || e.bad < liveBad || (e.bad > liveBad) != permanent {
+		if c.unknown != liveUnknown || c.bad < liveBad || (c.bad > liveBad) != permanent {
 			return fmt.Errorf("%s@%v: counters bad=%d unknown=%d, recomputed live bad=%d unknown=%d, permanent=%v",
-				e.pv.Path, e.pv.Time, e.bad, e.unknown, liveBad, liveUnknown, permanent)
+				name, e.t, c.bad, c.unknown, liveBad, liveUnknown, permanent)
 		}
-		if e.pv.State != e.computed() {
-			return fmt.Errorf("%s@%v: state %v but counters say %v", e.pv.Path, e.pv.Time, e.pv.State, e.computed())
+		if e.state != c.computedSelf() {
+			return fmt.Errorf("%s@%v: state %v but counters say %v", name, e.t, e.state, c.computedSelf())
 		}
 		if e.queued {
-			return fmt.Errorf("%s@%v: left queued", e.pv.Path, e.pv.Time)
+			return fmt.Errorf("%s@%v: left queued", name, e.t)
 		}
 		return nil
 	}
-	for _, p := range s.paths {
-		for i, e := range p.live {
-			if i > 0 && !p.live[i-1].pv.Time.Before(e.pv.Time) {
+	// entries checks one live list: ordered, each slot naming a live entry
+	// of this path at its time.
+	var liveValues, ghosts, pending, finalValues int
+	entries := func(pid uint32, p *pathRec, sp span, event bool) error {
+		list := s.lists.list(sp)
+		for i, sl := range list {
+			if i > 0 && !list[i-1].t.Before(sl.t) {
 				return fmt.Errorf("%s: live history out of order", p.name)
 			}
-			if e.final || e.pv.Time.Nanos < s.horizon {
-				return fmt.Errorf("%s@%v: final entry in live history", p.name, e.pv.Time)
+			e := s.ent(sl.e)
+			if e.t != sl.t || e.path != pid || (e.flags&FlagEvent != 0) != event {
+				return fmt.Errorf("%s@%v: list slot names entry %s@%v", p.name, sl.t, s.rec(e.path).name, e.t)
+			}
+			if e.final || e.t.Nanos < s.horizon {
+				return fmt.Errorf("%s@%v: final entry in live history", p.name, e.t)
 			}
 			if e.ghost {
-				if e.pv.State != stateUnseen || len(e.pv.Locks) != 0 {
-					return fmt.Errorf("%s@%v: bad ghost", p.name, e.pv.Time)
+				if event || e.state != stateUnseen || len(e.locks) != 0 {
+					return fmt.Errorf("%s@%v: bad ghost", p.name, e.t)
 				}
+				ghosts++
 				continue
 			}
-			if err := check(e); err != nil {
-				return err
+			liveValues++
+			if e.state == Pending {
+				pending++
 			}
-			// Every live lock whose interval contains e must be registered.
-			for _, q := range s.paths {
-				for _, h := range append(slices.Clone(q.live), q.events...) {
-					for i, l := range h.pv.Locks {
-						if l.Path == p.name && l.Start.Before(e.pv.Time) && e.pv.Time.Before(l.End) &&
-							!slices.Contains(e.spanners, &h.refs[i]) {
-							return fmt.Errorf("%s@%v: lock of %s@%v spans it but is not registered", p.name, e.pv.Time, h.pv.Path, h.pv.Time)
-						}
-					}
-				}
-			}
-		}
-		for _, e := range p.events {
-			if err := check(e); err != nil {
+			if err := check(p.name, sl.e, e); err != nil {
 				return err
 			}
 		}
-		for i := 1; i < len(p.finals); i++ {
-			if !p.finals[i-1].t.Before(p.finals[i].t) {
+		return nil
+	}
+	npaths := 0
+	for _, v := range s.slots {
+		if v == 0 {
+			continue
+		}
+		npaths++
+		pid := uint32(v) - 1
+		p := s.rec(pid)
+		if _, q := s.findPath(p.name); q != p || s.hash(p.name) != uint32(v>>32) {
+			return fmt.Errorf("%s: path index does not lead to its record", p.name)
+		}
+		if p.live.n > 0 {
+			if p.last != s.lists.list(p.live)[p.live.n-1] {
+				return fmt.Errorf("%s: the record's newest live slot is not the list's", p.name)
+			}
+			e := s.ent(p.last.e)
+			if ok := !e.ghost && e.state != Invalid; ok != p.lastOK() || p.lastSt != e.state || (ok && (len(p.lastVal) != len(e.value) || (len(e.value) > 0 && &p.lastVal[0] != &e.value[0]))) {
+				return fmt.Errorf("%s: the record's newest live value is stale", p.name)
+			}
+		}
+		if err := entries(pid, p, p.live, false); err != nil {
+			return err
+		}
+		if err := entries(pid, p, p.events, true); err != nil {
+			return err
+		}
+		fs := finals(p)
+		finalValues += len(fs)
+		for i := 1; i < len(fs); i++ {
+			if !fs[i-1].t.Before(fs[i].t) {
 				return fmt.Errorf("%s: final history out of order", p.name)
 			}
 		}
-		if len(p.finals) > 0 && len(p.live) > 0 && !p.finals[len(p.finals)-1].t.Before(p.live[0].pv.Time) {
+		if len(fs) > 0 && p.live.n > 0 && !fs[len(fs)-1].t.Before(s.lists.list(p.live)[0].t) {
 			return fmt.Errorf("%s: final value after a live one", p.name)
 		}
+		// Every lock item still able to matter names a live holder's lock
+		// on this path.
+		log := s.logs.list(p.log)
+		for i, it := range log {
+			if i > 0 && it.end.Before(log[i-1].end) {
+				return fmt.Errorf("%s: lock log out of End order", p.name)
+			}
+			if it.end.Nanos < s.horizon {
+				continue
+			}
+			h := s.ent(it.holder)
+			if h.final || h.ghost || int(it.idx) >= len(h.locks) || h.locks[it.idx].Path != p.name {
+				return fmt.Errorf("%s: lock item (%v, %v) names no live lock on it", p.name, it.start, it.end)
+			}
+		}
+		if len(log) > 0 && log[len(log)-1].end.Nanos > p.logEnd {
+			return fmt.Errorf("%s: a lock item ends after the log's end %d", p.name, p.logEnd)
+		}
+		if p.live.n == 0 && p.events.n == 0 && !p.hasFin && !p.sweep {
+			return fmt.Errorf("%s: a path with no value and no sweep queued", p.name)
+		}
+	}
+	if npaths != s.npaths {
+		return fmt.Errorf("index holds %d paths, counter %d", npaths, s.npaths)
+	}
+	if liveValues != s.stats.LiveValues || ghosts != s.stats.Ghosts || pending != s.pending || finalValues != s.stats.FinalValues {
+		return fmt.Errorf("counted %d live values, %d ghosts, %d pending, %d final values; stats say %d, %d, %d, %d",
+			liveValues, ghosts, pending, finalValues, s.stats.LiveValues, s.stats.Ghosts, s.pending, s.stats.FinalValues)
 	}
 	return nil
 }

@@ -1,0 +1,652 @@
+package netcode
+
+import (
+	"hash/maphash"
+	"slices"
+	"unsafe"
+)
+
+// The store's memory layout. Everything here is addressed by 32-bit
+// indices rather than pointers, so growth never invalidates a reference,
+// the garbage collector scans little, and one value's bookkeeping sits in
+// a few contiguous places:
+//
+//   - path records live in chunks of recChunk, found through an
+//     open-addressing index of 64-bit slots (hash << 32 | id+1);
+//   - entries (live values, events and ghosts) live in chunks of entChunk,
+//     recycled through a free list when their finality bucket is done;
+//   - a path's live values, live events and lock log are lists in two
+//     pools of power-of-two blocks (span), so they cost no allocation once
+//     the pools are warm.
+
+// Chunk sizes: a chunk never moves, so a *pathRec or *entry stays valid
+// while others are added.
+const (
+	recChunkBits = 8
+	recChunk     = 1 << recChunkBits
+	entChunkBits = 8
+	entChunk     = 1 << entChunkBits
+)
+
+// pathRec is everything the store knows about one path. What a read needs
+// comes first (the name, the newest live value, the latest final value):
+// two cache lines.
+type pathRec struct {
+	name    string
+	last    slot   // the last slot of live, when live.n > 0
+	lastVal []byte // the value of last's entry, when readable
+	live    span   // values and ghosts that can still change, by time (slots)
+	lastSt  State  // the state of last's entry (stateUnseen for a ghost)
+	hasFin  bool
+	hasPrev bool       // implies hasFin; older is empty unless hasPrev
+	listed  bool       // registered in the children index
+	fin     finalValue // the latest final value, when hasFin
+
+	log    span  // the locks on this path held by live values, by End (lockItems)
+	events span  // live events, by time (slots)
+	logEnd int64 // no item of the log ends later (Nanos)
+	sweep  bool  // queued for a sweep (see Store.sweepPath)
+
+	// Final history, oldest first: older, then prev, then fin. A path
+	// written less often than once per MaxRewind keeps two final values,
+	// both in the record.
+	prev  finalValue // the final value before fin, when hasPrev
+	older []finalValue
+}
+
+// finalValue is a value that can no longer change state: its locks are
+// dropped and it is valid (final invalid values are not kept).
+type finalValue struct {
+	t     Time
+	value []byte
+	flags Flags
+}
+
+// slot is one element of a path's live list: the entry's time, kept beside
+// its handle so that searching a list reads the list alone.
+type slot struct {
+	t Time
+	e uint32 // entry handle
+}
+
+// lockItem registers one lock of a live holder with the path it reads. It
+// carries the lock's interval, so scanning and pruning a log never visit
+// the holder: an item whose End is older than the horizon can no longer
+// change anything (no value can arrive inside it, its target and every
+// value inside are final) and is dropped unread.
+type lockItem struct {
+	start, end Time
+	holder     uint32 // entry handle
+	idx        uint16 // the lock's index in the holder's locks
+}
+
+// entry is one live value, event or ghost (a lock target not seen yet).
+//
+// Validity bookkeeping: bad counts the reasons the entry's locks fail for
+// certain (a lock target invalid or lost, a valid value inside a lock's
+// interval), unknown the reasons they cannot be decided yet (a target
+// pending or unseen, a pending value inside an interval). The state is
+// Invalid when bad > 0, else Pending when unknown > 0, else Valid: Kleene's
+// three-valued "and" over all lock conditions. The counters always reflect
+// the stored states of the entries they depend on.
+//
+// The writes of one transaction share their locks, so they always share
+// their state: the first one stored (the leader) registers the locks and
+// keeps the counters, the others (followers) point to it with lead and are
+// chained from it through next, so that what moves the leader's counters
+// queues them too.
+type entry struct {
+	t            Time
+	value        []byte
+	locks        []ReadLock
+	tag          any // Outcome.Tag of the commit that wrote it
+	path         uint32
+	bad, unknown int32
+	lead         uint32 // 1 + the leader's handle, for a follower; else 0
+	next         uint32 // 1 + the next follower's handle; 0 ends the chain
+	state        State
+	flags        Flags
+	ghost        bool // a lock target not seen yet
+	final        bool // finalized: never changes again
+	queued       bool // in the store's cascade heap
+}
+
+func (e *entry) computedSelf() State {
+	switch {
+	case e.bad > 0:
+		return Invalid
+	case e.unknown > 0:
+		return Pending
+	}
+	return Valid
+}
+
+// computed is the state e's locks give, from the counters of e or of its
+// leader.
+func (s *Store) computed(e *entry) State {
+	if e.lead != 0 {
+		return s.ent(e.lead - 1).computedSelf()
+	}
+	return e.computedSelf()
+}
+
+// span locates a list inside a pool: n elements at off, in a block of
+// 1<<(class-1) elements. Class 0 is the empty list with no block.
+type span struct {
+	off   uint32
+	n     uint32
+	class uint8
+}
+
+func (sp span) cap() uint32 {
+	if sp.class == 0 {
+		return 0
+	}
+	return 1 << (sp.class - 1)
+}
+
+// pool holds many short lists in chunks of power-of-two blocks, with a
+// free list per block size. Chunks never move, so the pool grows without
+// copying what it holds. Slices returned by list are valid until the list
+// is changed.
+type pool[T any] struct {
+	first  uint8        // the class of a list's first block (1 if zero)
+	chunks [][]T        // small blocks share chunks; a block bigger than poolChunk has its own
+	bump   int          // elements given out of the last shared chunk
+	shared int          // index of that chunk, -1 before the first
+	free   [33][]uint32 // offsets of free blocks, per class
+	inUse  int          // elements in blocks given out
+	size   int          // elements in all chunks
+}
+
+// An offset is chunk << poolChunkBits | position. Shared chunks start at
+// 256 elements and double up to poolChunk, so a small store stays small.
+const (
+	poolChunkBits = 16
+	poolChunk     = 1 << poolChunkBits
+)
+
+func (p *pool[T]) list(sp span) []T {
+	if sp.class == 0 {
+		return nil
+	}
+	c := p.chunks[sp.off>>poolChunkBits]
+	i := sp.off & (poolChunk - 1)
+	return c[i : i+sp.n : i+sp.cap()]
+}
+
+// block returns the whole block at off, of the given class.
+func (p *pool[T]) block(off uint32, class uint8) []T {
+	c := p.chunks[off>>poolChunkBits]
+	i := off & (poolChunk - 1)
+	return c[i : i+1<<(class-1)]
+}
+
+func (p *pool[T]) alloc(class uint8) uint32 {
+	size := 1 << (class - 1)
+	p.inUse += size
+	if f := p.free[class]; len(f) > 0 {
+		off := f[len(f)-1]
+		p.free[class] = f[:len(f)-1]
+		return off
+	}
+	if size > poolChunk/2 {
+		p.chunks = append(p.chunks, make([]T, size))
+		p.size += size
+		return uint32(len(p.chunks)-1) << poolChunkBits
+	}
+	if len(p.chunks) == 0 || p.bump+size > len(p.chunks[p.shared]) {
+		n := poolChunk
+		if len(p.chunks) < 8 {
+			n = max(256<<len(p.chunks), size)
+		}
+		p.chunks = append(p.chunks, make([]T, n))
+		p.shared, p.bump = len(p.chunks)-1, 0
+		p.size += n
+	}
+	off := uint32(p.shared)<<poolChunkBits | uint32(p.bump)
+	p.bump += size
+	return off
+}
+
+func (p *pool[T]) release(sp *span) {
+	if sp.class != 0 {
+		p.free[sp.class] = append(p.free[sp.class], sp.off)
+		p.inUse -= int(sp.cap())
+	}
+	*sp = span{}
+}
+
+// Pools shrink (compact) once they are at least poolMinCompact elements
+// big and three quarters unused: a burst of values does not pin its
+// memory after it is final.
+const poolMinCompact = 1 << 12
+
+// wasteful reports whether the pool should be compacted.
+func (p *pool[T]) wasteful() bool {
+	return p.size >= poolMinCompact && 4*p.inUse <= p.size
+}
+
+// compact moves every list into new chunks just big enough for them; each
+// calls fn once for every span of the pool.
+func (p *pool[T]) compact(each func(fn func(*span))) {
+	old := *p
+	*p = pool[T]{first: old.first}
+	each(func(sp *span) {
+		if sp.class == 0 {
+			return
+		}
+		off := p.alloc(sp.class)
+		copy(p.block(off, sp.class), old.list(*sp))
+		sp.off = off
+	})
+}
+
+// move gives the list a block of the given class (holding its elements).
+func (p *pool[T]) move(sp *span, class uint8) {
+	off := p.alloc(class)
+	copy(p.block(off, class), p.list(*sp))
+	n := sp.n
+	p.release(sp)
+	*sp = span{off: off, n: n, class: class}
+}
+
+// insert puts v at position i of the list.
+func (p *pool[T]) insert(sp *span, i int, v T) {
+	if sp.n == sp.cap() {
+		p.move(sp, max(sp.class+1, p.first))
+	}
+	sp.n++
+	l := p.list(*sp)
+	if i < len(l)-1 {
+		copy(l[i+1:], l[i:])
+	}
+	l[i] = v
+}
+
+// remove deletes k elements at position i of the list, releasing its
+// block when it empties and moving it to a smaller one when three quarters
+// are unused.
+func (p *pool[T]) remove(sp *span, i, k int) {
+	l := p.list(*sp)
+	copy(l[i:], l[i+k:])
+	sp.n -= uint32(k)
+	switch {
+	case sp.n == 0:
+		p.release(sp)
+	case sp.class > 4 && sp.n <= sp.cap()/4:
+		p.move(sp, sp.class-1)
+	}
+}
+
+// searchSlots returns the index of the first slot at or after t and whether
+// it is at t. Values usually arrive in time order, so the end of the list
+// is checked first.
+func searchSlots(list []slot, t Time) (int, bool) {
+	n := len(list)
+	if n == 0 {
+		return 0, false
+	}
+	if c := list[n-1].t.Compare(t); c < 0 {
+		return n, false
+	} else if c == 0 {
+		return n - 1, true
+	}
+	lo, hi := 0, n-1
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if list[m].t.Before(t) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, list[lo].t == t
+}
+
+// searchLive is searchSlots on p's live list. The newest entry is kept in
+// the record, so a time after it is placed without reading the list.
+func (s *Store) searchLive(p *pathRec, t Time) (int, bool) {
+	if p.live.n == 0 {
+		return 0, false
+	}
+	if c := p.last.t.Compare(t); c < 0 {
+		return int(p.live.n), false
+	} else if c == 0 {
+		return int(p.live.n) - 1, true
+	}
+	return searchSlots(s.lists.list(p.live), t)
+}
+
+// insertLive puts sl at position i of p's live list. A new last entry
+// must be filled in before noteLast.
+func (s *Store) insertLive(p *pathRec, i int, sl slot) {
+	if i == int(p.live.n) {
+		p.last = sl
+		p.lastSt, p.lastVal = stateUnseen, nil
+	}
+	s.lists.insert(&p.live, i, sl)
+}
+
+// removeLive removes position i of p's live list. The only entry goes
+// without reading the list.
+func (s *Store) removeLive(p *pathRec, i int) {
+	if p.live.n == 1 {
+		s.lists.release(&p.live)
+		p.last, p.lastSt, p.lastVal = slot{}, stateUnseen, nil
+		return
+	}
+	s.lists.remove(&p.live, i, 1)
+	if i == int(p.live.n) {
+		p.last = s.lists.list(p.live)[i-1]
+		s.noteLast(p)
+	}
+}
+
+// lastOK reports whether p's last live entry is readable: a value, valid
+// or pending.
+func (p *pathRec) lastOK() bool { return p.lastSt == Valid || p.lastSt == Pending }
+
+// noteLast copies what a read or a lock needs of p's last live entry into
+// p.
+func (s *Store) noteLast(p *pathRec) {
+	e := s.ent(p.last.e)
+	p.lastSt = e.state
+	p.lastVal = nil
+	if p.lastOK() {
+		p.lastVal = e.value
+	}
+}
+
+// searchFinals returns the index of the first final value at or after t.
+func searchFinals(list []finalValue, t Time) int {
+	n := len(list)
+	if n == 0 || list[n-1].t.Before(t) {
+		return n
+	}
+	lo, hi := 0, n-1
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if list[m].t.Before(t) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
+// nfinals is the number of final values the path holds.
+func (p *pathRec) nfinals() int {
+	switch {
+	case p.hasPrev:
+		return len(p.older) + 2
+	case p.hasFin:
+		return 1
+	}
+	return 0
+}
+
+// final returns the i-th final value, oldest first.
+func (p *pathRec) final(i int) *finalValue {
+	switch n := len(p.older); {
+	case i < n:
+		return &p.older[i]
+	case i == n && p.hasPrev:
+		return &p.prev
+	}
+	return &p.fin
+}
+
+// searchFinal returns the index of the first final value at or after t.
+func (p *pathRec) searchFinal(t Time) int {
+	if !p.hasFin {
+		return 0
+	}
+	switch c := p.fin.t.Compare(t); {
+	case c < 0:
+		return p.nfinals()
+	case c == 0:
+		return p.nfinals() - 1 // the common lock target: the latest value
+	}
+	if !p.hasPrev {
+		return 0
+	}
+	if p.prev.t.Before(t) {
+		return len(p.older) + 1
+	}
+	return searchFinals(p.older, t)
+}
+
+// finalAt reports whether the path holds a final value at exactly t.
+func (p *pathRec) finalAt(t Time) bool {
+	i := p.searchFinal(t)
+	return i < p.nfinals() && p.final(i).t == t
+}
+
+// finalsIn counts the final values strictly inside (start, end).
+func (p *pathRec) finalsIn(start, end Time) int {
+	if !p.hasFin {
+		return 0
+	}
+	lo := 0
+	if !start.IsZero() {
+		lo = p.searchFinal(start)
+		if lo < p.nfinals() && p.final(lo).t == start {
+			lo++
+		}
+	}
+	if hi := p.searchFinal(end); hi > lo {
+		return hi - lo
+	}
+	return 0
+}
+
+// rec returns the record of path id.
+func (s *Store) rec(id uint32) *pathRec {
+	return &s.recs[id>>recChunkBits][id&(recChunk-1)]
+}
+
+// ent returns entry h.
+func (s *Store) ent(h uint32) *entry {
+	return &s.ents[h>>entChunkBits][h&(entChunk-1)]
+}
+
+func (s *Store) hash(name string) uint32 {
+	return uint32(maphash.String(s.seed, name))
+}
+
+// recentPath remembers a path found by findPath, by the address of the
+// string it was found with (direct-mapped): the writes and locks of a
+// transaction name the paths its reads just found, usually with the very
+// same strings.
+type recentPath struct {
+	name string // keeps its bytes alive: the same address means the same path
+	id   uint32
+}
+
+// findPath returns the id and record of a path, or a nil record.
+func (s *Store) findPath(name string) (uint32, *pathRec) {
+	if s.npaths == 0 || len(name) == 0 {
+		return 0, nil
+	}
+	data := unsafe.StringData(name)
+	r := &s.recent[uintptr(unsafe.Pointer(data))>>3%uintptr(len(s.recent))]
+	if len(r.name) == len(name) && unsafe.StringData(r.name) == data {
+		return r.id, s.rec(r.id)
+	}
+	h := s.hash(name)
+	mask := uint32(len(s.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		v := s.slots[i]
+		if v == 0 {
+			return 0, nil
+		}
+		if uint32(v>>32) == h {
+			id := uint32(v) - 1
+			if p := s.rec(id); p.name == name {
+				*r = recentPath{name: name, id: id}
+				return id, p
+			}
+		}
+	}
+}
+
+// path returns the id and record of a path, adding an empty one if needed.
+func (s *Store) path(name string) (uint32, *pathRec) {
+	if id, r := s.findPath(name); r != nil {
+		return id, r
+	}
+	var id uint32
+	if n := len(s.freeRecs); n > 0 {
+		id = s.freeRecs[n-1]
+		s.freeRecs = s.freeRecs[:n-1]
+	} else {
+		id = s.nrecs
+		if int(id>>recChunkBits) == len(s.recs) {
+			s.recs = append(s.recs, new([recChunk]pathRec))
+		}
+		s.nrecs++
+	}
+	r := s.rec(id)
+	*r = pathRec{name: name}
+	if 2*(s.npaths+1) > len(s.slots) {
+		s.growIndex()
+	}
+	s.placeSlot(uint64(s.hash(name))<<32 | uint64(id+1))
+	s.npaths++
+	return id, r
+}
+
+func (s *Store) placeSlot(v uint64) {
+	mask := uint32(len(s.slots) - 1)
+	i := uint32(v>>32) & mask
+	for s.slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	s.slots[i] = v
+}
+
+func (s *Store) growIndex() {
+	old := s.slots
+	s.slots = make([]uint64, max(64, 2*len(old)))
+	for _, v := range old {
+		if v != 0 {
+			s.placeSlot(v)
+		}
+	}
+}
+
+// deletePath removes a path's record: nothing refers to it any more.
+func (s *Store) deletePath(id uint32, r *pathRec) {
+	if r.listed {
+		s.unlistPath(r)
+	}
+	mask := uint32(len(s.slots) - 1)
+	want := uint64(id + 1)
+	i := s.hash(r.name) & mask
+	for uint32(s.slots[i]) != uint32(want) {
+		i = (i + 1) & mask
+	}
+	// Backward-shift deletion keeps every probe sequence unbroken.
+	for j := i; ; {
+		j = (j + 1) & mask
+		v := s.slots[j]
+		if v == 0 {
+			s.slots[i] = 0
+			break
+		}
+		home := uint32(v>>32) & mask
+		var movable bool
+		if i <= j {
+			movable = home <= i || home > j
+		} else {
+			movable = home <= i && home > j
+		}
+		if movable {
+			s.slots[i] = v
+			i = j
+		}
+	}
+	s.logs.release(&r.log)
+	*r = pathRec{}
+	s.freeRecs = append(s.freeRecs, id)
+	s.npaths--
+	s.recent = [len(s.recent)]recentPath{} // the id may be reused
+}
+
+// newEntry returns the handle of an entry to overwrite.
+func (s *Store) newEntry() uint32 {
+	if len(s.freeEnts) == 0 {
+		// A new chunk, in the first hole left by a dropped one.
+		c := slices.Index(s.ents, nil)
+		if c < 0 {
+			c = len(s.ents)
+			s.ents = append(s.ents, nil)
+			s.entsUsed = append(s.entsUsed, 0)
+		}
+		s.ents[c] = new([entChunk]entry)
+		for i := entChunk - 1; i >= 0; i-- {
+			s.freeEnts = append(s.freeEnts, uint32(c)<<entChunkBits|uint32(i))
+		}
+	}
+	n := len(s.freeEnts)
+	h := s.freeEnts[n-1]
+	s.freeEnts = s.freeEnts[:n-1]
+	s.entsUsed[h>>entChunkBits]++
+	return h
+}
+
+// freeEntry recycles entry h: only lock items ending before the horizon
+// may still name it, and they are never read.
+func (s *Store) freeEntry(h uint32) {
+	*s.ent(h) = entry{final: true}
+	s.entsUsed[h>>entChunkBits]--
+	s.freeEnts = append(s.freeEnts, h)
+}
+
+// shrink gives memory back after a burst: entry chunks with nothing in
+// them once most entries are free, and the list pools once three quarters
+// unused. It runs at the end of a Tick.
+func (s *Store) shrink() {
+	if len(s.freeEnts) >= 4*entChunk && len(s.freeEnts) > 2*(len(s.ents)*entChunk-len(s.freeEnts)) {
+		dropped := false
+		for c, n := range s.entsUsed {
+			if n == 0 && s.ents[c] != nil {
+				s.ents[c] = nil
+				dropped = true
+			}
+		}
+		if dropped {
+			keep := s.freeEnts[:0]
+			for _, h := range s.freeEnts {
+				if s.ents[h>>entChunkBits] != nil {
+					keep = append(keep, h)
+				}
+			}
+			s.freeEnts = slices.Clip(keep)
+			if cap(s.freeEnts) > 2*len(s.freeEnts)+entChunk {
+				s.freeEnts = slices.Clone(s.freeEnts)
+			}
+		}
+	}
+	if s.lists.wasteful() {
+		s.lists.compact(func(fn func(*span)) {
+			s.eachPath(func(p *pathRec) { fn(&p.live); fn(&p.events) })
+		})
+	}
+	if s.logs.wasteful() {
+		s.logs.compact(func(fn func(*span)) {
+			s.eachPath(func(p *pathRec) { fn(&p.log) })
+		})
+	}
+}
+
+// eachPath calls fn for every path record.
+func (s *Store) eachPath(fn func(*pathRec)) {
+	for _, v := range s.slots {
+		if v != 0 {
+			fn(s.rec(uint32(v) - 1))
+		}
+	}
+}
