@@ -143,6 +143,10 @@ type Stats struct {
 	Compactions    uint64
 	SnapshotErrors uint64
 	PendingFinal   int // final values waiting for the next snapshot
+	// RecoverySkipped is the log bytes Open could not read back
+	// (Report.SkippedBytes): damaged stretches skipped, a torn tail
+	// among them.
+	RecoverySkipped int64
 }
 
 // State is what Open recovered, for the owner to rebuild itself: the final
@@ -258,6 +262,7 @@ func Open(opts Options) (*Archive, error) {
 		return nil, err
 	}
 	a.state = st
+	a.stats.RecoverySkipped = st.Report.SkippedBytes()
 	a.stats.Blocks = len(a.man.Blocks)
 	for _, b := range a.man.Blocks {
 		a.stats.BlockValues += b.Count

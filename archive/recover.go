@@ -96,6 +96,19 @@ func (r *Report) Clean() bool {
 		len(r.SegmentCopies) == 0 && len(r.Shards) == 0 && len(r.LostBlocks) == 0
 }
 
+// SkippedBytes is the log bytes recovery could not read back: the damaged
+// stretches it skipped, a torn tail (cut off, Truncated) among them;
+// zero-filled stretches, which held no record, are left out.
+func (r *Report) SkippedBytes() int64 {
+	var n int64
+	for _, d := range r.Damage {
+		if !d.Zero {
+			n += d.Bytes
+		}
+	}
+	return n
+}
+
 // Lost reports whether data was lost for good: log records skipped or
 // segments missing, or blocks that could not be rebuilt. A zero-filled
 // tail holds no record and is not a loss.

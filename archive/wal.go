@@ -47,6 +47,21 @@ type WALStats struct {
 	Removed  uint64 // segments removed as obsolete
 	Refused  uint64 // appends refused because the log had failed
 	Failures uint64 // write or sync failures (the first one stops the log)
+	// SyncNanos sums how long the group commits took (writing every
+	// mirror and fdatasync'ing it); Syncs counts them by that time, in
+	// the buckets bounded by SyncBounds (the last holds the longer ones).
+	SyncNanos int64
+	Syncs     [len(SyncBounds) + 1]uint64
+}
+
+// SyncBounds are the upper bounds of WALStats.Syncs' buckets: a group
+// commit on a local SSD takes tens of microseconds to a few milliseconds,
+// on a network volume tens of milliseconds.
+var SyncBounds = [...]time.Duration{
+	100 * time.Microsecond, 250 * time.Microsecond, 500 * time.Microsecond,
+	time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond,
+	100 * time.Millisecond, 250 * time.Millisecond, time.Second,
 }
 
 // kickBytes: a buffer this full is flushed at once rather than at the
@@ -295,7 +310,9 @@ func (w *wal) flushOnce() {
 	w.cond.Broadcast() // room in the buffer
 	w.mu.Unlock()
 
+	start := time.Now()
 	err := w.writeOut(buf, cuts)
+	took := time.Since(start)
 
 	w.mu.Lock()
 	if err != nil {
@@ -305,6 +322,12 @@ func (w *wal) flushOnce() {
 	} else {
 		w.durSeq, w.durNow = seq, now
 		w.stats.Flushes++
+		w.stats.SyncNanos += int64(took)
+		i := 0
+		for i < len(SyncBounds) && took > SyncBounds[i] {
+			i++
+		}
+		w.stats.Syncs[i]++
 	}
 	if w.spare == nil {
 		w.spare = buf[:0]
