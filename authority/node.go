@@ -114,6 +114,11 @@ type Node struct {
 	parked       []*session // Hellos waiting for a takeover, oldest first
 	lostQuorum   bool       // the node has been without a quorum
 	needsReset   bool       // ... and has one again: its state is stale
+
+	// for operators (node_status.go)
+	notes     []Note  // refusals and closes since the last TakeNotes
+	rerunLog  []Rerun // the latest re-runs, a ring of maxReruns
+	rerunNext int     // where the next goes in rerunLog
 }
 
 // creatorRec is what the node remembers of one creator id across the
@@ -152,6 +157,7 @@ func (e endedRec) current() bool { return e.rec.session == 0 && e.rec.endSeq == 
 // Stats counts what the node has done.
 type Stats struct {
 	Sessions      int
+	Players       int // sessions that said Hello (not replication streams, not waiting)
 	Connects      uint64
 	Disconnects   uint64
 	Calls         uint64
@@ -210,7 +216,20 @@ type Stats struct {
 	// RerunsTooLate counts calls invalidated too late to be re-run
 	// (before the horizon, or the closed time in a cluster).
 	RerunsTooLate uint64
-	Store         netcode.StoreStats
+	// LateWrites counts the insertions (a call's outputs, a raw write, a
+	// replica's batch, a tick) that took at least one valid value out of
+	// validity: a value that arrived inside another's read interval.
+	LateWrites uint64
+	// Refusals, Strikes and Closes count, by cause, the requests refused
+	// (the session stays), the strikes charged, and the sessions closed
+	// (by the node, or by the shell through DisconnectFor); Notes are
+	// their records for the shell's log (TakeNotes), NotesDropped those
+	// beyond maxNotes between two TakeNotes.
+	Refusals     [NumCauses]uint64
+	StrikesBy    [NumCauses]uint64
+	Closes       [NumCauses]uint64
+	NotesDropped uint64
+	Store        netcode.StoreStats
 }
 
 // FuncStats counts one function's runs.
@@ -219,6 +238,10 @@ type FuncStats struct {
 	Reruns   uint64
 	Errors   uint64
 	RunNanos int64 // total run time, when Config.RunClock is set
+	// Runs counts the runs (first runs and re-runs) by how long they took
+	// when Config.RunClock is set, in the buckets bounded by RunBounds
+	// (the last holds the longer ones).
+	Runs [len(RunBounds) + 1]uint64
 }
 
 type sessionState uint8
@@ -266,6 +289,10 @@ type session struct {
 	msgs, snaps          bucket      // MessagesPerSecond, SnapshotValuesPerSecond
 	strikes              []strikeRec // within the last StrikeWindow, oldest first
 	strikePts            int         // sum of their points
+
+	// for operators (SessionInfo)
+	ncalls             uint64 // calls admitted
+	syncSent, syncRecv int64  // the latest time-sync request: client's send time, arrival
 }
 
 // strikeRec is one strike: when and how many points (see strikePoints).
@@ -372,6 +399,7 @@ func (n *Node) Store() *netcode.Store { return n.store }
 func (n *Node) Stats() Stats {
 	st := n.stats
 	st.Sessions = len(n.sessions)
+	st.Players = n.players
 	st.Waiting = n.waiting
 	st.Store = n.store.Stats()
 	return st
@@ -401,7 +429,7 @@ func (n *Node) Connect(now int64, remote string) (SessionID, error) {
 		n.popHelloDue()
 		if old.state == awaitingHello {
 			n.stats.WaitingEvicted++
-			n.fail(old, CodeOverload, fmt.Sprintf("too many sessions waiting for their Hello (limit %d)", n.cfg.Limits.MaxPendingSessions))
+			n.failFor(old, CauseEvicted, CodeOverload, fmt.Sprintf("too many sessions waiting for their Hello (limit %d)", n.cfg.Limits.MaxPendingSessions))
 		}
 	}
 	s, err := n.newSession(now, remote)
@@ -463,7 +491,7 @@ func (n *Node) expireHellos(now int64) {
 				return
 			}
 			n.stats.HelloTimeouts++
-			n.fail(s, CodeProtocol, fmt.Sprintf("no Hello within %v", n.cfg.Limits.HelloTimeout))
+			n.failFor(s, CauseHelloTimeout, CodeProtocol, fmt.Sprintf("no Hello within %v", n.cfg.Limits.HelloTimeout))
 		}
 		n.popHelloDue()
 	}
@@ -472,6 +500,14 @@ func (n *Node) expireHellos(now int64) {
 // Disconnect forgets a session whose transport is gone. Its calls stay: the
 // authority keeps re-running them until finality.
 func (n *Node) Disconnect(now int64, id SessionID) {
+	n.DisconnectFor(now, id, CauseTransport, "transport closed")
+}
+
+// DisconnectFor is Disconnect for a shell that knows why the session went
+// (its transport failed, it could not keep up): the close is counted
+// under cause and noted with reason, unless the node had closed the
+// session already.
+func (n *Node) DisconnectFor(now int64, id SessionID, cause Cause, reason string) {
 	n.advance(now)
 	s := n.sessions[id]
 	if s == nil {
@@ -481,6 +517,7 @@ func (n *Node) Disconnect(now int64, id SessionID) {
 		n.unwatch(s, prefix)
 	}
 	if s.state != closing {
+		n.noteClose(s, cause, reason)
 		n.setState(s, closing)
 	}
 	n.release(s)
@@ -596,6 +633,7 @@ func (n *Node) handle(now, arrived int64, s *session, m *wire.Message) {
 	case wire.KindHello:
 		n.hello(now, s, &m.Hello)
 	case wire.KindTimeSyncRequest:
+		s.syncSent, s.syncRecv = m.TimeSyncRequest.ClientSend, arrived
 		// Received when it arrived, sent now: the client's estimator
 		// takes the node's own delay out of the round trip.
 		rep := timesync.Answer(timesync.Request{ClientSend: m.TimeSyncRequest.ClientSend}, arrived, now)
@@ -638,7 +676,7 @@ func (n *Node) hello(now int64, s *session, h *wire.Hello) {
 	if !n.caughtUp() {
 		// A node that (re)joined a cluster serves once it holds what its
 		// peers hold; its client tries another authority meanwhile.
-		n.fail(s, CodeOverload, "catching up with the cluster: try another authority")
+		n.failFor(s, CauseCatchingUp, CodeOverload, "catching up with the cluster: try another authority")
 		return
 	}
 	if n.cfg.Auth != nil {
@@ -681,7 +719,7 @@ func (n *Node) welcome(now int64, s *session, resume []byte, late bool) {
 		// Checked after a resumed creator's old session was closed: a
 		// player coming back always finds its own seat.
 		n.stats.Full++
-		n.fail(s, CodeOverload, fmt.Sprintf("authority full: %d players", n.cfg.Limits.MaxSessions))
+		n.failFor(s, CauseFull, CodeOverload, fmt.Sprintf("authority full: %d players", n.cfg.Limits.MaxSessions))
 		return
 	}
 	if rec != nil {
@@ -833,14 +871,28 @@ func (n *Node) expireCreators(now int64) {
 
 // fail sends an Error and closes the session.
 func (n *Node) fail(s *session, code wire.ErrorCode, text string) {
+	n.failFor(s, codeCause(code), code, text)
+}
+
+// failFor is fail with the cause the close is counted under.
+func (n *Node) failFor(s *session, cause Cause, code wire.ErrorCode, text string) {
 	n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: code, Text: text}})
-	n.closeSession(s, text)
+	n.closeSessionFor(s, cause, text)
 }
 
 func (n *Node) closeSession(s *session, reason string) {
+	cause := CauseInternal
+	if s.dir != notPeer {
+		cause = CausePeer
+	}
+	n.closeSessionFor(s, cause, reason)
+}
+
+func (n *Node) closeSessionFor(s *session, cause Cause, reason string) {
 	if s.state == closing {
 		return
 	}
+	n.noteClose(s, cause, reason)
 	n.setState(s, closing)
 	s.close = true
 	s.reason = reason
@@ -865,7 +917,9 @@ const (
 // session why (Error with code and text), or, if that was one strike too
 // many, closes it. It reports whether the session is closing.
 func (n *Node) refuse(at int64, s *session, code wire.ErrorCode, text string) bool {
-	if n.strike(at, s, strikePoints, text) {
+	cause := codeCause(code)
+	n.noteRefusal(s, cause, text)
+	if n.strike(at, s, strikePoints, cause, text) {
 		return true
 	}
 	n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: code, Text: text}})
@@ -877,11 +931,12 @@ func (n *Node) refuse(at int64, s *session, code wire.ErrorCode, text string) bo
 // Limits.StrikeWindow exceed Limits.Strikes whole strikes. It reports
 // whether the session is closing. The caller answers the request itself
 // unless it is.
-func (n *Node) strike(at int64, s *session, points int, what string) bool {
+func (n *Node) strike(at int64, s *session, points int, cause Cause, what string) bool {
 	if s.state == closing {
 		return true
 	}
 	n.stats.Strikes++
+	n.stats.StrikesBy[cause]++
 	cut := at - int64(n.cfg.Limits.StrikeWindow)
 	k := 0
 	for k < len(s.strikes) && s.strikes[k].at < cut {
@@ -892,7 +947,7 @@ func (n *Node) strike(at int64, s *session, points int, what string) bool {
 	s.strikePts += points
 	if s.strikePts > n.cfg.Limits.Strikes*strikePoints {
 		n.stats.Kicked++
-		n.fail(s, CodeRateLimit, fmt.Sprintf("disconnected: %s (more than %d strikes within %v)", what, n.cfg.Limits.Strikes, n.cfg.Limits.StrikeWindow))
+		n.failFor(s, CauseStrikes, CodeRateLimit, fmt.Sprintf("disconnected: %s (more than %d strikes within %v)", what, n.cfg.Limits.Strikes, n.cfg.Limits.StrikeWindow))
 		return true
 	}
 	return false
@@ -1355,10 +1410,12 @@ func toWire(v netcode.PathValue) wire.Value {
 // state change (coming back re-sends the value, which a client applies
 // idempotently).
 func (n *Node) applyChanges(now int64, changes []netcode.Change) {
+	late := false
 	for i := range changes {
 		c := changes[i]
 		becameValid := c.New == netcode.Valid && (c.Kind == netcode.Added || c.Old != netcode.Valid)
 		leftValid := c.Kind == netcode.StateChanged && c.Old == netcode.Valid
+		late = late || leftValid
 		switch {
 		case becameValid:
 			if len(n.spaces) > 0 && c.Flags&netcode.FlagEvent == 0 {
@@ -1385,6 +1442,9 @@ func (n *Node) applyChanges(now int64, changes []netcode.Change) {
 			}
 		}
 	}
+	if late {
+		n.stats.LateWrites++
+	}
 }
 
 // checkBacklog closes a session that cannot keep up: rather than drop values
@@ -1392,7 +1452,7 @@ func (n *Node) applyChanges(now int64, changes []netcode.Change) {
 // reconnects to a fresh snapshot.
 func (n *Node) checkBacklog(s *session) {
 	if len(s.out) > n.cfg.Limits.MaxPendingOutbound {
-		n.fail(s, CodeOverload, fmt.Sprintf("too slow: more than %d deliveries queued", n.cfg.Limits.MaxPendingOutbound))
+		n.failFor(s, CauseTooSlow, CodeOverload, fmt.Sprintf("too slow: more than %d deliveries queued", n.cfg.Limits.MaxPendingOutbound))
 	}
 }
 
@@ -1404,16 +1464,17 @@ func (n *Node) checkBacklog(s *session) {
 // node was busy.
 func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 	id := netcode.CallID{Creator: c.ID.Creator, Seq: c.ID.Seq}
-	reject := func(text string) {
+	reject := func(cause Cause, text string) {
 		n.stats.CallsRejected++
+		n.noteRefusal(s, cause, text)
 		n.send(s, &wire.Message{Kind: wire.KindCallResult, CallResult: wire.CallResult{
 			ID: c.ID, Status: wire.CallRejected, Error: text}})
 	}
 	// refuse rejects the call and charges points: the CallResult says why,
 	// unless the strike closes the session (its Error says why then).
-	refuse := func(points int, text string) {
-		reject(text)
-		n.strike(arrived, s, points, text)
+	refuse := func(points int, cause Cause, text string) {
+		reject(cause, text)
+		n.strike(arrived, s, points, cause, text)
 	}
 	if id.Creator != s.creator {
 		n.fail(s, CodeProtocol, fmt.Sprintf("call id creator %d is not this session's %d", id.Creator, s.creator))
@@ -1428,14 +1489,14 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 	}
 	if n.notDurable != "" {
 		n.stats.NotDurable++
-		reject("not durable: " + n.notDurable)
+		reject(CauseNotDurable, "not durable: "+n.notDurable)
 		return
 	}
 	fe := n.funcs[c.Name]
 	if fe == nil {
 		f, ok := n.reg.Lookup(c.Name)
 		if !ok {
-			refuse(strikePoints, fmt.Sprintf("unknown function %q", c.Name))
+			refuse(strikePoints, CauseUnknownFunction, fmt.Sprintf("unknown function %q", c.Name))
 			return
 		}
 		fe = &funcEntry{fn: f, stats: n.funcStat(f.Name)}
@@ -1454,26 +1515,26 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 		// Two calls of one writer at one time would share a Time: the
 		// client must stamp each call later than the one before (of
 		// its creator, over every session that resumed it).
-		refuse(latePoints, fmt.Sprintf("write time %d is not after this session's previous call at %d", W, lastW))
+		refuse(latePoints, CauseOrder, fmt.Sprintf("write time %d is not after this session's previous call at %d", W, lastW))
 		return
 	}
 	cfg := n.cfg.Store
 	if W < now-int64(cfg.MaxChangeAge) || W <= n.store.Horizon() {
 		text := fmt.Sprintf("write time %d is older than the change window (now %d)", W, now)
 		if W < arrived-int64(cfg.MaxChangeAge) {
-			refuse(latePoints, text)
+			refuse(latePoints, CauseLate, text)
 		} else {
-			reject(text) // it went stale waiting for the node: not the sender's doing
+			reject(CauseStale, text) // it went stale waiting for the node: not the sender's doing
 		}
 		return
 	}
 	if W > now+int64(cfg.MaxFutureSkew) {
-		refuse(latePoints, fmt.Sprintf("write time %d is too far ahead (now %d)", W, now))
+		refuse(latePoints, CauseFuture, fmt.Sprintf("write time %d is too far ahead (now %d)", W, now))
 		return
 	}
 	if !s.calls.take(arrived, n.cfg.Limits.CallsPerSecond, 1) {
-		reject("rate limited")
-		if !n.strike(arrived, s, strikePoints, fmt.Sprintf("over %.0f calls per second", n.cfg.Limits.CallsPerSecond)) {
+		reject(CauseRateLimit, "rate limited")
+		if !n.strike(arrived, s, strikePoints, CauseRateLimit, fmt.Sprintf("over %.0f calls per second", n.cfg.Limits.CallsPerSecond)) {
 			n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeRateLimit,
 				Text: fmt.Sprintf("over %.0f calls per second", n.cfg.Limits.CallsPerSecond)}})
 		}
@@ -1483,10 +1544,11 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 		// Cut off from most of the cluster: the others may be taking
 		// over, so this side decides nothing. The client tries another.
 		n.stats.NoQuorum++
-		reject("no quorum: this authority is cut off from most of its cluster")
+		reject(CauseNoQuorum, "no quorum: this authority is cut off from most of its cluster")
 		return
 	}
 	s.cr.lastW = W
+	s.ncalls++
 	call := netcode.Call{ID: id, Name: f.Name, Args: slices.Clone(c.Args), Time: W, ViewDelay: c.ViewDelay}
 	rec := &callRec{call: call, owner: s.cr, stats: fe.stats}
 	fe.stats.Calls++
@@ -1525,7 +1587,9 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 	out.Tag = rec
 	fs := rec.stats
 	if n.cfg.RunClock != nil {
-		fs.RunNanos += n.cfg.RunClock() - start
+		d := n.cfg.RunClock() - start
+		fs.RunNanos += d
+		fs.Runs[runBucket(d)]++
 	}
 	cv := callVersion{version: version}
 	rec.lastErr, rec.refused = nil, false
@@ -1656,6 +1720,7 @@ func (n *Node) processReruns(now int64) {
 		n.stats.Reruns++
 		rec.stats.Reruns++
 		n.run(now, rec, next)
+		n.noteRerun(now, rec)
 		n.replicateCall(rec, n.lastWrites)
 		n.answer(now, rec)
 	}
@@ -1691,11 +1756,13 @@ func (n *Node) effective(rec *callRec) bool {
 func (n *Node) write(now, arrived int64, s *session, w *wire.Write) {
 	if n.notDurable != "" {
 		n.stats.NotDurable++
+		n.noteRefusal(s, CauseNotDurable, "not durable: "+n.notDurable)
 		n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeRefused, Text: n.wireText("not durable: " + n.notDurable)}})
 		return
 	}
 	if !n.HasQuorum() {
 		n.stats.NoQuorum++
+		n.noteRefusal(s, CauseNoQuorum, "no quorum: write refused")
 		n.send(s, &wire.Message{Kind: wire.KindError, Error: wire.Error{Code: CodeOverload, Text: "no quorum: write refused"}})
 		return
 	}

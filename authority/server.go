@@ -199,12 +199,13 @@ type Server struct {
 	clock *timesync.Clock
 	ln    *transport.Listener
 
-	accepted chan *transport.Session // sessions the listener accepted
-	statsReq chan chan nodeSnapshot
-	stopped  chan struct{} // closed when the node goroutine stopped
-	quit     chan struct{} // closed by Close
-	drain    chan struct{} // closed by Shutdown
-	done     chan struct{} // closed when Serve returned (or Close ran first)
+	accepted  chan *transport.Session // sessions the listener accepted
+	statsReq  chan chan nodeSnapshot
+	statusReq chan func()   // run by the node goroutine (Status)
+	stopped   chan struct{} // closed when the node goroutine stopped
+	quit      chan struct{} // closed by Close
+	drain     chan struct{} // closed by Shutdown
+	done      chan struct{} // closed when Serve returned (or Close ran first)
 
 	quitOnce, drainOnce, doneOnce sync.Once
 	wg                            sync.WaitGroup // the accept loop, closers
@@ -356,22 +357,23 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		return nil, fmt.Errorf("authority: %w", err)
 	}
 	s := &Server{
-		arch:     arch,
-		lastSnap: time.Now(),
-		cfg:      cfg,
-		log:      log,
-		clock:    clock,
-		ln:       ln,
-		accepted: make(chan *transport.Session, cfg.EventQueue),
-		statsReq: make(chan chan nodeSnapshot),
-		stopped:  make(chan struct{}),
-		quit:     make(chan struct{}),
-		drain:    make(chan struct{}),
-		done:     make(chan struct{}),
-		wake:     make(chan struct{}, 1),
-		node:     node,
-		peers:    make(map[SessionID]*peer),
-		conns:    make(map[*transport.Session]struct{}),
+		arch:      arch,
+		lastSnap:  time.Now(),
+		cfg:       cfg,
+		log:       log,
+		clock:     clock,
+		ln:        ln,
+		accepted:  make(chan *transport.Session, cfg.EventQueue),
+		statsReq:  make(chan chan nodeSnapshot),
+		statusReq: make(chan func()),
+		stopped:   make(chan struct{}),
+		quit:      make(chan struct{}),
+		drain:     make(chan struct{}),
+		done:      make(chan struct{}),
+		wake:      make(chan struct{}, 1),
+		node:      node,
+		peers:     make(map[SessionID]*peer),
+		conns:     make(map[*transport.Session]struct{}),
 	}
 	s.lastNode = nodeSnapshot{stats: node.Stats(), funcs: node.FuncStats()}
 	if err := s.startCluster(); err != nil {
@@ -581,7 +583,7 @@ func (s *Server) persist() {
 			s.node.Ready() // dropped: not sent
 			for id, peer := range s.peers {
 				s.forget(peer)
-				s.node.Disconnect(s.clock.Now(), id)
+				s.node.DisconnectFor(s.clock.Now(), id, CauseNotDurable, "not durable: "+err.Error())
 				s.closeAsync(peer.sess, "authority: not durable: "+err.Error())
 			}
 			break
@@ -773,8 +775,7 @@ func (s *Server) gone(now int64, p *peer, err error) {
 		return // the node closed it first
 	}
 	s.forget(p)
-	s.node.Disconnect(now, p.id)
-	s.log.Debug("session gone", "session", p.id, "error", err)
+	s.node.DisconnectFor(now, p.id, CauseTransport, err.Error())
 	s.closeAsync(p.sess, "")
 }
 
@@ -841,6 +842,9 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 		case reply := <-s.statsReq:
 			reply <- s.snapshot()
 			continue
+		case f := <-s.statusReq:
+			f()
+			continue
 		case err := <-acceptErr:
 			s.log.Error("listener failed", "error", err)
 			s.shutdownNode("listener failed")
@@ -856,6 +860,7 @@ func (s *Server) run(ctx context.Context, acceptErr <-chan error) error {
 		}
 		s.persist()
 		s.dispatch()
+		s.logNotes()
 		s.timeRound(time.Since(t0))
 	}
 }
@@ -879,6 +884,7 @@ func (s *Server) shutdownNode(reason string) {
 	s.node.Shutdown(s.clock.Now(), reason)
 	s.persist()
 	s.dispatch()
+	s.logNotes()
 }
 
 // accept connects a session the listener accepted to the node and asks
@@ -930,7 +936,6 @@ func (s *Server) dispatch() {
 		if o.Close {
 			// The node has forgotten the session already.
 			s.forget(p)
-			s.log.Debug("session closed", "session", o.Session, "reason", o.Reason)
 			s.closeAsync(sess, o.Reason)
 		}
 	}
@@ -939,13 +944,12 @@ func (s *Server) dispatch() {
 func (s *Server) tooSlow(o Output, p *peer, st transport.Stats) {
 	sess := p.sess
 	s.forget(p)
-	if !o.Close {
-		s.node.Disconnect(s.clock.Now(), o.Session)
-	}
 	s.slow++
 	reason := fmt.Sprintf("too slow: %d frames (%d bytes) queued, %d more to send, limits %d frames, %d bytes",
 		st.SendQueued, st.SendQueuedBytes, len(o.Frames), s.cfg.Transport.SendQueueFrames, s.cfg.Transport.SendQueueBytes)
-	s.log.Warn("session too slow", "session", o.Session, "queued", st.SendQueued, "dropped", st.SendDropped)
+	if !o.Close {
+		s.node.DisconnectFor(s.clock.Now(), o.Session, CauseSendQueue, reason)
+	}
 	s.closeAsync(sess, reason)
 }
 

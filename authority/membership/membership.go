@@ -42,6 +42,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -189,11 +190,12 @@ type Membership struct {
 	queue *memberlist.TransmitLimitedQueue
 	self  string
 
-	mu      sync.Mutex // guards meta, pending, order
+	mu      sync.Mutex // guards meta, pending, order, known
 	meta    Meta
 	pending map[string]Event // latest unseen event per member
 	order   []string         // members of pending, in first-changed order
 	signal  chan struct{}    // non-blocking: events are waiting
+	known   map[string]Member
 }
 
 // Start joins (or founds) the cluster.
@@ -218,6 +220,7 @@ func Start(cfg Config) (*Membership, error) {
 		meta:    cfg.Meta,
 		pending: make(map[string]Event),
 		signal:  make(chan struct{}, 1),
+		known:   make(map[string]Member),
 	}
 	m.self = fmt.Sprintf("n%d-%016x", cfg.Meta.NodeID, cfg.Meta.Boot)
 	mc.Name = m.self
@@ -343,6 +346,12 @@ func (m *Membership) note(kind EventKind, n *memberlist.Node) {
 		return // not one of ours, or garbled: ignore
 	}
 	m.mu.Lock()
+	if kind == Up {
+		// Copied here, where memberlist holds its lock on n.
+		m.known[n.Name] = Member{Name: n.Name, Addr: n.Address(), Meta: meta}
+	} else {
+		delete(m.known, n.Name)
+	}
 	if _, ok := m.pending[n.Name]; !ok {
 		m.order = append(m.order, n.Name)
 	}
@@ -404,3 +413,27 @@ type broadcast []byte
 func (b broadcast) Invalidates(memberlist.Broadcast) bool { return false }
 func (b broadcast) Message() []byte                       { return b }
 func (b broadcast) Finished()                             {}
+
+// Member is one member as this one knows it.
+type Member struct {
+	Name string
+	Addr string // its gossip address
+	Meta Meta
+}
+
+// Known returns every member that joined and has not left or been
+// declared dead, this one included, sorted by name: what an operator's
+// page shows. It is kept from memberlist's notifications (a suspected
+// member is still known), so it is safe from any goroutine.
+func (m *Membership) Known() []Member {
+	self := m.Addr() // memberlist's lock, not under m.mu: note runs under memberlist's
+	m.mu.Lock()
+	out := make([]Member, 0, len(m.known)+1)
+	for _, mb := range m.known {
+		out = append(out, mb)
+	}
+	out = append(out, Member{Name: m.self, Addr: self, Meta: m.meta})
+	m.mu.Unlock()
+	slices.SortFunc(out, func(a, b Member) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
