@@ -10,17 +10,24 @@ FUZZTIME    ?= 10s
 BENCHTIME   ?= 1s
 
 # Debian packages the project needs: flatc for `make generate`, Xvfb for the
-# window tests, and the X/GL runtime libraries an Ebiten window loads.
+# window tests, the X/GL runtime libraries an Ebiten window loads, and
+# Chromium for the authority's debug page test (authority/ops).
 DEB_PACKAGES := flatbuffers-compiler xvfb xauth libgl1 libgl1-mesa-dri \
-	libx11-6 libxrandr2 libxcursor1 libxinerama1 libxi6 libxxf86vm1 libxext6
+	libx11-6 libxrandr2 libxcursor1 libxinerama1 libxi6 libxxf86vm1 libxext6 \
+	chromium
+# Commands the tests need that no Debian package provides: kubectl renders
+# the Kubernetes and Agones manifests (deploy/). make deps fails, naming
+# them, when one is missing.
+TOOLS := kubectl
 
 .PHONY: all deps build test check bench fuzz generate run demo-headless load clean
 
 all: build
 
-## deps: install the Debian packages that are missing (a no-op when all are there).
+## deps: install the Debian packages that are missing (a no-op when all are
+## there), and check that the TOOLS are on the PATH.
 deps:
-	@DEB_PACKAGES="$(DEB_PACKAGES)" sh scripts/deps.sh
+	@DEB_PACKAGES="$(DEB_PACKAGES)" TOOLS="$(TOOLS)" sh scripts/deps.sh
 
 ## build: compile every package and command.
 build:

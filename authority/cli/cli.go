@@ -26,6 +26,30 @@
 // own Program.Flags, and Program.Started hands it the server once it
 // listens (demo-shooter -serve is built so); or it embeds authority.Server
 // directly (see package authority).
+//
+// Every flag can also come from the environment, as REWIND_ and the
+// flag's name in capitals with '_' for '-' (REWIND_CLUSTER_KEY for
+// -cluster-key), which suits containers: a secret from a Kubernetes
+// Secret, a setting from a ConfigMap. A flag on the command line wins.
+// In a StatefulSet, -node-id-from-name $(POD_NAME) makes pod rewind-2
+// node 3, and -join-timeout keeps members that start together trying to
+// join until one answers.
+//
+// Operations:
+//
+//   - -http ADDR serves /metrics (Prometheus), /healthz, /readyz,
+//     /debug/pprof/ and the live page /debug/rewind on a TCP address of
+//     its own (package authority/ops). It listens before the archive is
+//     recovered, so /healthz answers during a long recovery while
+//     /readyz does not.
+//   - Logs go to stderr through log/slog, as text or, with -log-format
+//     json, one JSON object a line; every refused request and every
+//     closed session is logged with its session, player and reason.
+//   - Under Agones (AGONES_SDK_HTTP_PORT set), the server tells the
+//     Agones sidecar Ready once it serves, Health every two seconds while
+//     its node goroutine answers, and Shutdown when it stops; with
+//     -end-when-empty the match ends (a graceful stop) once its players
+//     have all left (package authority/agones).
 package cli
 
 import (
@@ -39,15 +63,45 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/rewindnet/rewind/archive"
 	"github.com/rewindnet/rewind/authority"
+	"github.com/rewindnet/rewind/authority/agones"
+	"github.com/rewindnet/rewind/authority/membership"
+	"github.com/rewindnet/rewind/authority/ops"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/transport"
 )
+
+// EnvPrefix starts the environment variable that sets a flag.
+const EnvPrefix = "REWIND_"
+
+// EnvName returns the environment variable that sets flag name:
+// "cluster-key" is REWIND_CLUSTER_KEY.
+func EnvName(flag string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// NodeIDFromName returns the node id of a member named as a StatefulSet
+// names its pods, "<set>-<ordinal>": the ordinal plus one (node ids of a
+// cluster start at 1), at most 255.
+func NodeIDFromName(name string) (uint8, error) {
+	i := strings.LastIndexByte(name, '-')
+	digits := name[i+1:]
+	ord, err := strconv.Atoi(digits)
+	if i < 0 || err != nil || strings.Trim(digits, "0123456789") != "" || ord > 254 {
+		return 0, fmt.Errorf("%q does not end in -N with N from 0 to 254", name)
+	}
+	return uint8(ord + 1), nil
+}
+
+// agonesHealthEvery is how often the server pings Agones' health check,
+// well within a Fleet's usual 5 s period.
+const agonesHealthEvery = 2 * time.Second
 
 // ErrUsage marks an error in the command line: Main exits with status 2.
 var ErrUsage = errors.New("usage")
@@ -139,6 +193,7 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		secret     = fs.String("secret", "", "shared secret (at least 16 bytes): clients must present HMAC tokens signed with it, and the transport is encrypted with a key derived from it; empty accepts everyone, unencrypted")
 		preset     = fs.String("transport", "internet", "transport preset: "+names(transports))
 		nodeID     = fs.Uint("node-id", 0, "this authority's id in its cluster (0-255)")
+		idFromName = fs.String("node-id-from-name", "", "take the node id from a `name` ending in -N, as N+1 (a StatefulSet pod's name: rewind-0 is node 1), instead of -node-id")
 		changeAge  = fs.Duration("max-change-age", def.Store.MaxChangeAge, "writes older than this are refused; values older become final")
 		rewind     = fs.Duration("max-rewind", def.Store.MaxRewind, "past-time reads are clamped to this far back")
 		futureSkew = fs.Duration("max-future-skew", def.Store.MaxFutureSkew, "writes further ahead than this are refused")
@@ -166,10 +221,30 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		advertise  = fs.String("advertise", "", "address the other authorities reach this one at (default: -listen)")
 		clusterKey = fs.String("cluster-key", "", "secret shared by the cluster (at least 16 bytes): authenticates authorities to each other, encrypts gossip and signs resume tokens valid on every member")
 		size       = fs.Int("cluster-size", 0, "authorities in the cluster: without a majority of them alive an authority refuses calls (0: no quorum rule)")
+		joinWait   = fs.Duration("join-timeout", 0, "keep trying to join the cluster this long when no -join address answers yet, once a second (0: try once); members started together, as a StatefulSet's are, need it")
 		confirm    = fs.String("confirm", "replicas", "when a call is confirmed in a cluster: replicas (once a majority of the cluster, or every replica, has it) or local (once stored here)")
+		httpAddr   = fs.String("http", "", "TCP `address` for /metrics, /healthz, /readyz, /debug/pprof/ and /debug/rewind (empty: off); keep it off the public network")
+		logFormat  = fs.String("log-format", "text", "log format: text or json (one object a line)")
+		endEmpty   = fs.Duration("end-when-empty", 0, "end the match (a graceful stop) once no player has been connected for this long, after the first joined (0: never); for one-match servers such as an Agones Fleet's")
 	)
 	if p.Flags != nil {
-		p.Flags(fs)
+		p.Flags(fs) // before the environment is read: a game's own flags come from it too
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage of %s:\n  Every flag can also be set by the environment variable %s<FLAG> (-cluster-key: %s); the command line wins.\n",
+			p.name(), EnvPrefix, EnvName("cluster-key"))
+		fs.PrintDefaults()
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v, ok := os.LookupEnv(EnvName(f.Name)); ok && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%w: %s=%q: %w", ErrUsage, EnvName(f.Name), v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return envErr
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -202,7 +277,33 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 	if *nodeID > 255 {
 		return fmt.Errorf("%w: -node-id %d: want 0 to 255", ErrUsage, *nodeID)
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	if *idFromName != "" {
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "node-id" })
+		if set {
+			return fmt.Errorf("%w: -node-id and -node-id-from-name: give one", ErrUsage)
+		}
+		id, err := NodeIDFromName(*idFromName)
+		if err != nil {
+			return fmt.Errorf("%w: -node-id-from-name: %w", ErrUsage, err)
+		}
+		*nodeID = uint(id)
+	}
+	if *joinWait < 0 {
+		return fmt.Errorf("%w: -join-timeout %v: want zero or a positive duration", ErrUsage, *joinWait)
+	}
+	var log *slog.Logger
+	switch *logFormat {
+	case "text":
+		log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	case "json":
+		log = slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	default:
+		return fmt.Errorf("%w: -log-format %q: want text or json", ErrUsage, *logFormat)
+	}
+	if *endEmpty < 0 {
+		return fmt.Errorf("%w: -end-when-empty %v: want zero or a positive duration", ErrUsage, *endEmpty)
+	}
 	var dirs []string
 	switch {
 	case *data != "" && *dataDirs != "":
@@ -281,9 +382,41 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		return fmt.Errorf("%w: %w", ErrUsage, err)
 	}
 
+	var ep *ops.Endpoint
+	if *httpAddr != "" {
+		// Before NewServer, which recovers the archive: alive meanwhile,
+		// not ready.
+		var err error
+		if ep, err = ops.Start(ops.Config{Addr: *httpAddr, Name: p.name(), Logger: log}); err != nil {
+			return err
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			ep.Shutdown(sctx)
+		}()
+		if cfg.Node.RunClock == nil {
+			// Per-function run times for /metrics and the page.
+			t0 := time.Now()
+			cfg.Node.RunClock = func() int64 { return int64(time.Since(t0)) }
+		}
+	}
 	srv, err := authority.NewServer(cfg)
+	for deadline := time.Now().Add(*joinWait); errors.Is(err, membership.ErrJoin) && time.Now().Before(deadline); {
+		log.Warn("no cluster member answered yet: trying again in a second", "join", *join, "error", err)
+		select {
+		case <-ctx.Done():
+			log.Info(p.name() + " stopped before joining its cluster")
+			return nil
+		case <-time.After(time.Second):
+		}
+		srv, err = authority.NewServer(cfg)
+	}
 	if err != nil {
 		return err
+	}
+	if ep != nil {
+		ep.Attach(srv)
 	}
 	var fnames []string
 	if reg != nil {
@@ -291,7 +424,7 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 	}
 	log.Info(p.name()+" starting", "addr", srv.Addr().String(), "registry", served, "functions", strings.Join(fnames, ","),
 		"transport", *preset, "auth", *secret != "", "max_change_age", *changeAge, "max_rewind", *rewind,
-		"data", strings.Join(dirs, ","))
+		"data", strings.Join(dirs, ","), "http", *httpAddr)
 	if ready != nil {
 		ready(srv.Addr())
 	}
@@ -299,11 +432,78 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		p.Started(srv)
 	}
 	start := time.Now()
-	err = srv.Serve(ctx)
+	matchCtx, endMatch := context.WithCancel(ctx)
+	defer endMatch()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(matchCtx) }()
+	sdk, underAgones := agones.FromEnv()
+	if underAgones {
+		go func() {
+			if err := sdk.Ready(matchCtx); err != nil {
+				log.Error("agones: Ready failed", "error", err)
+				return
+			}
+			log.Info("agones: ready")
+			sdk.KeepHealthy(matchCtx, agonesHealthEvery, func(ctx context.Context) bool {
+				hctx, cancel := context.WithTimeout(ctx, agonesHealthEvery)
+				defer cancel()
+				st, err := srv.Status(hctx, authority.StatusOptions{})
+				return err == nil && st.Serving
+			})
+		}()
+	}
+	if *endEmpty > 0 {
+		go endWhenEmpty(matchCtx, srv, *endEmpty, endMatch, log)
+	}
+	err = <-serveErr
+	if underAgones {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if serr := sdk.Shutdown(sctx); serr != nil {
+			log.Error("agones: Shutdown failed", "error", serr)
+		} else {
+			log.Info("agones: shutdown sent")
+		}
+		cancel()
+	}
 	st := srv.Stats()
 	log.Info(p.name()+" stopped", "uptime", time.Since(start).Round(time.Millisecond),
 		"connects", st.Node.Connects, "calls", st.Node.Calls, "call_errors", st.Node.CallErrors,
 		"calls_rejected", st.Node.CallsRejected, "reruns", st.Node.Reruns,
 		"raw_values_written", st.Node.Writes, "values_sent", st.Node.ValuesSent)
 	return err
+}
+
+// endWhenEmpty ends the match (calls end) once no player has been
+// connected for idle, counting from when the last one left after the
+// first joined. It looks once a second, or every idle if shorter.
+func endWhenEmpty(ctx context.Context, srv *authority.Server, idle time.Duration, end context.CancelFunc, log *slog.Logger) {
+	every := min(time.Second, idle)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	joined := false
+	var emptySince time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := srv.Status(sctx, authority.StatusOptions{})
+		cancel()
+		if err != nil {
+			continue
+		}
+		switch players := st.Stats.Node.Players; {
+		case players > 0:
+			joined, emptySince = true, time.Time{}
+		case !joined:
+		case emptySince.IsZero():
+			emptySince = time.Now()
+		case time.Since(emptySince) >= idle:
+			log.Info("match over: every player left", "empty_for", time.Since(emptySince).Round(time.Millisecond))
+			end()
+			return
+		}
+	}
 }
