@@ -20,7 +20,7 @@ DEB_PACKAGES := flatbuffers-compiler xvfb xauth libgl1 libgl1-mesa-dri \
 # them, when one is missing.
 TOOLS := kubectl
 
-.PHONY: all deps build test check bench fuzz generate run demo-headless load clean
+.PHONY: all deps build test check bench fuzz generate run demo-headless load cluster clean
 
 all: build
 
@@ -97,6 +97,12 @@ load:
 	./bin/rewind-load -sweep $(LOAD_PLAYERS) -rate 30 -duration 30s -lag mobile \
 		-report docs/load/load.json -plot docs/load \
 		-commit "$$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+
+## cluster: three durable authorities on loopback as one cluster (UDP
+## 7001-7003, gossip 7101-7103, operator pages on 9091-9093, data and logs
+## under CLUSTER_DATA, default /tmp/rewind-cluster); Ctrl-C stops them.
+cluster:
+	@GO=$(GO) sh scripts/cluster.sh
 
 clean:
 	$(GO) clean -testcache

@@ -30,6 +30,10 @@ import (
 // HTTP port.
 const EnvPort = "AGONES_SDK_HTTP_PORT"
 
+// HealthEvery is how often a server built on authority/cli pings Health:
+// a Fleet's health period (periodSeconds, 5 by default) must be longer.
+const HealthEvery = 2 * time.Second
+
 // Retry pauses.
 const (
 	FirstBackoff = 100 * time.Millisecond

@@ -99,10 +99,6 @@ func NodeIDFromName(name string) (uint8, error) {
 	return uint8(ord + 1), nil
 }
 
-// agonesHealthEvery is how often the server pings Agones' health check,
-// well within a Fleet's usual 5 s period.
-const agonesHealthEvery = 2 * time.Second
-
 // ErrUsage marks an error in the command line: Main exits with status 2.
 var ErrUsage = errors.New("usage")
 
@@ -444,8 +440,8 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 				return
 			}
 			log.Info("agones: ready")
-			sdk.KeepHealthy(matchCtx, agonesHealthEvery, func(ctx context.Context) bool {
-				hctx, cancel := context.WithTimeout(ctx, agonesHealthEvery)
+			sdk.KeepHealthy(matchCtx, agones.HealthEvery, func(ctx context.Context) bool {
+				hctx, cancel := context.WithTimeout(ctx, agones.HealthEvery)
 				defer cancel()
 				st, err := srv.Status(hctx, authority.StatusOptions{})
 				return err == nil && st.Serving
