@@ -422,10 +422,16 @@ type ClusterInfo struct {
 	CaughtUp  bool
 	Takeovers uint64
 	Peers     []PeerInfo
-	Ranges    []RangeInfo
-	// RangesOwned counts the ranges this node owns.
+	// Ranges lists the shard map's first MaxRangeInfo live ranges;
+	// RangesTotal counts them all, RangesOwned those this node owns.
+	Ranges      []RangeInfo
+	RangesTotal int
 	RangesOwned int
 }
+
+// MaxRangeInfo bounds the ranges ClusterInfo lists: a shard map may hold
+// tens of thousands, an operator's page and a scrape should not.
+const MaxRangeInfo = 256
 
 // ClusterInfo returns the node's view of its cluster. It reads, never
 // changes: the first catch-up's side effect (caughtUp) is left to the
@@ -475,17 +481,20 @@ func (n *Node) ClusterInfo() ClusterInfo {
 		}
 		slices.Sort(owners)
 		ci.Ranges = []RangeInfo{{Range: "*", Owners: owners, Closed: rangeClosed(owners)}}
-		ci.RangesOwned = 1
+		ci.RangesTotal, ci.RangesOwned = 1, 1
 		return ci
 	}
 	for _, e := range n.shard.Entries() {
 		if e.Removed {
 			continue
 		}
-		owners := slices.Clone(e.Owners)
-		ci.Ranges = append(ci.Ranges, RangeInfo{Range: e.Range.String(), Owners: owners, Closed: rangeClosed(owners)})
-		if slices.Contains(owners, shardmap.NodeID(n.cfg.NodeID)) {
+		ci.RangesTotal++
+		if slices.Contains(e.Owners, shardmap.NodeID(n.cfg.NodeID)) {
 			ci.RangesOwned++
+		}
+		if len(ci.Ranges) < MaxRangeInfo {
+			owners := slices.Clone(e.Owners)
+			ci.Ranges = append(ci.Ranges, RangeInfo{Range: e.Range.String(), Owners: owners, Closed: rangeClosed(owners)})
 		}
 	}
 	return ci

@@ -1,11 +1,14 @@
 package authority
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/rewindnet/rewind/authority/shardmap"
 )
 
 // TestNodeStatusLateCall: a late call re-runs a later one; the node counts
@@ -142,5 +145,27 @@ func TestCauseNames(t *testing.T) {
 			t.Fatalf("cause %d named %q", c, n)
 		}
 		seen[n] = true
+	}
+}
+
+// TestClusterInfoBoundsRanges: a shard map of more ranges than
+// MaxRangeInfo is counted whole and listed in part.
+func TestClusterInfoBoundsRanges(t *testing.T) {
+	h := newHarness(t)
+	m := shardmap.New()
+	const n = MaxRangeInfo + 44
+	for i := range n {
+		owners := []shardmap.NodeID{2}
+		if i%4 == 0 {
+			owners = []shardmap.NodeID{0, 2} // this node's id is 0
+		}
+		if _, err := m.Set(shardmap.Whole(fmt.Sprintf("r%d/", i)), owners, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.n.SetShardMap(m)
+	ci := h.n.ClusterInfo()
+	if len(ci.Ranges) != MaxRangeInfo || ci.RangesTotal != n || ci.RangesOwned != n/4 {
+		t.Fatalf("%d ranges listed, %d counted, %d owned; want %d, %d, %d", len(ci.Ranges), ci.RangesTotal, ci.RangesOwned, MaxRangeInfo, n, n/4)
 	}
 }

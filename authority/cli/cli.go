@@ -435,6 +435,19 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 	sdk, underAgones := agones.FromEnv()
 	if underAgones {
 		go func() {
+			// Ready once the node goroutine answers: the server serves.
+			for {
+				sctx, cancel := context.WithTimeout(matchCtx, time.Second)
+				st, err := srv.Status(sctx, authority.StatusOptions{})
+				cancel()
+				if err == nil && st.Serving {
+					break
+				}
+				if st.Stopped || matchCtx.Err() != nil {
+					return
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 			if err := sdk.Ready(matchCtx); err != nil {
 				log.Error("agones: Ready failed", "error", err)
 				return
