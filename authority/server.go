@@ -526,11 +526,23 @@ func (s *Server) closeIdle() bool {
 func (s *Server) Stats() ServerStats {
 	ns := s.nodeStats()
 	st := ServerStats{Node: ns.stats, Funcs: ns.funcs, Rounds: ns.rounds, LongestRound: ns.longest}
+	st.Transport = s.transportStats(ns.refused, ns.tooSlow)
+	if s.arch != nil {
+		st.Archive = s.arch.Stats()
+	}
+	return st
+}
+
+// transportStats sums the transport's counters over the open sessions
+// onto those of the closed ones, with the shell's own counts of sessions
+// refused and closed as too slow.
+func (s *Server) transportStats(refused, tooSlow uint64) TransportStats {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	t := s.closed
 	t.Open = len(s.conns)
 	t.Guard = s.ln.GuardStats()
-	t.Refused, t.TooSlow = ns.refused, ns.tooSlow
+	t.Refused, t.TooSlow = refused, tooSlow
 	for c := range s.conns {
 		cs := c.Stats()
 		t.FramesSent += cs.FramesSent
@@ -540,12 +552,7 @@ func (s *Server) Stats() ServerStats {
 		t.SendDropped += cs.SendDropped
 		t.Global = cs.Global
 	}
-	s.mu.Unlock()
-	st.Transport = t
-	if s.arch != nil {
-		st.Archive = s.arch.Stats()
-	}
-	return st
+	return t
 }
 
 // checkDurable turns the node's writes off once the log has failed, before

@@ -126,22 +126,7 @@ func (s *Server) Status(ctx context.Context, opts StatusOptions) (Status, error)
 		return Status{}, ctx.Err()
 	}
 	// The transport's and the archive's counters, as Stats reads them.
-	s.mu.Lock()
-	t := s.closed
-	t.Open = len(s.conns)
-	t.Guard = s.ln.GuardStats()
-	t.Refused, t.TooSlow = st.Stats.Transport.Refused, st.Stats.Transport.TooSlow
-	for c := range s.conns {
-		cs := c.Stats()
-		t.FramesSent += cs.FramesSent
-		t.FramesReceived += cs.FramesReceived
-		t.BytesSent += cs.BytesSent
-		t.BytesReceived += cs.BytesReceived
-		t.SendDropped += cs.SendDropped
-		t.Global = cs.Global
-	}
-	s.mu.Unlock()
-	st.Stats.Transport = t
+	st.Stats.Transport = s.transportStats(st.Stats.Transport.Refused, st.Stats.Transport.TooSlow)
 	if s.arch != nil {
 		st.Stats.Archive = s.arch.Stats()
 	}

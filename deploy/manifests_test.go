@@ -58,6 +58,14 @@ func strict(t *testing.T, doc []byte, v any) {
 	}
 }
 
+// appendStrict decodes doc strictly into a new T and appends it.
+func appendStrict[T any](t *testing.T, list []T, doc []byte) []T {
+	t.Helper()
+	var v T
+	strict(t, doc, &v)
+	return append(list, v)
+}
+
 // objects are the documents of a Kubernetes overlay, decoded.
 type objects struct {
 	sets       []appsv1.StatefulSet
@@ -80,25 +88,15 @@ func decode(t *testing.T, docs [][]byte) objects {
 		}
 		switch tm.APIVersion + " " + tm.Kind {
 		case "apps/v1 StatefulSet":
-			var v appsv1.StatefulSet
-			strict(t, doc, &v)
-			o.sets = append(o.sets, v)
+			o.sets = appendStrict(t, o.sets, doc)
 		case "v1 Service":
-			var v corev1.Service
-			strict(t, doc, &v)
-			o.services = append(o.services, v)
+			o.services = appendStrict(t, o.services, doc)
 		case "v1 ConfigMap":
-			var v corev1.ConfigMap
-			strict(t, doc, &v)
-			o.configMaps = append(o.configMaps, v)
+			o.configMaps = appendStrict(t, o.configMaps, doc)
 		case "policy/v1 PodDisruptionBudget":
-			var v policyv1.PodDisruptionBudget
-			strict(t, doc, &v)
-			o.pdbs = append(o.pdbs, v)
+			o.pdbs = appendStrict(t, o.pdbs, doc)
 		case "v1 Namespace":
-			var v corev1.Namespace
-			strict(t, doc, &v)
-			o.namespaces = append(o.namespaces, v)
+			o.namespaces = appendStrict(t, o.namespaces, doc)
 		default:
 			t.Fatalf("unexpected %s %s", tm.APIVersion, tm.Kind)
 		}
