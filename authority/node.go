@@ -1716,7 +1716,17 @@ func (n *Node) processReruns(now int64) {
 			n.stats.RerunsTooLate++
 			continue // past this node's closed time: it promised the others nothing more below it
 		}
-		next := rec.versions[len(rec.versions)-1].version + 1
+		// A record a peer replicated may hold no version: a call that
+		// failed where it ran (its result carries no outputs) wrote
+		// nothing that can turn invalid, so there is nothing to re-run; a
+		// call whose outputs never got out of a failed runner (taken over
+		// here) runs for the first time, at version 0.
+		var next uint32
+		if k := len(rec.versions); k > 0 {
+			next = rec.versions[k-1].version + 1
+		} else if rec.lastErr != nil {
+			continue
+		}
 		n.stats.Reruns++
 		rec.stats.Reruns++
 		n.run(now, rec, next)

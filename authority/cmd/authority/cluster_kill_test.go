@@ -209,3 +209,94 @@ func TestClusterKill(t *testing.T) {
 		t.Logf("authority 2:\n%s", m2.logs.String())
 	}
 }
+
+// TestClusterKillAfterFailedCalls: the killed authority's last calls
+// failed (a game rule refused them; their records carry no outputs). The
+// member that takes its calls over checks them for re-runs and must not
+// crash on a record without a version (it did: an index out of range in
+// processReruns, which brought the whole cluster below its quorum); the
+// client fails over to it and its calls go on.
+func TestClusterKillAfterFailedCalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three authority processes")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound against a hang
+	defer cancel()
+	m1 := startMember(ctx, t, 1, "")
+	m2 := startMember(ctx, t, 2, m1.gossip)
+	m3 := startMember(ctx, t, 3, m1.gossip)
+	exited := make(chan error, 1)
+	go func() { exited <- m2.cmd.Wait() }()
+
+	tcfg := transport.LAN()
+	tcfg.KeepAlive, tcfg.IdleTimeout = 200*time.Millisecond, time.Second
+	opts := netcode.Options{Registry: counter.Registry(), Transport: tcfg,
+		Failover:  []string{m2.addr, m3.addr},
+		Reconnect: netcode.Reconnect{Min: 20 * time.Millisecond, Max: 200 * time.Millisecond}}
+	var c *netcode.Client
+	for {
+		var err error
+		if c, err = netcode.Dial(ctx, m1.addr, opts); err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("dial: %v\n%s", err, m1.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	defer c.Close()
+	// Calls until answered; the bad ones (no counter name) fail at the
+	// authority.
+	call := func(args []byte) error {
+		id, err := c.Call(counter.Add, args)
+		for err != nil {
+			if ctx.Err() != nil {
+				t.Fatalf("call: %v", err)
+			}
+			time.Sleep(10 * time.Millisecond)
+			id, err = c.Call(counter.Add, args)
+		}
+		for {
+			for _, ev := range c.Update() {
+				if ev.Kind == netcode.EventResult && ev.Call == id {
+					return ev.Err
+				}
+			}
+			select {
+			case err := <-exited:
+				t.Fatalf("authority 2 exited (%v):\n%s", err, m2.logs.String())
+			case <-ctx.Done():
+				t.Fatalf("no result\n%s\n%s", m2.logs.String(), m3.logs.String())
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	if err := call(counter.AddArgs("ok", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		if err := call([]byte{1, 2, 3}); err == nil {
+			t.Fatal("a call with bad arguments succeeded")
+		}
+	}
+	if err := m1.cmd.Process.Kill(); err != nil { // SIGKILL, by PID, within a second of the failed calls
+		t.Fatal(err)
+	}
+	m1.cmd.Wait()
+	// The client fails over (to m2, which takes m1's calls over) and goes
+	// on: a call pending across the failover may be refused as too old,
+	// the next ones go through.
+	for ok := 0; ok < 3; {
+		if err := call(counter.AddArgs("after", 1)); err == nil {
+			ok++
+		}
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("authority 2 exited (%v) after taking over:\n%s", err, m2.logs.String())
+	default:
+	}
+	if st := c.Stats(); st.Failovers < 1 {
+		t.Errorf("no failover: %+v", st)
+	}
+}
