@@ -136,7 +136,8 @@ func (o *Options) Validate() error {
 // Stats counts what an archive holds and has done.
 type Stats struct {
 	Log            WALStats
-	DurableNow     int64 // Now of the newest durable log record
+	DurableNow     int64  // Now of the newest durable log record
+	DurableRecords uint64 // log records appended since Open that are durable (of Log.Records)
 	Blocks         int
 	BlockValues    uint64 // final values in live blocks
 	Snapshots      uint64 // snapshots written
@@ -903,7 +904,7 @@ func (a *Archive) Stats() Stats {
 	a.mu.Unlock()
 	if a.wal != nil {
 		st.Log = a.wal.statsNow()
-		_, st.DurableNow = a.wal.durable()
+		st.DurableRecords, st.DurableNow = a.wal.durable()
 	}
 	return st
 }

@@ -26,10 +26,10 @@ type collector struct {
 	clockBound, clockSynced, storePaths, storeLive, storeHistory, storePending *prometheus.Desc
 	finalityLag, rounds                                                        *prometheus.Desc
 
-	fsync, durableLag, skipped, logRecords, logBytes, logFailures *prometheus.Desc
-	snapshots, snapshotErrors, blocks, pendingFinal               *prometheus.Desc
-	members, rangesOwned, replLag, closedLag, takeovers, resets   *prometheus.Desc
-	quorum, caughtUp, replicated                                  *prometheus.Desc
+	fsync, durableLag, skipped, logRecords, durableRecords, logBytes, logFailures *prometheus.Desc
+	snapshots, snapshotErrors, blocks, pendingFinal                               *prometheus.Desc
+	members, rangesOwned, replLag, closedLag, takeovers, resets                   *prometheus.Desc
+	quorum, caughtUp, replicated                                                  *prometheus.Desc
 }
 
 func newCollector(e *Endpoint) *collector {
@@ -82,6 +82,7 @@ func newCollector(e *Endpoint) *collector {
 
 		fsync:          d("archive_fsync_duration_seconds", "How long a group commit of the write-ahead log took (write and fdatasync of every mirror)."),
 		durableLag:     d("archive_durable_lag_seconds", "How far the newest durable log record trails the node's clock."),
+		durableRecords: d("archive_durable_records_total", "Log records appended since the archive opened that are on disk (of rewind_archive_log_records_total)."),
 		skipped:        d("archive_recovery_skipped_bytes", "Log bytes the last recovery could not read back (damage skipped, torn tail)."),
 		logRecords:     d("archive_log_records_total", "Records appended to the write-ahead log."),
 		logBytes:       d("archive_log_bytes_total", "Bytes appended to the write-ahead log."),
@@ -110,7 +111,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.refusals, c.strikes, c.disconnects, c.notesDropped, c.written, c.valuesSent,
 		c.framesIn, c.framesOut, c.bytesIn, c.bytesOut, c.sendDropped, c.retransmits, c.guard,
 		c.clockBound, c.clockSynced, c.storePaths, c.storeLive, c.storeHistory, c.storePending,
-		c.finalityLag, c.rounds, c.fsync, c.durableLag, c.skipped, c.logRecords, c.logBytes,
+		c.finalityLag, c.rounds, c.fsync, c.durableLag, c.skipped, c.logRecords, c.durableRecords, c.logBytes,
 		c.logFailures, c.snapshots, c.snapshotErrors, c.blocks, c.pendingFinal, c.members,
 		c.rangesOwned, c.replLag, c.closedLag, c.takeovers, c.resets, c.quorum, c.caughtUp, c.replicated,
 	} {
@@ -207,6 +208,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(c.skipped, float64(a.RecoverySkipped))
 		counter(c.logRecords, a.Log.Records)
+		counter(c.durableRecords, a.DurableRecords)
 		counter(c.logBytes, a.Log.Bytes)
 		counter(c.logFailures, a.Log.Failures)
 		counter(c.snapshots, a.Snapshots)
