@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +42,17 @@ type member struct {
 	addr   string
 	gossip string
 	logs   *syncLog
+
+	waited  sync.Once
+	waitErr error
+}
+
+// wait waits for the process to exit, once: every caller, from any
+// goroutine, gets the one Wait's result (exec.Cmd.Wait must not be called
+// twice, let alone concurrently).
+func (m *member) wait() error {
+	m.waited.Do(func() { m.waitErr = m.cmd.Wait() })
+	return m.waitErr
 }
 
 // startMember starts authority id of a three-node cluster, joining join.
@@ -64,7 +76,7 @@ func startMember(ctx context.Context, t *testing.T, id int, join string) *member
 	m := &member{cmd: cmd, gossip: gossip, logs: &syncLog{}}
 	t.Cleanup(func() {
 		m.cmd.Process.Kill() // only the processes this test started
-		m.cmd.Wait()
+		m.wait()
 	})
 	ready := make(chan string, 1)
 	go func() {
@@ -182,7 +194,7 @@ func TestClusterKill(t *testing.T) {
 	if err := m1.cmd.Process.Kill(); err != nil { // SIGKILL, by PID
 		t.Fatal(err)
 	}
-	m1.cmd.Wait()
+	m1.wait()
 	play(40)
 	for (len(calls) > 0 || !c.WatchReady(counter.Prefix)) && ctx.Err() == nil {
 		frame()
@@ -226,7 +238,7 @@ func TestClusterKillAfterFailedCalls(t *testing.T) {
 	m2 := startMember(ctx, t, 2, m1.gossip)
 	m3 := startMember(ctx, t, 3, m1.gossip)
 	exited := make(chan error, 1)
-	go func() { exited <- m2.cmd.Wait() }()
+	go func() { exited <- m2.wait() }()
 
 	tcfg := transport.LAN()
 	tcfg.KeepAlive, tcfg.IdleTimeout = 200*time.Millisecond, time.Second
@@ -282,7 +294,7 @@ func TestClusterKillAfterFailedCalls(t *testing.T) {
 	if err := m1.cmd.Process.Kill(); err != nil { // SIGKILL, by PID, within a second of the failed calls
 		t.Fatal(err)
 	}
-	m1.cmd.Wait()
+	m1.wait()
 	// The client fails over (to m2, which takes m1's calls over) and goes
 	// on: a call pending across the failover may be refused as too old,
 	// the next ones go through.
