@@ -34,15 +34,17 @@ func (s *Store) Tick(now int64) []Change {
 			s.finalize(list[k], h, cut)
 			k++
 		}
-		// The finalized entries are referred to only by lock items
-		// ending before h, which are never read again: recycle them.
-		for _, e := range list[:k] {
-			s.freeEntry(e)
-		}
 		if k < len(list) {
+			// The finalized entries stay in the bucket's chunks until
+			// all of it is final.
 			b.ents = list[:copy(list, list[k:])]
 			break
 		}
+		// The bucket's entries and their lock items are referred to
+		// only by lock items ending before h and by links that carry
+		// such an End, which are never followed: release them whole.
+		s.ents.release(&b.entMem)
+		s.items.release(&b.itemMem)
 		s.sweepNow = append(s.sweepNow, b.sweeps...)
 		b.ents, b.sweeps = list[:0], b.sweeps[:0]
 		if cap(b.ents) > maxKeptBucket {
@@ -88,16 +90,11 @@ func (s *Store) bucket(key int64) uint32 {
 	return slot
 }
 
-func (s *Store) enqueueFinality(e uint32, nanos int64) {
-	b := &s.bkts[s.bucket(nanos>>bucketShift)]
-	b.ents = append(b.ents, e)
-}
-
 // queueSweep makes Tick look at a path with no value once its newest lock
 // item can no longer matter: in the bucket after the one of that item's
 // End, so the horizon is past it when the sweep runs.
 func (s *Store) queueSweep(pid uint32, p *pathRec) {
-	b := &s.bkts[s.bucket(p.logEnd>>bucketShift+1)]
+	b := &s.bkts[s.bucket(p.logEnd.Nanos>>bucketShift+1)]
 	b.sweeps = append(b.sweeps, pid)
 	p.sweep = true
 }
@@ -112,11 +109,11 @@ func (s *Store) sweepPath(pid uint32) {
 	if p.live.n > 0 || p.events.n > 0 {
 		return // its values' finality calls again
 	}
-	if p.logEnd < s.horizon {
-		s.logs.release(&p.log) // every item is over: not even read
+	if p.logEnd.Nanos < s.horizon {
+		p.log = 0 // every item is over: not even read
 	}
 	switch {
-	case p.log.n > 0:
+	case p.log != 0:
 		if !p.hasFin {
 			s.queueSweep(pid, p)
 		}
@@ -181,8 +178,8 @@ func (s *Store) finalize(eh uint32, h, cut int64) {
 	}
 	if p.live.n == 0 && p.events.n == 0 {
 		// A quiet path: its log serves no entry of its own any more.
-		if p.logEnd < h {
-			s.logs.release(&p.log) // every item is over: not even read
+		if p.logEnd.Nanos < h {
+			p.log = 0 // every item is over: not even read
 		}
 		if !p.hasFin && !p.sweep {
 			// Nothing left but perhaps locks: delete it at the end

@@ -13,19 +13,22 @@ import (
 //
 //   - path records live in chunks of recChunk, found through an
 //     open-addressing index of 64-bit slots (hash << 32 | id+1);
-//   - entries (live values, events and ghosts) live in chunks of entChunk,
-//     recycled through a free list when their finality bucket is done;
-//   - a path's live values, live events and lock log are lists in two
-//     pools of power-of-two blocks (span), so they cost no allocation once
-//     the pools are warm.
+//   - entries (live values, events and ghosts) and lock items live in
+//     arenas: chunks of arenaChunk owned by the finality bucket of their
+//     time (a lock item: its holder's), filled one after the other and
+//     given back whole when the bucket is final;
+//   - a path's lock log is a list of lock items linked newest End first,
+//     each link carrying the End of the item it leads to, so a walk stops
+//     before an item whose bucket may be gone;
+//   - a path's live values and live events are lists in a pool of
+//     power-of-two blocks (span), so they cost no allocation once the pool
+//     is warm.
 
-// Chunk sizes: a chunk never moves, so a *pathRec or *entry stays valid
-// while others are added.
+// Chunk size: a chunk never moves, so a *pathRec stays valid while others
+// are added (and so do an *entry or a *lockItem: see arena).
 const (
 	recChunkBits = 8
 	recChunk     = 1 << recChunkBits
-	entChunkBits = 8
-	entChunk     = 1 << entChunkBits
 )
 
 // pathRec is everything the store knows about one path. What a read needs
@@ -42,10 +45,10 @@ type pathRec struct {
 	listed  bool       // registered in the children index
 	fin     finalValue // the latest final value, when hasFin
 
-	log    span  // the locks on this path held by live values, by End (lockItems)
-	events span  // live events, by time (slots)
-	logEnd int64 // no item of the log ends later (Nanos)
-	sweep  bool  // queued for a sweep (see Store.sweepPath)
+	log    uint32 // 1 + the lock item ending last of the locks on this path, 0 if none
+	logEnd Time   // its End: no item of the log ends later
+	events span   // live events, by time (slots)
+	sweep  bool   // queued for a sweep (see Store.sweepPath)
 
 	// Final history, oldest first: older, then prev, then fin. A path
 	// written less often than once per MaxRewind keeps two final values,
@@ -70,13 +73,19 @@ type slot struct {
 }
 
 // lockItem registers one lock of a live holder with the path it reads. It
-// carries the lock's interval, so scanning and pruning a log never visit
-// the holder: an item whose End is older than the horizon can no longer
-// change anything (no value can arrive inside it, its target and every
-// value inside are final) and is dropped unread.
+// carries the lock's interval, so scanning a log never visits the holder:
+// an item whose End is older than the horizon can no longer change
+// anything (no value can arrive inside it, its target and every value
+// inside are final) and is never read. Items are linked End first, newest
+// first; nextEnd, the End (Nanos) of the next item, lets a walk stop
+// before an item that may be gone: an item lives in its holder's finality
+// bucket, which is released only once the horizon is past the holder, so
+// an item ending at or after the time of a live entry is always there.
 type lockItem struct {
 	start, end Time
+	nextEnd    int64  // End.Nanos of next
 	holder     uint32 // entry handle
+	next       uint32 // 1 + the next item's handle (End not after this one's); 0 ends
 	idx        uint16 // the lock's index in the holder's locks
 }
 
@@ -448,9 +457,10 @@ func (s *Store) rec(id uint32) *pathRec {
 }
 
 // ent returns entry h.
-func (s *Store) ent(h uint32) *entry {
-	return &s.ents[h>>entChunkBits][h&(entChunk-1)]
-}
+func (s *Store) ent(h uint32) *entry { return s.ents.at(h) }
+
+// item returns lock item h.
+func (s *Store) item(h uint32) *lockItem { return s.items.at(h) }
 
 func (s *Store) hash(name string) uint32 {
 	return uint32(maphash.String(s.seed, name))
@@ -568,76 +578,121 @@ func (s *Store) deletePath(id uint32, r *pathRec) {
 			i = j
 		}
 	}
-	s.logs.release(&r.log)
 	*r = pathRec{}
 	s.freeRecs = append(s.freeRecs, id)
 	s.npaths--
 	s.recent = [len(s.recent)]recentPath{} // the id may be reused
+	s.pathGen++
 }
 
-// newEntry returns the handle of an entry to overwrite.
-func (s *Store) newEntry() uint32 {
-	if len(s.freeEnts) == 0 {
-		// A new chunk, in the first hole left by a dropped one.
-		c := slices.Index(s.ents, nil)
-		if c < 0 {
-			c = len(s.ents)
-			s.ents = append(s.ents, nil)
-			s.entsUsed = append(s.entsUsed, 0)
-		}
-		s.ents[c] = new([entChunk]entry)
-		for i := entChunk - 1; i >= 0; i-- {
-			s.freeEnts = append(s.freeEnts, uint32(c)<<entChunkBits|uint32(i))
-		}
+// arena holds fixed-size items (entries, lock items) in chunks that each
+// belong to one finality bucket: a bucket's items are allocated one after
+// the other in its own chunks, and the chunks go back to the arena whole
+// when the bucket is done. Allocation is a bump, finality reads a bucket's
+// items in the order they were written, and nothing is freed one by one.
+// A handle is chunk << arenaBits | position.
+type arena[T any] struct {
+	chunks []*[arenaChunk]T // nil: a chunk dropped by shrink
+	free   []uint32         // chunks not in use
+	holes  []uint32         // indexes of dropped chunks, for reuse
+	inUse  int              // chunks held by buckets
+	scrub  bool             // clear a chunk when it is released (it holds pointers)
+}
+
+const (
+	arenaBits  = 6
+	arenaChunk = 1 << arenaBits
+)
+
+// arenaUse is what one bucket holds of an arena: its chunks, the last one
+// filled up to fill.
+type arenaUse struct {
+	chunks []uint32
+	fill   uint32
+}
+
+func (a *arena[T]) at(h uint32) *T {
+	return &a.chunks[h>>arenaBits][h&(arenaChunk-1)]
+}
+
+// alloc returns the handle of an unused item in u's chunks (its content is
+// whatever the chunk held: the caller overwrites it).
+func (a *arena[T]) alloc(u *arenaUse) uint32 {
+	if len(u.chunks) == 0 || u.fill == arenaChunk {
+		u.chunks = append(u.chunks, a.take())
+		u.fill = 0
 	}
-	n := len(s.freeEnts)
-	h := s.freeEnts[n-1]
-	s.freeEnts = s.freeEnts[:n-1]
-	s.entsUsed[h>>entChunkBits]++
+	h := u.chunks[len(u.chunks)-1]<<arenaBits | u.fill
+	u.fill++
 	return h
 }
 
-// freeEntry recycles entry h: only lock items ending before the horizon
-// may still name it, and they are never read.
-func (s *Store) freeEntry(h uint32) {
-	*s.ent(h) = entry{final: true}
-	s.entsUsed[h>>entChunkBits]--
-	s.freeEnts = append(s.freeEnts, h)
+func (a *arena[T]) take() uint32 {
+	a.inUse++
+	if n := len(a.free); n > 0 {
+		c := a.free[n-1]
+		a.free = a.free[:n-1]
+		return c
+	}
+	var c uint32
+	if n := len(a.holes); n > 0 {
+		c = a.holes[n-1]
+		a.holes = a.holes[:n-1]
+	} else {
+		c = uint32(len(a.chunks))
+		a.chunks = append(a.chunks, nil)
+	}
+	a.chunks[c] = new([arenaChunk]T)
+	return c
 }
 
-// shrink gives memory back after a burst: entry chunks with nothing in
-// them once most entries are free, and the list pools once three quarters
-// unused. It runs at the end of a Tick.
-func (s *Store) shrink() {
-	if len(s.freeEnts) >= 4*entChunk && len(s.freeEnts) > 2*(len(s.ents)*entChunk-len(s.freeEnts)) {
-		dropped := false
-		for c, n := range s.entsUsed {
-			if n == 0 && s.ents[c] != nil {
-				s.ents[c] = nil
-				dropped = true
-			}
+// release gives u's chunks back: nothing may read their items any more.
+func (a *arena[T]) release(u *arenaUse) {
+	for _, c := range u.chunks {
+		if a.scrub {
+			clear(a.chunks[c][:])
 		}
-		if dropped {
-			keep := s.freeEnts[:0]
-			for _, h := range s.freeEnts {
-				if s.ents[h>>entChunkBits] != nil {
-					keep = append(keep, h)
-				}
-			}
-			s.freeEnts = slices.Clip(keep)
-			if cap(s.freeEnts) > 2*len(s.freeEnts)+entChunk {
-				s.freeEnts = slices.Clone(s.freeEnts)
-			}
-		}
+		a.free = append(a.free, c)
 	}
+	a.inUse -= len(u.chunks)
+	u.chunks, u.fill = u.chunks[:0], 0
+	if cap(u.chunks) > 64 {
+		u.chunks = nil // a burst's array
+	}
+}
+
+// shrink drops free chunks once they outnumber the chunks in use (and are
+// more than a few): a burst does not pin its memory.
+func (a *arena[T]) shrink() {
+	if len(a.free) <= 16 || len(a.free) <= a.inUse {
+		return
+	}
+	keep := max(16, a.inUse/2)
+	for _, c := range a.free[keep:] {
+		a.chunks[c] = nil
+		a.holes = append(a.holes, c)
+	}
+	a.free = slices.Clip(a.free[:keep])
+}
+
+// newEntry returns the handle of an entry at time nanos to overwrite, in
+// its finality bucket's chunks, and queues it for finality.
+func (s *Store) newEntry(nanos int64) uint32 {
+	b := &s.bkts[s.bucket(nanos>>bucketShift)]
+	h := s.ents.alloc(&b.entMem)
+	b.ents = append(b.ents, h)
+	return h
+}
+
+// shrink gives memory back after a burst: arena chunks once mostly
+// unused, and the list pool once three quarters unused. It runs at the end
+// of a Tick.
+func (s *Store) shrink() {
+	s.ents.shrink()
+	s.items.shrink()
 	if s.lists.wasteful() {
 		s.lists.compact(func(fn func(*span)) {
 			s.eachPath(func(p *pathRec) { fn(&p.live); fn(&p.events) })
-		})
-	}
-	if s.logs.wasteful() {
-		s.logs.compact(func(fn func(*span)) {
-			s.eachPath(func(p *pathRec) { fn(&p.log) })
 		})
 	}
 }

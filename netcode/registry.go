@@ -177,6 +177,14 @@ type Outcome struct {
 	// path is known valid (written paths were validated by the Tx, lock
 	// paths came from the store or were validated on a miss).
 	pathsChecked bool
+
+	// ids, when set, are the ids in the store idStore of the paths of
+	// Locks then Writes (noPath for a path it did not hold), found by the
+	// run; they stay right while the store deletes no path (idGen is its
+	// count of deletions then), and spare Commit looking the paths up.
+	ids     []uint32
+	idStore *Store
+	idGen   uint64
 }
 
 // Run executes call against view at write time
@@ -217,8 +225,11 @@ func (r *Registry) Run(view View, cfg *Config, call Call, version uint32) Outcom
 	case tx.err != nil:
 		out.Err = tx.err
 	default:
-		out.Writes = tx.outcome(out.Locks)
+		out.Writes, out.ids = tx.outcome(out.Locks)
 		out.pathsChecked = true
+		if out.ids != nil {
+			out.idStore, out.idGen = tx.store, tx.store.pathGen
+		}
 	}
 	tx.release()
 	r.txs.Put(tx)
@@ -244,9 +255,17 @@ func (s *Store) Commit(now int64, out *Outcome) ([]Change, error) {
 	s.changes = s.changes[:0]
 	s.forgetLocks()
 	vs := out.Writes
+	var lockIDs, writeIDs []uint32
+	if out.idStore == s && out.idGen == s.pathGen && len(out.ids) == len(out.Locks)+len(vs) {
+		lockIDs, writeIDs = out.ids[:len(out.Locks)], out.ids[len(out.Locks):]
+	}
 	s.batch = s.batch[:0]
 	for i := range vs {
-		pid, err := s.checkWrite(now, &vs[i], !out.pathsChecked)
+		hint := noPath
+		if writeIDs != nil {
+			hint = writeIDs[i]
+		}
+		pid, err := s.checkWrite(now, &vs[i], !out.pathsChecked, hint)
 		if err != nil {
 			s.stats.Refused++
 			return nil, err
@@ -256,6 +275,17 @@ func (s *Store) Commit(now int64, out *Outcome) ([]Change, error) {
 	if err := s.checkCapacity(vs); err != nil {
 		s.stats.Refused++
 		return nil, err
+	}
+	if lockIDs != nil && len(out.Locks) > 0 {
+		// The locks' paths as the run found them; the ones it did not
+		// find are added now.
+		s.lockPaths = append(s.lockPaths[:0], lockIDs...)
+		for i, id := range s.lockPaths {
+			if id == noPath {
+				s.lockPaths[i], _ = s.path(out.Locks[i].Path)
+			}
+		}
+		s.lockPathsOf = &out.Locks[0]
 	}
 	for i := range vs {
 		s.insertOwned(&vs[i], out.Tag, s.batch[i])

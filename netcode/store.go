@@ -77,13 +77,11 @@ type Store struct {
 	npaths   int
 	children map[string]map[string]int // prefix → next segment → paths below
 
-	// entries in chunks; a finalized bucket's entries go back to freeEnts
-	ents     []*[entChunk]entry // nil: a chunk dropped by shrink
-	entsUsed []uint16           // entries in use per chunk
-	freeEnts []uint32
+	// entries and lock items, in chunks per finality bucket
+	ents  arena[entry]
+	items arena[lockItem]
 
-	lists pool[slot]     // live values and events of every path
-	logs  pool[lockItem] // lock logs of every path
+	lists pool[slot] // live values and events of every path
 
 	// finality bookkeeping
 	horizon   int64            // values with Nanos < horizon are final
@@ -119,6 +117,10 @@ type Store struct {
 	checkedN     int
 	checkedAt    Time
 
+	// pathGen counts path deletions: path ids a transaction found stay
+	// right while it does not change (see Outcome.ids)
+	pathGen uint64
+
 	// the path ids of the last lock slice registered (lockPathIDs)
 	lockPaths   []uint32
 	lockPathsOf *ReadLock
@@ -129,6 +131,9 @@ type Store struct {
 type bucket struct {
 	ents   []uint32
 	sweeps []uint32
+	// the bucket's chunks of the arenas: its entries, and the lock items
+	// of its entries
+	entMem, itemMem arenaUse
 }
 
 // bucketShift groups live entries by time for finality: 2^24 ns ≈ 16.8 ms.
@@ -166,7 +171,7 @@ func NewStore(cfg Config) (*Store, error) {
 		bucketMin: heap[int64]{less: func(x, y int64) bool { return x < y }},
 	}
 	s.cascade = heap[uint32]{less: s.entryLess}
-	s.logs.first = 2 // most read paths see a few reads a second
+	s.ents.scrub = true
 	s.growIndex()
 	return s, nil
 }
@@ -211,7 +216,7 @@ func (s *Store) InsertBatch(now int64, vs []PathValue) ([]Change, error) {
 	}
 	s.batch = s.batch[:0]
 	for i := range vs {
-		pid, err := s.checkWrite(now, &vs[i], true)
+		pid, err := s.checkWrite(now, &vs[i], true, noPath)
 		if err != nil {
 			s.stats.Refused++
 			return nil, err
@@ -284,7 +289,10 @@ const noPath = ^uint32(0)
 // and a conflicting value at an occupied (path, time). It changes nothing.
 // Paths are validated only when checkPaths is set (a Tx has validated them
 // already). It returns the id of the value's path, or noPath.
-func (s *Store) checkWrite(now int64, v *PathValue, checkPaths bool) (uint32, error) {
+//
+// hint is the path's id when the caller knows it (see Outcome.ids), else
+// noPath.
+func (s *Store) checkWrite(now int64, v *PathValue, checkPaths bool, hint uint32) (uint32, error) {
 	if checkPaths {
 		if err := ValidatePath(v.Path); err != nil {
 			return noPath, err
@@ -316,8 +324,10 @@ func (s *Store) checkWrite(now int64, v *PathValue, checkPaths bool) (uint32, er
 		}
 		s.checkedLocks, s.checkedN, s.checkedAt = &v.Locks[0], len(v.Locks), v.Time
 	}
-	pid, p := s.findPath(v.Path)
-	if p == nil {
+	pid, p := hint, (*pathRec)(nil)
+	if hint != noPath {
+		p = s.rec(hint)
+	} else if pid, p = s.findPath(v.Path); p == nil {
 		return noPath, nil
 	}
 	if old := s.find(p, v.Time, v.Flags&FlagEvent != 0); old != nil && !old.ghost {
@@ -438,10 +448,9 @@ func (s *Store) insertOwned(v *PathValue, tag any, pid uint32) {
 			// The value a lock was waiting for: fill the ghost in place.
 			s.stats.Ghosts--
 		} else {
-			h = s.newEntry()
+			h = s.newEntry(v.Time.Nanos)
 			e = s.ent(h)
 			s.insertLive(p, i, slot{t: v.Time, e: h})
-			s.enqueueFinality(h, v.Time.Nanos)
 		}
 	} else {
 		list := s.lists.list(p.events)
@@ -450,10 +459,9 @@ func (s *Store) insertOwned(v *PathValue, tag any, pid uint32) {
 			s.stats.Duplicates++
 			return
 		}
-		h = s.newEntry()
+		h = s.newEntry(v.Time.Nanos)
 		e = s.ent(h)
 		s.lists.insert(&p.events, i, slot{t: v.Time, e: h})
-		s.enqueueFinality(h, v.Time.Nanos)
 	}
 	if !p.listed {
 		s.listPath(p)
@@ -553,7 +561,7 @@ func (s *Store) registerLocks(h uint32, e *entry) {
 				e.unknown += u
 			}
 		}
-		s.addLockItem(pid, p, lockItem{start: l.Start, end: l.End, holder: h, idx: uint16(i)})
+		s.addLockItem(pid, p, lockItem{start: l.Start, end: l.End, holder: h, idx: uint16(i)}, e.t.Nanos)
 	}
 }
 
@@ -576,36 +584,19 @@ func (s *Store) lockPathIDs(locks []ReadLock) []uint32 {
 // addGhost inserts a ghost at list position k of path p: a lock refers to
 // (p, t) and no value has been seen there yet.
 func (s *Store) addGhost(pid uint32, p *pathRec, k int, t Time) {
-	h := s.newEntry()
+	h := s.newEntry(t.Nanos)
 	*s.ent(h) = entry{t: t, path: pid, state: stateUnseen, ghost: true}
 	s.insertLive(p, k, slot{t: t, e: h})
-	s.enqueueFinality(h, t.Nanos)
 	s.stats.Ghosts++
 }
 
-// addLockItem adds a lock to p's log, kept in End order, dropping the items
-// that can no longer change anything first.
-func (s *Store) addLockItem(pid uint32, p *pathRec, it lockItem) {
-	if p.log.n == p.log.cap() {
-		s.pruneLog(p, s.horizon) // before the log grows
+// addLockItem adds a lock to p's log, in End order, in the arena of the
+// finality bucket of its holder's time at. A lock ending before the
+// horizon can no longer change anything and is not logged.
+func (s *Store) addLockItem(pid uint32, p *pathRec, it lockItem, at int64) {
+	if it.end.Nanos >= s.horizon {
+		s.logLock(p, it, at)
 	}
-	list := s.logs.list(p.log)
-	i := len(list)
-	if i > 0 && it.end.Before(list[i-1].end) {
-		// A past-time read: after the items ending at or before it.
-		lo, hi := 0, i-1
-		for lo < hi {
-			m := int(uint(lo+hi) >> 1)
-			if it.end.Before(list[m].end) {
-				hi = m
-			} else {
-				lo = m + 1
-			}
-		}
-		i = lo
-	}
-	s.logs.insert(&p.log, i, it)
-	p.logEnd = max(p.logEnd, it.end.Nanos)
 	if p.live.n == 0 && p.events.n == 0 && !p.hasFin && !p.sweep {
 		// A path with no value: sweep it (delete it) when its last
 		// lock can no longer matter.
@@ -613,27 +604,36 @@ func (s *Store) addLockItem(pid uint32, p *pathRec, it lockItem) {
 	}
 }
 
-// pruneLog drops the items of p's log whose End is older than h, once they
-// are at least half of it (each is then moved at most once) or the log is
-// short. A log holds at most twice the items that can still matter, plus
-// eight.
-func (s *Store) pruneLog(p *pathRec, h int64) {
-	list := s.logs.list(p.log)
-	if len(list) == 0 || list[0].end.Nanos >= h {
-		return
-	}
-	lo, hi := 0, len(list)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if list[m].end.Nanos < h {
-			lo = m + 1
-		} else {
-			hi = m
+// logLock links a lock item into p's log.
+func (s *Store) logLock(p *pathRec, it lockItem, at int64) {
+	h := s.items.alloc(&s.bkts[s.bucket(at>>bucketShift)].itemMem)
+	switch {
+	case p.log == 0 || p.logEnd.Nanos < s.horizon:
+		// Empty, or every item is over (and may be gone).
+		it.next = 0
+		p.log, p.logEnd = h+1, it.end
+	case !it.end.Before(p.logEnd):
+		// The common case: the newest lock ends last.
+		it.next, it.nextEnd = p.log, p.logEnd.Nanos
+		p.log, p.logEnd = h+1, it.end
+	default:
+		// A past-time read: after the items ending later.
+		prev := s.item(p.log - 1)
+		for {
+			if prev.next == 0 || prev.nextEnd < s.horizon {
+				it.next = 0 // the rest is over: cut it off
+				break
+			}
+			if next := s.item(prev.next - 1); !it.end.Before(next.end) {
+				it.next, it.nextEnd = prev.next, prev.nextEnd
+				break
+			} else {
+				prev = next
+			}
 		}
+		prev.next, prev.nextEnd = h+1, it.end.Nanos
 	}
-	if 2*lo >= len(list) || len(list) <= 8 {
-		s.logs.remove(&p.log, 0, lo)
-	}
+	*s.item(h) = it
 }
 
 // targetContrib is what a lock's target in state st adds to the holder.
@@ -673,9 +673,16 @@ func (s *Store) propagate(p *pathRec, t Time, old, new State) {
 	if tb == 0 && tu == 0 && ib == 0 && iu == 0 {
 		return
 	}
-	list := s.logs.list(p.log)
-	for k := len(list) - 1; k >= 0 && t.Before(list[k].end); k-- {
-		it := &list[k]
+	// Items ending after t belong to entries after t, whose buckets are
+	// not released: the walk reads no item that may be gone.
+	if p.log == 0 || !t.Before(p.logEnd) {
+		return
+	}
+	for x := p.log; ; {
+		it := s.item(x - 1)
+		if !t.Before(it.end) {
+			return
+		}
 		switch c := it.start.Compare(t); {
 		case c == 0:
 			if tb != 0 || tu != 0 {
@@ -686,6 +693,10 @@ func (s *Store) propagate(p *pathRec, t Time, old, new State) {
 				s.adjust(it.holder, ib, iu)
 			}
 		}
+		if it.next == 0 || it.nextEnd < t.Nanos {
+			return
+		}
+		x = it.next
 	}
 }
 
@@ -857,21 +868,23 @@ func (s *Store) Latest(path string, before Time) (v PathValue, ok bool) {
 // readLatest is Latest for a transaction, which needs only the time and
 // the bytes: the common read, of the newest live value, is answered from
 // the path's record.
-func (s *Store) readLatest(path string, before Time) (Time, []byte, bool) {
-	_, p := s.findPath(path)
+// It also returns the path's id (noPath if the store holds no such path),
+// which the transaction hands to Commit.
+func (s *Store) readLatest(path string, before Time) (Time, []byte, bool, uint32) {
+	id, p := s.findPath(path)
 	if p == nil {
-		return Time{}, nil, false
+		return Time{}, nil, false, noPath
 	}
 	switch {
 	case p.live.n > 0:
 		if p.lastOK() && p.last.t.Before(before) {
-			return p.last.t, p.lastVal, true
+			return p.last.t, p.lastVal, true, id
 		}
 	case p.hasFin && p.fin.t.Before(before):
-		return p.fin.t, p.fin.value, true
+		return p.fin.t, p.fin.value, true, id
 	}
 	v, ok := s.latest(p, before)
-	return v.Time, v.Value, ok
+	return v.Time, v.Value, ok, id
 }
 
 func (s *Store) latest(p *pathRec, before Time) (PathValue, bool) {

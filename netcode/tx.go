@@ -3,6 +3,7 @@ package netcode
 import (
 	"fmt"
 	"math/rand/v2"
+	"unsafe"
 )
 
 // View is what a transaction reads: the latest readable value of a path
@@ -38,6 +39,7 @@ type Tx struct {
 	// Scratch buffers, reused from run to run; Run copies what they hold
 	// into an Outcome of exact size.
 	locks  []ReadLock
+	lockID []uint32 // per lock, the path's id in store (noPath if none)
 	writes []txWrite
 	vals   []byte // the bytes of every buffered write, back to back
 	dead   int    // bytes of vals no write refers to any more
@@ -55,6 +57,7 @@ type txWrite struct {
 	path  string
 	off   int
 	n     int
+	id    uint32 // the path's id in store, if the transaction read it; else noPath
 	del   bool
 	flags Flags
 }
@@ -70,6 +73,7 @@ func (tx *Tx) reset(view View, cfg *Config, t Time, viewNanos int64, id CallID) 
 	tx.view, tx.cfg, tx.time, tx.viewNanos, tx.id = view, cfg, t, viewNanos, id
 	tx.store, _ = view.(*Store)
 	tx.locks = tx.locks[:0]
+	tx.lockID = tx.lockID[:0]
 	tx.writes = tx.writes[:0]
 	tx.vals = tx.vals[:0]
 	tx.dead, tx.reads, tx.err, tx.seeded = 0, 0, nil, false
@@ -85,7 +89,7 @@ func (tx *Tx) release() {
 		tx.vals = nil
 	}
 	if cap(tx.locks) > maxKeptTxItems {
-		tx.locks = nil
+		tx.locks, tx.lockID = nil, nil
 	}
 	if cap(tx.writes) > maxKeptTxItems {
 		tx.writes = nil
@@ -188,8 +192,9 @@ func (tx *Tx) readAt(path string, end Time) ([]byte, bool) {
 	var start Time
 	var value []byte
 	var ok bool
+	id := noPath
 	if tx.store != nil {
-		start, value, ok = tx.store.readLatest(path, end)
+		start, value, ok, id = tx.store.readLatest(path, end)
 	} else {
 		var v PathValue
 		v, ok = tx.view.Latest(path, end)
@@ -212,6 +217,7 @@ func (tx *Tx) readAt(path string, end Time) ([]byte, bool) {
 		return nil, false
 	}
 	tx.locks = append(tx.locks, lock)
+	tx.lockID = append(tx.lockID, id)
 	return value, value != nil
 }
 
@@ -257,8 +263,11 @@ func (tx *Tx) write(path string, value []byte, flags Flags) {
 			}
 		}
 	}
+	id := noPath
 	for i := 0; i < len(tx.locks) && !known; i++ {
-		known = tx.locks[i].Path == path
+		if known = tx.locks[i].Path == path; known {
+			id = tx.lockID[i]
+		}
 	}
 	if !known {
 		if err := ValidatePath(path); err != nil {
@@ -271,7 +280,7 @@ func (tx *Tx) write(path string, value []byte, flags Flags) {
 			tx.fail(fmt.Errorf("%w (limit %d)", ErrTooManyWrites, tx.cfg.Limits.MaxWrites))
 			return
 		}
-		tx.writes = append(tx.writes, txWrite{path: path, flags: flags})
+		tx.writes = append(tx.writes, txWrite{path: path, id: id, flags: flags})
 		w = &tx.writes[len(tx.writes)-1]
 	}
 	if tx.dead > maxKeptTxBytes && tx.dead > len(tx.vals)/2 {
@@ -302,17 +311,31 @@ func (tx *Tx) compact() {
 
 // outcome copies the buffered writes into exactly sized, freshly allocated
 // slices stamped with W, every one carrying locks: one allocation for the
-// records and one for all their bytes.
-func (tx *Tx) outcome(locks []ReadLock) []PathValue {
+// records and one for all their bytes. When the transaction ran against a
+// store, the same byte allocation ends with the path ids it found, locks
+// first then writes, which it returns (see Outcome.ids).
+func (tx *Tx) outcome(locks []ReadLock) ([]PathValue, []uint32) {
 	if len(tx.writes) == 0 {
-		return nil
+		return nil, nil
 	}
 	size := 0
 	for i := range tx.writes {
 		size += tx.writes[i].n
 	}
 	var buf []byte
-	if size > 0 {
+	var ids []uint32
+	if tx.store != nil {
+		// The ids start at a multiple of 8: a heap block is 8-aligned.
+		at := (size + 7) &^ 7
+		n := len(tx.lockID) + len(tx.writes)
+		block := make([]byte, at+4*n)
+		ids = unsafe.Slice((*uint32)(unsafe.Pointer(&block[at])), n)
+		copy(ids, tx.lockID)
+		for i := range tx.writes {
+			ids[len(tx.lockID)+i] = tx.writes[i].id
+		}
+		buf = block[:0:size]
+	} else if size > 0 {
 		buf = make([]byte, 0, size)
 	}
 	out := make([]PathValue, len(tx.writes))
@@ -330,7 +353,7 @@ func (tx *Tx) outcome(locks []ReadLock) []PathValue {
 		}
 		out[i] = PathValue{Path: w.path, Time: tx.time, Value: v, Locks: locks, Flags: w.flags}
 	}
-	return out
+	return out, ids
 }
 
 // Children lists the next segment of every path under prefix, sorted. It

@@ -97,7 +97,11 @@ func (s *Store) Verify() error {
 			// A lock ending at or after the horizon must be in the log
 			// once; one ending before it can no longer change anything.
 			n := 0
-			for _, it := range s.logs.list(p.log) {
+			items, err := s.logItems(p)
+			if err != nil {
+				return err
+			}
+			for _, it := range items {
 				// Items ending before the horizon are never read: their
 				// holder's handle may name a recycled entry.
 				if it.end.Nanos >= s.horizon && it.holder == h && int(it.idx) == i {
@@ -194,10 +198,16 @@ func (s *Store) Verify() error {
 		}
 		// Every lock item still able to matter names a live holder's lock
 		// on this path.
-		log := s.logs.list(p.log)
+		log, err := s.logItems(p)
+		if err != nil {
+			return err
+		}
 		for i, it := range log {
-			if i > 0 && it.end.Before(log[i-1].end) {
+			if i > 0 && log[i-1].end.Before(it.end) {
 				return fmt.Errorf("%s: lock log out of End order", p.name)
+			}
+			if i == 0 && it.end != p.logEnd {
+				return fmt.Errorf("%s: the log's first item ends %v, the record says %v", p.name, it.end, p.logEnd)
 			}
 			if it.end.Nanos < s.horizon {
 				continue
@@ -206,9 +216,6 @@ func (s *Store) Verify() error {
 			if h.final || h.ghost || int(it.idx) >= len(h.locks) || h.locks[it.idx].Path != p.name {
 				return fmt.Errorf("%s: lock item (%v, %v) names no live lock on it", p.name, it.start, it.end)
 			}
-		}
-		if len(log) > 0 && log[len(log)-1].end.Nanos > p.logEnd {
-			return fmt.Errorf("%s: a lock item ends after the log's end %d", p.name, p.logEnd)
 		}
 		if p.live.n == 0 && p.events.n == 0 && !p.hasFin && !p.sweep {
 			return fmt.Errorf("%s: a path with no value and no sweep queued", p.name)
@@ -222,4 +229,25 @@ func (s *Store) Verify() error {
 			liveValues, ghosts, pending, finalValues, s.stats.LiveValues, s.stats.Ghosts, s.pending, s.stats.FinalValues)
 	}
 	return nil
+}
+
+// logItems returns the items of p's log that may still be read (those
+// linked from the record or an item with an End at or after the horizon),
+// newest End first, or an error if a link's End is not its item's.
+func (s *Store) logItems(p *pathRec) ([]lockItem, error) {
+	var out []lockItem
+	if p.log == 0 || p.logEnd.Nanos < s.horizon {
+		return nil, nil
+	}
+	for x := p.log; ; {
+		it := s.item(x - 1)
+		out = append(out, *it)
+		if it.next == 0 || it.nextEnd < s.horizon {
+			return out, nil
+		}
+		if it.nextEnd != s.item(it.next-1).end.Nanos {
+			return out, fmt.Errorf("%s: a lock item's link says End %d, its item ends %v", p.name, it.nextEnd, s.item(it.next-1).end)
+		}
+		x = it.next
+	}
 }
