@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rewindnet/rewind/demo-shooter/internal/match"
 	"github.com/rewindnet/rewind/netcode/lagsim"
 )
 
@@ -103,6 +104,11 @@ type config struct {
 	// cpuProfile: the authority (-serve, or the headless matches' child)
 	// writes a CPU profile here.
 	cpuProfile string
+	// cluster: the headless matches' authority is a cluster of this many
+	// processes (0: one authority); killAfter: one of them is killed
+	// with SIGKILL this far into the measured span (0: none).
+	cluster   int
+	killAfter time.Duration
 	// authorityProcs is the GOMAXPROCS of the headless matches'
 	// authority process; 0 leaves the Go default (every core).
 	authorityProcs int
@@ -127,6 +133,8 @@ corrections under a simulated link, and measuring them.
   demo-shooter -split                  two clients side by side, one per link
   demo-shooter -connect host:7777      play against a running authority
   demo-shooter -headless -bots 16 -duration 60s -profiles broadband,mobile,awful -report q.json
+  demo-shooter -headless -cluster 3 -kill-node-after 15s -bots 16 -duration 40s -profiles mobile -report c.json
+                                       against a cluster of three authorities, one killed mid-match
   demo-shooter -data DIR               record the match in an archive (also with -headless)
   demo-shooter -replay DIR             play a recorded match back (-headless: summarise it)
   demo-shooter -serve 127.0.0.1:7777 [authority flags]
@@ -183,6 +191,8 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 		shotWhen   = fs.String("screenshot-when", "", "after -frames, wait (at most as many frames again) for a moment to save: "+strings.Join(shotMoments, ", "))
 		seed       = fs.Uint64("seed", 1, "seed of the bots and the lag simulator")
 		cpuProfile = fs.String("cpuprofile", "", "write the authority's CPU profile to `file` (-serve, or the authority of -headless matches)")
+		clusterN   = fs.Int("cluster", 0, "with -headless, the authority is a cluster of `N` processes on loopback (2 to 9), each durable in a temporary directory, the bots spread across them with the others as failover addresses, every call traced")
+		killAfter  = fs.Duration("kill-node-after", 0, "with -cluster, kill the first node with SIGKILL this long into the measured span, and report lost and duplicate calls, failover times and replica divergence")
 		authProcs  = fs.Int("authority-procs", 1, "cores (GOMAXPROCS) the authority of -headless matches runs on, as a server per match would; 0: every core")
 		overlayOn  = fs.String("overlays", "", "netcode overlays on from the start, comma-separated: ghost, hitboxes, corrections or all (F2, F3, F4 toggle them)")
 		autopilot  = fs.Bool("autopilot", false, "a bot plays your player (a demo to watch, or screenshots)")
@@ -203,7 +213,7 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 
 	c := &config{connect: *connect, data: *data, parity: *parity, speed: *speed, viewer: *viewer, from: *from, bots: *bots, split: *split, duration: *duration,
 		report: *report, screenshot: *screenshot, frames: *frames, shotWhen: *shotWhen, seed: *seed,
-		cpuProfile: *cpuProfile, authorityProcs: *authProcs, shutdownWait: *shutWait, autopilot: *autopilot, noLagComp: !*lagComp}
+		cpuProfile: *cpuProfile, cluster: *clusterN, killAfter: *killAfter, authorityProcs: *authProcs, shutdownWait: *shutWait, autopilot: *autopilot, noLagComp: !*lagComp}
 	if *replay != "" {
 		c.replay = strings.Split(*replay, ",")
 		for _, f := range []string{"connect", "split", "bots", "data", "report", "profiles", "autopilot", "lag", "delay", "jitter", "loss", "duration", "authority-procs", "lag-compensation", "split-lag"} {
@@ -248,6 +258,16 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 		return bad("-profiles needs -headless")
 	case set["split-lag"] && !*split:
 		return bad("-split-lag needs -split")
+	case set["cluster"] && !*headless:
+		return bad("-cluster needs -headless")
+	case set["cluster"] && (*clusterN < 2 || *clusterN > match.MaxNodes):
+		return bad("-cluster %d outside [2, %d]", *clusterN, match.MaxNodes)
+	case set["cluster"] && *data != "":
+		return bad("-cluster keeps each node's data in a temporary directory: no -data")
+	case set["kill-node-after"] && !set["cluster"]:
+		return bad("-kill-node-after needs -cluster")
+	case *killAfter < 0 || set["kill-node-after"] && *killAfter >= *duration:
+		return bad("-kill-node-after %v: want a time inside the measured -duration %v", *killAfter, *duration)
 	case set["authority-procs"] && !*headless:
 		return bad("-authority-procs needs -headless")
 	case *authProcs < 0 || *authProcs > maxAuthorityProcs:

@@ -60,6 +60,11 @@ func TestParseFlags(t *testing.T) {
 				c.mode, c.bots, c.report = modeHeadless, 16, "q.json"
 				c.profiles = []lagsim.Profile{broadband, mobile, awful}
 			})},
+		{"cluster kill", []string{"-headless", "-cluster", "3", "-kill-node-after", "15s", "-duration", "40s"},
+			base(func(c *config) {
+				c.mode, c.cluster, c.killAfter, c.duration = modeHeadless, 3, 15*time.Second, 40*time.Second
+			})},
+		{"cluster without a kill", []string{"-headless", "-cluster", "2"}, base(func(c *config) { c.mode, c.cluster = modeHeadless, 2 })},
 		{"headless, authority on every core", []string{"-headless", "-authority-procs", "0"},
 			base(func(c *config) { c.mode, c.authorityProcs = modeHeadless, 0 })},
 		{"screenshot", []string{"-screenshot", "s.png", "-frames", "30", "-seed", "7"}, base(func(c *config) { c.screenshot, c.frames, c.seed = "s.png", 30, 7 })},
@@ -118,6 +123,13 @@ func TestParseFlagsRefuses(t *testing.T) {
 		{"profiles without headless", []string{"-profiles", "lan"}},
 		{"unknown profile", []string{"-headless", "-profiles", "lan,moon"}},
 		{"profile twice", []string{"-headless", "-profiles", "lan,lan"}},
+		{"cluster without headless", []string{"-cluster", "3"}},
+		{"cluster of one", []string{"-headless", "-cluster", "1"}},
+		{"cluster too large", []string{"-headless", "-cluster", "10"}},
+		{"cluster and data", []string{"-headless", "-cluster", "3", "-data", "m1"}},
+		{"kill without cluster", []string{"-headless", "-kill-node-after", "5s"}},
+		{"kill after the match", []string{"-headless", "-cluster", "3", "-kill-node-after", "40s", "-duration", "40s"}},
+		{"negative kill time", []string{"-headless", "-cluster", "3", "-kill-node-after", "-1s"}},
 		{"authority-procs without headless", []string{"-authority-procs", "2"}},
 		{"negative authority-procs", []string{"-headless", "-authority-procs", "-1"}},
 		{"zero shutdown wait", []string{"-shutdown-wait", "0s"}},

@@ -7,6 +7,10 @@
 //	demo-shooter -split -split-lag none   two clients side by side, one per link
 //	demo-shooter -connect host:7777       play against a running authority
 //	demo-shooter -headless -bots 16 -duration 60s -profiles broadband,mobile,awful -report q.json
+//	demo-shooter -headless -cluster 3 -kill-node-after 15s -bots 16 -duration 40s -profiles mobile -report c.json
+//	                                      the same against a cluster of three authorities, one
+//	                                      killed with SIGKILL mid-match: lost and duplicate
+//	                                      calls, failover times, replica divergence
 //	demo-shooter -screenshot shot.png -frames 120
 //	demo-shooter -data DIR                record the match in an archive (also with -headless)
 //	demo-shooter -replay DIR              play a recorded match back; with -headless, its summary
@@ -37,6 +41,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -115,13 +120,15 @@ func headless(ctx context.Context, cfg *config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "match: %d bots, %v, %s link...\n", cfg.bots, cfg.duration, prof.Name)
 		p, err := match.Run(ctx, match.Settings{
 			Profile: prof, Bots: cfg.bots, Duration: cfg.duration, Seed: cfg.seed,
-			Authority: func() *exec.Cmd {
-				args := []string{"-serve", "127.0.0.1:0"}
+			Nodes: cfg.cluster, KillAfter: cfg.killAfter,
+			Authority: func(args []string) *exec.Cmd {
+				args = slices.Clone(args)
 				if cfg.data != "" {
 					args = append(args, "-data", cfg.data)
 				}
 				if cfg.cpuProfile != "" {
-					args = append(args, "-cpuprofile", cfg.cpuProfile+"."+prof.Name)
+					// In a cluster, one profile per node.
+					args = append(args, "-cpuprofile", cfg.cpuProfile+"."+prof.Name+nodeSuffix(args))
 				}
 				cmd := exec.Command(self, args...)
 				cmd.Stderr = os.Stderr
@@ -151,6 +158,14 @@ func headless(ctx context.Context, cfg *config, stdout io.Writer) error {
 		return err
 	}
 	return f.Close()
+}
+
+// nodeSuffix is ".nN" for the command line of cluster node N, else "".
+func nodeSuffix(args []string) string {
+	if i := slices.Index(args, "-node-id"); i >= 0 && i+1 < len(args) {
+		return ".n" + args[i+1]
+	}
+	return ""
 }
 
 // machine describes where a report was measured.

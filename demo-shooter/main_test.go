@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/rewindnet/rewind/demo-shooter/internal/match"
+	"github.com/rewindnet/rewind/demo-shooter/internal/quality"
 )
 
 var (
@@ -398,4 +399,54 @@ func TestWindowReconnects(t *testing.T) {
 		t.Errorf("window exit status %d\n%s", code, win.out)
 	}
 	t.Logf("window output:\n%s", win.out)
+}
+
+// TestClusterKillRun runs the headless match against a cluster of three
+// authority processes with one killed by SIGKILL mid-match (the flags
+// -cluster and -kill-node-after, as a user runs them, on a few bots for
+// seconds) and checks what must hold whatever the machine's speed: every
+// call a bot saw confirmed is on both survivors, once; no call ran twice;
+// the survivors hold the same values; the killed node's bots failed over
+// and got calls confirmed through another node. No timing is asserted.
+func TestClusterKillRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three authority processes and a match")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a bound against a hang
+	defer cancel()
+	report := filepath.Join(t.TempDir(), "cluster.json")
+	out, err := program(ctx, false, "-headless", "-cluster", "3", "-kill-node-after", "3s", "-bots", "4",
+		"-duration", "12s", "-profiles", "mobile", "-report", report).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	f, err := os.Open(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := quality.ReadJSON(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := rep.Profiles[0]
+	c := p.Cluster
+	if c == nil {
+		t.Fatalf("no cluster figures in the report:\n%s", out)
+	}
+	t.Logf("%+v", *c)
+	switch {
+	case c.Nodes != 3 || c.Killed != 1:
+		t.Errorf("%d nodes, %d killed: want 3 and 1", c.Nodes, c.Killed)
+	case c.ConfirmedCalls == 0 || c.ComparedPaths == 0:
+		t.Errorf("nothing checked: %d confirmed calls, %d paths compared", c.ConfirmedCalls, c.ComparedPaths)
+	}
+	if c.LostConfirmedCalls != 0 || c.DuplicateCalls != 0 || c.StrayTraces != 0 || c.ReplicaDivergence != 0 {
+		t.Errorf("%d confirmed calls lost, %d applied twice, %d stray traces, %d paths diverged: want none\n%s",
+			c.LostConfirmedCalls, c.DuplicateCalls, c.StrayTraces, c.ReplicaDivergence, out)
+	}
+	// Bots 0 and 3 play on node 1, the one killed.
+	if c.FailoverClients != 2 || c.FailoverUnconfirmed != 0 {
+		t.Errorf("failover: %d clients of the killed node (want 2), %d without a confirmed call after (want 0)", c.FailoverClients, c.FailoverUnconfirmed)
+	}
 }

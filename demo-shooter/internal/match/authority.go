@@ -15,6 +15,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rewindnet/rewind/authority"
@@ -54,20 +55,27 @@ type ServeStats struct {
 // every flag the binary takes (durability: -data, -data-dirs, -parity,
 // -wal-flush, -recover; cluster: -node-id, -gossip, -join, -cluster-key,
 // -cluster-size, ...), plus -serve ADDR (the listen address, as -listen)
-// and -cpuprofile FILE. name names the command in its usage text, errors
+// -cpuprofile FILE and -trace-calls (TracedRegistry). name names the command in its usage text, errors
 // and logs. It prints the bound address when listening and its counters
 // when it stops, one line each, on out; logs go to stderr. A bad command
 // line wraps cli.ErrUsage; -h returns flag.ErrHelp after the usage.
 func Serve(ctx context.Context, name string, args []string, reg func() *netcode.Registry, out, stderr io.Writer) error {
 	var listen, cpuProfile *string
+	var trace *bool
 	var srv *authority.Server
 	var prof *os.File
 	p := cli.Program{
-		Name:      name,
-		Functions: reg,
+		Name: name,
+		Functions: func() *netcode.Registry {
+			if *trace {
+				return TracedRegistry(reg)()
+			}
+			return reg()
+		},
 		Flags: func(fs *flag.FlagSet) {
 			listen = fs.String("serve", "", "UDP `address` to listen on (the same as -listen, which it overrides)")
 			cpuProfile = fs.String("cpuprofile", "", "write the authority's CPU profile to `file`")
+			trace = fs.Bool("trace-calls", false, "run the functions traced, as a cluster match's bots call them (each call tagged and counted under "+TracePrefix+")")
 		},
 		Configure: func(cfg *authority.ServerConfig) error {
 			if *listen != "" {
@@ -139,6 +147,9 @@ type Child struct {
 	Addr  string
 	cmd   *exec.Cmd
 	lines chan string // stdout lines after the address
+
+	waited  sync.Once
+	waitErr error
 }
 
 // StartChild starts cmd (a program that ends up in Serve on a loopback
@@ -169,7 +180,7 @@ func StartChild(cmd *exec.Cmd, timeout time.Duration) (*Child, error) {
 		case line, ok := <-c.lines:
 			if !ok {
 				c.kill()
-				return nil, fmt.Errorf("%w: exited before listening: %v", ErrChild, cmd.Wait())
+				return nil, fmt.Errorf("%w: exited before listening: %v", ErrChild, c.wait())
 			}
 			if a, found := strings.CutPrefix(line, listeningPrefix); found {
 				c.Addr = a
@@ -184,7 +195,23 @@ func StartChild(cmd *exec.Cmd, timeout time.Duration) (*Child, error) {
 
 func (c *Child) kill() {
 	c.cmd.Process.Kill()
-	c.cmd.Wait()
+	c.wait()
+}
+
+// wait waits for the process once (exec.Cmd.Wait must not run twice).
+func (c *Child) wait() error {
+	c.waited.Do(func() { c.waitErr = c.cmd.Wait() })
+	return c.waitErr
+}
+
+// Kill kills the child with SIGKILL, by its PID, and waits for it: a
+// crash, nothing flushed.
+func (c *Child) Kill() error {
+	if err := c.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("%w: kill: %w", ErrChild, err)
+	}
+	c.wait()
+	return nil
 }
 
 // CPU returns the CPU time (user plus system, every thread) the child has
@@ -205,7 +232,7 @@ func (c *Child) Stop(timeout time.Duration) (ServeStats, error) {
 		select {
 		case line, ok := <-c.lines:
 			if !ok {
-				err := c.cmd.Wait()
+				err := c.wait()
 				if !got {
 					return st, fmt.Errorf("%w: no counters at exit (%v)", ErrChild, err)
 				}

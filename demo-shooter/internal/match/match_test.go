@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,14 +20,19 @@ import (
 var seed = flag.Uint64("match.seed", 1, "seed of TestRunShort's bots and links")
 
 // childEnv makes the test binary an authority (see TestMain), so Run's
-// authority runs in a process of its own as in the demo.
-const childEnv = "REWIND_MATCH_TEST_AUTHORITY"
+// authority runs in a process of its own as in the demo; it holds the
+// authority's command line, its arguments separated by argSep.
+const (
+	childEnv = "REWIND_MATCH_TEST_AUTHORITY"
+	argSep   = "\x1f"
+)
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) != "" {
+	if a := os.Getenv(childEnv); a != "" {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 		defer stop()
-		if err := Serve(ctx, "authority", []string{"-serve", "127.0.0.1:0", "-log-level", "warn"}, game.Registry, os.Stdout, os.Stderr); err != nil {
+		args := append(strings.Split(a, argSep), "-log-level", "warn")
+		if err := Serve(ctx, "authority", args, game.Registry, os.Stdout, os.Stderr); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
@@ -35,9 +41,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func authorityCmd() *exec.Cmd {
+func authorityCmd(args []string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=1")
+	cmd.Env = append(os.Environ(), childEnv+"="+strings.Join(args, argSep))
 	cmd.Stderr = os.Stderr
 	return cmd
 }
@@ -97,7 +103,7 @@ func TestRunRefusesBadSettings(t *testing.T) {
 		{"no duration", Settings{Profile: none, Bots: 1, Authority: authorityCmd}, ErrBadMatch},
 		{"no authority", Settings{Profile: none, Bots: 1, Duration: time.Second}, ErrBadMatch},
 		{"bad profile", Settings{Profile: lagsim.Profile{Loss: 2}, Bots: 1, Duration: time.Second, Authority: authorityCmd}, lagsim.ErrInvalidProfile},
-		{"authority exits", Settings{Profile: none, Bots: 1, Duration: time.Second, Authority: func() *exec.Cmd { return exec.Command("false") }}, ErrChild},
+		{"authority exits", Settings{Profile: none, Bots: 1, Duration: time.Second, Authority: func([]string) *exec.Cmd { return exec.Command("false") }}, ErrChild},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

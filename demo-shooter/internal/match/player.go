@@ -83,6 +83,15 @@ type Player struct {
 	// pending); LastError is the latest of them or of a failed call.
 	Errors    uint64
 	LastError string
+	// Trace, if set, tags every call and keeps its latest result (a
+	// cluster match's check of lost and duplicate calls): the authority
+	// must then run TracedRegistry.
+	Trace *Trace
+	// Confirmed is the wall time of the last frame that brought a
+	// successful result, ConfirmedAddr the authority the client was
+	// connected to then.
+	Confirmed     time.Time
+	ConfirmedAddr string
 
 	view    *clientView
 	notes   notes
@@ -139,11 +148,25 @@ func (p *Player) Me() uint32 { return p.C.Creator() }
 // Call makes a call and remembers it for the report.
 func (p *Player) Call(a game.Action) error {
 	before := p.C.Now()
-	id, err := p.C.Call(a.Name, a.Args)
+	args := a.Args
+	var seq uint32
+	if p.Trace != nil {
+		var err error
+		if seq, err = p.Trace.next(); err != nil {
+			p.Errors++
+			p.LastError = fmt.Sprintf("%s: %v", a.Name, err)
+			return err
+		}
+		args = traceArgs(args, p.Trace.Bot, seq)
+	}
+	id, err := p.C.Call(a.Name, args)
 	if err != nil {
 		p.Errors++
 		p.LastError = fmt.Sprintf("%s: %v", a.Name, err)
 		return err
+	}
+	if p.Trace != nil {
+		p.Trace.made(id, seq)
 	}
 	info := callInfo{name: a.Name, at: time.Now(), epoch: p.epoch}
 	if a.Name == game.FuncShoot {
@@ -223,10 +246,15 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 			}
 		}
 	}
+	confirmed := false
 	for _, ev := range evs {
 		if ev.Kind != netcode.EventResult {
 			continue
 		}
+		if p.Trace != nil {
+			p.Trace.result(ev.Call, ev.Err)
+		}
+		confirmed = confirmed || ev.Err == nil
 		info, ok := p.calls[ev.Call]
 		if !ok {
 			continue
@@ -285,6 +313,9 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 		}
 	}
 	st := p.C.Stats()
+	if confirmed {
+		p.Confirmed, p.ConfirmedAddr = wall, st.Addr
+	}
 	mis := int(st.Mispredictions - min(p.mispred, st.Mispredictions))
 	p.mispred = st.Mispredictions
 	p.Graph.Add(wall, st.RTT, st.Offset, ncorr, mis)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"slices"
 	"sync"
 	"time"
 
@@ -41,11 +42,21 @@ type Settings struct {
 	Duration time.Duration // measured play, after Warmup
 	Warmup   time.Duration // zero: DefaultWarmup
 	Seed     uint64
-	// Authority returns the command that runs the authority in its own
-	// process: a program that ends in Serve on a loopback address, with
-	// "127.0.0.1:0" as listen address.
-	Authority func() *exec.Cmd
-	// Transport of the clients; zero: the netcode default.
+	// Authority returns the command that runs an authority in its own
+	// process: a program that ends in Serve with args as its command line
+	// ("-serve 127.0.0.1:0" and, in a cluster, the node's flags), to which
+	// it may add its own (-data, -cpuprofile).
+	Authority func(args []string) *exec.Cmd
+	// Nodes above 1 runs the authority as a cluster of that many
+	// processes on loopback (startCluster): the bots are spread across
+	// them, bot i on node i mod Nodes with the others as its failover
+	// addresses, and every call is traced (TracedRegistry).
+	Nodes int
+	// KillAfter, in a cluster, kills node 1 with SIGKILL this long into
+	// the measured span (zero: no kill).
+	KillAfter time.Duration
+	// Transport of the clients; zero: the netcode default, and in a
+	// cluster clusterTransport with clusterReconnect.
 	Options netcode.Options
 }
 
@@ -59,39 +70,73 @@ func (s *Settings) validate() error {
 		return fmt.Errorf("%w: warm-up %v", ErrBadMatch, s.Warmup)
 	case s.Authority == nil:
 		return fmt.Errorf("%w: no authority command", ErrBadMatch)
+	case s.Nodes < 0 || s.Nodes > MaxNodes:
+		return fmt.Errorf("%w: %d nodes outside [0, %d]", ErrBadMatch, s.Nodes, MaxNodes)
+	case s.KillAfter < 0 || s.KillAfter > 0 && (s.Nodes < 2 || s.KillAfter >= s.Duration):
+		return fmt.Errorf("%w: a kill after %v needs a cluster (%d nodes) and a time inside the measured %v", ErrBadMatch, s.KillAfter, s.Nodes, s.Duration)
 	}
 	return s.Profile.Validate()
 }
 
-// Run plays one headless match: an authority in its own process, Bots
-// bots over loopback behind the profile, Warmup of play, then Duration
-// measured, and returns its quality. After the measured span the bots stop
-// acting until the span's calls are answered, so a shot made just before
-// the end is judged by its answer rather than counted as lost; the CPU,
-// traffic and call counters cover the span only. ctx ends it early (an
-// error).
-func Run(ctx context.Context, s Settings) (quality.Profile, error) {
+// Run plays one headless match: an authority in its own process (or a
+// cluster of them, see Settings.Nodes), Bots bots over loopback behind the
+// profile, Warmup of play, then Duration measured, and returns its
+// quality. After the measured span the bots stop acting until the span's
+// calls are answered, so a shot made just before the end is judged by its
+// answer rather than counted as lost; the CPU, traffic and call counters
+// cover the span only. A cluster match then waits for every value to be
+// final on every node, reads each surviving authority's state through a
+// watch client of its own and checks the calls' traces and the replicas'
+// agreement (quality.Cluster). ctx ends it early (an error).
+func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 	if err := s.validate(); err != nil {
 		return quality.Profile{}, err
 	}
 	if s.Warmup == 0 {
 		s.Warmup = DefaultWarmup
 	}
-	child, err := StartChild(s.Authority(), childTimeout)
-	if err != nil {
-		return quality.Profile{}, err
+	clustered := s.Nodes > 1
+	var cl *cluster
+	var addrs []string
+	if clustered {
+		var err error
+		if cl, err = startCluster(s); err != nil {
+			return quality.Profile{}, err
+		}
+		addrs = cl.addrs()
+		if s.Options.Transport.MaxFrame == 0 {
+			s.Options.Transport = clusterTransport()
+		}
+		if s.Options.Reconnect == (netcode.Reconnect{}) {
+			s.Options.Reconnect = clusterReconnect
+		}
+	} else {
+		child, err := StartChild(s.Authority([]string{"-serve", "127.0.0.1:0"}), childTimeout)
+		if err != nil {
+			return quality.Profile{}, err
+		}
+		cl = &cluster{nodes: []*Child{child}, killed: -1}
+		addrs = []string{child.Addr}
 	}
 	stopped := false
 	defer func() {
 		if !stopped {
-			child.Stop(childTimeout)
+			cl.stop()
+		}
+		cl.close()
+		switch {
+		case !clustered:
+		case err != nil:
+			err = fmt.Errorf("%w (the nodes' data and logs are in %s)", err, cl.dir)
+		default:
+			cl.remove()
 		}
 	}()
 	lag, err := NewLag("127.0.0.1:0", s.Profile, s.Seed<<16)
 	if err != nil {
 		return quality.Profile{}, err
 	}
-	players, err := dialBots(ctx, child.Addr, lag, s)
+	players, err := dialBots(ctx, addrs, lag, s, clustered)
 	for _, p := range players {
 		if p != nil {
 			defer p.C.Close()
@@ -103,13 +148,20 @@ func Run(ctx context.Context, s Settings) (quality.Profile, error) {
 
 	tick := time.NewTicker(Frame)
 	defer tick.Stop()
+	var fo failover
 	play := func(d time.Duration) error {
 		end := time.Now().Add(d)
 		for {
 			now := time.Now()
+			if fo.due(now) {
+				if err := fo.kill(cl, players, now); err != nil {
+					return err
+				}
+			}
 			for _, p := range players {
 				p.Frame(now)
 			}
+			fo.observe(players)
 			if !now.Before(end) {
 				return nil
 			}
@@ -129,16 +181,19 @@ func Run(ctx context.Context, s Settings) (quality.Profile, error) {
 		p.ResetRecorder()
 		base[i] = p.C.Stats()
 	}
-	cpu0, err := child.CPU()
+	cpu0, err := cl.cpu()
 	if err != nil {
 		return quality.Profile{}, err
 	}
 	start := time.Now()
+	if s.KillAfter > 0 {
+		fo.at = start.Add(s.KillAfter)
+	}
 	if err := play(s.Duration); err != nil {
 		return quality.Profile{}, err
 	}
 	span := time.Since(start)
-	cpu1, err := child.CPU()
+	cpu1, err := cl.cpu()
 	if err != nil {
 		return quality.Profile{}, err
 	}
@@ -153,14 +208,20 @@ func Run(ctx context.Context, s Settings) (quality.Profile, error) {
 			BytesIn: st.BytesIn - b.BytesIn, BytesOut: st.BytesOut - b.BytesOut, RTT: st.RTT,
 		}
 	}
-	if err := settle(ctx, players, tick); err != nil {
+	if err := settle(ctx, players, tick, &fo); err != nil {
 		return quality.Profile{}, err
+	}
+	var cf *quality.Cluster
+	if clustered {
+		if cf, err = checkCluster(ctx, cl, players, tick, &fo); err != nil {
+			return quality.Profile{}, err
+		}
 	}
 	for _, p := range players {
 		p.C.Close()
 	}
 	stopped = true
-	as, err := child.Stop(childTimeout)
+	as, err := cl.stop()
 	if err != nil {
 		return quality.Profile{}, err
 	}
@@ -168,12 +229,65 @@ func Run(ctx context.Context, s Settings) (quality.Profile, error) {
 	if name == "" {
 		name = "custom"
 	}
-	return quality.Summarise(name, span, recs, ctr, quality.Authority{CPU: cpu1 - cpu0, Calls: as.Calls, Reruns: as.Reruns})
+	p, err := quality.Summarise(name, span, recs, ctr, quality.Authority{CPU: cpu1 - cpu0, Calls: as.Calls, Reruns: as.Reruns})
+	p.Cluster = cf
+	return p, err
+}
+
+// failover kills a node of a cluster match at a set time and measures,
+// for each bot connected to it then, the time from the kill to the first
+// result of a call confirmed through another node.
+type failover struct {
+	at       time.Time // when to kill; zero: never
+	killedAt time.Time // zero until killed
+	addr     string    // the killed node's address
+	// waiting: the bots of the killed node without a confirmation since;
+	// took: the failover times of those that had one.
+	waiting map[*Player]bool
+	took    []time.Duration
+}
+
+// due reports whether the kill is due at now.
+func (f *failover) due(now time.Time) bool {
+	return !f.at.IsZero() && f.killedAt.IsZero() && !now.Before(f.at)
+}
+
+// kill kills node 1 and notes its bots.
+func (f *failover) kill(cl *cluster, players []*Player, now time.Time) error {
+	f.addr = cl.nodes[0].Addr
+	f.waiting = map[*Player]bool{}
+	for _, p := range players {
+		if p.C.Stats().Addr == f.addr {
+			f.waiting[p] = true
+		}
+	}
+	if err := cl.kill(0); err != nil {
+		return err
+	}
+	f.killedAt = time.Now()
+	return nil
+}
+
+// observe notes the bots whose first confirmation since the kill came
+// through another node.
+func (f *failover) observe(players []*Player) {
+	if f.killedAt.IsZero() || len(f.waiting) == 0 {
+		return
+	}
+	for p := range f.waiting {
+		if p.Confirmed.After(f.killedAt) && p.ConfirmedAddr != f.addr {
+			f.took = append(f.took, p.Confirmed.Sub(f.killedAt))
+			delete(f.waiting, p)
+		}
+	}
 }
 
 // dialBots connects the bots at once (each waits for its welcome and
-// clock sync) and makes them Players.
-func dialBots(ctx context.Context, addr string, lag *Lag, s Settings) ([]*Player, error) {
+// clock sync) and makes them Players: bot i to addrs[i mod len(addrs)],
+// with the others as its failover addresses. A cluster's member refuses
+// clients until it has caught up with its peers: a bot dials again until
+// dialTimeout. Traced bots tag their calls (Player.Trace).
+func dialBots(ctx context.Context, addrs []string, lag *Lag, s Settings, traced bool) ([]*Player, error) {
 	players := make([]*Player, s.Bots)
 	errs := make([]error, s.Bots)
 	var wg sync.WaitGroup
@@ -185,8 +299,20 @@ func dialBots(ctx context.Context, addr string, lag *Lag, s Settings) ([]*Player
 			defer cancel()
 			opts := s.Options
 			opts.Registry = game.Registry()
+			if traced {
+				opts.Registry = tracedGame()
+			}
 			opts.PacketConn = lag.PacketConn
+			opts.Failover = failoverAddrs(addrs, i%len(addrs))
+			addr := addrs[i%len(addrs)]
 			c, err := netcode.Dial(dctx, addr, opts)
+			for err != nil && len(addrs) > 1 && dctx.Err() == nil {
+				select {
+				case <-dctx.Done():
+				case <-time.After(100 * time.Millisecond):
+					c, err = netcode.Dial(dctx, addr, opts)
+				}
+			}
 			if err != nil {
 				errs[i] = fmt.Errorf("match: bot %d: %w", i, err)
 				return
@@ -197,6 +323,9 @@ func dialBots(ctx context.Context, addr string, lag *Lag, s Settings) ([]*Player
 				errs[i] = err
 				return
 			}
+			if traced {
+				p.Trace = NewTrace(uint32(i))
+			}
 			players[i] = p
 		}()
 	}
@@ -206,7 +335,7 @@ func dialBots(ctx context.Context, addr string, lag *Lag, s Settings) ([]*Player
 
 // settle stops the bots and updates the players until every call has its
 // result, or maxSettle passes.
-func settle(ctx context.Context, players []*Player, tick *time.Ticker) error {
+func settle(ctx context.Context, players []*Player, tick *time.Ticker, fo *failover) error {
 	for _, p := range players {
 		p.Idle = true
 	}
@@ -218,6 +347,7 @@ func settle(ctx context.Context, players []*Player, tick *time.Ticker) error {
 			p.Frame(now)
 			waiting += p.Awaiting()
 		}
+		fo.observe(players)
 		if waiting == 0 || !now.Before(end) {
 			return nil
 		}
@@ -227,4 +357,66 @@ func settle(ctx context.Context, players []*Player, tick *time.Ticker) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// checkCluster ends a cluster match: the bots stay idle (updating) for
+// quiesce, so that every value is final on every node, then each
+// surviving authority's state is read and the calls' traces, the
+// replicas' agreement and the failover times are summed up. A bot of the
+// killed node with no confirmed call through another node by the end of
+// the quiescence is counted with the time until then (a lower bound).
+func checkCluster(ctx context.Context, cl *cluster, players []*Player, tick *time.Ticker, fo *failover) (*quality.Cluster, error) {
+	until := time.Now().Add(quiesce)
+	for now := time.Now(); now.Before(until); now = time.Now() {
+		for _, p := range players {
+			p.Frame(now)
+		}
+		fo.observe(players)
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	waited := time.Since(fo.killedAt)
+	var states []map[string][]byte
+	rejoined := 0
+	for _, c := range cl.survivors() {
+		st, rj, err := observe(ctx, c.Addr, tracedGame())
+		if err != nil {
+			return nil, err
+		}
+		states = append(states, st)
+		if rj {
+			rejoined++
+		}
+	}
+	ledgers := make([]*Trace, len(players))
+	for i, p := range players {
+		ledgers[i] = p.Trace
+	}
+	tc := CheckTraces(ledgers, states)
+	div, compared := Divergence(states)
+	cf := &quality.Cluster{
+		Nodes: len(cl.nodes), ConfirmedCalls: tc.Confirmed, LostConfirmedCalls: tc.Lost,
+		DuplicateCalls: tc.Duplicate, UnconfirmedApplied: tc.Unconfirmed, StrayTraces: tc.Stray,
+		ReplicaDivergence: div, ComparedPaths: compared, RejoinedWhenRead: rejoined,
+	}
+	if !fo.killedAt.IsZero() {
+		took := slices.Clone(fo.took)
+		for range fo.waiting {
+			took = append(took, waited)
+		}
+		ms := make([]float64, len(took))
+		for i, d := range took {
+			ms[i] = float64(d) / float64(time.Millisecond)
+		}
+		cf.Killed = 1
+		cf.FailoverClients = len(took)
+		cf.FailoverUnconfirmed = len(fo.waiting)
+		cf.FailoverMsP50 = quality.Quantile(ms, 0.5)
+		cf.FailoverMsP99 = quality.Quantile(ms, 0.99)
+		cf.FailoverMsMax = quality.Quantile(ms, 1)
+	}
+	return cf, nil
 }

@@ -93,6 +93,61 @@ type Profile struct {
 	// plus system, every thread) over the match, as a percentage of one
 	// core, divided by the clients.
 	AuthorityCPUPctPerClient float64 `json:"authority_cpu_pct_per_client"`
+
+	// Cluster holds a cluster match's figures (absent for one
+	// authority); its fields appear beside the others in JSON. In a
+	// cluster match the authority's CPU is every node's (the killed
+	// one's until its kill) and its calls and re-runs are the
+	// survivors' (the killed node's counters die with it).
+	*Cluster
+}
+
+// Cluster is what a cluster match measured about replication and
+// failover. The calls are checked by their traces (each call of a bot
+// leaves a path, written with the count of its applications, in the
+// authorities' state): read from every surviving authority once every
+// value is final.
+type Cluster struct {
+	// Nodes is the authorities started; Killed how many were killed with
+	// SIGKILL during the measured span.
+	Nodes  int `json:"nodes"`
+	Killed int `json:"killed"`
+	// ConfirmedCalls counts the calls whose client's latest result was a
+	// success (over the whole match, warm-up included): each is checked.
+	ConfirmedCalls uint64 `json:"confirmed_calls"`
+	// LostConfirmedCalls counts confirmed calls whose effect (trace) is
+	// missing from at least one surviving authority.
+	LostConfirmedCalls uint64 `json:"lost_confirmed_calls"`
+	// DuplicateCalls counts calls applied more than once on at least one
+	// surviving authority.
+	DuplicateCalls uint64 `json:"duplicate_calls"`
+	// UnconfirmedApplied counts calls the survivors hold whose client
+	// last heard a failure or nothing (a result lost with its node, or a
+	// client-side timeout, of a call that did run): not an error by
+	// itself, shown so that nothing the traces say goes unreported.
+	UnconfirmedApplied uint64 `json:"unconfirmed_applied"`
+	// StrayTraces counts trace paths no bot made, or with a bad count.
+	StrayTraces uint64 `json:"stray_traces"`
+	// ReplicaDivergence counts the paths whose valid value differs
+	// between the surviving authorities (held by one and not another, or
+	// different bytes); ComparedPaths is how many paths were compared.
+	ReplicaDivergence uint64 `json:"replica_divergence"`
+	ComparedPaths     uint64 `json:"compared_paths"`
+	// RejoinedWhenRead counts survivors found rejoining their cluster
+	// afresh when their state was read (one that saw too few members
+	// alive, a false suspicion under load, replaces itself with a fresh
+	// node that catches up from the others): such a survivor's state is
+	// a copy of the others', so it says less about divergence.
+	RejoinedWhenRead int `json:"rejoined_when_read"`
+	// FailoverClients counts the bots connected to the killed node; for
+	// each, the time from the kill to its first successful result through
+	// another node. FailoverUnconfirmed counts those that had none by the
+	// end of the match (counted with the time until then).
+	FailoverClients     int     `json:"failover_clients"`
+	FailoverUnconfirmed int     `json:"failover_unconfirmed"`
+	FailoverMsP50       float64 `json:"failover_ms_p50"`
+	FailoverMsP99       float64 `json:"failover_ms_p99"`
+	FailoverMsMax       float64 `json:"failover_ms_max"`
 }
 
 // Report is the whole quality report.
@@ -143,7 +198,7 @@ func ReadJSON(rd io.Reader) (*Report, error) {
 }
 
 func (p *Profile) figures() map[string]float64 {
-	return map[string]float64{
+	f := map[string]float64{
 		"seconds": p.Seconds, "hits_confirmed_pct": p.HitsConfirmedPct,
 		"hits_lost_shooter_dead_pct": p.HitsLostShooterDeadPct, "hits_lost_late_pct": p.HitsLostLatePct,
 		"hits_lost_other_pct": p.HitsLostOtherPct,
@@ -156,6 +211,10 @@ func (p *Profile) figures() map[string]float64 {
 		"kbps_in": p.KbpsIn, "kbps_out": p.KbpsOut,
 		"authority_cpu_pct_per_client": p.AuthorityCPUPctPerClient,
 	}
+	if c := p.Cluster; c != nil {
+		f["failover_ms_p50"], f["failover_ms_p99"], f["failover_ms_max"] = c.FailoverMsP50, c.FailoverMsP99, c.FailoverMsMax
+	}
+	return f
 }
 
 // WriteTable prints the report as an aligned text table, one row per
@@ -178,6 +237,19 @@ func (r *Report) WriteTable(w io.Writer) error {
 	for _, p := range r.Profiles {
 		if _, err := fmt.Fprintf(w, "%s: %d of %d calls failed%s\n", p.Profile, p.FailedCalls, p.Calls, reasons(p.FailedByReason)); err != nil {
 			return err
+		}
+		if c := p.Cluster; c != nil {
+			if _, err := fmt.Fprintf(w, "%s: cluster of %d, %d killed: %d confirmed calls checked on every survivor, %d lost, %d applied twice, %d applied unconfirmed;"+
+				" %d of %d paths diverge between the survivors; failover of %d clients p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d without a confirmed call after)\n",
+				p.Profile, c.Nodes, c.Killed, c.ConfirmedCalls, c.LostConfirmedCalls, c.DuplicateCalls, c.UnconfirmedApplied,
+				c.ReplicaDivergence, c.ComparedPaths, c.FailoverClients, c.FailoverMsP50, c.FailoverMsP99, c.FailoverMsMax, c.FailoverUnconfirmed); err != nil {
+				return err
+			}
+			if c.RejoinedWhenRead > 0 || c.StrayTraces > 0 {
+				if _, err := fmt.Fprintf(w, "%s: %d survivors were rejoining their cluster when read, %d stray traces\n", p.Profile, c.RejoinedWhenRead, c.StrayTraces); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	_, err := fmt.Fprintln(w, "client resims: a pending call predicted again when a value it read changed before its result;"+
