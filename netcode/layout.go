@@ -313,6 +313,19 @@ func searchSlots(list []slot, t Time) (int, bool) {
 	return lo, list[lo].t == t
 }
 
+// liveList returns p's live list. A list of one is the record's last slot
+// alone, with no block in the pool: most paths hold one live value at a
+// time. The slice is valid until the list is changed.
+func (s *Store) liveList(p *pathRec) []slot {
+	if p.live.class == 0 {
+		if p.live.n == 0 {
+			return nil
+		}
+		return unsafe.Slice(&p.last, 1)
+	}
+	return s.lists.list(p.live)
+}
+
 // searchLive is searchSlots on p's live list. The newest entry is kept in
 // the record, so a time after it is placed without reading the list.
 func (s *Store) searchLive(p *pathRec, t Time) (int, bool) {
@@ -324,25 +337,50 @@ func (s *Store) searchLive(p *pathRec, t Time) (int, bool) {
 	} else if c == 0 {
 		return int(p.live.n) - 1, true
 	}
+	if p.live.n == 1 {
+		return 0, false
+	}
 	return searchSlots(s.lists.list(p.live), t)
 }
 
 // insertLive puts sl at position i of p's live list. A new last entry
 // must be filled in before noteLast.
 func (s *Store) insertLive(p *pathRec, i int, sl slot) {
-	if i == int(p.live.n) {
+	switch p.live.n {
+	case 0:
+		p.live.n = 1
+	case 1:
+		// From the record alone to a block of the pool.
+		last := p.last
+		p.live = span{off: s.lists.alloc(2), n: 1, class: 2}
+		s.lists.list(p.live)[0] = last
+		s.lists.insert(&p.live, i, sl)
+	default:
+		s.lists.insert(&p.live, i, sl)
+	}
+	if i == int(p.live.n)-1 {
 		p.last = sl
 		p.lastSt, p.lastVal = stateUnseen, nil
 	}
-	s.lists.insert(&p.live, i, sl)
 }
 
 // removeLive removes position i of p's live list. The only entry goes
-// without reading the list.
+// without reading the list; a list left with one entry leaves the pool.
 func (s *Store) removeLive(p *pathRec, i int) {
-	if p.live.n == 1 {
-		s.lists.release(&p.live)
+	switch p.live.n {
+	case 1:
+		p.live = span{}
 		p.last, p.lastSt, p.lastVal = slot{}, stateUnseen, nil
+		return
+	case 2:
+		list := s.lists.list(p.live)
+		rest := list[1-i]
+		s.lists.release(&p.live)
+		p.live = span{n: 1}
+		if i == 1 {
+			p.last = rest
+			s.noteLast(p)
+		}
 		return
 	}
 	s.lists.remove(&p.live, i, 1)

@@ -407,7 +407,7 @@ func (s *Store) checkCapacity(vs []PathValue) error {
 func (s *Store) find(p *pathRec, t Time, event bool) *entry {
 	if !event {
 		if i, ok := s.searchLive(p, t); ok {
-			return s.ent(s.lists.list(p.live)[i].e)
+			return s.ent(s.liveList(p)[i].e)
 		}
 		return nil
 	}
@@ -436,10 +436,11 @@ func (s *Store) insertOwned(v *PathValue, tag any, pid uint32) {
 	event := v.Flags&FlagEvent != 0
 	var h uint32
 	var e *entry
+	place := false // a new live entry, listed once its locks are registered
 	if !event {
 		i, ok := s.searchLive(p, v.Time)
 		if ok {
-			h = s.lists.list(p.live)[i].e
+			h = s.liveList(p)[i].e
 			e = s.ent(h)
 			if !e.ghost {
 				s.stats.Duplicates++
@@ -450,7 +451,7 @@ func (s *Store) insertOwned(v *PathValue, tag any, pid uint32) {
 		} else {
 			h = s.newEntry(v.Time.Nanos)
 			e = s.ent(h)
-			s.insertLive(p, i, slot{t: v.Time, e: h})
+			place = true
 		}
 	} else {
 		list := s.lists.list(p.events)
@@ -472,10 +473,18 @@ func (s *Store) insertOwned(v *PathValue, tag any, pid uint32) {
 		e.lead = s.lead
 		e.next, l.next = l.next, h+1
 	} else {
+		// Before the entry is in its list: a lock on its own path then
+		// finds the value it read still the newest, in the record. (No
+		// lock reaches the entry's own time: End <= W, the interval
+		// excludes End.)
 		s.registerLocks(h, e)
 		if len(v.Locks) > 0 {
 			s.lead, s.leadLocks, s.leadN, s.leadAt = h+1, &v.Locks[0], len(v.Locks), v.Time
 		}
+	}
+	if place {
+		i, _ := s.searchLive(p, v.Time) // a lock may have added a ghost here
+		s.insertLive(p, i, slot{t: v.Time, e: h})
 	}
 	st := s.computed(e)
 	e.state = st
@@ -541,7 +550,7 @@ func (s *Store) registerLocks(h uint32, e *entry) {
 			if ok {
 				st := p.lastSt // the common target: the newest value
 				if k != int(p.live.n)-1 {
-					st = s.ent(s.lists.list(p.live)[k].e).state
+					st = s.ent(s.liveList(p)[k].e).state
 				}
 				b, u := targetContrib(st)
 				e.bad += b
@@ -554,7 +563,7 @@ func (s *Store) registerLocks(h uint32, e *entry) {
 		}
 		// Live entries inside the interval count by state.
 		if j < int(p.live.n) {
-			list := s.lists.list(p.live)
+			list := s.liveList(p)
 			for ; j < len(list) && list[j].t.Before(l.End); j++ {
 				b, u := intervalContrib(s.ent(list[j].e).state)
 				e.bad += b
@@ -889,7 +898,7 @@ func (s *Store) readLatest(path string, before Time) (Time, []byte, bool, uint32
 
 func (s *Store) latest(p *pathRec, before Time) (PathValue, bool) {
 	if p.live.n > 0 {
-		list := s.lists.list(p.live)
+		list := s.liveList(p)
 		i, _ := searchSlots(list, before)
 		for i--; i >= 0; i-- {
 			e := s.ent(list[i].e)
@@ -961,7 +970,7 @@ func (s *Store) History(path string, fn func(PathValue) bool) {
 	}
 	// fn may call back into the store: walk by index, re-reading the list.
 	for i := 0; i < int(p.live.n); i++ {
-		e := s.ent(s.lists.list(p.live)[i].e)
+		e := s.ent(s.liveList(p)[i].e)
 		if e.ghost {
 			continue
 		}

@@ -30,7 +30,7 @@ func (s *Store) Verify() error {
 			}
 			return stateLost, true
 		}
-		list := s.lists.list(p.live)
+		list := s.liveList(p)
 		if i, ok := searchSlots(list, t); ok {
 			return s.ent(list[i].e).state, true
 		}
@@ -88,7 +88,7 @@ func (s *Store) Verify() error {
 					permanent = true
 				}
 			}
-			for _, sl := range s.lists.list(p.live) {
+			for _, sl := range s.liveList(p) {
 				if l.Start.Before(sl.t) && sl.t.Before(l.End) {
 					b, u := intervalContrib(s.ent(sl.e).state)
 					liveBad, liveUnknown = liveBad+b, liveUnknown+u
@@ -130,8 +130,7 @@ func (s *Store) Verify() error {
 	// entries checks one live list: ordered, each slot naming a live entry
 	// of this path at its time.
 	var liveValues, ghosts, pending, finalValues int
-	entries := func(pid uint32, p *pathRec, sp span, event bool) error {
-		list := s.lists.list(sp)
+	entries := func(pid uint32, p *pathRec, list []slot, event bool) error {
 		for i, sl := range list {
 			if i > 0 && !list[i-1].t.Before(sl.t) {
 				return fmt.Errorf("%s: live history out of order", p.name)
@@ -172,7 +171,7 @@ func (s *Store) Verify() error {
 			return fmt.Errorf("%s: path index does not lead to its record", p.name)
 		}
 		if p.live.n > 0 {
-			if p.last != s.lists.list(p.live)[p.live.n-1] {
+			if p.last != s.liveList(p)[p.live.n-1] {
 				return fmt.Errorf("%s: the record's newest live slot is not the list's", p.name)
 			}
 			e := s.ent(p.last.e)
@@ -180,10 +179,13 @@ func (s *Store) Verify() error {
 				return fmt.Errorf("%s: the record's newest live value is stale", p.name)
 			}
 		}
-		if err := entries(pid, p, p.live, false); err != nil {
+		if p.live.class != 0 && p.live.n < 2 {
+			return fmt.Errorf("%s: a live list of %d in a block", p.name, p.live.n)
+		}
+		if err := entries(pid, p, s.liveList(p), false); err != nil {
 			return err
 		}
-		if err := entries(pid, p, p.events, true); err != nil {
+		if err := entries(pid, p, s.lists.list(p.events), true); err != nil {
 			return err
 		}
 		fs := finals(p)
@@ -193,7 +195,7 @@ func (s *Store) Verify() error {
 				return fmt.Errorf("%s: final history out of order", p.name)
 			}
 		}
-		if len(fs) > 0 && p.live.n > 0 && !fs[len(fs)-1].t.Before(s.lists.list(p.live)[0].t) {
+		if len(fs) > 0 && p.live.n > 0 && !fs[len(fs)-1].t.Before(s.liveList(p)[0].t) {
 			return fmt.Errorf("%s: final value after a live one", p.name)
 		}
 		// Every lock item still able to matter names a live holder's lock
