@@ -63,6 +63,7 @@ type Node struct {
 	nextCrea uint32
 	watchers map[string][]*session // prefix (or exact path) → watching sessions
 	epoch    uint64                // marks sessions visited by one watchersOf call
+	spare    [][]byte              // frame buffers given back by Recycle, empty
 
 	// interest management (area.go)
 	spaces       map[string]*spaceIndex // spatial layer prefix → its index and watches
@@ -1037,7 +1038,8 @@ func (n *Node) Tick(now int64) {
 }
 
 // Ready returns what the shell must send and close since the last call, one
-// Output per session in session order. Frames are owned by the caller.
+// Output per session in session order. Frames are owned by the caller,
+// which may hand them back with Recycle once sent.
 func (n *Node) Ready() []Output {
 	if len(n.ready) == 0 {
 		return nil
@@ -1093,7 +1095,7 @@ func (n *Node) send(s *session, m *wire.Message) {
 	}
 	n.touch(s)
 	if s.cur == nil {
-		s.cur = s.enc.BeginFrame(make([]byte, 0, 512))
+		s.cur = s.enc.BeginFrame(n.frameBuf())
 	}
 	buf, err := s.enc.Append(s.cur, m)
 	if err == nil {
@@ -1101,7 +1103,7 @@ func (n *Node) send(s *session, m *wire.Message) {
 		return
 	}
 	n.closeFrame(s)
-	s.cur = s.enc.BeginFrame(make([]byte, 0, 512))
+	s.cur = s.enc.BeginFrame(n.frameBuf())
 	buf, err = s.enc.Append(s.cur, m)
 	if err != nil {
 		// One message larger than a frame: a bug on this side, never the
@@ -1134,8 +1136,42 @@ func (n *Node) wireText(t string) string {
 func (n *Node) closeFrame(s *session) {
 	if len(s.cur) > 1 {
 		s.frames = append(s.frames, s.cur)
+	} else if s.cur != nil {
+		n.Recycle([][]byte{s.cur})
 	}
 	s.cur = nil
+}
+
+// Frame buffers kept for reuse: at most maxSpareFrames, each of at most
+// maxSpareFrame bytes (a bigger one, from a burst, goes to the collector).
+const (
+	maxSpareFrames = 4096
+	maxSpareFrame  = 64 << 10
+)
+
+// Recycle hands back frames that Ready returned, once the shell is done
+// with them (the transport copies what Send sends): the node encodes later
+// frames into them instead of into fresh memory. The caller must not touch
+// them afterwards. Calling it is optional; frames not handed back are
+// simply left to the garbage collector.
+func (n *Node) Recycle(frames [][]byte) {
+	for _, f := range frames {
+		if c := cap(f); c < 64 || c > maxSpareFrame || len(n.spare) >= maxSpareFrames {
+			continue
+		}
+		n.spare = append(n.spare, f[:0])
+	}
+}
+
+// frameBuf returns an empty buffer for a new frame.
+func (n *Node) frameBuf() []byte {
+	if k := len(n.spare); k > 0 {
+		f := n.spare[k-1]
+		n.spare[k-1] = nil
+		n.spare = n.spare[:k-1]
+		return f
+	}
+	return make([]byte, 0, 512)
 }
 
 // flush encodes the batched watch deliveries of every session.

@@ -940,6 +940,7 @@ func (s *Server) dispatch() {
 				break // closing; Notify reports it gone
 			}
 		}
+		s.node.Recycle(o.Frames) // Send copied them
 		if o.Close {
 			// The node has forgotten the session already.
 			s.forget(p)
