@@ -78,7 +78,7 @@ func (s *Store) LoadFinal(horizon int64, vs []PathValue) error {
 	for i := range vs {
 		v := &vs[i]
 		_, p := s.path(v.Path)
-		s.addFinal(p, finalValue{t: v.Time, value: v.Value, flags: v.Flags}, cut)
+		s.addFinal(p, newFinal(v.Time, v.Value, v.Flags), cut)
 		if !p.listed {
 			s.listPath(p)
 		}

@@ -172,7 +172,7 @@ func (s *Store) finalize(eh uint32, h, cut int64) {
 		if s.collectFinal {
 			s.finalOut = append(s.finalOut, PathValue{Path: p.name, Time: e.t, Value: e.value, Flags: e.flags})
 		}
-		s.addFinal(p, finalValue{t: e.t, value: e.value, flags: e.flags}, cut)
+		s.addFinal(p, newFinal(e.t, e.value, e.flags), cut)
 	default:
 		s.stats.Dropped++
 	}

@@ -31,39 +31,55 @@ const (
 	recChunk     = 1 << recChunkBits
 )
 
-// pathRec is everything the store knows about one path. What a read needs
-// comes first (the name, the newest live value, the latest final value):
-// two cache lines.
+// pathRec is everything the store knows about one path, in 192 bytes
+// (three cache lines, each record aligned on one: a chunk is a large
+// allocation, page-aligned). What a read of the newest live value needs is
+// in the first line (the name, the newest live value and its state); the
+// latest final values and the lists are in the second.
 type pathRec struct {
-	name    string
-	last    slot   // the last slot of live, when live.n > 0
-	lastVal []byte // the value of last's entry, when readable
-	live    span   // values and ghosts that can still change, by time (slots)
-	lastSt  State  // the state of last's entry (stateUnseen for a ghost)
-	hasFin  bool
-	hasPrev bool       // implies hasFin; older is empty unless hasPrev
-	listed  bool       // registered in the children index
-	fin     finalValue // the latest final value, when hasFin
+	name   string
+	last   slot  // the last slot of live, when live.n > 0
+	lastP  *byte // the bytes of last's entry, when readable (see bytesAt)
+	lastN  uint32
+	lastSt State // the state of last's entry: stateUnseen for a ghost, stateNone for no entry
+	hasFin bool
+	// implies hasFin; older is empty unless hasPrev
+	hasPrev bool
+	listed  bool   // registered in the children index
+	sweep   bool   // queued for a sweep (see Store.sweepPath)
+	log     uint32 // 1 + the lock item ending last of the locks on this path, 0 if none
 
-	log    uint32 // 1 + the lock item ending last of the locks on this path, 0 if none
-	logEnd Time   // its End: no item of the log ends later
-	events span   // live events, by time (slots)
-	sweep  bool   // queued for a sweep (see Store.sweepPath)
-
+	live   span       // values and ghosts that can still change, by time (slots)
+	events span       // live events, by time (slots)
+	fin    finalValue // the latest final value, when hasFin
 	// Final history, oldest first: older, then prev, then fin. A path
 	// written less often than once per MaxRewind keeps two final values,
 	// both in the record.
-	prev  finalValue // the final value before fin, when hasPrev
-	older []finalValue
+	prev   finalValue // the final value before fin, when hasPrev
+	logEnd Time       // the End of the log's first item: no item ends later
+	older  []finalValue
 }
 
 // finalValue is a value that can no longer change state: its locks are
-// dropped and it is valid (final invalid values are not kept).
+// dropped and it is valid (final invalid values are not kept). Its bytes
+// are held as pointer and length (value), 32 bytes in all.
 type finalValue struct {
 	t     Time
-	value []byte
+	p     *byte // nil for a deletion
+	n     uint32
 	flags Flags
 }
+
+func newFinal(t Time, v []byte, flags Flags) finalValue {
+	return finalValue{t: t, p: unsafe.SliceData(v), n: uint32(len(v)), flags: flags}
+}
+
+// value returns the bytes (nil for a deletion, empty for an empty value).
+func (f *finalValue) value() []byte { return bytesAt(f.p, f.n) }
+
+// bytesAt makes a value's slice from its pointer and length: nil for a nil
+// pointer, full (cap = len) otherwise.
+func bytesAt(p *byte, n uint32) []byte { return unsafe.Slice(p, n) }
 
 // slot is one element of a path's live list: the entry's time, kept beside
 // its handle so that searching a list reads the list alone.
@@ -360,7 +376,7 @@ func (s *Store) insertLive(p *pathRec, i int, sl slot) {
 	}
 	if i == int(p.live.n)-1 {
 		p.last = sl
-		p.lastSt, p.lastVal = stateUnseen, nil
+		p.lastSt, p.lastP, p.lastN = stateUnseen, nil, 0
 	}
 }
 
@@ -370,7 +386,7 @@ func (s *Store) removeLive(p *pathRec, i int) {
 	switch p.live.n {
 	case 1:
 		p.live = span{}
-		p.last, p.lastSt, p.lastVal = slot{}, stateUnseen, nil
+		p.last, p.lastSt, p.lastP, p.lastN = slot{}, stateNone, nil, 0
 		return
 	case 2:
 		list := s.lists.list(p.live)
@@ -390,6 +406,9 @@ func (s *Store) removeLive(p *pathRec, i int) {
 	}
 }
 
+// lastValue returns the bytes of p's last live entry, when lastOK.
+func (p *pathRec) lastValue() []byte { return bytesAt(p.lastP, p.lastN) }
+
 // lastOK reports whether p's last live entry is readable: a value, valid
 // or pending.
 func (p *pathRec) lastOK() bool { return p.lastSt == Valid || p.lastSt == Pending }
@@ -399,9 +418,9 @@ func (p *pathRec) lastOK() bool { return p.lastSt == Valid || p.lastSt == Pendin
 func (s *Store) noteLast(p *pathRec) {
 	e := s.ent(p.last.e)
 	p.lastSt = e.state
-	p.lastVal = nil
+	p.lastP, p.lastN = nil, 0
 	if p.lastOK() {
-		p.lastVal = e.value
+		p.lastP, p.lastN = unsafe.SliceData(e.value), uint32(len(e.value))
 	}
 }
 
@@ -557,7 +576,7 @@ func (s *Store) path(name string) (uint32, *pathRec) {
 		s.nrecs++
 	}
 	r := s.rec(id)
-	*r = pathRec{name: name}
+	*r = pathRec{name: name, lastSt: stateNone}
 	if 2*(s.npaths+1) > len(s.slots) {
 		s.growIndex()
 	}

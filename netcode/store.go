@@ -13,6 +13,7 @@ import (
 const (
 	stateUnseen State = 250
 	stateLost   State = 251
+	stateNone   State = 252 // pathRec.lastSt of a path with no live entry
 )
 
 // ChangeKind says what a Change reports.
@@ -884,13 +885,15 @@ func (s *Store) readLatest(path string, before Time) (Time, []byte, bool, uint32
 	if p == nil {
 		return Time{}, nil, false, noPath
 	}
-	switch {
-	case p.live.n > 0:
-		if p.lastOK() && p.last.t.Before(before) {
-			return p.last.t, p.lastVal, true, id
+	switch p.lastSt {
+	case Valid, Pending:
+		if p.last.t.Before(before) {
+			return p.last.t, p.lastValue(), true, id
 		}
-	case p.hasFin && p.fin.t.Before(before):
-		return p.fin.t, p.fin.value, true, id
+	case stateNone: // no live entry
+		if p.hasFin && p.fin.t.Before(before) {
+			return p.fin.t, p.fin.value(), true, id
+		}
 	}
 	v, ok := s.latest(p, before)
 	return v.Time, v.Value, ok, id
@@ -919,7 +922,7 @@ func (s *Store) latest(p *pathRec, before Time) (PathValue, bool) {
 		}
 		f = p.final(j - 1)
 	}
-	return PathValue{Path: p.name, Time: f.t, Value: f.value, Flags: f.flags}, true
+	return PathValue{Path: p.name, Time: f.t, Value: f.value(), Flags: f.flags}, true
 }
 
 // Get returns the value stored at exactly (path, t), final or live, with its
@@ -937,7 +940,7 @@ func (s *Store) Get(path string, t Time) (PathValue, bool) {
 	}
 	if j := p.searchFinal(t); j < p.nfinals() && p.final(j).t == t {
 		f := p.final(j)
-		return PathValue{Path: p.name, Time: f.t, Value: f.value, Flags: f.flags}, true
+		return PathValue{Path: p.name, Time: f.t, Value: f.value(), Flags: f.flags}, true
 	}
 	return PathValue{}, false
 }
@@ -964,7 +967,7 @@ func (s *Store) History(path string, fn func(PathValue) bool) {
 	}
 	for i := 0; i < p.nfinals(); i++ {
 		f := p.final(i)
-		if !fn(PathValue{Path: p.name, Time: f.t, Value: f.value, Flags: f.flags}) {
+		if !fn(PathValue{Path: p.name, Time: f.t, Value: f.value(), Flags: f.flags}) {
 			return
 		}
 	}

@@ -2,6 +2,7 @@ package netcode
 
 import (
 	"fmt"
+	"unsafe"
 )
 
 // Verify recomputes, for every live value, the reasons its locks fail or
@@ -175,12 +176,15 @@ func (s *Store) Verify() error {
 				return fmt.Errorf("%s: the record's newest live slot is not the list's", p.name)
 			}
 			e := s.ent(p.last.e)
-			if ok := !e.ghost && e.state != Invalid; ok != p.lastOK() || p.lastSt != e.state || (ok && (len(p.lastVal) != len(e.value) || (len(e.value) > 0 && &p.lastVal[0] != &e.value[0]))) {
+			if ok := !e.ghost && e.state != Invalid; ok != p.lastOK() || p.lastSt != e.state || (ok && (int(p.lastN) != len(e.value) || p.lastP != unsafe.SliceData(e.value))) {
 				return fmt.Errorf("%s: the record's newest live value is stale", p.name)
 			}
 		}
 		if p.live.class != 0 && p.live.n < 2 {
 			return fmt.Errorf("%s: a live list of %d in a block", p.name, p.live.n)
+		}
+		if (p.live.n == 0) != (p.lastSt == stateNone) {
+			return fmt.Errorf("%s: %d live entries, the record's newest is in state %d", p.name, p.live.n, p.lastSt)
 		}
 		if err := entries(pid, p, s.liveList(p), false); err != nil {
 			return err
