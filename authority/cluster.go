@@ -47,6 +47,11 @@ type ClusterConfig struct {
 	// live peer's may hold its finality back (a stalled peer must not
 	// make memory grow without bound). Zero: 4 × Store.MaxChangeAge.
 	MaxClosedLag time.Duration
+	// Watch lists prefixes ("" or ending in '/') of ranges this node
+	// holds though it does not own them, from the start: its peers send
+	// it their values there as to the owners (see Node.WatchRange). A
+	// node also watches what its clients watch and what its calls touch.
+	Watch []string
 }
 
 // Cluster defaults and bounds.
@@ -99,6 +104,12 @@ type peerNode struct {
 	// stream or the takeover brought, and their cascades across nodes,
 	// can still happen.
 	hold, holdUntil int64
+	// watches are the prefixes the peer watches from this node (its
+	// Watches on its current stream here): their values go to it too.
+	watches []string
+	// watchDone lists the prefixes this node watches that the peer has
+	// sent its catch-up of (a WatchDone on its current stream).
+	watchDone []string
 	// seq numbers the Syncs sent on out; acked is the highest the peer
 	// acknowledged; syncDue asks for a Sync at the end of the step.
 	seq, acked uint64
@@ -119,6 +130,10 @@ type resultWait struct {
 	rec   *callRec
 	need  []peerSeq // the replicas still to acknowledge, each with the Sync seq whose Ack confirms
 	acked int       // replicas that acknowledged it
+	// With a shard map: the owners of each range the call wrote, and
+	// the replicas that acknowledged.
+	groups []rangeGroup
+	by     []uint8
 }
 
 type peerSeq struct {
@@ -225,14 +240,48 @@ func (n *Node) peer(id uint8) *peerNode {
 	return p
 }
 
-// SetShardMap sets the shard map the node replicates by: each value goes to
-// the owners of its path's range. Nil (the default) makes every peer an
-// owner of every path (one range, replicated everywhere).
-func (n *Node) SetShardMap(m *shardmap.Map) { n.shard = m }
+// SetShardMap sets the shard map the node replicates and routes by: each
+// value goes to the owners of its path's range (and to the peers that
+// watch it), and each call runs on an owner of its shard key's range. Nil
+// (the default) makes every peer an owner of every path (one range,
+// replicated everywhere), as does a map for the paths none of its ranges
+// holds. A peer that the new map makes an owner of a range gets what this
+// node holds there at once (its catch-up for the range).
+func (n *Node) SetShardMap(now int64, m *shardmap.Map) {
+	n.advance(now)
+	old := n.shard
+	n.shard = m
+	if m == nil {
+		return
+	}
+	before := map[shardmap.Range][]uint8{}
+	if old != nil {
+		for _, e := range old.Entries() {
+			if !e.Removed {
+				before[e.Range] = e.Owners
+			}
+		}
+	}
+	for _, e := range m.Entries() {
+		if e.Removed {
+			continue
+		}
+		for _, p := range n.livePeers() {
+			if !slices.Contains(e.Owners, p.id) || slices.Contains(before[e.Range], p.id) {
+				continue // not an owner, or one already
+			}
+			r := e.Range
+			n.sendHeld(p.out, r.Prefix, func(path string) bool { return r.Contains(path) && !coversPath(p.watches, path) })
+			p.syncDue = true
+		}
+	}
+	n.flushSyncs(now)
+}
 
 // owns reports whether peer id owns path under the shard map.
 func (n *Node) owns(id uint8, path string) bool {
-	return n.shard == nil || n.shard.Owns(id, path)
+	owners, all := n.ownersOf(path)
+	return all || slices.Contains(owners, id)
 }
 
 // PeerUp tells the node that authority id is alive (membership). The
@@ -325,6 +374,8 @@ func (n *Node) ConnectPeer(now int64, id uint8, remote string) (SessionID, error
 	p.out, p.seq, p.acked = s, 0, 0
 	n.send(s, &wire.Message{Kind: wire.KindHello, Hello: wire.Hello{Version: wire.ProtocolVersion, Token: n.peerToken(n.cfg.NodeID)}})
 	n.catchUp(s)
+	n.watchesDone(s)
+	n.sendInterest(s)
 	p.syncDue = true
 	n.flushSyncs(now)
 	return s.id, nil
@@ -347,14 +398,17 @@ func (n *Node) catchUp(s *session) {
 			batch = batch[:0]
 		}
 	}
+	p := n.peer(s.peer)
 	n.store.PathsUnder("", func(path string) bool {
-		if !n.owns(s.peer, path) {
+		if !n.sendsTo(p, path) {
 			return true
 		}
 		// Events too: a call's record names them among its outputs, and
 		// a call whose outputs are not all here looks undone.
 		n.store.History(path, func(v netcode.PathValue) bool {
-			batch = append(batch, toWireLocks(v))
+			w := toWireLocks(v)
+			w.State = wire.State(v.State) // see adoptFinal
+			batch = append(batch, w)
 			if len(batch) >= max {
 				flush()
 			}
@@ -377,8 +431,9 @@ func (n *Node) handOver(s *session, id uint8) {
 		return
 	}
 	var batch []wire.Value
+	p := n.peer(s.peer)
 	n.store.PathsUnder("", func(path string) bool {
-		if !n.owns(s.peer, path) {
+		if !n.sendsTo(p, path) {
 			return true
 		}
 		n.store.History(path, func(v netcode.PathValue) bool {
@@ -433,7 +488,7 @@ func (n *Node) sendValues(p *peerNode, vals []netcode.PathValue) bool {
 	items, locks := n.replScratch[:0], n.lockScratch[:0]
 	for i := range vals {
 		v := &vals[i]
-		if !n.owns(p.id, v.Path) {
+		if !n.sendsTo(p, v.Path) {
 			continue
 		}
 		w := toWire(*v)
@@ -554,6 +609,11 @@ func (n *Node) finalityNow(now int64) int64 {
 	for _, p := range n.peers {
 		switch {
 		case !p.up && !n.takingOver(p.id):
+		case p.up && !n.watchesCaughtUp(p) && now-p.upSince < int64(lag):
+			// Nor while a peer has not sent what it holds under the
+			// prefixes this node watches: what it sends must land above
+			// the horizon, where its locks are judged here.
+			t = min(t, n.store.Horizon()+span)
 		case p.closed > 0:
 			t = min(t, max(p.closed+span, now-int64(lag)))
 		case p.up && now-p.upSince < int64(lag):
@@ -610,11 +670,30 @@ func (n *Node) handlePeer(now int64, s *session, m *wire.Message) {
 			n.peerOutputs(rec, m.Write.Items)
 		}
 		n.insertReplica(now, m.Write.Items)
+	case s.dir == peerIn && m.Kind == wire.KindCall && m.Call.Relay == n.cfg.NodeID:
+		// The answer to a call this node relayed: its result follows.
+		s.lastCall = nil
+		s.answerFor = &wire.CallID{Creator: m.Call.ID.Creator, Seq: m.Call.ID.Seq}
+	case s.dir == peerIn && m.Kind == wire.KindCall && m.Call.Relay != 0:
+		s.lastCall = nil
+		n.relayedCall(now, s.peer, &m.Call)
 	case s.dir == peerIn && m.Kind == wire.KindCall:
 		s.lastCall = n.peerCall(now, s.peer, &m.Call)
+	case s.dir == peerIn && m.Kind == wire.KindCallResult && s.answerFor != nil && *s.answerFor == m.CallResult.ID:
+		s.answerFor = nil
+		n.relayResult(s, &m.CallResult)
 	case s.dir == peerIn && m.Kind == wire.KindCallResult:
 		s.lastCall = nil
 		n.peerResult(&m.CallResult)
+	case s.dir == peerIn && m.Kind == wire.KindValues:
+		s.relayVals = slices.Clone(m.Values.Items)
+		for i := range s.relayVals {
+			s.relayVals[i].Value = slices.Clone(s.relayVals[i].Value)
+		}
+	case s.dir == peerIn && m.Kind == wire.KindWatch:
+		n.peerWatch(s, &m.Watch)
+	case s.dir == peerIn && m.Kind == wire.KindWatchDone:
+		n.peerWatchDone(s, m.WatchDone.Prefix)
 	case s.dir == peerIn && m.Kind == wire.KindSync:
 		p := n.peer(s.peer)
 		p.up = true
@@ -645,7 +724,9 @@ func (n *Node) insertReplica(now int64, items []wire.Value) {
 		at := min(max(now, pv.Time.Nanos-int64(n.cfg.Store.MaxFutureSkew)), pv.Time.Nanos+int64(n.cfg.Store.MaxChangeAge))
 		changes, err := n.store.Insert(at, pv)
 		if err != nil {
-			n.stats.ReplicaRefused++
+			if !errors.Is(err, netcode.ErrTooOld) || !n.adoptFinal(it) {
+				n.stats.ReplicaRefused++
+			}
 			continue
 		}
 		n.stats.ReplicatedIn++
@@ -844,8 +925,8 @@ func (n *Node) checkTakeovers(now int64) {
 			if rec.dead || rec.node != id {
 				continue
 			}
-			rec.node = owner
-			if owner == n.cfg.NodeID && !rec.queued {
+			rec.node = n.takeoverOwner(rec, owner)
+			if rec.node == n.cfg.NodeID && !rec.queued {
 				// Re-run now if an output is invalid; later ones come
 				// through the store's changes as for any call of ours.
 				rec.queued = true
@@ -858,7 +939,33 @@ func (n *Node) checkTakeovers(now int64) {
 			}
 		}
 		n.unpark(now)
+		n.rerelay(id)
 	}
+}
+
+// takeoverOwner returns the authority that takes over a failed node's
+// call: the lowest-id live owner of its shard key's range, or, when none
+// is live (or it has no key), def, the lowest-id live node.
+func (n *Node) takeoverOwner(rec *callRec, def uint8) uint8 {
+	key := n.recKey(rec)
+	if key == "" {
+		return def
+	}
+	owners, all := n.ownersOf(key)
+	if all {
+		return def
+	}
+	best := uint8(0)
+	for _, o := range owners {
+		live := o == n.cfg.NodeID && n.HasQuorum() || n.peers[o] != nil && n.peers[o].up
+		if live && (best == 0 || o < best) {
+			best = o
+		}
+	}
+	if best == 0 {
+		return def
+	}
+	return best
 }
 
 // checkWaits sends the results whose replicas have all acknowledged the
@@ -875,6 +982,7 @@ func (n *Node) checkWaits(now int64) {
 		for _, ps := range w.need {
 			if p := n.peers[ps.peer]; p.acked >= ps.seq && p.out != nil {
 				w.acked++
+				w.by = append(w.by, ps.peer)
 			} else {
 				w.need[j] = ps
 				j++
@@ -886,7 +994,11 @@ func (n *Node) checkWaits(now int64) {
 		// hold when a node fails). Without one, every replica the call
 		// went to must have it, or have been declared failed.
 		done := len(w.need) == 0
-		if n.cfg.Cluster.Size > 0 {
+		if w.groups != nil {
+			// Sharded: a majority of the owners of each range the call
+			// wrote (or every one of them still up).
+			done = n.groupsHeld(w.groups, w.by, w.need)
+		} else if n.cfg.Cluster.Size > 0 {
 			done = w.acked+1 >= majority
 		} else if !done && quorum {
 			done = true
@@ -902,9 +1014,7 @@ func (n *Node) checkWaits(now int64) {
 			k += copy(n.waits[k:], n.waits[i:])
 			break
 		}
-		if s := n.sessions[w.rec.owner.session]; s != nil && s.state == ready {
-			n.sendResult(s, w.rec)
-		}
+		n.deliver(w.rec)
 	}
 	clear(n.waits[k:])
 	n.waits = n.waits[:k]
@@ -925,7 +1035,11 @@ func (n *Node) awaitReplicas(now int64, rec *callRec) bool {
 	if need == nil {
 		return false
 	}
-	n.waits = append(n.waits, &resultWait{rec: rec, need: need})
+	w := &resultWait{rec: rec, need: need, groups: n.rangeGroups(rec)}
+	if len(w.groups) > 0 && n.groupsHeld(w.groups, nil, need) {
+		return false // this node's own copy is a majority of every range it wrote
+	}
+	n.waits = append(n.waits, w)
 	return true
 }
 

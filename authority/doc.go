@@ -268,6 +268,22 @@
 // when many sessions share a small machine. Strikes and StrikeWindow set
 // how forgiving the authority is of clients with bugs.
 //
+// # Clusters
+//
+// With Config.Cluster.Key, a node is one authority of several: the shell
+// tells it of its peers (PeerUp, PeerDown, ConnectPeer) and the node
+// replicates what it accepts to them over replication streams, with closed
+// times, confirmation by acknowledgement, failover and catch-up
+// (docs/DESIGN.md, "The cluster"). SetShardMap splits the paths into
+// ranges with owners: a value goes to its range's owners and to the peers
+// that watch it (Cluster.Watch, WatchRange, the prefixes its clients
+// watch); a call runs on an owner of its function's shard key
+// (netcode.FuncOptions.ShardKey), relayed there by the node its client is
+// connected to, which passes the answer back; a raw write to a range the
+// node does not own is refused with an error naming the owners; a run
+// that reads or writes a range the node does not hold yet is refused and
+// the node watches that range from then on.
+//
 // # The authority binary
 //
 // authority/cmd/authority serves a registry chosen by name:

@@ -110,11 +110,13 @@ type Node struct {
 	liveScratch  []*peerNode         // livePeers' result, reused
 	replScratch  []wire.Value        // replicate's, reused
 	lockScratch  []wire.Lock
-	closed       int64      // the closed time said last (closedTime)
-	synced       bool       // caught up with the peers once (caughtUp)
-	parked       []*session // Hellos waiting for a takeover, oldest first
-	lostQuorum   bool       // the node has been without a quorum
-	needsReset   bool       // ... and has one again: its state is stale
+	closed       int64                        // the closed time said last (closedTime)
+	synced       bool                         // caught up with the peers once (caughtUp)
+	parked       []*session                   // Hellos waiting for a takeover, oldest first
+	lostQuorum   bool                         // the node has been without a quorum
+	needsReset   bool                         // ... and has one again: its state is stale
+	interest     []string                     // prefixes watched from the peers (shard.go)
+	relayed      map[netcode.CallID]*relayRec // calls relayed to their owners, until answered
 
 	// for operators (node_status.go)
 	notes     []Note  // refusals and closes since the last TakeNotes
@@ -213,7 +215,18 @@ type Stats struct {
 	ReplicatedIn   uint64
 	ReplicaRefused uint64
 	Takeovers      uint64
-	NoQuorum       uint64 // calls and writes refused without a quorum
+	// Sharded ranges: calls forwarded to an owner of their shard key
+	// (relayed for a client here, or passed on), calls run here for
+	// another node's client, answers relayed back to clients here, relayed
+	// calls sent again after their owner failed, prefixes watched from the
+	// peers, and runs refused for touching a range not held here.
+	CallsForwarded   uint64
+	CallsRelayedIn   uint64
+	RelayAnswers     uint64
+	CallsReforwarded uint64
+	RangesWatched    uint64
+	RunsOutside      uint64
+	NoQuorum         uint64 // calls and writes refused without a quorum
 	// RerunsTooLate counts calls invalidated too late to be re-run
 	// (before the horizon, or the closed time in a cluster).
 	RerunsTooLate uint64
@@ -268,6 +281,10 @@ type session struct {
 	parked   []byte
 	parkedAt int64
 	lastCall *callRec // on a replication stream from a peer: the Call just read, whose outcome follows
+	// On a replication stream from a peer: the output values and the Call
+	// of an answer to a call this node relayed, whose result follows.
+	relayVals []wire.Value
+	answerFor *wire.CallID
 
 	dec *wire.Decoder
 	enc *wire.Encoder
@@ -331,6 +348,7 @@ type callRec struct {
 	dead      bool  // final or dropped
 	abandoned bool  // re-run maxVersions times: its last outputs are invalid
 	node      uint8 // the authority that runs it (and its re-runs)
+	relay     uint8 // the authority that relayed it for its client (0: its client is here)
 }
 
 type callVersion struct {
@@ -370,7 +388,7 @@ func NewNode(cfg Config) (*Node, error) {
 		order = append(order, p)
 	}
 	slices.Sort(order)
-	return &Node{
+	nd := &Node{
 		cfg:          cfg,
 		reg:          reg,
 		writeRule:    rule,
@@ -389,7 +407,14 @@ func NewNode(cfg Config) (*Node, error) {
 		peers:        make(map[uint8]*peerNode),
 		gone:         make(map[uint8]*takeover),
 		peerCreators: make(map[uint32]*creatorRec),
-	}, nil
+		relayed:      make(map[netcode.CallID]*relayRec),
+	}
+	for _, prefix := range cfg.Cluster.Watch {
+		if err := nd.addInterest(prefix); err != nil {
+			return nil, err
+		}
+	}
+	return nd, nil
 }
 
 // Store returns the node's store, for reads by the embedding program (and
@@ -671,6 +696,8 @@ func (n *Node) hello(now int64, s *session, h *wire.Hello) {
 		n.setState(s, peering)
 		s.dir, s.peer = peerIn, id
 		n.peer(id).up = true
+		// The stream sends its node's watches, and its catch-ups, anew.
+		n.peer(id).watches, n.peer(id).watchDone = nil, nil
 		n.send(s, &wire.Message{Kind: wire.KindWelcome, Welcome: wire.Welcome{Creator: uint32(id) << 24, ServerTime: now}})
 		return
 	}
@@ -1007,6 +1034,7 @@ func (n *Node) Tick(now int64) {
 	n.applyChanges(now, n.store.Tick(n.finalityNow(now)))
 	n.processReruns(now) // what finality invalidated (lock targets never seen)
 	n.refreshInterest(now)
+	n.expireRelayed()
 	n.advanceClosed(now) // after the re-runs, which the closed time said last still allowed
 	h := n.store.Horizon()
 	k := 0
@@ -1271,6 +1299,9 @@ func (n *Node) watch(now, arrived int64, s *session, w *wire.Watch) {
 			}
 			continue
 		}
+		// A prefix this node does not own is watched from its owners
+		// once, and fanned out to every session here that watches it.
+		_ = n.addInterest(watchRange(prefix))
 		spec := watchSpec{mode: w.Mode, window: w.Window, area: w.Area}
 		if w.Area.Kind != wire.AreaNone {
 			// A spatial watch replaces a plain one of the prefix, and
@@ -1519,8 +1550,22 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 	if rec := n.calls[id]; rec != nil {
 		// A re-sent call (after a resumed session): answer with what it
 		// became. Its later re-runs' results come here too, as they go to
-		// whichever session holds the creator.
+		// whichever session holds the creator. A call another authority
+		// runs is asked of it again, which answers once it is confirmed.
+		if p := n.peers[rec.node]; rec.node != n.cfg.NodeID && p != nil && p.up && p.out != nil && p.out.state != closing {
+			n.relay(rec.node, *c, s.cr)
+			return
+		}
 		n.sendResult(s, rec)
+		return
+	}
+	if r := n.relayed[id]; r != nil {
+		// Relayed already: ask its owner again (it answers from its
+		// record once the call is confirmed).
+		r.cr = s.cr
+		if p := n.peers[r.to]; p != nil && p.up && p.out != nil && p.out.state != closing {
+			n.relay(r.to, r.call, s.cr)
+		}
 		return
 	}
 	if n.notDurable != "" {
@@ -1583,6 +1628,17 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 		reject(CauseNoQuorum, "no quorum: this authority is cut off from most of its cluster")
 		return
 	}
+	if to, here, err := n.routeTo(shardKey(f, id.Creator, c.Args)); err != nil {
+		reject(CauseNoQuorum, err.Error())
+		return
+	} else if !here {
+		// Another authority owns the range the call writes: it runs
+		// there, and its answer comes back through this node.
+		s.cr.lastW = W
+		s.ncalls++
+		n.relay(to, wire.Call{ID: c.ID, Name: f.Name, Args: slices.Clone(c.Args), Time: wire.Time{Nanos: W}, ViewDelay: c.ViewDelay}, s.cr)
+		return
+	}
 	s.cr.lastW = W
 	s.ncalls++
 	call := netcode.Call{ID: id, Name: f.Name, Args: slices.Clone(c.Args), Time: W, ViewDelay: c.ViewDelay}
@@ -1607,9 +1663,7 @@ func (n *Node) answer(now int64, rec *callRec) {
 	if n.awaitReplicas(now, rec) {
 		return
 	}
-	if s := n.sessions[rec.owner.session]; s != nil && s.state == ready {
-		n.sendResult(s, rec)
-	}
+	n.deliver(rec)
 }
 
 // run executes rec's call at version and commits it. It reports whether the
@@ -1630,6 +1684,16 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 	cv := callVersion{version: version}
 	rec.lastErr, rec.refused = nil, false
 	n.lastWrites = nil
+	if out.Err == nil {
+		if path := n.outsideHeld(&out); path != "" {
+			// It read or wrote a range this node does not hold: what it
+			// saw there may be wrong. Nothing is stored; the node
+			// watches the range from now on.
+			n.stats.RunsOutside++
+			out.Err = fmt.Errorf("%w (%s)", errOutside, path)
+			_ = n.addInterest(n.rangePrefix(path))
+		}
+	}
 	if out.Err == nil {
 		// A re-run of an old call (in a cluster, as far back as the
 		// closed time) is judged at a now its write time is inside the
@@ -1822,6 +1886,11 @@ func (n *Node) write(now, arrived int64, s *session, w *wire.Write) {
 		if err := n.writeRule(s.creator, s.player, it.Path); err != nil {
 			n.stats.WritesRefused++
 			n.refuse(arrived, s, CodePermission, err.Error())
+			return
+		}
+		if owners, all := n.ownersOf(it.Path); !all && !slices.Contains(owners, n.cfg.NodeID) {
+			n.stats.WritesRefused++
+			n.refuse(arrived, s, CodeRefused, fmt.Sprintf("write %s: its range is owned by authorities %v, not this one", it.Path, owners))
 			return
 		}
 		if it.Time.Creator != s.creator {

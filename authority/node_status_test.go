@@ -163,7 +163,7 @@ func TestClusterInfoBoundsRanges(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h.n.SetShardMap(m)
+	h.n.SetShardMap(0, m)
 	ci := h.n.ClusterInfo()
 	if len(ci.Ranges) != MaxRangeInfo || ci.RangesTotal != n || ci.RangesOwned != n/4 {
 		t.Fatalf("%d ranges listed, %d counted, %d owned; want %d, %d, %d", len(ci.Ranges), ci.RangesTotal, ci.RangesOwned, MaxRangeInfo, n, n/4)

@@ -211,10 +211,11 @@ func (s *Server) ShardMap() *shardmap.Map {
 // every member owns every path) and advertises its version.
 func (s *Server) mapChanged() {
 	m := s.ShardMap()
+	now := s.clock.Now()
 	if m.Len() == 0 {
-		s.node.SetShardMap(nil)
+		s.node.SetShardMap(now, nil)
 	} else {
-		s.node.SetShardMap(m)
+		s.node.SetShardMap(now, m)
 	}
 	s.cl.mem.SetMapVersion(m.Version())
 }

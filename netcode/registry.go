@@ -32,6 +32,14 @@ const (
 type FuncOptions struct {
 	Policy TimePolicy
 	MaxLag time.Duration // for ClampToMaxLag
+	// ShardKey names the path a call of the function mostly writes (the
+	// player's own entity, the region it stands in), from the caller's
+	// creator id and the call's arguments. In a sharded authority cluster
+	// the call runs on an owner of that path's range: a node that does
+	// not own it forwards the call there and relays the result back. It
+	// must be deterministic and cheap; "" (or nil) runs the call where it
+	// arrives.
+	ShardKey func(caller uint32, args []byte) string
 }
 
 // Function is a registered function.

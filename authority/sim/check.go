@@ -88,13 +88,17 @@ func (s *Sim) Check() error {
 	if s.err != nil {
 		return s.err
 	}
-	ref := s.checkNodes()
+	s.checkNodes()
 	if s.err != nil {
 		return s.err
 	}
 	want := map[string][]byte{}
-	for _, p := range []string{PlayersPrefix, CountersPrefix} {
-		ref.srv.Latest(p, func(path string, v []byte) {
+	prefixes := []string{PlayersPrefix, CountersPrefix}
+	if s.cfg.Workload.Looks > 0 {
+		prefixes = append(prefixes, SeenPrefix)
+	}
+	for _, p := range prefixes {
+		s.latest(p, func(path string, v []byte) {
 			if v != nil {
 				want[path] = v
 			}
@@ -119,7 +123,7 @@ func (s *Sim) Check() error {
 			return s.err
 		}
 		got := map[string][]byte{}
-		for _, p := range []string{PlayersPrefix, CountersPrefix} {
+		for _, p := range prefixes {
 			s.view(core, p, got)
 		}
 		for path, w := range want {
@@ -192,6 +196,7 @@ type observations struct {
 	timeouts       uint64 // of which timed out in the client
 	bumpTimeouts   uint64 // bumps among them
 	lateDuplicates uint64 // events delivered again after the core's memory of them
+	crossRange     uint64 // sharded: look calls reading a range owned by other nodes than the one they write
 	appeared       uint64 // corrections where one side had no position
 	latency        []int64
 	distance       []float64
@@ -268,21 +273,27 @@ type Report struct {
 	// authoritative result reaching the game, minus RTT. It includes up
 	// to a frame of waiting on each side and retransmissions.
 	ConfirmP50, ConfirmP99 time.Duration
-	TraceHash              uint64
+	// Sharded runs: the look calls made whose read lies in a range owned
+	// by other nodes than the range they write, and, summed over the live nodes, the calls
+	// forwarded to an owner of their shard key and the runs refused for
+	// touching a range their node did not hold yet.
+	CrossRangeCalls, Forwarded, RunsOutside uint64
+	TraceHash                               uint64
 }
 
 // Report summarises the run so far; call it after Run.
 func (s *Sim) Report() Report {
 	r := Report{
-		Profile:        s.cfg.Profile.Name,
-		Clients:        len(s.clients),
-		Seed:           s.cfg.Seed,
-		RTT:            2 * s.cfg.Profile.Delay,
-		Refused:        s.obs.refused,
-		Failed:         s.obs.failed,
-		Timeouts:       s.obs.timeouts,
-		LateDuplicates: s.obs.lateDuplicates,
-		TraceHash:      s.TraceHash(),
+		Profile:         s.cfg.Profile.Name,
+		Clients:         len(s.clients),
+		Seed:            s.cfg.Seed,
+		RTT:             2 * s.cfg.Profile.Delay,
+		Refused:         s.obs.refused,
+		Failed:          s.obs.failed,
+		Timeouts:        s.obs.timeouts,
+		LateDuplicates:  s.obs.lateDuplicates,
+		CrossRangeCalls: s.obs.crossRange,
+		TraceHash:       s.TraceHash(),
 	}
 	var mis, reruns uint64
 	for _, c := range s.clients {
@@ -302,8 +313,13 @@ func (s *Sim) Report() Report {
 	var calls, rr uint64
 	for _, nd := range s.nodes {
 		if nd.srv != nil {
-			c, r := nd.srv.Counters()
-			calls, rr = calls+c, rr+r
+			c, re := nd.srv.Counters()
+			calls, rr = calls+c, rr+re
+			if ss, ok := nd.srv.(interface{ ShardCounters() (uint64, uint64) }); ok {
+				f, o := ss.ShardCounters()
+				r.Forwarded += f
+				r.RunsOutside += o
+			}
 		}
 	}
 	if calls > 0 {

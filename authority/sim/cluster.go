@@ -1,12 +1,16 @@
 package sim
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
+	"strconv"
 	"time"
 
+	"github.com/rewindnet/rewind/authority/shardmap"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/lagsim"
 )
@@ -34,6 +38,14 @@ type ClusterConfig struct {
 	// declare it down (membership's failure detection); ClientDetect how
 	// long its clients' transports take to notice and fail over.
 	Detect, ClientDetect time.Duration
+	// Ranges, when above 0, shards the workload: players/, counters/ and
+	// seen/ are each split into Ranges hash ranges, range j owned by
+	// Replicas nodes from node j mod nodes on (primary first), and every
+	// node gets the map (ShardServer). Calls then run on an owner of their
+	// shard key, relayed by the client's node. 0: one range replicated
+	// everywhere.
+	Ranges   int
+	Replicas int // owners per range (0: 2)
 }
 
 // DefaultClusterConfig is three authorities' worth of faults: no crash or
@@ -88,15 +100,82 @@ func NewCluster(cfg Config, nodes int, mk func(id uint8) Server, reg *netcode.Re
 		def.Crashes, def.Partitions = cfg.Cluster.Crashes, cfg.Cluster.Partitions
 		cfg.Cluster = def
 	}
+	cc := &cfg.Cluster
+	if cc.Ranges < 0 || cc.Ranges > 64 || cc.Replicas < 0 || cc.Replicas > nodes {
+		return nil, fmt.Errorf("%w: %d ranges of %d replicas over %d nodes", ErrBadConfig, cc.Ranges, cc.Replicas, nodes)
+	}
+	var smap *shardmap.Map
+	if cc.Ranges > 0 {
+		smap = ShardMap(nodes, cc.Ranges, cmp.Or(cc.Replicas, 2), max(cfg.Clients, cfg.Workload.Counters))
+	}
+	build := func(id uint8) Server {
+		srv := mk(id)
+		if smap != nil {
+			if ss, ok := srv.(ShardServer); ok {
+				ss.SetShardMap(start, smap.Clone())
+			}
+		}
+		return srv
+	}
 	srvs := make([]Server, nodes)
 	for i := range srvs {
-		srv := mk(uint8(i + 1))
+		srv := build(uint8(i + 1))
 		if _, ok := srv.(PeerServer); !ok {
 			return nil, fmt.Errorf("%w: node %d is not a PeerServer", ErrBadConfig, i)
 		}
+		if _, ok := srv.(ShardServer); smap != nil && !ok {
+			return nil, fmt.Errorf("%w: node %d is not a ShardServer", ErrBadConfig, i)
+		}
 		srvs[i] = srv
 	}
-	return newSim(cfg, srvs, mk, reg)
+	s, err := newSim(cfg, srvs, build, reg)
+	if s != nil {
+		s.smap = smap
+	}
+	return s, err
+}
+
+// ShardServer is a PeerServer that takes a shard map and says which paths
+// it holds.
+type ShardServer interface {
+	PeerServer
+	SetShardMap(now int64, m *shardmap.Map)
+	// Holds reports whether the server holds the values of path (it owns
+	// or watches its range).
+	Holds(path string) bool
+}
+
+// ShardMap returns the map a sharded run uses: players/, counters/ and
+// seen/ each split into ranges hash ranges, range j owned by replicas
+// nodes from node j mod nodes + 1 on. The bounds split the hashes of the
+// ids 0 to ids-1 evenly (the FNV-1a hashes of short decimal ids crowd
+// together, so equal hash ranges would leave most ranges empty).
+func ShardMap(nodes, ranges, replicas, ids int) *shardmap.Map {
+	m := shardmap.New()
+	hs := make([]uint32, max(ids, ranges))
+	for i := range hs {
+		hs[i] = shardmap.SegmentHash(strconv.Itoa(i))
+	}
+	slices.Sort(hs)
+	for _, prefix := range []string{PlayersPrefix, CountersPrefix, SeenPrefix} {
+		for j := range ranges {
+			lo, hi := uint64(0), uint64(1<<32-1)
+			if j > 0 {
+				lo = uint64(hs[j*len(hs)/ranges])
+			}
+			if j < ranges-1 {
+				hi = uint64(hs[(j+1)*len(hs)/ranges]) - 1
+			}
+			owners := make([]uint8, replicas)
+			for k := range owners {
+				owners[k] = uint8((j+k)%nodes + 1)
+			}
+			if _, err := m.Set(shardmap.Range{Prefix: prefix, Lo: uint32(lo), Hi: uint32(hi)}, owners, 1); err != nil {
+				panic(err) // fixed, disjoint ranges: a failure is a bug here
+			}
+		}
+	}
+	return m
 }
 
 // simNode is one simulated authority.
@@ -121,6 +200,16 @@ func newSimNode(i int, srv Server, n int) *simNode {
 }
 
 func (nd *simNode) id() uint8 { return uint8(nd.idx + 1) }
+
+// clientsBySession returns the node's clients in session order, so that
+// what is scheduled for each of them keeps one order from run to run.
+func (nd *simNode) clientsBySession() []*simClient {
+	out := make([]*simClient, 0, len(nd.bySess))
+	for _, id := range slices.Sorted(maps.Keys(nd.bySess)) {
+		out = append(out, nd.bySess[id])
+	}
+	return out
+}
 
 // stream is one replication stream: opened by node from to node to, with
 // a link each way and the session id at each end.
@@ -218,8 +307,8 @@ func (s *Sim) member(nd, q *simNode, up bool) {
 		s.openStream(nd, q)
 	} else {
 		ps.PeerDown(s.now, q.id())
-		for id, st := range nd.streams {
-			if st.from == q.idx || st.to == q.idx {
+		for _, id := range slices.Sorted(maps.Keys(nd.streams)) {
+			if st := nd.streams[id]; st.from == q.idx || st.to == q.idx {
 				delete(nd.streams, id)
 				nd.srv.Disconnect(s.now, id)
 			}
@@ -353,7 +442,7 @@ func (s *Sim) crash(nd *simNode) {
 	for i := range nd.view {
 		nd.view[i] = false
 	}
-	for _, c := range nd.bySess {
+	for _, c := range nd.clientsBySession() {
 		s.schedule(&event{at: s.now + int64(s.cfg.Cluster.ClientDetect), kind: evDrop, client: c.idx, gen: c.gen, up: true})
 	}
 	nd.bySess = map[uint64]*simClient{}
@@ -435,7 +524,7 @@ func (s *Sim) heal(nd *simNode, gen uint32) {
 		// Declared failed by the majority, and without a quorum itself:
 		// it starts again, empty, as after a crash (what it held is
 		// discarded; its clients fail over).
-		for _, c := range nd.bySess {
+		for _, c := range nd.clientsBySession() {
 			s.schedule(&event{at: s.now, kind: evDrop, client: c.idx, gen: c.gen, up: true})
 		}
 		s.crashNow(nd)
@@ -499,9 +588,18 @@ func (s *Sim) allStreams() []*stream {
 // checkNodes checks the live nodes at the end of a run: each one's lock
 // invariant, and that they hold the same latest valid value of every path.
 // It returns the node the clients are compared with.
+//
+// Sharded, a node is compared only on the paths it holds (owns or
+// watches): every pair of live nodes agrees on each path both hold, which
+// covers the values whose locks name another range's paths (a cross-range
+// lock resolves the same on every node holding the value).
 func (s *Sim) checkNodes() *simNode {
 	var ref *simNode
-	var want map[string]string
+	type held struct {
+		nd  *simNode
+		got map[string]string
+	}
+	var all []held
 	for _, nd := range s.nodes {
 		if !nd.alive {
 			continue
@@ -513,38 +611,75 @@ func (s *Sim) checkNodes() *simNode {
 		got := map[string]string{}
 		nd.srv.Latest("", func(path string, v []byte) { got[path] = string(v) })
 		if ref == nil {
-			ref, want = nd, got
-			continue
+			ref = nd
 		}
-		for path, w := range want {
-			if g, ok := got[path]; !ok || g != w {
-				s.fail("replica divergence: node %d holds %s = %x (present %v), node %d %x", nd.id(), path, g, ok, ref.id(), w)
+		for _, o := range all {
+			if path, msg := disagree(o.nd, o.got, nd, got); path != "" {
+				s.fail("replica divergence: %s", msg)
 				return ref
 			}
 		}
-		for path := range got {
-			if _, ok := want[path]; !ok {
-				s.fail("replica divergence: node %d holds %s, node %d does not", nd.id(), path, ref.id())
-				return ref
-			}
-		}
+		all = append(all, held{nd, got})
 	}
 	if ref == nil {
 		s.fail("no live node at the end")
 		return s.nodes[0]
 	}
 	if s.clustered() {
-		s.checkExactlyOnce(ref)
+		s.checkExactlyOnce()
 	}
 	return ref
+}
+
+// holds reports whether node nd holds path (every path, unsharded).
+func (nd *simNode) holds(path string) bool {
+	ss, ok := nd.srv.(ShardServer)
+	return !ok || ss.Holds(path)
+}
+
+// disagree returns a path two nodes both hold with different latest valid
+// values (or one holds a value of and the other not), and a message.
+func disagree(a *simNode, ga map[string]string, b *simNode, gb map[string]string) (string, string) {
+	for _, pass := range []struct {
+		x, y   *simNode
+		gx, gy map[string]string
+	}{{a, b, ga, gb}, {b, a, gb, ga}} {
+		for _, path := range slices.Sorted(maps.Keys(pass.gx)) {
+			if !pass.y.holds(path) {
+				continue
+			}
+			w := pass.gx[path]
+			if g, ok := pass.gy[path]; !ok || g != w {
+				return path, fmt.Sprintf("node %d holds %s = %x, node %d %x (present %v)", pass.x.id(), path, w, pass.y.id(), g, ok)
+			}
+		}
+	}
+	return "", ""
+}
+
+// latest calls fn for every path under prefix with its latest valid value
+// on a live node that holds it (the nodes agree, checkNodes has checked).
+func (s *Sim) latest(prefix string, fn func(path string, v []byte)) {
+	seen := map[string]bool{}
+	for _, nd := range s.nodes {
+		if !nd.alive {
+			continue
+		}
+		nd.srv.Latest(prefix, func(path string, v []byte) {
+			if !seen[path] && nd.holds(path) {
+				seen[path] = true
+				fn(path, v)
+			}
+		})
+	}
 }
 
 // checkExactlyOnce checks that every bump the clients saw confirmed was
 // applied once: the counters sum to the confirmed bumps. A lost confirmed
 // call makes the sum smaller; a call applied twice makes it larger.
-func (s *Sim) checkExactlyOnce(ref *simNode) {
+func (s *Sim) checkExactlyOnce() {
 	var sum uint64
-	ref.srv.Latest(CountersPrefix, func(path string, v []byte) {
+	s.latest(CountersPrefix, func(path string, v []byte) {
 		if len(v) == 8 {
 			sum += uint64(v[0]) | uint64(v[1])<<8 | uint64(v[2])<<16 | uint64(v[3])<<24 | uint64(v[4])<<32 | uint64(v[5])<<40 | uint64(v[6])<<48 | uint64(v[7])<<56
 		}

@@ -11,13 +11,13 @@ import (
 
 // clusterNodes makes the authorities of a clustered run: node id of n,
 // sharing the cluster key and the resume key.
-func clusterNodes(t testing.TB, n int) func(id uint8) sim.Server {
+func clusterNodes(t testing.TB, n int, watch ...string) func(id uint8) sim.Server {
 	reg := sim.Registry()
 	return func(id uint8) sim.Server {
 		cfg := authority.DefaultConfig(reg)
 		cfg.NodeID = id
 		cfg.ResumeKey = []byte("a resume key shared by the cluster")
-		cfg.Cluster = authority.ClusterConfig{Key: []byte("a cluster key of sixteen bytes+"), Size: n}
+		cfg.Cluster = authority.ClusterConfig{Key: []byte("a cluster key of sixteen bytes+"), Size: n, Watch: watch}
 		node, err := authority.NewNode(cfg)
 		if err != nil {
 			t.Fatal(err)

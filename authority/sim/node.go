@@ -2,6 +2,7 @@ package sim
 
 import (
 	"github.com/rewindnet/rewind/authority"
+	"github.com/rewindnet/rewind/authority/shardmap"
 	"github.com/rewindnet/rewind/netcode"
 )
 
@@ -54,6 +55,17 @@ func (s simServer) ConnectPeer(now int64, id uint8, remote string) (uint64, erro
 	sid, err := s.n.ConnectPeer(now, id, remote)
 	return uint64(sid), err
 }
+
+func (s simServer) SetShardMap(now int64, m *shardmap.Map) { s.n.SetShardMap(now, m) }
+
+// ShardCounters returns the calls the node forwarded to an owner and the
+// runs it refused for touching a range it did not hold yet.
+func (s simServer) ShardCounters() (forwarded, outside uint64) {
+	st := s.n.Stats()
+	return st.CallsForwarded, st.RunsOutside
+}
+
+func (s simServer) Holds(path string) bool { return s.n.Holds(path) }
 
 func (s simServer) PeerUp(now int64, id uint8)   { s.n.PeerUp(now, id) }
 func (s simServer) PeerDown(now int64, id uint8) { s.n.PeerDown(now, id) }

@@ -8,8 +8,10 @@ import (
 	"hash"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 	"time"
 
+	"github.com/rewindnet/rewind/authority/shardmap"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/lagsim"
 	"github.com/rewindnet/rewind/netcode/wire"
@@ -289,6 +291,7 @@ type Sim struct {
 	cfg     Config
 	nodes   []*simNode
 	mk      func(id uint8) Server // makes a node's server (again, after a crash)
+	smap    *shardmap.Map         // a sharded run's map (NewCluster with Ranges), nil unsharded
 	reg     *netcode.Registry
 	rng     *rand.Rand
 	now     int64
@@ -386,6 +389,9 @@ func newSim(cfg Config, srvs []Server, mk func(uint8) Server, reg *netcode.Regis
 
 func (s *Sim) watches() []string {
 	w := []string{PlayersPrefix, CountersPrefix}
+	if s.cfg.Workload.Looks > 0 {
+		w = append(w, SeenPrefix)
+	}
 	if s.cfg.Workload.WatchEvents {
 		w = append(w, "events/")
 	}
@@ -686,6 +692,17 @@ func (s *Sim) play(c *simClient) {
 	if len(s.clients) > 1 && c.rng.Float64() < w.Shoves*f {
 		target := (c.idx + 1 + c.rng.IntN(len(s.clients)-1)) % len(s.clients)
 		s.call(c, FuncShove, ShoveArgs(target, int8(c.rng.IntN(3)-1), int8(c.rng.IntN(3)-1)))
+	}
+	if w.Looks > 0 && len(s.clients) > 1 && c.rng.Float64() < w.Looks*f {
+		target := (c.idx + 1 + c.rng.IntN(len(s.clients)-1)) % len(s.clients)
+		s.call(c, FuncLook, LookArgs(c.idx, target))
+		if s.smap != nil {
+			a, _ := s.smap.Lookup(PlayerPath(target))
+			b, _ := s.smap.Lookup(SeenPath(c.idx))
+			if !slices.Equal(a.Owners, b.Owners) {
+				s.obs.crossRange++
+			}
+		}
 	}
 }
 

@@ -16,6 +16,7 @@ const (
 	FuncMove  = "move"  // args: player uint16, dx int8, dy int8
 	FuncBump  = "bump"  // args: counter uint8
 	FuncShove = "shove" // args: player uint16, dx int8, dy int8
+	FuncLook  = "look"  // args: player uint16, target uint16
 )
 
 // Paths of the built-in workload.
@@ -23,6 +24,7 @@ const (
 	PlayersPrefix  = "players/"     // players/<n>: a Player, encoded
 	CountersPrefix = "counters/"    // counters/<k>: a uint64, little-endian
 	BumpEvents     = "events/bumps" // emitted by every bump: the counter's new value
+	SeenPrefix     = "seen/"        // seen/<n>: what player n last saw of its target, encoded
 )
 
 // Units of the workload's world: positions are int64 milli-units, so
@@ -93,6 +95,14 @@ func Distance(a, b []byte) (d float64, ok bool) {
 // PlayerPath returns the path of player n.
 func PlayerPath(n int) string { return PlayersPrefix + strconv.Itoa(n) }
 
+// SeenPath returns the path of what player n last saw.
+func SeenPath(n int) string { return SeenPrefix + strconv.Itoa(n) }
+
+// LookArgs encodes the arguments of player's look at target.
+func LookArgs(player, target int) []byte {
+	return []byte{byte(player), byte(player >> 8), byte(target), byte(target >> 8)}
+}
+
 // CounterPath returns the path of counter k.
 func CounterPath(k int) string { return CountersPrefix + strconv.Itoa(k) }
 
@@ -161,6 +171,20 @@ func shove(tx *netcode.Tx, args []byte) error {
 	return nil
 }
 
+// look records, at seen/<player>, the target's state as the caller saw
+// it (its path, then its encoded Player, or nothing yet): a read of a path
+// that, sharded, another range holds, written into the caller's own.
+func look(tx *netcode.Tx, args []byte) error {
+	if len(args) != 4 {
+		return fmt.Errorf("%w: %d bytes, want 4", ErrBadArgs, len(args))
+	}
+	target := PlayerPath(int(binary.LittleEndian.Uint16(args[2:])))
+	b, _ := tx.Read(target)
+	v := append([]byte(target+"="), b...)
+	tx.Write(SeenPath(int(binary.LittleEndian.Uint16(args))), v)
+	return nil
+}
+
 // bump adds one to a shared counter and emits the new value as an event.
 func bump(tx *netcode.Tx, args []byte) error {
 	if len(args) != 1 {
@@ -185,12 +209,36 @@ func Registry() *netcode.Registry {
 	for _, f := range []struct {
 		name string
 		fn   netcode.Func
-	}{{FuncMove, move}, {FuncBump, bump}, {FuncShove, shove}} {
-		if err := r.Register(f.name, f.fn, netcode.FuncOptions{}); err != nil {
+		key  func(caller uint32, args []byte) string
+	}{{FuncMove, move, playerKey}, {FuncBump, bump, counterKey}, {FuncShove, shove, playerKey}, {FuncLook, look, seenKey}} {
+		if err := r.Register(f.name, f.fn, netcode.FuncOptions{ShardKey: f.key}); err != nil {
 			panic(err) // fixed names: a failure is a bug here
 		}
 	}
 	return r
+}
+
+// The workload's shard keys: the path each function writes (move and
+// shove their player, bump its counter, look its player's seen/ path).
+func playerKey(_ uint32, args []byte) string {
+	if len(args) < 2 {
+		return ""
+	}
+	return PlayerPath(int(binary.LittleEndian.Uint16(args)))
+}
+
+func counterKey(_ uint32, args []byte) string {
+	if len(args) != 1 {
+		return ""
+	}
+	return CounterPath(int(args[0]))
+}
+
+func seenKey(_ uint32, args []byte) string {
+	if len(args) < 2 {
+		return ""
+	}
+	return SeenPath(int(binary.LittleEndian.Uint16(args)))
 }
 
 // Workload says how often each simulated player acts. Rates are per
@@ -200,6 +248,7 @@ type Workload struct {
 	KeyChanges float64 // move calls (key state changes)
 	Bumps      float64 // bump calls
 	Shoves     float64 // shove calls on another player
+	Looks      float64 // look calls at another player (seen/ is then watched and checked too)
 	Counters   int     // counters bumped: counters/0 .. counters/Counters-1
 	// WatchEvents adds a watch on "events/", so every client also
 	// receives the others' bump events (checked for duplicates).
@@ -214,7 +263,7 @@ func DefaultWorkload() Workload {
 }
 
 func (w Workload) validate() error {
-	for _, r := range []float64{w.KeyChanges, w.Bumps, w.Shoves} {
+	for _, r := range []float64{w.KeyChanges, w.Bumps, w.Shoves, w.Looks} {
 		if math.IsNaN(r) || r < 0 || r > 60 {
 			return fmt.Errorf("%w: workload rate %v outside [0, 60] per second", ErrBadConfig, r)
 		}

@@ -304,7 +304,7 @@ func (d *Decoder) decodeUnwatch(t fbTable, m *Unwatch) error {
 }
 
 func (d *Decoder) decodeCall(t fbTable, m *Call) error {
-	if err := t.scalars(4, sizeCallID, 10, sizeTime, 12, 8, 14, 1); err != nil {
+	if err := t.scalars(4, sizeCallID, 10, sizeTime, 12, 8, 14, 1, 16, 1, 18, 1); err != nil {
 		return err
 	}
 	if err := t.str(6, d.lim.MaxTextBytes); err != nil {
@@ -322,6 +322,8 @@ func (d *Decoder) decodeCall(t fbTable, m *Call) error {
 		Args:      slices.Clip(x.ArgsBytes()),
 		ViewDelay: time.Duration(x.ViewDelayNs()),
 		Runner:    x.Runner(), // absent (0) from a peer that predates it
+		Relay:     x.Relay(),
+		Hops:      x.Hops(),
 	}
 	if x.Id(&id) != nil {
 		m.ID = CallID{Creator: id.Creator(), Seq: id.Seq()}

@@ -349,6 +349,10 @@ func (e *Encoder) AppendCall(dst []byte, m *Call) ([]byte, error) {
 	if m.Runner != 0 {
 		fb.CallAddRunner(b, m.Runner)
 	}
+	if m.Relay != 0 {
+		fb.CallAddRelay(b, m.Relay)
+		fb.CallAddHops(b, m.Hops)
+	}
 	return e.finish(dst, KindCall, fb.CallEnd(b))
 }
 

@@ -328,6 +328,13 @@ type Call struct {
 	// handed over), is the node id of the authority that runs the call
 	// and its re-runs; 0 means the sender. Clients leave it 0.
 	Runner uint8
+	// Relay, between authorities, marks a call the node with that id
+	// relays for its client, for the receiver to run (or forward to an
+	// owner of its shard key): the outcome goes back to the relay once
+	// confirmed. 0: a record (or a client's call). Hops counts how often
+	// a relayed call was forwarded, so maps that disagree for a moment
+	// cannot bounce it for ever.
+	Relay, Hops uint8
 }
 
 // CallResult answers a Call.

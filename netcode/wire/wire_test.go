@@ -54,6 +54,7 @@ func sampleMessages() []Message {
 		{Kind: KindCall, Call: Call{ID: CallID{Creator: 3, Seq: math.MaxUint64}, Name: "move", Args: []byte{0, 1}, Time: t0, ViewDelay: 100 * time.Millisecond}},
 		{Kind: KindCall, Call: Call{}},
 		{Kind: KindCall, Call: Call{ID: CallID{Creator: 1 << 24, Seq: 9}, Name: "bump", Time: t0, Runner: 3}},
+		{Kind: KindCall, Call: Call{ID: CallID{Creator: 1 << 24, Seq: 10}, Name: "bump", Time: t0, Relay: 2, Hops: 1}},
 		{Kind: KindCallResult, CallResult: CallResult{ID: CallID{Creator: 3, Seq: 17}, Status: CallOK, Outputs: []ValueRef{{Path: "players/3/pos", Time: t0}, {Path: "players/3/vel", Time: Time{Nanos: 5}}}}},
 		{Kind: KindCallResult, CallResult: CallResult{ID: CallID{Creator: 3, Seq: 18}, Status: CallFailed, Error: "out of ammo"}},
 		{Kind: KindCallResult, CallResult: CallResult{ID: CallID{Creator: 4, Seq: 1}, Status: CallOK,

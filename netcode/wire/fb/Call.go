@@ -125,8 +125,32 @@ func (rcv *Call) MutateRunner(n byte) bool {
 	return rcv._tab.MutateByteSlot(14, n)
 }
 
+func (rcv *Call) Relay() byte {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(16))
+	if o != 0 {
+		return rcv._tab.GetByte(o + rcv._tab.Pos)
+	}
+	return 0
+}
+
+func (rcv *Call) MutateRelay(n byte) bool {
+	return rcv._tab.MutateByteSlot(16, n)
+}
+
+func (rcv *Call) Hops() byte {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(18))
+	if o != 0 {
+		return rcv._tab.GetByte(o + rcv._tab.Pos)
+	}
+	return 0
+}
+
+func (rcv *Call) MutateHops(n byte) bool {
+	return rcv._tab.MutateByteSlot(18, n)
+}
+
 func CallStart(builder *flatbuffers.Builder) {
-	builder.StartObject(6)
+	builder.StartObject(8)
 }
 func CallAddId(builder *flatbuffers.Builder, id flatbuffers.UOffsetT) {
 	builder.PrependStructSlot(0, flatbuffers.UOffsetT(id), 0)
@@ -148,6 +172,12 @@ func CallAddViewDelayNs(builder *flatbuffers.Builder, viewDelayNs int64) {
 }
 func CallAddRunner(builder *flatbuffers.Builder, runner byte) {
 	builder.PrependByteSlot(5, runner, 0)
+}
+func CallAddRelay(builder *flatbuffers.Builder, relay byte) {
+	builder.PrependByteSlot(6, relay, 0)
+}
+func CallAddHops(builder *flatbuffers.Builder, hops byte) {
+	builder.PrependByteSlot(7, hops, 0)
 }
 func CallEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return builder.EndObject()
