@@ -288,6 +288,7 @@ type ClientCore struct {
 
 	stats             ClientStats
 	rateAt            int64
+	sweptAt           int64 // the clock's now at the last history sweep
 	lastIn, lastOut   uint64
 	lastSyncRequested int64
 }
@@ -1354,6 +1355,30 @@ func (c *ClientCore) Tick() {
 		c.markWrites(p)
 	}
 	c.resimulate()
+	// The history, the recent calls and the delivered events are swept
+	// at most every sweepEvery: each sweep walks them all, and a frame's
+	// worth of growth is not worth a walk per frame.
+	if now-c.sweptAt >= int64(sweepEvery) || now < c.sweptAt {
+		c.sweptAt = now
+		c.sweep(now)
+	}
+	if now-c.rateAt >= int64(time.Second) {
+		if c.rateAt != 0 {
+			secs := float64(now-c.rateAt) / float64(time.Second)
+			c.stats.BytesInPerSec = float64(c.stats.BytesIn-c.lastIn) / secs
+			c.stats.BytesOutPerSec = float64(c.stats.BytesOut-c.lastOut) / secs
+		}
+		c.rateAt, c.lastIn, c.lastOut = now, c.stats.BytesIn, c.stats.BytesOut
+	}
+}
+
+// sweepEvery is how often Tick trims the history and forgets old calls
+// and delivered events.
+const sweepEvery = 100 * time.Millisecond
+
+// sweep trims the confirmed history and forgets the calls and delivered
+// events too old to matter, as of now.
+func (c *ClientCore) sweep(now int64) {
 	keep := c.opts.History
 	if keep <= 0 {
 		keep = c.cfg.MaxRewind
@@ -1389,14 +1414,6 @@ func (c *ClientCore) Tick() {
 		if exp < now {
 			delete(c.delivered, k)
 		}
-	}
-	if now-c.rateAt >= int64(time.Second) {
-		if c.rateAt != 0 {
-			secs := float64(now-c.rateAt) / float64(time.Second)
-			c.stats.BytesInPerSec = float64(c.stats.BytesIn-c.lastIn) / secs
-			c.stats.BytesOutPerSec = float64(c.stats.BytesOut-c.lastOut) / secs
-		}
-		c.rateAt, c.lastIn, c.lastOut = now, c.stats.BytesIn, c.stats.BytesOut
 	}
 }
 

@@ -24,7 +24,9 @@
 //	s, err := transport.Dial(ctx, "authority.example:7777", cfg)
 //
 // Serve and DialConn do the same over any net.PacketConn the caller owns,
-// such as a lagsim.Conn simulating a bad network.
+// such as a lagsim.Conn simulating a bad network. A Peer is a dialling
+// end with no socket or goroutine at all: its owner carries its packets,
+// so one goroutine can drive many sessions (a load generator does).
 //
 // A dialled session runs on a kcp-go session. A listener runs one socket
 // loop: a single goroutine owns its socket and every session it accepts,

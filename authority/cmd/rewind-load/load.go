@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -20,10 +19,7 @@ import (
 
 	"github.com/rewindnet/rewind/authority"
 	"github.com/rewindnet/rewind/authority/internal/field"
-	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/lagsim"
-	"github.com/rewindnet/rewind/netcode/transport"
-	"github.com/rewindnet/rewind/timesync"
 )
 
 // options are the flags of one run.
@@ -43,7 +39,8 @@ type options struct {
 	profile                  lagsim.Profile
 	side                     float64 // the field's side, from neighbours and radius
 	shootEvery, dialTimeout  time.Duration
-	dialParallel             int
+	loops                    int           // player loops (goroutines, sockets)
+	tick                     time.Duration // a player loop's period
 }
 
 // Bounds of a run.
@@ -61,6 +58,10 @@ func (o *options) validate() error {
 		return fmt.Errorf("-rate %v outside (0, 120]", o.rate)
 	case o.duration <= 0 || o.warmup < 0 || o.idle < 0:
 		return fmt.Errorf("-duration %v, -warmup %v, -idle %v: want a positive span", o.duration, o.warmup, o.idle)
+	case o.tick <= 0 || o.tick > 10*time.Millisecond:
+		return fmt.Errorf("-loop-tick %v outside (0, 10ms]", o.tick)
+	case o.loops < 1 || o.loops > 64 || o.players > o.loops*maxPerLoop:
+		return fmt.Errorf("-loops %d outside [1, 64] or too few for %d players", o.loops, o.players)
 	case o.radius <= 0 || o.neighbours <= 0:
 		return fmt.Errorf("-radius %v, -neighbours %v must be positive", o.radius, o.neighbours)
 	}
@@ -71,7 +72,6 @@ func (o *options) validate() error {
 	o.profile = p
 	o.shootEvery = 500 * time.Millisecond
 	o.dialTimeout = 60 * time.Second
-	o.dialParallel = 32
 	return nil
 }
 
@@ -108,12 +108,16 @@ type Report struct {
 	DownKbpsPerPlayer      float64 `json:"down_kbps_per_player"`
 	UpKbpsPerPlayer        float64 `json:"up_kbps_per_player"`
 	DownBytesPerPlayerS    float64 `json:"down_bytes_per_player_s"`
+	DownUDPKbpsPerPlayer   float64 `json:"down_udp_kbps_per_player"` // on the wire: transport, FEC and UDP payload
+	UpUDPKbpsPerPlayer     float64 `json:"up_udp_kbps_per_player"`
 	VisiblePerPlayer       float64 `json:"visible_per_player"`
 	CallsFailed            uint64  `json:"calls_failed"`
 	Disconnects            int     `json:"disconnects"`
 	LoadStart              float64 `json:"load_start"`
 	Load                   float64 `json:"load"`
 	LoadGenCPUPct          float64 `json:"loadgen_cpu_pct"`
+	IdleLoadGenCPUPct      float64 `json:"loadgen_idle_cpu_pct,omitempty"`
+	Loops                  int     `json:"loadgen_loops"`
 	Cores                  int     `json:"cores"`
 	Commit                 string  `json:"commit"`
 	GoVersion              string  `json:"go_version"`
@@ -245,53 +249,110 @@ func measure(ctx context.Context, o options) (Report, error) {
 	o.side = fieldSide(o.players, o.radius, o.neighbours)
 	r := Report{Players: o.players, Rate: o.rate, DurationS: o.duration.Seconds(), Lag: o.lag, Radius: o.radius,
 		FieldSide: o.side, FlushMs: float64(o.flush) / 1e6, CoalesceMs: float64(o.coalesce) / 1e6, FEC: o.fec, IdleSyncMs: float64(o.idleSync) / 1e6, Commit: o.commit, GoVersion: runtime.Version(),
-		Cores: runtime.NumCPU(), LoadStart: loadAvg()}
+		Cores: runtime.NumCPU(), LoadStart: loadAvg(), Loops: o.loops}
 	ch, err := startChild(o)
 	if err != nil {
 		return r, err
 	}
 	defer ch.stop()
-	bots, err := dialBots(ctx, ch.addr, o)
-	defer func() {
-		for _, b := range bots {
-			if b != nil {
-				b.c.Close()
-			}
-		}
-	}()
+	raddr, err := net.ResolveUDPAddr("udp4", ch.addr)
 	if err != nil {
 		return r, err
 	}
-	workers := max(1, runtime.GOMAXPROCS(0))
-	shards := make([][]*bot, workers)
-	for i, b := range bots {
-		shards[i%workers] = append(shards[i%workers], b)
-	}
-	play := func(d time.Duration, active bool) {
-		var wg sync.WaitGroup
-		for _, sh := range shards {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				drive(sh, o, d, active)
-			}()
+	loops := make([]*loop, o.loops)
+	var wg sync.WaitGroup
+	defer func() {
+		for _, l := range loops {
+			if l != nil {
+				l.stop.Store(true)
+			}
 		}
 		wg.Wait()
+	}()
+	for i := range loops {
+		n := o.players / o.loops
+		if i < o.players%o.loops {
+			n++
+		}
+		l, err := newLoop(o, i, n, raddr, o.seed)
+		if err != nil {
+			return r, err
+		}
+		loops[i] = l
+		wg.Add(1)
+		go func() { defer wg.Done(); l.run() }()
 	}
-	play(o.warmup, true)
+	// Wait until every player is connected with a synced clock.
+	sum := func() loopStats {
+		var t loopStats
+		for _, l := range loops {
+			l.mu.Lock()
+			t.ready += l.stats.ready
+			t.dead += l.stats.dead
+			if t.firstDead == nil {
+				t.firstDead = l.stats.firstDead
+			}
+			l.mu.Unlock()
+		}
+		return t
+	}
+	for end := time.Now().Add(o.dialTimeout); ; {
+		st := sum()
+		if st.dead > 0 {
+			return r, fmt.Errorf("%d players failed to connect, the first: %w", st.dead, st.firstDead)
+		}
+		if st.ready == o.players {
+			break
+		}
+		if time.Now().After(end) {
+			return r, fmt.Errorf("%d of %d players connected within %v", st.ready, o.players, o.dialTimeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	setAll := func(f func(l *loop)) {
+		for _, l := range loops {
+			f(l)
+		}
+	}
+	setAll(func(l *loop) { l.active.Store(true) })
+	time.Sleep(o.warmup)
 
-	base := make([]netcode.Stats, len(bots))
-	for i, b := range bots {
-		b.reset()
-		base[i] = b.c.Stats()
-	}
+	type base struct{ calls, failed, in, out uint64 }
+	bases := make(map[*player]base)
+	setAll(func(l *loop) {
+		l.mu.Lock()
+		for _, p := range l.players {
+			st := p.core.Stats()
+			bases[p] = base{st.Calls, st.Failed, st.BytesIn, st.BytesOut}
+			p.hitsSeen, p.hitsConfirmed, p.disconnects = 0, 0, 0
+			p.latencies = p.latencies[:0]
+			p.udpIn, p.udpOut = 0, 0
+		}
+		l.measuring.Store(true)
+		l.mu.Unlock()
+	})
 	self0, _ := procCPU(os.Getpid())
 	cpu0, err := procCPU(ch.cmd.Process.Pid)
 	if err != nil {
 		return r, err
 	}
 	start := time.Now()
-	play(o.duration, true)
+	time.Sleep(o.duration)
+	var calls, failed, in, out, udpIn, udpOut uint64
+	setAll(func(l *loop) {
+		l.mu.Lock()
+		l.measuring.Store(false)
+		for _, p := range l.players {
+			st := p.core.Stats()
+			calls += st.Calls - bases[p].calls
+			failed += st.Failed - bases[p].failed
+			in += st.BytesIn - bases[p].in
+			out += st.BytesOut - bases[p].out
+			udpIn += p.udpIn
+			udpOut += p.udpOut
+		}
+		l.mu.Unlock()
+	})
 	span := time.Since(start)
 	cpu1, err := procCPU(ch.cmd.Process.Pid)
 	if err != nil {
@@ -303,25 +364,28 @@ func measure(ctx context.Context, o options) (Report, error) {
 	r.AuthorityCPUPctPerPlay = r.AuthorityCPUPct / float64(o.players)
 	r.LoadGenCPUPct = 100 * float64(self1-self0) / float64(span)
 
-	var calls, failed uint64
-	var in, out uint64
+	// Let the answers of the span's last calls arrive, then read the
+	// measured calls' results, then measure the players idle: sessions
+	// and clocks only.
+	setAll(func(l *loop) { l.active.Store(false) })
+	time.Sleep(min(settleLimit, 2*time.Second))
 	var lat []float64
 	var rtt, visible float64
-	for i, b := range bots {
-		st := b.c.Stats()
-		calls += st.Calls - base[i].Calls
-		failed += st.Failed - base[i].Failed
-		in += st.BytesIn - base[i].BytesIn
-		out += st.BytesOut - base[i].BytesOut
-		rtt += float64(st.RTT) / 1e6
-		r.HitsSeen += b.hitsSeen
-		r.HitsConfirmed += b.hitsConfirmed
-		r.Disconnects += b.disconnects
-		visible += float64(len(b.visible))
-		for _, l := range b.latencies {
-			lat = append(lat, l-float64(st.RTT)/1e6)
+	setAll(func(l *loop) {
+		l.mu.Lock()
+		for _, p := range l.players {
+			st := p.core.Stats()
+			rtt += float64(st.RTT) / 1e6
+			r.HitsSeen += p.hitsSeen
+			r.HitsConfirmed += p.hitsConfirmed
+			r.Disconnects += p.disconnects
+			visible += float64(len(p.visible))
+			for _, v := range p.latencies {
+				lat = append(lat, v-float64(st.RTT)/1e6)
+			}
 		}
-	}
+		l.mu.Unlock()
+	})
 	n := float64(o.players)
 	secs := span.Seconds()
 	r.CallsPerS = float64(calls) / secs
@@ -333,6 +397,8 @@ func measure(ctx context.Context, o options) (Report, error) {
 	r.DownBytesPerPlayerS = float64(in) / secs / n
 	r.DownKbpsPerPlayer = r.DownBytesPerPlayerS * 8 / 1000
 	r.UpKbpsPerPlayer = float64(out) / secs / n * 8 / 1000
+	r.DownUDPKbpsPerPlayer = float64(udpIn) / secs / n * 8 / 1000
+	r.UpUDPKbpsPerPlayer = float64(udpOut) / secs / n * 8 / 1000
 	r.RTTMs = rtt / n
 	r.VisiblePerPlayer = visible / n
 	if r.HitsSeen > 0 {
@@ -343,16 +409,16 @@ func measure(ctx context.Context, o options) (Report, error) {
 		r.ConfirmMinusRTTMsP50 = percentile(lat, 0.5)
 		r.ConfirmMinusRTTMsP99 = percentile(lat, 0.99)
 	}
-
-	// Let the answers of the span's last calls arrive, then measure the
-	// players idle: sessions and clocks only.
-	play(min(settleLimit, 2*time.Second), false)
 	if o.idle > 0 {
 		cpu0, _ := procCPU(ch.cmd.Process.Pid)
+		self0, _ := procCPU(os.Getpid())
 		start := time.Now()
-		play(o.idle, false)
+		time.Sleep(o.idle)
 		cpu1, _ := procCPU(ch.cmd.Process.Pid)
-		r.IdleCPUPctPerPlayer = 100 * float64(cpu1-cpu0) / float64(time.Since(start)) / n
+		self1, _ := procCPU(os.Getpid())
+		d := float64(time.Since(start))
+		r.IdleCPUPctPerPlayer = 100 * float64(cpu1-cpu0) / d / n
+		r.IdleLoadGenCPUPct = 100 * float64(self1-self0) / d
 	}
 	return r, nil
 }
@@ -360,261 +426,4 @@ func measure(ctx context.Context, o options) (Report, error) {
 func percentile(sorted []float64, p float64) float64 {
 	i := int(math.Ceil(p*float64(len(sorted)))) - 1
 	return sorted[max(0, min(i, len(sorted)-1))]
-}
-
-// dialBots connects the players, dialParallel at a time.
-func dialBots(ctx context.Context, addr string, o options) ([]*bot, error) {
-	bots := make([]*bot, o.players)
-	errs := make(chan error, o.players)
-	sem := make(chan struct{}, o.dialParallel)
-	var wg sync.WaitGroup
-	for i := range bots {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			seed := o.seed<<20 | uint64(i)
-			dctx, cancel := context.WithTimeout(ctx, o.dialTimeout)
-			defer cancel()
-			opts := netcode.Options{Registry: field.Registry(), Transport: transport.Internet()}
-			opts.Transport.DataShards, opts.Transport.ParityShards = o.dataShards, o.parityShards
-			opts.TimeSync = timesync.DefaultConfig()
-			if o.idleSync > 0 {
-				opts.TimeSync.IdleInterval = o.idleSync
-			}
-			if o.profile != (lagsim.Profile{}) {
-				var n uint64
-				opts.PacketConn = func() (net.PacketConn, error) {
-					n++
-					return lagsim.Listen("127.0.0.1:0", lagsim.Options{Seed: seed<<8 | n, Out: o.profile, In: o.profile})
-				}
-			}
-			c, err := netcode.Dial(dctx, addr, opts)
-			if err != nil {
-				errs <- fmt.Errorf("player %d: %w", i, err)
-				return
-			}
-			bots[i] = newBot(c, o, seed)
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		return bots, err
-	}
-	return bots, nil
-}
-
-// callInfo is what a bot remembers of a call until its result.
-type callInfo struct {
-	at      time.Time
-	shoot   bool
-	hit     bool // the prediction hit
-	measure bool // made in the measured span
-}
-
-// bot is one simulated player. One worker goroutine drives it.
-type bot struct {
-	c       *netcode.Client
-	o       options
-	rng     *rand.Rand
-	id      uint32
-	entity  string
-	placed  bool
-	vx, vy  int16
-	turnAt  time.Time
-	shootAt time.Time
-	calls   map[netcode.CallID]callInfo
-	visible map[uint32]struct{}
-
-	// measured
-	measuring     bool
-	hitsSeen      int
-	hitsConfirmed int
-	disconnects   int
-	latencies     []float64 // ms, call to result
-}
-
-func newBot(c *netcode.Client, o options, seed uint64) *bot {
-	b := &bot{c: c, o: o, rng: rand.New(rand.NewPCG(seed, 0xf1e1d)), id: c.Creator(),
-		calls: make(map[netcode.CallID]callInfo), visible: make(map[uint32]struct{})}
-	b.entity = field.Entity(b.id)
-	return b
-}
-
-func (b *bot) reset() {
-	b.measuring = true
-	b.hitsSeen, b.hitsConfirmed, b.disconnects = 0, 0, 0
-	b.latencies = b.latencies[:0]
-}
-
-// drive plays bots for d: a frame every 1/rate, each bot updating and,
-// when active, moving every frame and shooting every shootEvery.
-func drive(bots []*bot, o options, d time.Duration, active bool) {
-	frame := time.Duration(float64(time.Second) / o.rate)
-	tick := time.NewTicker(frame)
-	defer tick.Stop()
-	end := time.Now().Add(d)
-	for now := time.Now(); now.Before(end); now = <-tick.C {
-		for _, b := range bots {
-			b.frame(now, active)
-		}
-	}
-}
-
-func (b *bot) frame(now time.Time, active bool) {
-	corrected := map[netcode.CallID]bool{}
-	evs := b.c.Update()
-	for _, e := range evs {
-		switch e.Kind {
-		case netcode.EventCorrection:
-			corrected[e.Call] = true
-		case netcode.EventEnter, netcode.EventLeave:
-			if id, ok := entityID(e.Path); ok && id != b.id {
-				if e.Kind == netcode.EventEnter {
-					b.visible[id] = struct{}{}
-				} else {
-					delete(b.visible, id)
-				}
-			}
-		case netcode.EventDisconnected:
-			b.disconnects++
-		case netcode.EventConnected:
-			b.placed = false
-			b.c.WatchNear(field.Prefix, b.entity, b.o.radius)
-		}
-	}
-	for _, e := range evs {
-		if e.Kind != netcode.EventResult {
-			continue
-		}
-		ci, ok := b.calls[e.Call]
-		if !ok {
-			continue
-		}
-		delete(b.calls, e.Call)
-		if !ci.measure {
-			continue
-		}
-		b.latencies = append(b.latencies, float64(now.Sub(ci.at))/1e6)
-		if ci.shoot && ci.hit {
-			b.hitsSeen++
-			if e.Err == nil && !corrected[e.Call] {
-				b.hitsConfirmed++
-			}
-		}
-	}
-	if !active || !b.c.Connected() {
-		return
-	}
-	if !b.placed {
-		b.c.WatchNear(field.Prefix, b.entity, b.o.radius)
-		b.turn(now)
-		id, err := b.c.Call(field.FuncMove, field.MoveArgs(b.vx, b.vy, b.rng.Float64()*b.o.side, b.rng.Float64()*b.o.side))
-		if err == nil {
-			b.placed = true
-			b.calls[id] = callInfo{at: now, measure: b.measuring}
-		}
-		return
-	}
-	if now.After(b.turnAt) {
-		b.turn(now)
-	}
-	b.steer()
-	if id, err := b.c.Call(field.FuncMove, field.MoveArgs(b.vx, b.vy, 0, 0)); err == nil {
-		b.calls[id] = callInfo{at: now, measure: b.measuring}
-	}
-	if now.After(b.shootAt) {
-		b.shootAt = now.Add(b.o.shootEvery)
-		b.shoot(now)
-	}
-}
-
-// turn picks a new heading at 60 to 200 units a second for 1 to 3 s.
-func (b *bot) turn(now time.Time) {
-	a := b.rng.Float64() * 2 * math.Pi
-	s := 60 + b.rng.Float64()*140
-	b.vx, b.vy = int16(s*math.Cos(a)), int16(s*math.Sin(a))
-	b.turnAt = now.Add(time.Second + time.Duration(b.rng.Float64()*float64(2*time.Second)))
-}
-
-// steer turns back into the field near its edges.
-func (b *bot) steer() {
-	v, ok := b.c.Read(field.PosPath(b.id))
-	if !ok {
-		return
-	}
-	p, err := field.DecodePos(v)
-	if err != nil {
-		return
-	}
-	margin := 50.0
-	if (p.X < margin && b.vx < 0) || (p.X > b.o.side-margin && b.vx > 0) {
-		b.vx = -b.vx
-	}
-	if (p.Y < margin && b.vy < 0) || (p.Y > b.o.side-margin && b.vy > 0) {
-		b.vy = -b.vy
-	}
-}
-
-// shoot aims at the nearest visible player as the authority will see it
-// for this call (at the view time), and shoots.
-func (b *bot) shoot(now time.Time) {
-	w := b.c.Now()
-	view := w - int64(b.c.ViewDelay())
-	mv, ok := b.c.Read(field.PosPath(b.id))
-	if !ok {
-		return
-	}
-	mp, err := field.DecodePos(mv)
-	if err != nil {
-		return
-	}
-	ox, oy := mp.At(w)
-	best, bestD := uint32(0), math.Inf(1)
-	var bx, by float64
-	for id := range b.visible {
-		tv, ok := b.c.ReadAt(field.PosPath(id), view)
-		if !ok {
-			continue
-		}
-		tp, err := field.DecodePos(tv)
-		if err != nil {
-			continue
-		}
-		x, y := tp.At(view)
-		if d := math.Hypot(x-ox, y-oy); d < bestD && d <= field.Range {
-			best, bestD, bx, by = id, d, x, y
-		}
-	}
-	if best == 0 {
-		return
-	}
-	angle := math.Atan2(by-oy, bx-ox) + (b.rng.Float64()-0.5)*0.02
-	id, err := b.c.Call(field.FuncShoot, field.ShootArgs(best, float32(angle)))
-	if err != nil {
-		return
-	}
-	hit := false
-	if sv, ok := b.c.Read(field.ShotPath(b.id)); ok {
-		if s, err := field.DecodeShot(sv); err == nil {
-			hit = s.Hit
-		}
-	}
-	b.calls[id] = callInfo{at: now, shoot: true, hit: hit, measure: b.measuring}
-}
-
-// entityID parses "players/<id>/".
-func entityID(entity string) (uint32, bool) {
-	s, ok := strings.CutPrefix(entity, field.Prefix)
-	if !ok {
-		return 0, false
-	}
-	s, ok = strings.CutSuffix(s, "/")
-	if !ok {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(s, 10, 32)
-	return uint32(n), err == nil
 }

@@ -4,7 +4,9 @@
 // drives N simulated players against it from this process over loopback,
 // each behind a lag profile, moving at -rate inputs a second, shooting at
 // the nearest player it sees twice a second and watching only the players
-// within -radius of itself (a spatial watch). It reads the authority's
+// within -radius of itself (a spatial watch). The players run in -loops
+// goroutines (one socket each, no goroutine or socket per player; see
+// players.go). It reads the authority's
 // CPU time from /proc and writes a JSON report, and PNG plots when
 // given -plot.
 //
@@ -65,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.plot, "plot", "", "write PNG plots to this directory")
 	fs.StringVar(&o.commit, "commit", "", "the commit the binaries were built from, for the report")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the players' choices and links")
+	fs.IntVar(&o.loops, "loops", 1, "goroutines (each with one socket) running the players")
+	fs.DurationVar(&o.tick, "loop-tick", time.Millisecond, "period of a player loop: packets wait for it at most, each way")
 	fs.DurationVar(&o.idleSync, "idle-sync", 0, "the players' timesync IdleInterval (0: the default)")
 	serve := fs.Bool("serve", false, "internal: run the authority (the child process)")
 	listen := fs.String("listen", "127.0.0.1:0", "internal: the authority's address with -serve")
