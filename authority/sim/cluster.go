@@ -46,6 +46,13 @@ type ClusterConfig struct {
 	// everywhere.
 	Ranges   int
 	Replicas int // owners per range (0: 2)
+	// Moves is the number of live range moves during the active phase of
+	// a sharded run, spread over it: a random range gains a node that
+	// does not own it as an owner, and MoveSettle later its old primary
+	// leaves it. Each map change reaches each node at its own time, up to
+	// 50 ms apart, as gossip would.
+	Moves      int
+	MoveSettle time.Duration // 0: 1 s
 }
 
 // DefaultClusterConfig is three authorities' worth of faults: no crash or
@@ -291,6 +298,13 @@ func (s *Sim) handleCluster(e *event) {
 		s.isolate(s.nodes[e.node])
 	case evHeal:
 		s.heal(s.nodes[e.node], e.gen)
+	case evMove:
+		s.move(int(e.gen), e.peer)
+	case evMapSet:
+		if nd := s.nodes[e.node]; nd.alive && s.smap != nil {
+			nd.srv.(ShardServer).SetShardMap(s.now, s.smap.Clone())
+			s.nodeOut(nd)
+		}
 	}
 }
 
@@ -472,6 +486,9 @@ func (s *Sim) restart(nd *simNode) {
 	}
 	s.logFault("node %d starts again", nd.id())
 	nd.srv = s.mk(nd.id())
+	if ss, ok := nd.srv.(ShardServer); ok && s.smap != nil {
+		ss.SetShardMap(s.now, s.smap.Clone()) // the map as it is now, learnt on joining
+	}
 	nd.alive = true
 	nd.bySess = map[uint64]*simClient{}
 	for _, q := range s.nodes {
@@ -698,3 +715,90 @@ func (s *Sim) checkExactlyOnce() {
 
 // errNodeDown is why a client loses a session to a node that failed.
 var errNodeDown = errors.New("sim: authority down")
+
+// rangeMove is one planned move of a range to a new owner.
+type rangeMove struct {
+	r        shardmap.Range
+	from, to uint8
+}
+
+// scheduleMoves draws the run's range moves.
+func (s *Sim) scheduleMoves() {
+	cc := &s.cfg.Cluster
+	if s.smap == nil || cc.Moves <= 0 {
+		return
+	}
+	rng := rand.New(rand.NewPCG(s.rng.Uint64(), 0x30e))
+	entries := s.smap.Entries()
+	slot := int64(s.cfg.Active) / int64(cc.Moves)
+	for i := range cc.Moves {
+		e := entries[rng.IntN(len(entries))]
+		var others []uint8
+		for _, nd := range s.nodes {
+			if !slices.Contains(e.Owners, nd.id()) {
+				others = append(others, nd.id())
+			}
+		}
+		if len(others) == 0 {
+			continue
+		}
+		s.moves = append(s.moves, rangeMove{r: e.Range, to: others[rng.IntN(len(others))]})
+		s.schedule(&event{at: s.now + int64(i)*slot + rng.Int64N(max(1, slot/2)), kind: evMove, gen: uint32(len(s.moves) - 1)})
+	}
+}
+
+// move makes step stage of range move i: the new owner joins the range
+// (0), then, MoveSettle later, the old primary leaves it (1). The map
+// change reaches each node at its own time.
+func (s *Sim) move(i, stage int) {
+	mv := &s.moves[i]
+	cur, ok := s.smap.Lookup(rangeProbe(mv.r))
+	if !ok || cur.Range != mv.r {
+		return
+	}
+	owners := cur.Owners
+	if stage == 0 {
+		if slices.Contains(owners, mv.to) {
+			return
+		}
+		mv.from = owners[0]
+		owners = append(slices.Clone(owners), mv.to)
+		s.logFault("range %v gains node %d", mv.r, mv.to)
+		settle := s.cfg.Cluster.MoveSettle
+		if settle <= 0 {
+			settle = time.Second
+		}
+		s.schedule(&event{at: s.now + int64(settle), kind: evMove, gen: uint32(i), peer: 1})
+	} else {
+		if !slices.Contains(owners, mv.from) || len(owners) < 2 {
+			return
+		}
+		next := []uint8{mv.to}
+		for _, o := range owners {
+			if o != mv.from && o != mv.to {
+				next = append(next, o)
+			}
+		}
+		owners = next
+		s.logFault("range %v leaves node %d (owners %v)", mv.r, mv.from, owners)
+	}
+	if _, err := s.smap.Set(mv.r, owners, 255); err != nil {
+		s.fail("range move: %v", err)
+		return
+	}
+	rng := rand.New(rand.NewPCG(uint64(i)<<1|uint64(stage), uint64(s.now)))
+	for _, nd := range s.nodes {
+		s.schedule(&event{at: s.now + rng.Int64N(int64(50*time.Millisecond)), kind: evMapSet, node: nd.idx})
+	}
+}
+
+// rangeProbe returns a path that range r holds, for looking r up.
+func rangeProbe(r shardmap.Range) string {
+	for i := range 1 << 16 {
+		seg := strconv.Itoa(i)
+		if r.Contains(r.Prefix + seg) {
+			return r.Prefix + seg
+		}
+	}
+	return r.Prefix
+}

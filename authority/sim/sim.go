@@ -186,6 +186,8 @@ const (
 	evRestart                 // a crashed node starts again, empty
 	evIsolate                 // a node is cut off from the other nodes
 	evHeal                    // its links to them are back
+	evMove                    // a range's move: a new owner joins (peer 0) or the old one leaves (peer 1)
+	evMapSet                  // a node takes the run's current shard map (gossip reaching it)
 )
 
 type event struct {
@@ -292,6 +294,7 @@ type Sim struct {
 	nodes   []*simNode
 	mk      func(id uint8) Server // makes a node's server (again, after a crash)
 	smap    *shardmap.Map         // a sharded run's map (NewCluster with Ranges), nil unsharded
+	moves   []rangeMove           // its planned range moves
 	reg     *netcode.Registry
 	rng     *rand.Rand
 	now     int64
@@ -535,6 +538,7 @@ func (s *Sim) handle(e *event) {
 		s.obs.begin(s)
 		s.scheduleFaults()
 		s.scheduleNodeFaults()
+		s.scheduleMoves()
 	case evQuiet:
 		s.obs.end(s)
 		s.active, s.ended = false, true
