@@ -125,3 +125,29 @@ func TestShardedMoves(t *testing.T) {
 		}
 	}
 }
+
+// TestShardedConfirmLatency measures, in virtual time, what relaying
+// costs: the same runs (broadband clients, 1 ms links between three
+// authorities, no faults) with every node owning every range (calls run
+// where they arrive) and with three ranges of two owners (most calls
+// relayed to an owner), logging each's confirmation latency. It checks
+// only that both runs hold their properties; the figures are in
+// docs/BENCHMARKS.md.
+func TestShardedConfirmLatency(t *testing.T) {
+	for _, replicas := range []int{3, 2} {
+		cfg := propertyConfig(3)
+		cfg.Profile, _ = lagsim.Preset("broadband")
+		cfg.Clients = 6
+		cfg.Active = 8 * time.Second
+		cfg.Cluster = sim.DefaultClusterConfig()
+		cfg.Cluster.Ranges = 3
+		cfg.Cluster.Replicas = replicas
+		cfg.Workload.Looks = 1
+		s := newSharded(t, cfg, 3)
+		if err := s.Run(); err != nil {
+			t.Fatal(err)
+		}
+		r := s.Report()
+		t.Logf("owners per range %d: %d calls, %d forwarded, confirm p50 %v p99 %v (RTT %v)", replicas, r.Calls, r.Forwarded, r.ConfirmP50, r.ConfirmP99, r.RTT)
+	}
+}
