@@ -185,3 +185,91 @@ func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool)
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestClusterRelay: over loopback, counters/ is owned by authorities 2
+// and 3; a client of authority 1 adds to a counter: each call is relayed
+// to an owner, runs there, and its answer comes back through authority 1;
+// the client's watch (served by authority 1, which watches counters/ from
+// the start) shows every add.
+func TestClusterRelay(t *testing.T) {
+	if testing.Short() {
+		t.Skip("three authorities over loopback")
+	}
+	f, _ := counter.Registry().Lookup(counter.Add)
+	reg := netcode.NewRegistry()
+	if err := reg.Register(counter.Add, f.Fn, netcode.FuncOptions{ShardKey: func(_ uint32, args []byte) string {
+		if len(args) < 9 {
+			return ""
+		}
+		return counter.Prefix + string(args[8:])
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	var srvs []*authority.Server
+	for i := range 3 {
+		cfg := authority.DefaultServerConfig("127.0.0.1:0", reg)
+		cfg.Transport = testTransport()
+		cfg.Tick = 5 * time.Millisecond
+		cfg.Node.NodeID = uint8(i + 1)
+		cfg.Node.Cluster = authority.ClusterConfig{Key: []byte("the cluster key of this test run"), Size: 3, Watch: []string{counter.Prefix}}
+		cfg.Cluster = authority.ServerCluster{Gossip: "127.0.0.1:0"}
+		if i == 0 {
+			cfg.Cluster.Ranges = []authority.RangeOwners{{Range: shardmap.Whole(counter.Prefix), Owners: []uint8{2, 3}}}
+		} else {
+			cfg.Cluster.Join = []string{srvs[0].GossipAddr()}
+		}
+		srvs = append(srvs, start(t, cfg))
+	}
+	waitUntil(t, time.Minute, "the map on every member", func() bool {
+		for _, s := range srvs {
+			if s.ShardMap().Len() != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var c *netcode.Client
+	var err error
+	for {
+		if c, err = netcode.Dial(ctx, srvs[0].Addr().String(), netcode.Options{Registry: counter.Registry(), Transport: testTransport()}); err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Watch(counter.Prefix); err != nil {
+		t.Fatal(err)
+	}
+	const adds = 5
+	confirmed := 0
+	for i := range adds {
+		if _, err := c.Call(counter.Add, counter.AddArgs("shared", 1)); err != nil {
+			t.Fatalf("add %d: %v", i, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitUntil(t, time.Minute, "every add answered and shown", func() bool {
+		for _, ev := range c.Update() {
+			if ev.Kind == netcode.EventResult {
+				if ev.Err != nil {
+					t.Fatalf("add failed: %v", ev.Err)
+				}
+				confirmed++
+			}
+		}
+		v, _ := c.Read(counter.Prefix + "shared")
+		n, _ := counter.Count(v)
+		return confirmed == adds && n == adds && !c.Predicted(counter.Prefix+"shared")
+	})
+	if st := srvs[0].Stats().Node; st.CallsForwarded < adds || st.Calls != 0 {
+		t.Fatalf("authority 1 forwarded %d calls and ran %d: want %d and 0", st.CallsForwarded, st.Calls, adds)
+	}
+	if ran := srvs[1].Stats().Node.CallsRelayedIn + srvs[2].Stats().Node.CallsRelayedIn; ran != adds {
+		t.Fatalf("owners ran %d relayed calls, want %d", ran, adds)
+	}
+}
