@@ -65,6 +65,11 @@ type Node struct {
 	epoch    uint64                // marks sessions visited by one watchersOf call
 	spare    [][]byte              // frame buffers given back by Recycle, empty
 
+	// scratch for call results, encoded as soon as built (callResult)
+	resReads []wire.Lock
+	resOuts  []wire.ValueRef
+	resVals  []wire.Value
+
 	// interest management (area.go)
 	spaces       map[string]*spaceIndex // spatial layer prefix → its index and watches
 	spaceOrder   []string               // the layer prefixes, sorted
@@ -1729,7 +1734,7 @@ func (n *Node) sendResult(s *session, rec *callRec) {
 	if res.Status == wire.CallOK {
 		// The caller gets the output values with the result, watched or
 		// not, so its client can compare them with its prediction.
-		var vals []wire.Value
+		vals := n.resVals[:0]
 		for _, o := range res.Outputs {
 			if v, ok := n.store.Get(o.Path, netcode.Time(o.Time)); ok {
 				vals = append(vals, toWire(v))
@@ -1738,13 +1743,16 @@ func (n *Node) sendResult(s *session, rec *callRec) {
 		if len(vals) > 0 {
 			n.send(s, &wire.Message{Kind: wire.KindValues, Values: wire.Values{Items: vals}})
 		}
+		clear(vals) // the scratch keeps no value alive
+		n.resVals = vals[:0]
 	}
 	n.send(s, &wire.Message{Kind: wire.KindCallResult, CallResult: res})
 }
 
 // callResult is rec's latest outcome as a CallResult: ok with the outputs
 // (and, with reads, the reads) of its latest version, or failed or
-// rejected with its error.
+// rejected with its error. Its slices are scratch that the next call
+// reuses: encode the result (send) before calling it again.
 func (n *Node) callResult(rec *callRec, reads bool) wire.CallResult {
 	res := wire.CallResult{ID: wire.CallID{Creator: rec.call.ID.Creator, Seq: rec.call.ID.Seq}}
 	if rec.lastErr != nil {
@@ -1755,12 +1763,14 @@ func (n *Node) callResult(rec *callRec, reads bool) wire.CallResult {
 		res.Error = rec.lastErr.Error()
 	} else if len(rec.versions) > 0 {
 		last := rec.versions[len(rec.versions)-1]
+		res.Reads, res.Outputs = n.resReads[:0], n.resOuts[:0]
 		for _, l := range last.reads[:len(last.reads)*btoi(reads)] {
 			res.Reads = append(res.Reads, wire.Lock{Path: l.Path, Start: wire.Time(l.Start), End: wire.Time(l.End)})
 		}
 		for _, k := range last.outputs {
 			res.Outputs = append(res.Outputs, wire.ValueRef{Path: k.path, Time: wire.Time(k.t)})
 		}
+		n.resReads, n.resOuts = res.Reads, res.Outputs
 	}
 	return res
 }
