@@ -86,6 +86,7 @@ type clusterShell struct {
 	lastTry map[uint8]time.Time
 	outs    map[SessionID]uint8 // this node's replication streams, by session
 	resets  uint64
+	moving  sync.Mutex // held by the range move under way (MoveRange)
 }
 
 type dialResult struct {
@@ -181,19 +182,8 @@ func (s *Server) SetRange(r shardmap.Range, owners []uint8) error {
 	if s.cl == nil {
 		return ErrNoCluster
 	}
-	ms := s.cl.smap
-	ms.mu.Lock()
-	e, err := ms.m.Set(r, owners, s.cfg.Node.NodeID)
-	ms.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	s.cl.mem.Broadcast(shardmap.AppendEntries(nil, []shardmap.Entry{e}))
-	select {
-	case ms.changed <- struct{}{}:
-	default:
-	}
-	return nil
+	_, err := s.setEntry(r, owners)
+	return err
 }
 
 // ShardMap returns a copy of the cluster's shard map (nil without a

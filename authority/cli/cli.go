@@ -35,6 +35,12 @@
 // node 3, and -join-timeout keeps members that start together trying to
 // join until one answers.
 //
+// A cluster sharded by ranges: -ranges gives ranges of paths their owners
+// ("counters/=1,2;players/[00000000-7fffffff]=2,3", see ParseRanges),
+// -watch the prefixes a member holds without owning them, and
+// -http-admin serves POST /admin/move-range on -http, which moves a range
+// to another member live (authority.Server.MoveRange).
+//
 // Operations:
 //
 //   - -http ADDR serves /metrics (Prometheus), /healthz, /readyz,
@@ -73,6 +79,7 @@ import (
 	"github.com/rewindnet/rewind/authority/agones"
 	"github.com/rewindnet/rewind/authority/membership"
 	"github.com/rewindnet/rewind/authority/ops"
+	"github.com/rewindnet/rewind/authority/shardmap"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/transport"
 )
@@ -218,8 +225,11 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		clusterKey = fs.String("cluster-key", "", "secret shared by the cluster (at least 16 bytes): authenticates authorities to each other, encrypts gossip and signs resume tokens valid on every member")
 		size       = fs.Int("cluster-size", 0, "authorities in the cluster: without a majority of them alive an authority refuses calls (0: no quorum rule)")
 		joinWait   = fs.Duration("join-timeout", 0, "keep trying to join the cluster this long when no -join address answers yet, once a second (0: try once); members started together, as a StatefulSet's are, need it")
+		ranges     = fs.String("ranges", "", "shard map `ranges` this authority sets when it starts, ';'-separated, each RANGE=OWNERS: a prefix (\"players/\", \"\" for every path) or a prefix with a hexadecimal hash range (\"players/[00000000-7fffffff]\"), and comma-separated node ids, the primary first (\"counters/=1,2;players/=2,3\"); the same on every member, or on one (the map is gossiped). Empty: every member owns every path")
+		watch      = fs.String("watch", "", "comma-separated path prefixes this authority holds from the start though it does not own them (those its clients watch and its functions read across ranges)")
 		confirm    = fs.String("confirm", "replicas", "when a call is confirmed in a cluster: replicas (once a majority of the cluster, or every replica, has it) or local (once stored here)")
 		httpAddr   = fs.String("http", "", "TCP `address` for /metrics, /healthz, /readyz, /debug/pprof/ and /debug/rewind (empty: off); keep it off the public network")
+		httpAdmin  = fs.Bool("http-admin", false, "serve the operator's commands on -http too: POST /admin/move-range moves a range of the shard map to another node live")
 		logFormat  = fs.String("log-format", "text", "log format: text or json (one object a line)")
 		endEmpty   = fs.Duration("end-when-empty", 0, "end the match (a graceful stop) once no player has been connected for this long, after the first joined (0: never); for one-match servers such as an Agones Fleet's")
 	)
@@ -319,6 +329,23 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 	if *gossip != "" && *clusterKey == "" {
 		return fmt.Errorf("%w: -gossip needs -cluster-key", ErrUsage)
 	}
+	var owned []authority.RangeOwners
+	var watched []string
+	if *gossip == "" && (*ranges != "" || *watch != "") {
+		return fmt.Errorf("%w: -ranges and -watch need a cluster (-gossip)", ErrUsage)
+	}
+	if *ranges != "" {
+		var err error
+		if owned, err = ParseRanges(*ranges); err != nil {
+			return fmt.Errorf("%w: -ranges: %w", ErrUsage, err)
+		}
+	}
+	if *watch != "" {
+		watched = strings.Split(*watch, ",")
+	}
+	if *httpAdmin && *httpAddr == "" {
+		return fmt.Errorf("%w: -http-admin needs -http", ErrUsage)
+	}
 	if *confirm != "replicas" && *confirm != "local" {
 		return fmt.Errorf("%w: -confirm %q: want replicas or local", ErrUsage, *confirm)
 	}
@@ -348,11 +375,11 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 	n := &cfg.Node
 	n.NodeID = uint8(*nodeID)
 	if *gossip != "" {
-		cfg.Cluster = authority.ServerCluster{Gossip: *gossip, Advertise: *advertise}
+		cfg.Cluster = authority.ServerCluster{Gossip: *gossip, Advertise: *advertise, Ranges: owned}
 		if *join != "" {
 			cfg.Cluster.Join = strings.Split(*join, ",")
 		}
-		n.Cluster = authority.ClusterConfig{Key: []byte(*clusterKey), Size: *size, ConfirmLocal: *confirm == "local"}
+		n.Cluster = authority.ClusterConfig{Key: []byte(*clusterKey), Size: *size, ConfirmLocal: *confirm == "local", Watch: watched}
 	}
 	n.Store.MaxChangeAge, n.Store.MaxRewind, n.Store.MaxFutureSkew = *changeAge, *rewind, *futureSkew
 	n.FlushEvery = *flush
@@ -383,7 +410,7 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		// Before NewServer, which recovers the archive: alive meanwhile,
 		// not ready.
 		var err error
-		if ep, err = ops.Start(ops.Config{Addr: *httpAddr, Name: p.name(), Logger: log}); err != nil {
+		if ep, err = ops.Start(ops.Config{Addr: *httpAddr, Name: p.name(), Logger: log, Admin: *httpAdmin}); err != nil {
 			return err
 		}
 		defer func() {
@@ -480,6 +507,46 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		"calls_rejected", st.Node.CallsRejected, "reruns", st.Node.Reruns,
 		"raw_values_written", st.Node.Writes, "values_sent", st.Node.ValuesSent)
 	return err
+}
+
+// ParseRanges parses -ranges: ';'-separated RANGE=OWNERS, each range as
+// shardmap.ParseRange reads it and its owners comma-separated node ids,
+// the primary first ("counters/=1,2;players/[00000000-7fffffff]=2,3").
+func ParseRanges(spec string) ([]authority.RangeOwners, error) {
+	var out []authority.RangeOwners
+	for _, part := range strings.Split(spec, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		i := strings.LastIndexByte(part, '=')
+		if i < 0 {
+			return nil, fmt.Errorf("%q: want RANGE=OWNERS", part)
+		}
+		r, err := shardmap.ParseRange(part[:i])
+		if err != nil {
+			return nil, err
+		}
+		var owners []uint8
+		for _, o := range strings.Split(part[i+1:], ",") {
+			id, err := strconv.ParseUint(strings.TrimSpace(o), 10, 8)
+			if err != nil || id == 0 {
+				return nil, fmt.Errorf("%q: owner %q is not a node id from 1 to 255", part, o)
+			}
+			if slices.Contains(owners, uint8(id)) {
+				return nil, fmt.Errorf("%q: owner %d listed twice", part, id)
+			}
+			owners = append(owners, uint8(id))
+		}
+		if len(owners) > shardmap.MaxOwners {
+			return nil, fmt.Errorf("%q: more than %d owners", part, shardmap.MaxOwners)
+		}
+		out = append(out, authority.RangeOwners{Range: r, Owners: owners})
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%q: no range", spec)
+	}
+	return out, nil
 }
 
 // endWhenEmpty ends the match (calls end) once no player has been

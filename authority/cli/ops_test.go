@@ -9,15 +9,18 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/rewindnet/rewind/authority"
 	"github.com/rewindnet/rewind/authority/agones"
 	"github.com/rewindnet/rewind/authority/cli"
 	"github.com/rewindnet/rewind/authority/internal/testclient"
+	"github.com/rewindnet/rewind/authority/shardmap"
 	"github.com/rewindnet/rewind/examples/counter"
 	"github.com/rewindnet/rewind/netcode/transport"
 	"github.com/rewindnet/rewind/netcode/wire"
@@ -70,6 +73,27 @@ func TestNodeIDFromName(t *testing.T) {
 	}
 }
 
+// TestParseRanges: -ranges as the README writes it.
+func TestParseRanges(t *testing.T) {
+	got, err := cli.ParseRanges(`counters/=1,2; players/[00000000-7fffffff]=2,3;"players/"[80000000-ffffffff]=3`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []authority.RangeOwners{
+		{Range: shardmap.Whole("counters/"), Owners: []uint8{1, 2}},
+		{Range: shardmap.Range{Prefix: "players/", Lo: 0, Hi: 0x7fffffff}, Owners: []uint8{2, 3}},
+		{Range: shardmap.Range{Prefix: "players/", Lo: 0x80000000, Hi: 0xffffffff}, Owners: []uint8{3}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("ParseRanges = %+v, want %+v", got, want)
+	}
+	for _, bad := range []string{"", ";", "players/", "players/=", "players/=0", "players/=1,1", "players/=256", "players=1"} {
+		if r, err := cli.ParseRanges(bad); err == nil {
+			t.Errorf("ParseRanges(%q) = %+v: want an error", bad, r)
+		}
+	}
+}
+
 // TestUsageErrors: bad values of the operator flags, from the command line
 // or the environment, are usage errors before anything starts.
 func TestUsageErrors(t *testing.T) {
@@ -83,6 +107,11 @@ func TestUsageErrors(t *testing.T) {
 		{"negative join timeout", []string{"-join-timeout", "-1s"}, nil},
 		{"node id twice", []string{"-node-id", "2", "-node-id-from-name", "rewind-1"}, nil},
 		{"node id from a bad name", []string{"-node-id-from-name", "rewind"}, nil},
+		{"ranges without a cluster", []string{"-ranges", "players/=1"}, nil},
+		{"watch without a cluster", []string{"-watch", "players/"}, nil},
+		{"bad range", []string{"-gossip", "127.0.0.1:0", "-cluster-key", "the cluster key of this test", "-ranges", "players=1"}, nil},
+		{"bad owner", []string{"-gossip", "127.0.0.1:0", "-cluster-key", "the cluster key of this test", "-ranges", "players/=1,x"}, nil},
+		{"admin without http", []string{"-http-admin"}, nil},
 		{"bad environment value", nil, map[string]string{"REWIND_TICK": "often"}},
 		{"bad log format from the environment", nil, map[string]string{"REWIND_LOG_FORMAT": "xml"}},
 	} {

@@ -29,6 +29,12 @@
 //     with the reason otherwise, and from the moment it starts shutting
 //     down.
 //   - /debug/pprof/: Go's profiler.
+//   - POST /admin/move-range (only with Config.Admin): moves a range of
+//     the shard map to another node live (Server.MoveRange) and answers
+//     once every member holds the new map; form values range (as the
+//     page lists it: "players/" or "players/[00000000-7fffffff]"), to
+//     (a node id), and optionally from (the owner that leaves; default
+//     the primary) and settle (a duration; default 1 s).
 //   - /debug/rewind: a page that refreshes itself every two seconds: the
 //     sessions (player, round trip, clock offset, calls per second,
 //     strikes), the functions, refusals and disconnects by reason, the
@@ -78,12 +84,17 @@ type Config struct {
 	// PageSessions bounds the sessions the page lists (lowest ids
 	// first). Zero: DefaultPageSessions.
 	PageSessions int
+	// Admin serves the operator's commands (POST /admin/move-range)
+	// beside the read-only endpoints.
+	Admin bool
 }
 
 // Defaults.
 const (
 	DefaultStatusTimeout = 5 * time.Second
 	DefaultPageSessions  = 200
+	// MoveTimeout bounds a range move that /admin/move-range waits for.
+	MoveTimeout = 5 * time.Minute
 	// RefreshEvery is how often the page refreshes itself.
 	RefreshEvery = 2 * time.Second
 )
@@ -134,6 +145,9 @@ func New(cfg Config) *Endpoint {
 	e.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	e.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
 	e.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	if cfg.Admin {
+		e.mux.HandleFunc("POST /admin/move-range", e.moveRange)
+	}
 	e.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/debug/rewind", http.StatusFound)
 	})

@@ -479,3 +479,41 @@ func TestMetricsCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminMoveRange: POST /admin/move-range is served only with
+// Config.Admin, refuses malformed forms, and a server without a cluster;
+// the move itself is TestClusterMove's (authority/cmd/authority).
+func TestAdminMoveRange(t *testing.T) {
+	post := func(ep *ops.Endpoint, form string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, "/admin/move-range", strings.NewReader(form))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := newRecorder()
+		ep.Handler().ServeHTTP(rec, req)
+		return rec.code, rec.body.String()
+	}
+	if code, _ := post(ops.New(ops.Config{}), "range=players/&to=2"); code == http.StatusOK || code == http.StatusConflict {
+		t.Errorf("admin command served without Config.Admin: %d", code)
+	}
+	ep := ops.New(ops.Config{Admin: true})
+	if code, body := post(ep, "range=players/&to=2"); code != http.StatusServiceUnavailable {
+		t.Errorf("before the server: %d %q", code, body)
+	}
+	r := newRig(t, nil)
+	ep.Attach(r.srv)
+	for _, tc := range []struct {
+		form string
+		code int
+		says string
+	}{
+		{"range=players&to=2", 400, "range"},
+		{"range=players/&to=0", 400, "to"},
+		{"range=players/", 400, "to"},
+		{"range=players/&to=2&from=x", 400, "from"},
+		{"range=players/&to=2&settle=-1s", 400, "settle"},
+		{"range=players/&to=2", 400, "cluster"},
+	} {
+		if code, body := post(ep, tc.form); code != tc.code || !strings.Contains(body, tc.says) {
+			t.Errorf("%s: %d %q, want %d saying %q", tc.form, code, body, tc.code, tc.says)
+		}
+	}
+}

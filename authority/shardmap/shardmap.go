@@ -30,6 +30,7 @@ import (
 	"hash/fnv"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -94,6 +95,38 @@ func (r Range) String() string {
 		return fmt.Sprintf("%q", r.Prefix)
 	}
 	return fmt.Sprintf("%q[%08x-%08x]", r.Prefix, r.Lo, r.Hi)
+}
+
+// ParseRange parses a range as String writes it, with or without the
+// quotes: a prefix alone ("players/", "" for every path) is the whole
+// prefix; "players/[00000000-7fffffff]" the paths under it whose next
+// segment hashes into that range (hexadecimal, inclusive).
+func ParseRange(s string) (Range, error) {
+	prefix, bounds := s, ""
+	if strings.HasSuffix(s, "]") {
+		i := strings.LastIndexByte(s, '[')
+		if i < 0 {
+			return Range{}, fmt.Errorf("%w: range %q: a ']' without '['", ErrInvalid, s)
+		}
+		prefix, bounds = s[:i], s[i+1:len(s)-1]
+	}
+	if len(prefix) >= 2 && prefix[0] == '"' && prefix[len(prefix)-1] == '"' {
+		prefix = prefix[1 : len(prefix)-1]
+	}
+	r := Whole(prefix)
+	if bounds != "" {
+		lo, hi, ok := strings.Cut(bounds, "-")
+		l, err1 := strconv.ParseUint(lo, 16, 32)
+		h, err2 := strconv.ParseUint(hi, 16, 32)
+		if !ok || err1 != nil || err2 != nil {
+			return Range{}, fmt.Errorf("%w: range %q: want PREFIX[LO-HI], LO and HI hexadecimal 32-bit hashes", ErrInvalid, s)
+		}
+		r.Lo, r.Hi = uint32(l), uint32(h)
+	}
+	if err := r.Validate(); err != nil {
+		return Range{}, err
+	}
+	return r, nil
 }
 
 func (r Range) compare(o Range) int {

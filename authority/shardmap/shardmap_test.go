@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -307,4 +308,23 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("re-encoding: %v", err)
 		}
 	})
+}
+
+// TestParseRange: String's form, with or without quotes, parses back;
+// malformed ranges are refused.
+func TestParseRange(t *testing.T) {
+	for _, r := range []Range{Whole(""), Whole("players/"), {Prefix: "players/", Lo: 0, Hi: 0x7fffffff}, {Prefix: "a/b/", Lo: 0x80000000, Hi: math.MaxUint32}} {
+		s := r.String()
+		for _, in := range []string{s, strings.ReplaceAll(s, `"`, "")} {
+			got, err := ParseRange(in)
+			if err != nil || got != r {
+				t.Errorf("ParseRange(%q) = %v, %v: want %v", in, got, err, r)
+			}
+		}
+	}
+	for _, bad := range []string{"players", "/players/", "players/[1-]", "players/[2-1]", "players/[x-y]", "players/1-2]", "players/[100000000-1]"} {
+		if r, err := ParseRange(bad); err == nil {
+			t.Errorf("ParseRange(%q) = %v: want an error", bad, r)
+		}
+	}
 }

@@ -55,8 +55,9 @@ func (m *member) wait() error {
 	return m.waitErr
 }
 
-// startMember starts authority id of a three-node cluster, joining join.
-func startMember(ctx context.Context, t *testing.T, id int, join string) *member {
+// startMember starts authority id of a three-node cluster, joining join,
+// with the extra flags.
+func startMember(ctx context.Context, t *testing.T, id int, join string, extra ...string) *member {
 	t.Helper()
 	gossip := "127.0.0.1:" + strconv.Itoa(freePort(t))
 	args := []string{"-listen", "127.0.0.1:0", "-transport", "lan", "-functions", "counter",
@@ -65,6 +66,7 @@ func startMember(ctx context.Context, t *testing.T, id int, join string) *member
 	if join != "" {
 		args = append(args, "-join", join)
 	}
+	args = append(args, extra...)
 	cmd := command(ctx, t, args...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
