@@ -750,6 +750,7 @@ func (n *Node) peerCall(now int64, from uint8, c *wire.Call) *callRec {
 			stats: n.funcStat(c.Name),
 		}
 		n.calls[id] = rec
+		n.peerRuns[runKey{id.Creator, rec.call.Time}] = rec
 		n.expireLater(rec)
 	}
 	// The runner named by the record (a call caught up or handed over may

@@ -82,7 +82,12 @@ type Node struct {
 	rerunQueue []*callRec // calls with an invalidated output, checked after each cascade
 	callExpiry []*callRec // calls by write time (kept sorted), dropped at finality
 	funcs      map[string]*funcEntry
-	dirty      []*session // sessions with batched deliveries to flush
+	// peerRuns files the records of calls a peer ran (peerCall) by their
+	// outputs' creator and write time: those outputs reached the store
+	// from the peer, without the record as their tag, so an output of one
+	// taken over here that turns invalid finds its record through it.
+	peerRuns map[runKey]*callRec
+	dirty    []*session // sessions with batched deliveries to flush
 
 	scratchValues []wire.Value       // reused by sendBatches
 	scratchStates []wire.StateChange // reused by sendBatches
@@ -356,6 +361,13 @@ type callRec struct {
 	relay     uint8 // the authority that relayed it for its client (0: its client is here)
 }
 
+// runKey names a call by its outputs' creator and write time (a
+// creator's calls have distinct write times).
+type runKey struct {
+	creator uint32
+	nanos   int64
+}
+
 type callVersion struct {
 	version uint32
 	outputs []outKey
@@ -404,6 +416,7 @@ func NewNode(cfg Config) (*Node, error) {
 		sessions:     make(map[SessionID]*session),
 		watchers:     make(map[string][]*session),
 		calls:        make(map[netcode.CallID]*callRec),
+		peerRuns:     make(map[runKey]*callRec),
 		funcs:        make(map[string]*funcEntry),
 		funcStats:    make(map[string]*FuncStats),
 		creators:     make(map[uint32]*creatorRec),
@@ -1047,6 +1060,7 @@ func (n *Node) Tick(now int64) {
 		rec := n.callExpiry[k]
 		rec.dead = true
 		delete(n.calls, rec.call.ID)
+		delete(n.peerRuns, runKey{rec.call.ID.Creator, rec.call.Time})
 		k++
 	}
 	if k > 0 {
@@ -1508,7 +1522,17 @@ func (n *Node) applyChanges(now int64, changes []netcode.Change) {
 			})
 		}
 		if c.Kind == netcode.StateChanged && c.New == netcode.Invalid {
-			if rec, _ := c.Tag.(*callRec); rec != nil && !rec.queued && !rec.dead {
+			rec, _ := c.Tag.(*callRec)
+			if rec == nil && len(n.peerRuns) > 0 {
+				// A peer's output: re-run here if its call was taken
+				// over here (after the takeover, which queued what was
+				// invalid then, the store's changes are all that say
+				// it needs a re-run).
+				if pr := n.peerRuns[runKey{c.Time.Creator, c.Time.Nanos}]; pr != nil && pr.node == n.cfg.NodeID {
+					rec = pr
+				}
+			}
+			if rec != nil && !rec.queued && !rec.dead {
 				rec.queued = true
 				n.rerunQueue = append(n.rerunQueue, rec)
 			}
