@@ -90,6 +90,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { link.Close() })
+	// startAuthority's change window is a minute: a loaded machine cannot
+	// make the players' calls late.
 	srv := startAuthority(t, e2eReg(), link, nil)
 	addr := srv.Addr().String()
 
@@ -277,8 +279,9 @@ func TestEndToEnd(t *testing.T) {
 		if st.Mispredictions > st.Calls || st.BytesIn == 0 || st.BytesOut == 0 || st.Sessions != 1 || p.stray != 0 {
 			t.Errorf("player %d: implausible counters %+v (stray results %d)", i, st, p.stray)
 		}
-		// The profile's round trip is 240 ms, each way 120 ± 40 ms.
-		if st.RTTMin < 150*time.Millisecond || st.RTT < 200*time.Millisecond || st.RTT > 600*time.Millisecond {
+		// The profile's round trip is 240 ms, each way 120 ± 40 ms. A
+		// loaded machine only adds to it, so only the floor is checked.
+		if st.RTTMin < 150*time.Millisecond || st.RTT < 200*time.Millisecond {
 			t.Errorf("player %d: rtt %v, min %v; the %s profile's round trip is 240 ± 80 ms", i, st.RTT, st.RTTMin, preset)
 		}
 		if p.interp == 0 {

@@ -65,9 +65,23 @@ func TestReadmeClient(t *testing.T) {
 		t.Fatal("the README's client program differs from examples/counter/cmd/counter-client/main.go: keep them the same")
 	}
 
-	// A game's module, elsewhere, requiring this one.
+	// A game's module, elsewhere, requiring this one. Its go.mod lists
+	// what `go mod tidy` would: this module and every module it builds
+	// with, at this module's versions, so the build reads nothing that the
+	// module cache of this module's own build lacks (with only this module
+	// required, Go would look up the go.mod files of modules this module's
+	// graph prunes, which a fresh module cache does not hold).
 	dir := t.TempDir()
-	gomod := "module example.com/mygame\n\ngo 1.26\n\nrequire github.com/rewindnet/rewind v0.0.0\n\nreplace github.com/rewindnet/rewind => " + root + "\n"
+	ours, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const self = "module github.com/rewindnet/rewind\n"
+	if !strings.HasPrefix(string(ours), self) {
+		t.Fatalf("go.mod does not start with %q", self)
+	}
+	gomod := "module example.com/mygame\n" + string(ours)[len(self):] +
+		"\nrequire github.com/rewindnet/rewind v0.0.0\n\nreplace github.com/rewindnet/rewind => " + root + "\n"
 	sum, err := os.ReadFile(filepath.Join(root, "go.sum"))
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +101,7 @@ func TestReadmeClient(t *testing.T) {
 	build := exec.CommandContext(ctx, goCmd, "build", "-mod=mod", "-o", exe, ".")
 	build.Dir = dir
 	// Everything the build needs is in the module cache already (this
-	// module's own dependencies): no network.
+	// module's own dependencies, the same graph): no network.
 	build.Env = append(os.Environ(), "GOPROXY=off", "GOFLAGS=", "GOWORK=off")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build of the README's program in another module: %v\n%s", err, out)
