@@ -109,6 +109,11 @@ type config struct {
 	// with SIGKILL this far into the measured span (0: none).
 	cluster   int
 	killAfter time.Duration
+	// shards: "region" cuts the cluster match's arena into a region per
+	// node, each a range of the shard map; moveAfter: region 0's range
+	// moves to another node this far into the measured span (0: none).
+	shards    string
+	moveAfter time.Duration
 	// authorityProcs is the GOMAXPROCS of the headless matches'
 	// authority process; 0 leaves the Go default (every core).
 	authorityProcs int
@@ -135,6 +140,9 @@ corrections under a simulated link, and measuring them.
   demo-shooter -headless -bots 16 -duration 60s -profiles broadband,mobile,awful -report q.json
   demo-shooter -headless -cluster 3 -kill-node-after 15s -bots 16 -duration 40s -profiles mobile -report c.json
                                        against a cluster of three authorities, one killed mid-match
+  demo-shooter -headless -cluster 3 -shards region -bots 32 -duration 60s -move-range-after 30s -profiles mobile -report s.json
+                                       the arena cut into a region per authority, each region's calls
+                                       run on its owners, one region moved to another node mid-match
   demo-shooter -data DIR               record the match in an archive (also with -headless)
   demo-shooter -replay DIR             play a recorded match back (-headless: summarise it)
   demo-shooter -serve 127.0.0.1:7777 [authority flags]
@@ -193,6 +201,8 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 		cpuProfile = fs.String("cpuprofile", "", "write the authority's CPU profile to `file` (-serve, or the authority of -headless matches)")
 		clusterN   = fs.Int("cluster", 0, "with -headless, the authority is a cluster of `N` processes on loopback (2 to 9), each durable in a temporary directory, the bots spread across them with the others as failover addresses, every call traced")
 		killAfter  = fs.Duration("kill-node-after", 0, "with -cluster, kill the first node with SIGKILL this long into the measured span, and report lost and duplicate calls, failover times and replica divergence")
+		shards     = fs.String("shards", "", "with -cluster, shard the match: region cuts the arena into a vertical strip per node, each a range of the shard map owned by its node and the next, every call run on an owner of its caller's region (relayed by the bot's node)")
+		moveAfter  = fs.Duration("move-range-after", 0, "with -shards, move region 0's range to another node this long into the measured span, live, through the operator endpoint (POST /admin/move-range)")
 		authProcs  = fs.Int("authority-procs", 1, "cores (GOMAXPROCS) the authority of -headless matches runs on, as a server per match would; 0: every core")
 		overlayOn  = fs.String("overlays", "", "netcode overlays on from the start, comma-separated: ghost, hitboxes, corrections or all (F2, F3, F4 toggle them)")
 		autopilot  = fs.Bool("autopilot", false, "a bot plays your player (a demo to watch, or screenshots)")
@@ -213,7 +223,7 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 
 	c := &config{connect: *connect, data: *data, parity: *parity, speed: *speed, viewer: *viewer, from: *from, bots: *bots, split: *split, duration: *duration,
 		report: *report, screenshot: *screenshot, frames: *frames, shotWhen: *shotWhen, seed: *seed,
-		cpuProfile: *cpuProfile, cluster: *clusterN, killAfter: *killAfter, authorityProcs: *authProcs, shutdownWait: *shutWait, autopilot: *autopilot, noLagComp: !*lagComp}
+		cpuProfile: *cpuProfile, cluster: *clusterN, killAfter: *killAfter, shards: *shards, moveAfter: *moveAfter, authorityProcs: *authProcs, shutdownWait: *shutWait, autopilot: *autopilot, noLagComp: !*lagComp}
 	if *replay != "" {
 		c.replay = strings.Split(*replay, ",")
 		for _, f := range []string{"connect", "split", "bots", "data", "report", "profiles", "autopilot", "lag", "delay", "jitter", "loss", "duration", "authority-procs", "lag-compensation", "split-lag"} {
@@ -268,6 +278,14 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 		return bad("-kill-node-after needs -cluster")
 	case *killAfter < 0 || set["kill-node-after"] && *killAfter >= *duration:
 		return bad("-kill-node-after %v: want a time inside the measured -duration %v", *killAfter, *duration)
+	case set["shards"] && !set["cluster"]:
+		return bad("-shards needs -cluster")
+	case set["shards"] && *shards != "region":
+		return bad("-shards %q: want region", *shards)
+	case set["move-range-after"] && !set["shards"]:
+		return bad("-move-range-after needs -shards")
+	case *moveAfter < 0 || set["move-range-after"] && *moveAfter >= *duration:
+		return bad("-move-range-after %v: want a time inside the measured -duration %v", *moveAfter, *duration)
 	case set["authority-procs"] && !*headless:
 		return bad("-authority-procs needs -headless")
 	case *authProcs < 0 || *authProcs > maxAuthorityProcs:

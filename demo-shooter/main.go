@@ -11,6 +11,9 @@
 //	                                      the same against a cluster of three authorities, one
 //	                                      killed with SIGKILL mid-match: lost and duplicate
 //	                                      calls, failover times, replica divergence
+//	demo-shooter -headless -cluster 3 -shards region -bots 32 -duration 60s -move-range-after 30s -profiles mobile -report s.json
+//	                                      the arena cut into a region per authority, each region's
+//	                                      calls run on its owners, region 0 moved live mid-match
 //	demo-shooter -screenshot shot.png -frames 120
 //	demo-shooter -data DIR                record the match in an archive (also with -headless)
 //	demo-shooter -replay DIR              play a recorded match back; with -headless, its summary
@@ -116,11 +119,15 @@ func headless(ctx context.Context, cfg *config, stdout io.Writer) error {
 	}
 	rep := quality.Report{Machine: machine(), Command: "shooter " + strings.Join(os.Args[1:], " "), Seed: cfg.seed,
 		AuthorityProcs: cfg.authorityProcs}
+	regions := 0
+	if cfg.shards == "region" {
+		regions = cfg.cluster
+	}
 	for _, prof := range cfg.profiles {
 		fmt.Fprintf(stdout, "match: %d bots, %v, %s link...\n", cfg.bots, cfg.duration, prof.Name)
 		p, err := match.Run(ctx, match.Settings{
 			Profile: prof, Bots: cfg.bots, Duration: cfg.duration, Seed: cfg.seed,
-			Nodes: cfg.cluster, KillAfter: cfg.killAfter,
+			Nodes: cfg.cluster, KillAfter: cfg.killAfter, Regions: regions, MoveAfter: cfg.moveAfter,
 			Authority: func(args []string) *exec.Cmd {
 				args = slices.Clone(args)
 				if cfg.data != "" {

@@ -47,6 +47,11 @@ type ServeStats struct {
 	Reruns  uint64 `json:"reruns"`
 	Kicked  uint64 `json:"kicked"`
 	TooSlow uint64 `json:"too_slow"`
+	// RelayedIn counts calls this node ran for a client of another node
+	// (it owns their shard key's range); Forwarded the calls it sent on
+	// to an owner.
+	RelayedIn uint64 `json:"relayed_in"`
+	Forwarded uint64 `json:"forwarded"`
 }
 
 // Serve runs an authority serving reg's functions until ctx ends: the
@@ -55,29 +60,39 @@ type ServeStats struct {
 // every flag the binary takes (durability: -data, -data-dirs, -parity,
 // -wal-flush, -recover; cluster: -node-id, -gossip, -join, -cluster-key,
 // -cluster-size, ...), plus -serve ADDR (the listen address, as -listen)
-// -cpuprofile FILE and -trace-calls (TracedRegistry). name names the command in its usage text, errors
+// -cpuprofile FILE, -trace-calls (TracedRegistry) and -regions N
+// (RegionRegistry). name names the command in its usage text, errors
 // and logs. It prints the bound address when listening and its counters
 // when it stops, one line each, on out; logs go to stderr. A bad command
 // line wraps cli.ErrUsage; -h returns flag.ErrHelp after the usage.
 func Serve(ctx context.Context, name string, args []string, reg func() *netcode.Registry, out, stderr io.Writer) error {
 	var listen, cpuProfile *string
 	var trace *bool
+	var regions *int
 	var srv *authority.Server
 	var prof *os.File
 	p := cli.Program{
 		Name: name,
 		Functions: func() *netcode.Registry {
+			r := reg
 			if *trace {
-				return TracedRegistry(reg)()
+				r = TracedRegistry(r)
 			}
-			return reg()
+			if *regions > 0 {
+				r = RegionRegistry(r, *regions)
+			}
+			return r()
 		},
 		Flags: func(fs *flag.FlagSet) {
 			listen = fs.String("serve", "", "UDP `address` to listen on (the same as -listen, which it overrides)")
 			cpuProfile = fs.String("cpuprofile", "", "write the authority's CPU profile to `file`")
 			trace = fs.Bool("trace-calls", false, "run the functions traced, as a cluster match's bots call them (each call tagged and counted under "+TracePrefix+")")
+			regions = fs.Int("regions", 0, "route the functions by region, as a sharded match's bots call them: each call's last argument byte is its region, below `N`, and its shard key "+RegionPrefix+"<region>/<caller> (0: no regions)")
 		},
 		Configure: func(cfg *authority.ServerConfig) error {
+			if *regions < 0 || *regions > 255 {
+				return fmt.Errorf("%w: -regions %d: want 0 to 255", cli.ErrUsage, *regions)
+			}
 			if *listen != "" {
 				cfg.Addr = *listen
 			}
@@ -104,7 +119,8 @@ func Serve(ctx context.Context, name string, args []string, reg func() *netcode.
 	}
 	if srv != nil {
 		st := srv.Stats()
-		b, _ := json.Marshal(ServeStats{Calls: st.Node.Calls, Reruns: st.Node.Reruns, Kicked: st.Node.Kicked, TooSlow: st.Transport.TooSlow})
+		b, _ := json.Marshal(ServeStats{Calls: st.Node.Calls, Reruns: st.Node.Reruns, Kicked: st.Node.Kicked, TooSlow: st.Transport.TooSlow,
+			RelayedIn: st.Node.CallsRelayedIn, Forwarded: st.Node.CallsForwarded})
 		fmt.Fprintf(out, "%s%s\n", statsPrefix, b)
 	}
 	return err

@@ -57,8 +57,9 @@ var clusterReconnect = netcode.Reconnect{Min: 20 * time.Millisecond, Max: 200 * 
 type cluster struct {
 	nodes  []*Child
 	gossip []string
-	dir    string // the temporary directory of the data and logs
-	killed int    // index of the killed node, -1 while none
+	pages  []string // the nodes' operator endpoints (http://...), in a sharded match
+	dir    string   // the temporary directory of the data and logs
+	killed int      // index of the killed node, -1 while none
 	// killCPU is the killed node's CPU time just before the kill.
 	killCPU time.Duration
 }
@@ -105,7 +106,7 @@ func startCluster(s Settings) (cl *cluster, err error) {
 	}()
 	for i := range s.Nodes {
 		var c *Child
-		var gossip string
+		var gossip, page string
 		for try := 0; c == nil; try++ {
 			port, err := freePort()
 			if err != nil {
@@ -117,6 +118,16 @@ func startCluster(s Settings) (cl *cluster, err error) {
 				"-cluster-size", strconv.Itoa(s.Nodes), "-data", filepath.Join(dir, "n"+strconv.Itoa(i+1))}
 			if i > 0 {
 				args = append(args, "-join", strings.Join(cl.gossip, ","))
+			}
+			page = ""
+			if s.Regions > 0 {
+				hp, err := freePort()
+				if err != nil {
+					return cl, err
+				}
+				page = "127.0.0.1:" + strconv.Itoa(hp)
+				args = append(args, "-regions", strconv.Itoa(s.Regions), "-ranges", rangesFlag(s.Regions, s.Nodes),
+					"-http", page, "-http-admin")
 			}
 			cmd := s.Authority(args)
 			cmd.Env = append(cmd.Environ(), cli.EnvName("cluster-key")+"="+hex.EncodeToString(key))
@@ -133,6 +144,9 @@ func startCluster(s Settings) (cl *cluster, err error) {
 		}
 		cl.nodes = append(cl.nodes, c)
 		cl.gossip = append(cl.gossip, gossip)
+		if page != "" {
+			cl.pages = append(cl.pages, "http://"+page)
+		}
 	}
 	return cl, nil
 }
@@ -200,6 +214,8 @@ func (cl *cluster) stop() (ServeStats, error) {
 		sum.Reruns += st.Reruns
 		sum.Kicked += st.Kicked
 		sum.TooSlow += st.TooSlow
+		sum.RelayedIn += st.RelayedIn
+		sum.Forwarded += st.Forwarded
 	}
 	return sum, first
 }
@@ -294,3 +310,12 @@ func observe(ctx context.Context, addr string, reg *netcode.Registry) (state map
 
 // tracedGame is the registry of a cluster match's clients.
 var tracedGame = TracedRegistry(game.Registry)
+
+// clusterGame returns the registry of a cluster match's clients: traced,
+// and with regions in a sharded match.
+func clusterGame(regions int) func() *netcode.Registry {
+	if regions > 0 {
+		return RegionRegistry(tracedGame, regions)
+	}
+	return tracedGame
+}

@@ -103,6 +103,9 @@ func TestRunRefusesBadSettings(t *testing.T) {
 		{"no duration", Settings{Profile: none, Bots: 1, Authority: authorityCmd}, ErrBadMatch},
 		{"no authority", Settings{Profile: none, Bots: 1, Duration: time.Second}, ErrBadMatch},
 		{"bad profile", Settings{Profile: lagsim.Profile{Loss: 2}, Bots: 1, Duration: time.Second, Authority: authorityCmd}, lagsim.ErrInvalidProfile},
+		{"regions without a cluster", Settings{Profile: none, Bots: 1, Duration: time.Second, Authority: authorityCmd, Regions: 2}, ErrBadMatch},
+		{"move without regions", Settings{Profile: none, Bots: 1, Duration: 2 * time.Second, Authority: authorityCmd, Nodes: 3, MoveAfter: time.Second}, ErrBadMatch},
+		{"move after the match", Settings{Profile: none, Bots: 1, Duration: time.Second, Authority: authorityCmd, Nodes: 3, Regions: 3, MoveAfter: time.Second}, ErrBadMatch},
 		{"authority exits", Settings{Profile: none, Bots: 1, Duration: time.Second, Authority: func([]string) *exec.Cmd { return exec.Command("false") }}, ErrChild},
 	}
 	for _, tt := range tests {

@@ -47,12 +47,14 @@ type callInfo struct {
 	at    time.Time // wall clock at Call
 	hit   uint32    // the target the prediction hit (shoot), 0: none
 	epoch uint64    // the recorder's epoch at Call: only calls of the current one count
+	cross bool      // crosses a region boundary (a sharded match): recorded in CrossRec too
 }
 
 // confirmedHit is a hit the authority confirmed, kept for hitMemory.
 type confirmedHit struct {
 	target uint32
 	at     time.Time
+	cross  bool
 }
 
 // Player is one client of the match and what the demo measures about it.
@@ -92,6 +94,19 @@ type Player struct {
 	// connected to then.
 	Confirmed     time.Time
 	ConfirmedAddr string
+	// Regions, if above zero, cuts the arena into that many regions (a
+	// sharded match): every call carries its region (RegionRegistry),
+	// the authorities must run RegionRegistry. CrossRec records, besides
+	// Rec, what crosses a region boundary: shots at a target in another
+	// region, and own-motion writes within crossWindow of moving to
+	// another region; RegionMoves counts those moves (reset with the
+	// recorder).
+	Regions     int
+	CrossRec    quality.Recorder
+	RegionMoves uint64
+
+	region    int       // the region of the last call, -1 before the first
+	crossedAt time.Time // when the calls' region last changed
 
 	view    *clientView
 	notes   notes
@@ -112,6 +127,7 @@ func NewPlayer(c *netcode.Client, name string, bot *game.Bot) (*Player, error) {
 		view:   newClientView(c),
 		calls:  make(map[netcode.CallID]callInfo),
 		hits:   make(map[netcode.CallID]confirmedHit),
+		region: -1,
 	}
 	// The players in the arena, with the history interpolation needs. The
 	// watch is spatial (the players inside an area): the arena is one
@@ -132,6 +148,8 @@ func NewPlayer(c *netcode.Client, name string, bot *game.Bot) (*Player, error) {
 // arrive, so every counted outcome belongs to a counted call.
 func (p *Player) ResetRecorder() {
 	p.Rec = quality.Recorder{}
+	p.CrossRec = quality.Recorder{}
+	p.RegionMoves = 0
 	p.epoch++
 	clear(p.hits)
 }
@@ -159,6 +177,19 @@ func (p *Player) Call(a game.Action) error {
 		}
 		args = traceArgs(args, p.Trace.Bot, seq)
 	}
+	region := 0
+	if p.Regions > 0 {
+		region = max(p.region, 0)
+		if pos, ok := p.ownPos(before); ok {
+			region = Region(pos.X, p.Regions)
+		}
+		if p.region >= 0 && region != p.region {
+			p.RegionMoves++
+			p.crossedAt = time.Now()
+		}
+		p.region = region
+		args = append(slices.Clip(args), byte(region))
+	}
 	id, err := p.C.Call(a.Name, args)
 	if err != nil {
 		p.Errors++
@@ -176,8 +207,16 @@ func (p *Player) Call(a game.Action) error {
 			if s, err := game.DecodeShot(b); err == nil && s.Target != 0 && s.Shooter == p.Me() && s.Time >= before {
 				info.hit = s.Target
 				p.Rec.HitsSeen++
+				if p.Regions > 0 {
+					if t, ok := game.PlayerAt(p.view, s.Target, s.Time); ok && Region(t.Pos.X, p.Regions) != region {
+						info.cross = true
+						p.CrossRec.HitsSeen++
+					}
+				}
 			}
 		}
+	} else if p.Regions > 0 && game.WritesMotion(a.Name) && !p.crossedAt.IsZero() && time.Since(p.crossedAt) < crossWindow {
+		info.cross = true
 	}
 	if len(p.calls) >= trackCalls {
 		p.forgetOldestCall()
@@ -229,6 +268,12 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 				if d > 0 {
 					p.Rec.Corrected.Add(d)
 				}
+				if known && info.cross {
+					p.CrossRec.Correction.Add(d)
+					if d > 0 {
+						p.CrossRec.Corrected.Add(d)
+					}
+				}
 			}
 			if c.Path == shotPath {
 				corrected[c.Call] = c
@@ -272,7 +317,10 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 		if ev.Err != nil {
 			p.Rec.Fail(FailReason(ev.Err))
 			if info.hit != 0 {
-				p.lostHit(ev.Err)
+				p.lostHit(&p.Rec, ev.Err)
+				if info.cross {
+					p.lostHit(&p.CrossRec, ev.Err)
+				}
 			}
 			continue
 		}
@@ -281,6 +329,9 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 		if game.WritesMotion(info.name) {
 			if !p.correctedMotion(evs, ev.Call, motion) {
 				p.Rec.Correction.Add(0)
+				if info.cross {
+					p.CrossRec.Correction.Add(0)
+				}
 			}
 		}
 		if info.hit != 0 {
@@ -293,7 +344,10 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 			}
 			if target == info.hit {
 				p.Rec.HitsConfirmed++
-				p.hits[ev.Call] = confirmedHit{target: target, at: wall}
+				if info.cross {
+					p.CrossRec.HitsConfirmed++
+				}
+				p.hits[ev.Call] = confirmedHit{target: target, at: wall, cross: info.cross}
 			}
 		}
 	}
@@ -341,13 +395,13 @@ func (p *Player) correctedMotion(evs []netcode.Event, id netcode.CallID, motion 
 	return false
 }
 
-// lostHit files a seen hit whose call failed under its reason.
-func (p *Player) lostHit(err error) {
+// lostHit files a seen hit whose call failed under its reason in rec.
+func (p *Player) lostHit(rec *quality.Recorder, err error) {
 	switch FailReason(err) {
 	case quality.FailDead:
-		p.Rec.HitsShooterDead++
+		rec.HitsShooterDead++
 	case quality.FailLate:
-		p.Rec.HitsLate++
+		rec.HitsLate++
 	}
 }
 
@@ -385,6 +439,9 @@ func (p *Player) retractHit(c *netcode.Correction) {
 	delete(p.hits, c.Call)
 	if p.Rec.HitsConfirmed > 0 {
 		p.Rec.HitsConfirmed--
+	}
+	if h.cross && p.CrossRec.HitsConfirmed > 0 {
+		p.CrossRec.HitsConfirmed--
 	}
 }
 

@@ -55,6 +55,13 @@ type Settings struct {
 	// KillAfter, in a cluster, kills node 1 with SIGKILL this long into
 	// the measured span (zero: no kill).
 	KillAfter time.Duration
+	// Regions, in a cluster, cuts the arena into that many regions, each
+	// a range of the shard map owned by its own nodes (see
+	// RegionRegistry); zero: one range, every node owning every path.
+	Regions int
+	// MoveAfter, in a sharded cluster, moves region 0's range to another
+	// node this long into the measured span, live (zero: no move).
+	MoveAfter time.Duration
 	// Transport of the clients; zero: the netcode default, and in a
 	// cluster clusterTransport with clusterReconnect.
 	Options netcode.Options
@@ -74,6 +81,10 @@ func (s *Settings) validate() error {
 		return fmt.Errorf("%w: %d nodes outside [0, %d]", ErrBadMatch, s.Nodes, MaxNodes)
 	case s.KillAfter < 0 || s.KillAfter > 0 && (s.Nodes < 2 || s.KillAfter >= s.Duration):
 		return fmt.Errorf("%w: a kill after %v needs a cluster (%d nodes) and a time inside the measured %v", ErrBadMatch, s.KillAfter, s.Nodes, s.Duration)
+	case s.Regions < 0 || s.Regions > 0 && (s.Nodes < 2 || s.Regions > 255):
+		return fmt.Errorf("%w: %d regions need a cluster (%d nodes) and at most 255", ErrBadMatch, s.Regions, s.Nodes)
+	case s.MoveAfter < 0 || s.MoveAfter > 0 && (s.Regions == 0 || s.MoveAfter >= s.Duration):
+		return fmt.Errorf("%w: a range move after %v needs regions (%d) and a time inside the measured %v", ErrBadMatch, s.MoveAfter, s.Regions, s.Duration)
 	}
 	return s.Profile.Validate()
 }
@@ -139,6 +150,11 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 	players, err := dialBots(ctx, addrs, lag, s, clustered)
 	for _, p := range players {
 		if p != nil {
+			p.Regions = s.Regions
+		}
+	}
+	for _, p := range players {
+		if p != nil {
 			defer p.C.Close()
 		}
 	}
@@ -149,6 +165,7 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 	tick := time.NewTicker(Frame)
 	defer tick.Stop()
 	var fo failover
+	var mv rangeMove
 	play := func(d time.Duration) error {
 		end := time.Now().Add(d)
 		for {
@@ -158,6 +175,10 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 					return err
 				}
 			}
+			if mv.due(now) {
+				mv.start(ctx, cl, s.Nodes)
+			}
+			mv.poll()
 			for _, p := range players {
 				p.Frame(now)
 			}
@@ -189,6 +210,9 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 	if s.KillAfter > 0 {
 		fo.at = start.Add(s.KillAfter)
 	}
+	if s.MoveAfter > 0 {
+		mv.at = start.Add(s.MoveAfter)
+	}
 	if err := play(s.Duration); err != nil {
 		return quality.Profile{}, err
 	}
@@ -198,10 +222,14 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 		return quality.Profile{}, err
 	}
 	recs := make([]*quality.Recorder, len(players))
+	crossRecs := make([]*quality.Recorder, len(players))
 	ctr := make([]quality.Counters, len(players))
+	var regionMoves uint64
 	for i, p := range players {
 		st, b := p.C.Stats(), base[i]
 		recs[i] = &p.Rec
+		crossRecs[i] = &p.CrossRec
+		regionMoves += p.RegionMoves
 		ctr[i] = quality.Counters{
 			Calls: st.Calls - b.Calls, Confirmed: st.Confirmed - b.Confirmed, Failed: st.Failed - b.Failed,
 			Mispredictions: st.Mispredictions - b.Mispredictions, Reruns: st.Reruns - b.Reruns,
@@ -211,9 +239,15 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 	if err := settle(ctx, players, tick, &fo); err != nil {
 		return quality.Profile{}, err
 	}
+	if err := mv.wait(ctx); err != nil {
+		return quality.Profile{}, err
+	}
+	if mv.res != nil && mv.res.err != nil {
+		return quality.Profile{}, mv.res.err
+	}
 	var cf *quality.Cluster
 	if clustered {
-		if cf, err = checkCluster(ctx, cl, players, tick, &fo); err != nil {
+		if cf, err = checkCluster(ctx, cl, players, tick, &fo, clusterGame(s.Regions)); err != nil {
 			return quality.Profile{}, err
 		}
 	}
@@ -230,8 +264,30 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 		name = "custom"
 	}
 	p, err := quality.Summarise(name, span, recs, ctr, quality.Authority{CPU: cpu1 - cpu0, Calls: as.Calls, Reruns: as.Reruns})
+	if err != nil {
+		return p, err
+	}
 	p.Cluster = cf
-	return p, err
+	if s.Regions > 0 {
+		cross, err := quality.Summarise(name, span, crossRecs, make([]quality.Counters, len(players)), quality.Authority{})
+		if err != nil {
+			return p, err
+		}
+		sh := &quality.Shards{
+			Regions: s.Regions, PlayerRegionMoves: regionMoves,
+			CrossShardCalls: as.RelayedIn, ForwardedCalls: as.Forwarded,
+			CrossRegionHitsSeen: cross.HitsSeen, CrossRegionHitsConfirmedPct: cross.HitsConfirmedPct,
+			CrossRegionCorrectionP99Px: cross.CorrectionP99Px, CrossRegionMotionCalls: crossMotion(crossRecs),
+		}
+		if mv.res != nil {
+			sh.RangeMoves = 1
+			sh.RangeMoveMs = float64(mv.res.took) / float64(time.Millisecond)
+			sh.RangeMove = mv.res.said
+		}
+		sh.Handoffs = uint64(sh.RangeMoves) + sh.PlayerRegionMoves
+		p.Cluster.Shards = sh
+	}
+	return p, nil
 }
 
 // failover kills a node of a cluster match at a set time and measures,
@@ -300,7 +356,7 @@ func dialBots(ctx context.Context, addrs []string, lag *Lag, s Settings, traced 
 			opts := s.Options
 			opts.Registry = game.Registry()
 			if traced {
-				opts.Registry = tracedGame()
+				opts.Registry = clusterGame(s.Regions)()
 			}
 			opts.PacketConn = lag.PacketConn
 			opts.Failover = failoverAddrs(addrs, i%len(addrs))
@@ -365,7 +421,7 @@ func settle(ctx context.Context, players []*Player, tick *time.Ticker, fo *failo
 // replicas' agreement and the failover times are summed up. A bot of the
 // killed node with no confirmed call through another node by the end of
 // the quiescence is counted with the time until then (a lower bound).
-func checkCluster(ctx context.Context, cl *cluster, players []*Player, tick *time.Ticker, fo *failover) (*quality.Cluster, error) {
+func checkCluster(ctx context.Context, cl *cluster, players []*Player, tick *time.Ticker, fo *failover, reg func() *netcode.Registry) (*quality.Cluster, error) {
 	until := time.Now().Add(quiesce)
 	for now := time.Now(); now.Before(until); now = time.Now() {
 		for _, p := range players {
@@ -382,7 +438,7 @@ func checkCluster(ctx context.Context, cl *cluster, players []*Player, tick *tim
 	var states []map[string][]byte
 	rejoined := 0
 	for _, c := range cl.survivors() {
-		st, rj, err := observe(ctx, c.Addr, tracedGame())
+		st, rj, err := observe(ctx, c.Addr, reg())
 		if err != nil {
 			return nil, err
 		}
@@ -419,4 +475,14 @@ func checkCluster(ctx context.Context, cl *cluster, players []*Player, tick *tim
 		cf.FailoverMsMax = quality.Quantile(ms, 1)
 	}
 	return cf, nil
+}
+
+// crossMotion counts the own-motion writes recorded for boundary
+// crossings.
+func crossMotion(recs []*quality.Recorder) uint64 {
+	var n uint64
+	for _, r := range recs {
+		n += r.Correction.Len()
+	}
+	return n
 }

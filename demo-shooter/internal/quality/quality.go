@@ -148,6 +148,41 @@ type Cluster struct {
 	FailoverMsP50       float64 `json:"failover_ms_p50"`
 	FailoverMsP99       float64 `json:"failover_ms_p99"`
 	FailoverMsMax       float64 `json:"failover_ms_max"`
+
+	// Shards holds a sharded match's figures (absent otherwise); its
+	// fields appear beside the others in JSON.
+	*Shards
+}
+
+// Shards is what a sharded cluster match measured: the arena cut into
+// regions, each a range of the shard map, calls relayed from a bot's node
+// to its region's owners, a range moved live.
+type Shards struct {
+	Regions int `json:"regions"`
+	// Handoffs counts the range moves and the players' moves from one
+	// region to another (PlayerRegionMoves, in the measured span, as the
+	// region of a player's consecutive calls).
+	Handoffs          uint64 `json:"handoffs"`
+	RangeMoves        int    `json:"range_moves"`
+	PlayerRegionMoves uint64 `json:"player_region_moves"`
+	// RangeMoveMs is how long the move took, from the operator's request
+	// to every node holding the final map; RangeMove what it answered.
+	RangeMoveMs float64 `json:"range_move_ms"`
+	RangeMove   string  `json:"range_move,omitempty"`
+	// CrossShardCalls counts the calls an owner ran for a client of
+	// another node (relayed to it), over the whole match; ForwardedCalls
+	// the calls nodes sent on to an owner (a call forwarded twice, its
+	// owner having left the range, counts twice).
+	CrossShardCalls uint64 `json:"cross_shard_calls"`
+	ForwardedCalls  uint64 `json:"forwarded_calls"`
+	// The quality figures of what crosses a region boundary: the shots
+	// whose target stood in another region than the shooter (in the
+	// shooter's view, when it shot), and the own-motion writes of a
+	// player within a second of its moving to another region.
+	CrossRegionHitsSeen         uint64  `json:"cross_region_hits_seen"`
+	CrossRegionHitsConfirmedPct float64 `json:"cross_region_hits_confirmed_pct"`
+	CrossRegionMotionCalls      uint64  `json:"cross_region_motion_calls"`
+	CrossRegionCorrectionP99Px  float64 `json:"cross_region_correction_p99_px"`
 }
 
 // Report is the whole quality report.
@@ -213,6 +248,9 @@ func (p *Profile) figures() map[string]float64 {
 	}
 	if c := p.Cluster; c != nil {
 		f["failover_ms_p50"], f["failover_ms_p99"], f["failover_ms_max"] = c.FailoverMsP50, c.FailoverMsP99, c.FailoverMsMax
+		if sh := c.Shards; sh != nil {
+			f["range_move_ms"], f["cross_region_hits_confirmed_pct"], f["cross_region_correction_p99_px"] = sh.RangeMoveMs, sh.CrossRegionHitsConfirmedPct, sh.CrossRegionCorrectionP99Px
+		}
 	}
 	return f
 }
@@ -244,6 +282,14 @@ func (r *Report) WriteTable(w io.Writer) error {
 				p.Profile, c.Nodes, c.Killed, c.ConfirmedCalls, c.LostConfirmedCalls, c.DuplicateCalls, c.UnconfirmedApplied,
 				c.ReplicaDivergence, c.ComparedPaths, c.FailoverClients, c.FailoverMsP50, c.FailoverMsP99, c.FailoverMsMax, c.FailoverUnconfirmed); err != nil {
 				return err
+			}
+			if sh := c.Shards; sh != nil {
+				if _, err := fmt.Fprintf(w, "%s: %d regions: %d handoffs (%d range moves in %.0f ms, %d players moving between regions), %d cross-shard calls (%d forwarded);"+
+					" across a region boundary: %d hits seen, %.1f %% confirmed; own-correction p99 %.2f px over %d writes\n",
+					p.Profile, sh.Regions, sh.Handoffs, sh.RangeMoves, sh.RangeMoveMs, sh.PlayerRegionMoves, sh.CrossShardCalls, sh.ForwardedCalls,
+					sh.CrossRegionHitsSeen, sh.CrossRegionHitsConfirmedPct, sh.CrossRegionCorrectionP99Px, sh.CrossRegionMotionCalls); err != nil {
+					return err
+				}
 			}
 			if c.RejoinedWhenRead > 0 || c.StrayTraces > 0 {
 				if _, err := fmt.Fprintf(w, "%s: %d survivors were rejoining their cluster when read, %d stray traces\n", p.Profile, c.RejoinedWhenRead, c.StrayTraces); err != nil {
