@@ -169,7 +169,13 @@ type State struct {
 // change. It stops at fn's first error.
 func (s *State) ScanFinals(fn func(netcode.PathValue) error) error {
 	for _, b := range s.blocks {
-		if err := ScanBlock(b, func(BlockHeader) error { return nil }, fn); err != nil {
+		// The shards' chunk checksums verified the bytes when the block
+		// was read; every other check is made.
+		r, err := newBlockReader(b, false)
+		if err != nil {
+			return err
+		}
+		if err := r.each(math.MaxInt, fn); err != nil {
 			return err
 		}
 	}
@@ -193,7 +199,7 @@ type Archive struct {
 
 	mu       sync.Mutex // guards the fields below
 	man      Manifest
-	pending  []netcode.PathValue // final values for the next snapshot
+	pending  [][]netcode.PathValue // final values for the next snapshot, as AddFinal got them
 	req      *snapReq
 	busy     bool
 	closed   bool
@@ -207,7 +213,7 @@ type Archive struct {
 }
 
 type snapReq struct {
-	values  []netcode.PathValue
+	values  [][]netcode.PathValue
 	horizon int64
 	logCut  int64
 	meta    []byte
@@ -560,13 +566,11 @@ func (a *Archive) readBlock(id uint64) ([]byte, ShardLoss, error) {
 }
 
 func blockHeaderOf(body []byte) (BlockHeader, error) {
-	var h BlockHeader
-	errStop := errors.New("stop")
-	err := ScanBlock(body, func(bh BlockHeader) error { h = bh; return errStop }, nil)
-	if err != errStop {
-		return h, err
+	r, err := newBlockReader(body, true)
+	if err != nil {
+		return BlockHeader{}, err
 	}
-	return h, nil
+	return r.hdr, nil
 }
 
 // rewriteShards writes again the shards of a block that were missing or
@@ -669,17 +673,16 @@ func (a *Archive) Err() error {
 	return a.wal.failure()
 }
 
-// AddFinal queues values that became final for the next snapshot. Their
-// bytes are kept, not copied: they must never change.
+// AddFinal queues values that became final for the next snapshot (their
+// locks and states are not stored: final values are valid). vs itself is
+// kept, not copied, as are the values' bytes: neither may change after.
 func (a *Archive) AddFinal(vs []netcode.PathValue) {
 	if len(vs) == 0 {
 		return
 	}
 	a.mu.Lock()
-	for _, v := range vs {
-		a.pending = append(a.pending, netcode.PathValue{Path: v.Path, Time: v.Time, Value: v.Value, Flags: v.Flags, State: netcode.Valid})
-	}
-	a.stats.PendingFinal = len(a.pending)
+	a.pending = append(a.pending, vs)
+	a.stats.PendingFinal += len(vs)
 	a.mu.Unlock()
 }
 
@@ -751,7 +754,10 @@ func (a *Archive) snapshotLoop() {
 			a.log.Error("snapshot failed; its values wait for the next", "error", err)
 			// Keep the values for the next attempt, in front.
 			a.pending = append(req.values, a.pending...)
-			a.stats.PendingFinal = len(a.pending)
+			a.stats.PendingFinal = 0
+			for _, vs := range a.pending {
+				a.stats.PendingFinal += len(vs)
+			}
 		} else {
 			a.man = man
 			a.stats.Snapshots++
@@ -773,10 +779,14 @@ func (a *Archive) snapshotLoop() {
 // writeSnapshot writes req's block, compacts, writes the manifest and
 // removes the obsolete log segments. It returns the blocks to remove.
 func (a *Archive) writeSnapshot(man *Manifest, req *snapReq) ([]uint64, error) {
-	if len(req.values) > 0 {
-		SortValues(req.values)
-		req.values = slices.CompactFunc(req.values, func(x, y netcode.PathValue) bool { return x.Path == y.Path && x.Time == y.Time })
-		info, err := a.writeBlock(man, req.values, req.horizon)
+	if vs := blockOrder(req.values); len(vs) > 0 {
+		w := newBlockWriter(req.horizon, len(vs)*32)
+		for _, v := range vs {
+			if err := w.add(v); err != nil {
+				return nil, err
+			}
+		}
+		info, err := a.writeBlock(man, w.finish())
 		if err != nil {
 			return nil, err
 		}
@@ -800,12 +810,8 @@ func (a *Archive) writeSnapshot(man *Manifest, req *snapReq) ([]uint64, error) {
 	return removed, nil
 }
 
-// writeBlock encodes values as block man.NextBlock and writes its shards.
-func (a *Archive) writeBlock(man *Manifest, values []netcode.PathValue, horizon int64) (BlockInfo, error) {
-	body, err := EncodeBlock(values, horizon)
-	if err != nil {
-		return BlockInfo{}, err
-	}
+// writeBlock writes an encoded block's shards as block man.NextBlock.
+func (a *Archive) writeBlock(man *Manifest, body []byte) (BlockInfo, error) {
 	id := man.NextBlock
 	man.NextBlock++
 	files, err := a.codec.encode(id, body)
@@ -850,22 +856,28 @@ func (a *Archive) compact(man *Manifest, horizon int64) ([]uint64, error) {
 			return removed, nil
 		}
 		run := man.Blocks[j:]
-		lists := make([][]netcode.PathValue, 0, len(run))
+		srcs := make([]valueSource, 0, len(run))
 		h := int64(math.MinInt64)
+		size := 0
 		for _, bi := range run {
 			body, _, err := a.readBlock(bi.ID)
 			if err != nil {
 				return nil, fmt.Errorf("archive: compaction: %w", err)
 			}
-			bh, vs, err := DecodeBlock(body)
+			// The shards' chunk checksums verified the bytes.
+			r, err := newBlockReader(body, false)
 			if err != nil {
 				return nil, fmt.Errorf("archive: compaction: block %016x: %w", bi.ID, err)
 			}
-			h = max(h, bh.Horizon)
-			lists = append(lists, vs)
+			h = max(h, r.hdr.Horizon)
+			srcs = append(srcs, &blockSource{r, bi.ID})
+			size += len(body)
 		}
-		merged := mergeBlocks(lists, cut)
-		info, err := a.writeBlock(man, merged, h)
+		w := newBlockWriter(h, size)
+		if err := mergeValues(srcs, cut, w.add); err != nil {
+			return nil, fmt.Errorf("archive: compaction: %w", err)
+		}
+		info, err := a.writeBlock(man, w.finish())
 		if err != nil {
 			return nil, err
 		}
@@ -941,4 +953,75 @@ func (a *Archive) Close() error {
 		return err
 	}
 	return snapErr
+}
+
+// blockSource is a block being merged; its errors name it.
+type blockSource struct {
+	*blockReader
+	id uint64
+}
+
+func (b *blockSource) failure() error {
+	if b.err != nil {
+		return fmt.Errorf("block %016x: %w", b.id, b.err)
+	}
+	return nil
+}
+
+// blockOrder returns the values of chunks in block order — by path, then
+// time —, a value given twice (same path and time) once. Values come from
+// the store's finality in time order, so they are grouped by path as they
+// come (a map lookup each) and only the paths are sorted; a path whose
+// values did not come in time order is sorted on its own.
+func blockOrder(chunks [][]netcode.PathValue) []*netcode.PathValue {
+	n := 0
+	for _, c := range chunks {
+		n += len(c)
+	}
+	if n == 0 {
+		return nil
+	}
+	type group struct {
+		path        string
+		first, last int32
+	}
+	var groups []group
+	index := make(map[string]int32)
+	flat := make([]*netcode.PathValue, n)
+	next := make([]int32, n)
+	k := int32(0)
+	for _, c := range chunks {
+		for i := range c {
+			v := &c[i]
+			flat[k], next[k] = v, -1
+			if g, ok := index[v.Path]; ok {
+				next[groups[g].last] = k
+				groups[g].last = k
+			} else {
+				index[v.Path] = int32(len(groups))
+				groups = append(groups, group{v.Path, k, k})
+			}
+			k++
+		}
+	}
+	slices.SortFunc(groups, func(a, b group) int { return strings.Compare(a.path, b.path) })
+	out := make([]*netcode.PathValue, 0, n)
+	for _, g := range groups {
+		start := len(out)
+		sorted := true
+		for j := g.first; j >= 0; j = next[j] {
+			if len(out) > start && !out[len(out)-1].Time.Before(flat[j].Time) {
+				sorted = false
+			}
+			out = append(out, flat[j])
+		}
+		if sorted {
+			continue
+		}
+		run := out[start:]
+		slices.SortStableFunc(run, func(a, b *netcode.PathValue) int { return a.Time.Compare(b.Time) })
+		run = slices.CompactFunc(run, func(a, b *netcode.PathValue) bool { return a.Time == b.Time })
+		out = out[:start+len(run)]
+	}
+	return out
 }

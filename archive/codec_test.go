@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -180,5 +181,40 @@ func TestMergeBlocks(t *testing.T) {
 	want := []netcode.PathValue{v("a", 5, "5"), v("b", 1, "x"), v("b", 6, "")}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Fatalf("merge (-want +got):\n%s", d)
+	}
+}
+
+// TestBlockOrder: the values of a snapshot, as the store hands them over
+// (chunks in time order) and out of order or repeated, come out as a sort
+// by path then time with repeats dropped would give them.
+func TestBlockOrder(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for round := range 50 {
+		var chunks [][]netcode.PathValue
+		var all []netcode.PathValue
+		for range rng.IntN(6) {
+			var c []netcode.PathValue
+			for range rng.IntN(40) {
+				n := rng.Int64N(100)
+				if round%2 == 0 {
+					n = int64(len(all)) // in time order, as finality gives them
+				}
+				v := netcode.PathValue{Path: fmt.Sprintf("p/%d", rng.IntN(7)), Time: netcode.Time{Nanos: n, Creator: uint32(rng.IntN(2))}}
+				c = append(c, v)
+				all = append(all, v)
+			}
+			chunks = append(chunks, c)
+		}
+		SortValues(all)
+		all = slices.CompactFunc(all, func(a, b netcode.PathValue) bool { return a.Path == b.Path && a.Time == b.Time })
+		got := blockOrder(chunks)
+		if len(got) != len(all) {
+			t.Fatalf("round %d: %d values, want %d", round, len(got), len(all))
+		}
+		for i := range all {
+			if got[i].Path != all[i].Path || got[i].Time != all[i].Time {
+				t.Fatalf("round %d: value %d is %s@%v, want %s@%v", round, i, got[i].Path, got[i].Time, all[i].Path, all[i].Time)
+			}
+		}
 	}
 }

@@ -70,6 +70,12 @@ func sealRecord(rec []byte, n int) {
 // recordAt reports whether a whole, verified record starts at off (which
 // must be aligned) and returns its payload and its framed size.
 func recordAt(b []byte, off int) (payload []byte, size int, ok bool) {
+	return recordFrame(b, off, true)
+}
+
+// recordFrame is recordAt; with verify false the checksum is not
+// computed (the bytes were verified as a whole), the framing is checked.
+func recordFrame(b []byte, off int, verify bool) (payload []byte, size int, ok bool) {
 	if len(b)-off < RecordHeader {
 		return nil, 0, false
 	}
@@ -85,10 +91,12 @@ func recordAt(b []byte, off int) (payload []byte, size int, ok bool) {
 	if size > len(h) {
 		return nil, 0, false
 	}
-	crc := crc32.Update(0, castagnoli, h[4:8])
-	crc = crc32.Update(crc, castagnoli, h[RecordHeader:RecordHeader+int(n)])
-	if crc != binary.LittleEndian.Uint32(h[8:]) {
-		return nil, 0, false
+	if verify {
+		crc := crc32.Update(0, castagnoli, h[4:8])
+		crc = crc32.Update(crc, castagnoli, h[RecordHeader:RecordHeader+int(n)])
+		if crc != binary.LittleEndian.Uint32(h[8:]) {
+			return nil, 0, false
+		}
 	}
 	return h[RecordHeader : RecordHeader+int(n) : RecordHeader+int(n)], size, true
 }
