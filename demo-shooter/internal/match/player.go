@@ -48,6 +48,7 @@ type callInfo struct {
 	hit   uint32    // the target the prediction hit (shoot), 0: none
 	epoch uint64    // the recorder's epoch at Call: only calls of the current one count
 	cross bool      // crosses a region boundary (a sharded match): recorded in CrossRec too
+	route int8      // a sharded match: 1 run on the client's node, 2 relayed to another, 0 unknown
 }
 
 // confirmedHit is a hit the authority confirmed, kept for hitMemory.
@@ -104,6 +105,13 @@ type Player struct {
 	Regions     int
 	CrossRec    quality.Recorder
 	RegionMoves uint64
+	// Relayed, if set, says whether a call of region made through the
+	// authority at addr runs on another node (ok false: not known, a
+	// range move under way). LocalLat and RelayedLat hold the confirmed
+	// calls' latency minus RTT (ms) of each kind (reset with the
+	// recorder).
+	Relayed              func(region int, addr string) (relayed, ok bool)
+	LocalLat, RelayedLat quality.Samples
 
 	region    int       // the region of the last call, -1 before the first
 	crossedAt time.Time // when the calls' region last changed
@@ -150,6 +158,7 @@ func (p *Player) ResetRecorder() {
 	p.Rec = quality.Recorder{}
 	p.CrossRec = quality.Recorder{}
 	p.RegionMoves = 0
+	p.LocalLat, p.RelayedLat = quality.Samples{}, quality.Samples{}
 	p.epoch++
 	clear(p.hits)
 }
@@ -200,6 +209,14 @@ func (p *Player) Call(a game.Action) error {
 		p.Trace.made(id, seq)
 	}
 	info := callInfo{name: a.Name, at: time.Now(), epoch: p.epoch}
+	if p.Regions > 0 && p.Relayed != nil {
+		if relayed, ok := p.Relayed(region, p.C.Stats().Addr); ok {
+			info.route = 1
+			if relayed {
+				info.route = 2
+			}
+		}
+	}
 	if a.Name == game.FuncShoot {
 		if b, ok := p.C.Read(game.PlayerPath(p.Me(), game.FieldShot)); ok {
 			// A failed prediction leaves the previous shot there: only a
@@ -325,7 +342,14 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 			continue
 		}
 		rtt := p.C.Stats().RTT
-		p.Rec.ConfirmMinusRTT.Add(float64(wall.Sub(info.at)-rtt) / float64(time.Millisecond))
+		lat := float64(wall.Sub(info.at)-rtt) / float64(time.Millisecond)
+		p.Rec.ConfirmMinusRTT.Add(lat)
+		switch info.route {
+		case 1:
+			p.LocalLat.Add(lat)
+		case 2:
+			p.RelayedLat.Add(lat)
+		}
 		if game.WritesMotion(info.name) {
 			if !p.correctedMotion(evs, ev.Call, motion) {
 				p.Rec.Correction.Add(0)

@@ -100,6 +100,7 @@ func (s *Settings) validate() error {
 // watch client of its own and checks the calls' traces and the replicas'
 // agreement (quality.Cluster). ctx ends it early (an error).
 func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
+	var cf *quality.Cluster
 	if err := s.validate(); err != nil {
 		return quality.Profile{}, err
 	}
@@ -139,6 +140,8 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 		case !clustered:
 		case err != nil:
 			err = fmt.Errorf("%w (the nodes' data and logs are in %s)", err, cl.dir)
+		case cf != nil && (cf.LostConfirmedCalls > 0 || cf.DuplicateCalls > 0 || cf.ReplicaDivergence > 0 || cf.StrayTraces > 0):
+			cf.Logs = cl.dir // kept, to find out why
 		default:
 			cl.remove()
 		}
@@ -148,9 +151,11 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 		return quality.Profile{}, err
 	}
 	players, err := dialBots(ctx, addrs, lag, s, clustered)
+	var mv rangeMove
 	for _, p := range players {
 		if p != nil {
 			p.Regions = s.Regions
+			p.Relayed = func(region int, addr string) (bool, bool) { return mv.relayed(addrs, s.Nodes, region, addr) }
 		}
 	}
 	for _, p := range players {
@@ -165,7 +170,6 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 	tick := time.NewTicker(Frame)
 	defer tick.Stop()
 	var fo failover
-	var mv rangeMove
 	play := func(d time.Duration) error {
 		end := time.Now().Add(d)
 		for {
@@ -225,7 +229,10 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 	crossRecs := make([]*quality.Recorder, len(players))
 	ctr := make([]quality.Counters, len(players))
 	var regionMoves uint64
+	var localLat, relayedLat quality.Samples
 	for i, p := range players {
+		localLat.Merge(&p.LocalLat)
+		relayedLat.Merge(&p.RelayedLat)
 		st, b := p.C.Stats(), base[i]
 		recs[i] = &p.Rec
 		crossRecs[i] = &p.CrossRec
@@ -245,7 +252,6 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 	if mv.res != nil && mv.res.err != nil {
 		return quality.Profile{}, mv.res.err
 	}
-	var cf *quality.Cluster
 	if clustered {
 		if cf, err = checkCluster(ctx, cl, players, tick, &fo, clusterGame(s.Regions)); err != nil {
 			return quality.Profile{}, err
@@ -278,6 +284,11 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 			CrossShardCalls: as.RelayedIn, ForwardedCalls: as.Forwarded,
 			CrossRegionHitsSeen: cross.HitsSeen, CrossRegionHitsConfirmedPct: cross.HitsConfirmedPct,
 			CrossRegionCorrectionP99Px: cross.CorrectionP99Px, CrossRegionMotionCalls: crossMotion(crossRecs),
+			LocalCalls: localLat.Len(), RelayedCalls: relayedLat.Len(),
+			LocalConfirmMinusRTTMsP50:   quality.Quantile(localLat.Values(), 0.5),
+			LocalConfirmMinusRTTMsP99:   quality.Quantile(localLat.Values(), 0.99),
+			RelayedConfirmMinusRTTMsP50: quality.Quantile(relayedLat.Values(), 0.5),
+			RelayedConfirmMinusRTTMsP99: quality.Quantile(relayedLat.Values(), 0.99),
 		}
 		if mv.res != nil {
 			sh.RangeMoves = 1

@@ -132,6 +132,7 @@ func rangesFlag(regions, nodes int) string {
 type rangeMove struct {
 	at    time.Time // zero: never
 	began time.Time
+	after []uint8 // region 0's owners once moved
 	done  chan moveResult
 	res   *moveResult
 }
@@ -158,6 +159,12 @@ func (m *rangeMove) start(ctx context.Context, cl *cluster, nodes int) {
 			break
 		}
 	}
+	m.after = []uint8{uint8(to)}
+	for _, o := range owners {
+		if o != owners[0] && o != uint8(to) {
+			m.after = append(m.after, o)
+		}
+	}
 	page := cl.pages[min(1, len(cl.pages)-1)]
 	go func() {
 		form := url.Values{"range": {RegionRange(0)}, "to": {strconv.Itoa(to)}}
@@ -181,6 +188,21 @@ func (m *rangeMove) start(ctx context.Context, cl *cluster, nodes int) {
 		}
 		m.done <- moveResult{took: time.Since(m.began), said: said}
 	}()
+}
+
+// relayed reports whether a call of region made through the node at
+// addrs[i] runs on another node, by the map as the match set it (ok
+// false while the move is under way, or for an unknown address).
+func (m *rangeMove) relayed(addrs []string, nodes, region int, addr string) (relayed, ok bool) {
+	i := slices.Index(addrs, addr)
+	if i < 0 || !m.began.IsZero() && m.res == nil {
+		return false, false
+	}
+	owners := regionOwners(region, nodes)
+	if region == 0 && m.res != nil && m.res.err == nil {
+		owners = m.after
+	}
+	return !slices.Contains(owners, uint8(i+1)), true
 }
 
 // poll notes the move's end, if it came.

@@ -148,6 +148,10 @@ type Cluster struct {
 	FailoverMsP50       float64 `json:"failover_ms_p50"`
 	FailoverMsP99       float64 `json:"failover_ms_p99"`
 	FailoverMsMax       float64 `json:"failover_ms_max"`
+	// Logs names the directory of the nodes' data and logs, kept when a
+	// check failed (a call lost or applied twice, a path diverged, a
+	// stray trace); absent otherwise (removed).
+	Logs string `json:"logs,omitempty"`
 
 	// Shards holds a sharded match's figures (absent otherwise); its
 	// fields appear beside the others in JSON.
@@ -183,6 +187,16 @@ type Shards struct {
 	CrossRegionHitsConfirmedPct float64 `json:"cross_region_hits_confirmed_pct"`
 	CrossRegionMotionCalls      uint64  `json:"cross_region_motion_calls"`
 	CrossRegionCorrectionP99Px  float64 `json:"cross_region_correction_p99_px"`
+	// The latency minus RTT of the span's confirmed calls that ran on
+	// the client's own node (LocalCalls) and of those relayed to another
+	// (RelayedCalls), by the map the match set (calls made while the
+	// range moved are in neither).
+	LocalCalls                  uint64  `json:"local_calls"`
+	RelayedCalls                uint64  `json:"relayed_calls"`
+	LocalConfirmMinusRTTMsP50   float64 `json:"local_confirm_minus_rtt_ms_p50"`
+	LocalConfirmMinusRTTMsP99   float64 `json:"local_confirm_minus_rtt_ms_p99"`
+	RelayedConfirmMinusRTTMsP50 float64 `json:"relayed_confirm_minus_rtt_ms_p50"`
+	RelayedConfirmMinusRTTMsP99 float64 `json:"relayed_confirm_minus_rtt_ms_p99"`
 }
 
 // Report is the whole quality report.
@@ -250,6 +264,8 @@ func (p *Profile) figures() map[string]float64 {
 		f["failover_ms_p50"], f["failover_ms_p99"], f["failover_ms_max"] = c.FailoverMsP50, c.FailoverMsP99, c.FailoverMsMax
 		if sh := c.Shards; sh != nil {
 			f["range_move_ms"], f["cross_region_hits_confirmed_pct"], f["cross_region_correction_p99_px"] = sh.RangeMoveMs, sh.CrossRegionHitsConfirmedPct, sh.CrossRegionCorrectionP99Px
+			f["local_confirm_minus_rtt_ms_p50"], f["local_confirm_minus_rtt_ms_p99"] = sh.LocalConfirmMinusRTTMsP50, sh.LocalConfirmMinusRTTMsP99
+			f["relayed_confirm_minus_rtt_ms_p50"], f["relayed_confirm_minus_rtt_ms_p99"] = sh.RelayedConfirmMinusRTTMsP50, sh.RelayedConfirmMinusRTTMsP99
 		}
 	}
 	return f
@@ -285,9 +301,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 			}
 			if sh := c.Shards; sh != nil {
 				if _, err := fmt.Fprintf(w, "%s: %d regions: %d handoffs (%d range moves in %.0f ms, %d players moving between regions), %d cross-shard calls (%d forwarded);"+
-					" across a region boundary: %d hits seen, %.1f %% confirmed; own-correction p99 %.2f px over %d writes\n",
+					" across a region boundary: %d hits seen, %.1f %% confirmed; own-correction p99 %.2f px over %d writes;"+
+					" confirm-rtt p50/p99 of %d calls run on the client's node %.1f/%.1f ms, of %d relayed %.1f/%.1f ms\n",
 					p.Profile, sh.Regions, sh.Handoffs, sh.RangeMoves, sh.RangeMoveMs, sh.PlayerRegionMoves, sh.CrossShardCalls, sh.ForwardedCalls,
-					sh.CrossRegionHitsSeen, sh.CrossRegionHitsConfirmedPct, sh.CrossRegionCorrectionP99Px, sh.CrossRegionMotionCalls); err != nil {
+					sh.CrossRegionHitsSeen, sh.CrossRegionHitsConfirmedPct, sh.CrossRegionCorrectionP99Px, sh.CrossRegionMotionCalls,
+					sh.LocalCalls, sh.LocalConfirmMinusRTTMsP50, sh.LocalConfirmMinusRTTMsP99, sh.RelayedCalls, sh.RelayedConfirmMinusRTTMsP50, sh.RelayedConfirmMinusRTTMsP99); err != nil {
+					return err
+				}
+			}
+			if c.Logs != "" {
+				if _, err := fmt.Fprintf(w, "%s: a check failed: the nodes' data and logs are kept in %s\n", p.Profile, c.Logs); err != nil {
 					return err
 				}
 			}

@@ -198,3 +198,44 @@ func TestWriteTable(t *testing.T) {
 		t.Errorf("reasons line %q, want %q", lines[4], want)
 	}
 }
+
+// TestShardsReport: a sharded cluster match's figures sit beside the
+// others in JSON, read back whole, and the table names them.
+func TestShardsReport(t *testing.T) {
+	sh := &Shards{Regions: 3, Handoffs: 11, RangeMoves: 1, PlayerRegionMoves: 10, RangeMoveMs: 1100, RangeMove: "moved",
+		CrossShardCalls: 40, ForwardedCalls: 41, CrossRegionHitsSeen: 5, CrossRegionHitsConfirmedPct: 80,
+		CrossRegionMotionCalls: 9, CrossRegionCorrectionP99Px: 1.5, LocalCalls: 30, RelayedCalls: 12,
+		LocalConfirmMinusRTTMsP50: 4, LocalConfirmMinusRTTMsP99: 20, RelayedConfirmMinusRTTMsP50: 6, RelayedConfirmMinusRTTMsP99: 25}
+	r := Report{Machine: "m", Command: "c", Profiles: []Profile{{Profile: "mobile", Clients: 2, Seconds: 10,
+		Cluster: &Cluster{Nodes: 3, ConfirmedCalls: 50, Logs: "/tmp/x", Shards: sh}}}}
+	var b bytes.Buffer
+	if err := r.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var shape struct{ Profiles []map[string]any }
+	if err := json.Unmarshal(b.Bytes(), &shape); err != nil {
+		t.Fatal(err)
+	}
+	flat := shape.Profiles[0]
+	for _, k := range []string{"handoffs", "cross_shard_calls", "lost_confirmed_calls", "duplicate_calls", "replica_divergence", "cross_region_hits_confirmed_pct", "relayed_confirm_minus_rtt_ms_p99", "logs"} {
+		if _, ok := flat[k]; !ok {
+			t.Errorf("no %q in the report's profile", k)
+		}
+	}
+	back, err := ReadJSON(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(r, *back); d != "" {
+		t.Errorf("read back differs (-wrote +read):\n%s", d)
+	}
+	var tb bytes.Buffer
+	if err := r.WriteTable(&tb); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"3 regions: 11 handoffs", "40 cross-shard calls", "80.0 % confirmed", "kept in /tmp/x"} {
+		if !strings.Contains(tb.String(), want) {
+			t.Errorf("the table does not say %q:\n%s", want, tb.String())
+		}
+	}
+}
