@@ -2,7 +2,9 @@ package authority_test
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -271,5 +273,52 @@ func TestClusterRelay(t *testing.T) {
 	}
 	if ran := srvs[1].Stats().Node.CallsRelayedIn + srvs[2].Stats().Node.CallsRelayedIn; ran != adds {
 		t.Fatalf("owners ran %d relayed calls, want %d", ran, adds)
+	}
+}
+
+// TestMoveRangeRefuses: MoveRange refuses, before changing anything, a
+// server without a cluster, a range the map does not hold, a node that
+// is not a member, and a move of a range to its own primary.
+func TestMoveRangeRefuses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("an authority with gossip over loopback")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	serving := func(s *authority.Server) {
+		// Before the cleanup's Close: a Close before Serve began fails it.
+		waitUntil(t, time.Minute, "serving", func() bool {
+			st, err := s.Status(ctx, authority.StatusOptions{})
+			return err == nil && st.Serving
+		})
+	}
+	alone := start(t, serverConfig())
+	serving(alone)
+	if _, err := alone.MoveRange(ctx, shardmap.Whole("players/"), 2, authority.MoveOptions{}); !errors.Is(err, authority.ErrNoCluster) {
+		t.Errorf("without a cluster: %v, want ErrNoCluster", err)
+	}
+	cfg := serverConfig()
+	cfg.Node.NodeID = 1
+	cfg.Node.Cluster = authority.ClusterConfig{Key: []byte("the cluster key of this test run")}
+	cfg.Cluster = authority.ServerCluster{Gossip: "127.0.0.1:0",
+		Ranges: []authority.RangeOwners{{Range: shardmap.Whole("players/"), Owners: []uint8{1}}}}
+	s := start(t, cfg)
+	serving(s)
+	before := s.ShardMap().Digest()
+	for _, tc := range []struct {
+		r    shardmap.Range
+		to   uint8
+		says string
+	}{
+		{shardmap.Whole("counters/"), 1, "no live range"},
+		{shardmap.Whole("players/"), 2, "no such live member"},
+		{shardmap.Whole("players/"), 1, "to itself"},
+	} {
+		if _, err := s.MoveRange(ctx, tc.r, tc.to, authority.MoveOptions{}); err == nil || !strings.Contains(err.Error(), tc.says) {
+			t.Errorf("move %v to %d: %v, want an error saying %q", tc.r, tc.to, err, tc.says)
+		}
+	}
+	if s.ShardMap().Digest() != before {
+		t.Errorf("a refused move changed the map: %+v", s.ShardMap().Entries())
 	}
 }
