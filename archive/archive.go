@@ -159,8 +159,6 @@ type State struct {
 	Entries []Entry
 	Report  Report
 	blocks  [][]byte // block bodies, oldest first
-	intern  map[string]string
-	arena   arena
 }
 
 // ScanFinals calls fn with every final value of the blocks: block by
@@ -340,6 +338,22 @@ func (a *Archive) recover(walGone []string) (*State, []segInfo, uint64, error) {
 	rep.ManifestSeq = man.Seq
 	st.Horizon, st.Meta = man.Horizon, man.Meta
 
+	// The log's segments are read and decoded by a goroutine of their own
+	// while the blocks are read; what is found is applied (the recovery
+	// mode, repairs, the cut of a torn tail) below, in order, after the
+	// blocks, as if it had been read then.
+	wdirs := a.walDirs()
+	logDone := make(chan *logScan, 1)
+	go func() { logDone <- scanLog(a.fs, wdirs, man.FirstSegment) }()
+	var ls *logScan
+	waitLog := func() *logScan {
+		if ls == nil {
+			ls = <-logDone
+		}
+		return ls
+	}
+	defer waitLog() // nothing is read after Open returns
+
 	// Blocks.
 	for _, bi := range man.Blocks {
 		body, loss, err := a.readBlock(bi.ID)
@@ -365,7 +379,6 @@ func (a *Archive) recover(walGone []string) (*State, []segInfo, uint64, error) {
 	}
 
 	// The log.
-	wdirs := a.walDirs()
 	if man.Seq > 0 {
 		for _, d := range walGone {
 			rep.SegmentCopies = append(rep.SegmentCopies, fmt.Sprintf("%s: log mirror directory missing", d))
@@ -374,10 +387,11 @@ func (a *Archive) recover(walGone []string) (*State, []segInfo, uint64, error) {
 			return nil, nil, 0, fmt.Errorf("%w: the log is gone from every mirror (%s)", ErrLost, strings.Join(wdirs, ", "))
 		}
 	}
-	idxs, err := segmentIndexes(a.fs, wdirs)
-	if err != nil {
-		return nil, nil, 0, fmt.Errorf("archive: %w", err)
+	ls = waitLog()
+	if ls.err != nil {
+		return nil, nil, 0, fmt.Errorf("archive: %w", ls.err)
 	}
+	idxs := ls.idxs
 	var segs []segInfo
 	last := man.FirstSegment - 1
 	if len(idxs) > 0 {
@@ -402,7 +416,7 @@ func (a *Archive) recover(walGone []string) (*State, []segInfo, uint64, error) {
 		}
 		next = idx + 1
 		isLast := k == len(idxs)-1
-		info, err := a.recoverSegment(st, wdirs, idx, isLast)
+		info, err := a.recoverSegment(st, wdirs, ls.segs[idx], isLast)
 		if err != nil {
 			return nil, nil, 0, err
 		}
@@ -412,8 +426,8 @@ func (a *Archive) recover(walGone []string) (*State, []segInfo, uint64, error) {
 	if len(rep.MissingSegments) > 0 && a.opts.Recover != RecoverSkip {
 		return nil, nil, 0, fmt.Errorf("%w: log segments %v missing from every mirror (%s)", ErrLost, rep.MissingSegments, strings.Join(wdirs, ", "))
 	}
+	st.Entries = ls.entries
 	rep.Entries = len(st.Entries)
-	st.intern, st.arena = nil, arena{}
 	if !a.opts.ReadOnly {
 		if err := a.removeOrphans(); err != nil {
 			return nil, nil, 0, err
@@ -445,19 +459,104 @@ func (a *Archive) checkEmpty() error {
 	return nil
 }
 
-// recoverSegment scans one segment, applies the recovery mode to its
-// damage, decodes its entries into st and cuts a torn tail off.
-func (a *Archive) recoverSegment(st *State, wdirs []string, idx uint64, isLast bool) (segInfo, error) {
-	rep := &st.Report
-	info := segInfo{index: idx, maxNow: math.MinInt64}
-	sc, err := scanSegment(a.fs, wdirs, idx)
-	if err != nil {
-		return info, fmt.Errorf("archive: segment %d: %w", idx, err)
+// logScan is the log as read and decoded, before the recovery mode is
+// applied: the segments on disk and, for each from the first still needed,
+// what its mirrors hold.
+type logScan struct {
+	idxs    []uint64
+	segs    map[uint64]*segScan
+	entries []Entry // every segment's, in order
+	err     error
+}
+
+// segScan is one segment read from its mirrors and decoded.
+type segScan struct {
+	index   uint64
+	sc      *segmentScan
+	err     error
+	entries int // how many of logScan.entries are this segment's
+	dmg     []SegmentDamage
+	maxNow  int64
+}
+
+// scanLog reads and decodes every segment from first on. It only reads.
+func scanLog(fsys FS, wdirs []string, first uint64) *logScan {
+	ls := &logScan{segs: map[uint64]*segScan{}}
+	ls.idxs, ls.err = segmentIndexes(fsys, wdirs)
+	if ls.err != nil {
+		return ls
 	}
+	intern := map[string]string{}
+	var ar arena
+	for _, idx := range ls.idxs {
+		if idx < first {
+			continue
+		}
+		ls.segs[idx] = decodeSegment(fsys, wdirs, idx, &ls.entries, intern, &ar)
+	}
+	return ls
+}
+
+// decodeSegment scans segment idx in every mirror and decodes its entries
+// onto *entries. What cannot be read or decoded is listed as damage.
+func decodeSegment(fsys FS, wdirs []string, idx uint64, entries *[]Entry, intern map[string]string, ar *arena) *segScan {
+	ss := &segScan{index: idx, maxNow: math.MinInt64}
+	ss.sc, ss.err = scanSegment(fsys, wdirs, idx)
+	if ss.err != nil {
+		return ss
+	}
+	if ss.sc == nil { // gone from every mirror since it was listed
+		ss.sc = &segmentScan{index: idx, whole: -1}
+	}
+	sc := ss.sc
+	for _, d := range sc.damage {
+		ss.dmg = append(ss.dmg, SegmentDamage{Segment: idx, Damage: d})
+	}
+	*entries = slices.Grow(*entries, len(sc.records))
+	n0 := len(*entries)
+	for i, r := range sc.records {
+		p := sc.payload(r)
+		if i == 0 && r.off == 0 && isSegHeader(p, idx) {
+			continue
+		}
+		if len(p) < 8 {
+			ss.dmg = append(ss.dmg, SegmentDamage{Segment: idx, Damage: Damage{Offset: int64(r.off), Bytes: int64(r.size()), Records: 1}, Decode: "shorter than its time"})
+			continue
+		}
+		now := int64(binary.LittleEndian.Uint64(p))
+		*entries = append(*entries, Entry{})
+		e := &(*entries)[len(*entries)-1]
+		if err := decodeEntryInto(e, p[8:], intern, ar); err != nil {
+			*entries = (*entries)[:len(*entries)-1]
+			ss.dmg = append(ss.dmg, SegmentDamage{Segment: idx, Damage: Damage{Offset: int64(r.off), Bytes: int64(r.size()), Records: 1}, Decode: err.Error()})
+			continue
+		}
+		e.Now = now
+		ss.maxNow = max(ss.maxNow, now)
+	}
+	ss.entries = len(*entries) - n0
+	if len(sc.records) > 0 && (sc.records[0].off != 0 || !isSegHeader(sc.payload(sc.records[0]), idx)) {
+		// (With no record at all, the scan's damage covers the segment.)
+		ss.dmg = append(ss.dmg, SegmentDamage{Segment: idx, Damage: Damage{Records: 1}, Decode: "segment header missing or wrong"})
+	}
+	return ss
+}
+
+// recoverSegment applies the recovery mode to a scanned segment's damage,
+// rewrites mirror copies that lack records another holds and cuts a torn
+// tail off.
+func (a *Archive) recoverSegment(st *State, wdirs []string, ss *segScan, isLast bool) (segInfo, error) {
+	rep := &st.Report
+	idx := ss.index
+	if ss.err != nil {
+		return segInfo{index: idx}, fmt.Errorf("archive: segment %d: %w", idx, ss.err)
+	}
+	info := segInfo{index: idx, maxNow: ss.maxNow}
+	sc := ss.sc
 	// A whole copy holding every record any copy holds can stand in for
 	// the others.
 	twin := -1
-	if sc.whole >= 0 && (len(sc.records) == 0 || sc.records[len(sc.records)-1].off+sc.records[len(sc.records)-1].size <= len(sc.copies[sc.whole])) {
+	if sc.whole >= 0 && (len(sc.records) == 0 || sc.records[len(sc.records)-1].off+sc.records[len(sc.records)-1].size() <= len(sc.copies[sc.whole])) {
 		twin = sc.whole
 	}
 	rewritten := make([]bool, len(sc.copies))
@@ -481,36 +580,7 @@ func (a *Archive) recoverSegment(st *State, wdirs []string, idx uint64, isLast b
 			rep.Repaired = append(rep.Repaired, name)
 		}
 	}
-	var dmg []SegmentDamage
-	for _, d := range sc.damage {
-		dmg = append(dmg, SegmentDamage{Segment: idx, Damage: d})
-	}
-	st.Entries = slices.Grow(st.Entries, len(sc.records))
-	if st.intern == nil {
-		st.intern = map[string]string{}
-	}
-	for i, r := range sc.records {
-		if i == 0 && r.off == 0 && isSegHeader(r.payload, idx) {
-			continue
-		}
-		if len(r.payload) < 8 {
-			dmg = append(dmg, SegmentDamage{Segment: idx, Damage: Damage{Offset: int64(r.off), Bytes: int64(r.size), Records: 1}, Decode: "shorter than its time"})
-			continue
-		}
-		now := int64(binary.LittleEndian.Uint64(r.payload))
-		e, err := decodeEntry(r.payload[8:], st.intern, &st.arena)
-		if err != nil {
-			dmg = append(dmg, SegmentDamage{Segment: idx, Damage: Damage{Offset: int64(r.off), Bytes: int64(r.size), Records: 1}, Decode: err.Error()})
-			continue
-		}
-		e.Now = now
-		info.maxNow = max(info.maxNow, now)
-		st.Entries = append(st.Entries, e)
-	}
-	if len(sc.records) > 0 && (sc.records[0].off != 0 || !isSegHeader(sc.records[0].payload, idx)) {
-		// (With no record at all, the scan's damage covers the segment.)
-		dmg = append(dmg, SegmentDamage{Segment: idx, Damage: Damage{Records: 1}, Decode: "segment header missing or wrong"})
-	}
+	dmg := ss.dmg
 	rep.Damage = append(rep.Damage, dmg...)
 	for _, d := range dmg {
 		torn := isLast && d.Tail && d.Decode == ""

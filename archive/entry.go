@@ -149,8 +149,17 @@ func DecodeEntry(b []byte) (Entry, error) { return decodeEntry(b, nil, nil) }
 // decodeEntry is DecodeEntry, sharing repeated strings through intern
 // when it is not nil.
 func decodeEntry(b []byte, intern map[string]string, ar *arena) (Entry, error) {
-	d := decoder{b: b, intern: intern, arena: ar}
 	var e Entry
+	if err := decodeEntryInto(&e, b, intern, ar); err != nil {
+		return Entry{}, err
+	}
+	return e, nil
+}
+
+// decodeEntryInto is decodeEntry into *e, which must be zero; on an error
+// *e is left partly filled.
+func decodeEntryInto(e *Entry, b []byte, intern map[string]string, ar *arena) error {
+	d := decoder{b: b, intern: intern, arena: ar}
 	e.Kind = EntryKind(d.byte())
 	switch e.Kind {
 	case EntryRun:
@@ -207,10 +216,7 @@ func decodeEntry(b []byte, intern map[string]string, ar *arena) (Entry, error) {
 	if d.err == nil && len(d.b) != 0 {
 		d.fail("%d bytes after the entry", len(d.b))
 	}
-	if d.err != nil {
-		return Entry{}, d.err
-	}
-	return e, nil
+	return d.err
 }
 
 func appendStr(dst []byte, s string) []byte {

@@ -162,11 +162,20 @@ func (r *Report) String() string {
 	return b.String()
 }
 
-// segRecord is one verified record of a segment.
+// segRecord is one verified record of a segment: its offset, its payload
+// length and the copy it was read from.
 type segRecord struct {
-	off     int
-	size    int
-	payload []byte
+	off int
+	n   uint32
+	src uint32
+}
+
+func (r segRecord) size() int { return FramedSize(int(r.n)) }
+
+// payload returns r's payload, in the copy it was read from.
+func (s *segmentScan) payload(r segRecord) []byte {
+	o := r.off + RecordHeader
+	return s.copies[r.src][o : o+int(r.n) : o+int(r.n)]
 }
 
 // segmentScan is a segment read from its mirrors.
@@ -204,9 +213,9 @@ func scanSegment(fsys FS, dirs []string, index uint64) (*segmentScan, error) {
 		sc := NewScanner(b)
 		if len(dirs) == 1 {
 			// One copy: its records and damage are the segment's.
+			s.records = make([]segRecord, 0, len(b)/128+1)
 			for sc.Next() {
-				p := sc.Record()
-				s.records = append(s.records, segRecord{off: int(sc.Offset()), size: FramedSize(len(p)), payload: p})
+				s.records = append(s.records, segRecord{off: int(sc.Offset()), n: uint32(len(sc.Record())), src: uint32(i)})
 			}
 			s.damage = sc.Damage()
 			s.ends = append(s.ends, sc.End())
@@ -218,8 +227,7 @@ func scanSegment(fsys FS, dirs []string, index uint64) (*segmentScan, error) {
 		for sc.Next() {
 			off := int(sc.Offset())
 			if _, ok := byOff[off]; !ok {
-				p := sc.Record()
-				byOff[off] = segRecord{off: off, size: FramedSize(len(p)), payload: p}
+				byOff[off] = segRecord{off: off, n: uint32(len(sc.Record())), src: uint32(i)}
 			}
 		}
 		s.ends = append(s.ends, sc.End())
@@ -243,7 +251,7 @@ func scanSegment(fsys FS, dirs []string, index uint64) (*segmentScan, error) {
 		if k < len(offs) && offs[k] == o {
 			r := byOff[o]
 			s.records = append(s.records, r)
-			o += r.size
+			o += r.size()
 			k++
 			continue
 		}

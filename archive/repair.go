@@ -38,16 +38,17 @@ func Repair(opts Options) (*Report, error) {
 		}
 		out := segHeader(idx)
 		for _, r := range sc.records {
-			if r.off == 0 && isSegHeader(r.payload, idx) {
+			p := sc.payload(r)
+			if r.off == 0 && isSegHeader(p, idx) {
 				continue
 			}
-			if len(r.payload) < 8 {
+			if len(p) < 8 {
 				continue
 			}
-			if _, err := DecodeEntry(r.payload[8:]); err != nil {
+			if _, err := DecodeEntry(p[8:]); err != nil {
 				continue
 			}
-			out = AppendRecord(out, r.payload)
+			out = AppendRecord(out, p)
 		}
 		for _, d := range wdirs {
 			if err := fsys.MkdirAll(d); err != nil {
