@@ -15,10 +15,15 @@ func (s *Store) CollectFinal(on bool) {
 
 // TakeFinal returns the values that became final and valid since the last
 // call, in the order Tick finalized them (time order), without locks, and
-// starts a new list. The values' bytes alias the store; they never change.
+// starts a new list, with room for as many (nil when there are none). The
+// values' bytes alias the store; they never change.
 func (s *Store) TakeFinal() []PathValue {
 	out := s.finalOut
+	if len(out) == 0 {
+		return nil // the list (and its room) stays for the next ones
+	}
 	s.finalOut = nil
+	s.finalHint = len(out)
 	return out
 }
 

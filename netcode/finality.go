@@ -170,6 +170,11 @@ func (s *Store) finalize(eh uint32, h, cut int64) {
 	case e.ghost:
 	case !event && e.state == Valid:
 		if s.collectFinal {
+			if s.finalOut == nil {
+				// As many as last time: the list is handed out whole
+				// (TakeFinal), so it is not grown from nothing each time.
+				s.finalOut = make([]PathValue, 0, max(s.finalHint, 16))
+			}
 			s.finalOut = append(s.finalOut, PathValue{Path: p.name, Time: e.t, Value: e.value, Flags: e.flags})
 		}
 		s.addFinal(p, newFinal(e.t, e.value, e.flags), cut)

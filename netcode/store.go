@@ -101,6 +101,7 @@ type Store struct {
 
 	collectFinal bool        // finalize records final values in finalOut
 	finalOut     []PathValue // values that became final since TakeFinal
+	finalHint    int         // how many TakeFinal handed out last
 
 	batch []uint32 // path ids of the values of the current batch, or noPath
 
