@@ -120,8 +120,9 @@ type peerNode struct {
 // the others take over once every live peer has handed over what it held
 // of them.
 type takeover struct {
-	since int64
-	done  bool
+	since  int64
+	done   bool
+	doneAt int64 // when done
 }
 
 // resultWait is a CallResult held until the replicas acknowledged the
@@ -566,6 +567,12 @@ func (n *Node) advanceClosed(now int64) {
 			p.hold, p.holdUntil = p.closed, math.MaxInt64
 		case !trouble && p.holdUntil == math.MaxInt64:
 			p.holdUntil = now + settle
+			if t := n.gone[p.id]; t != nil && t.done {
+				// After a takeover, the failover window comes first:
+				// the calls the failed node's clients send again here
+				// and at the others (failoverCall) land above it.
+				p.holdUntil += n.failoverWindow()
+			}
 		}
 		if now < p.holdUntil {
 			c = min(c, p.hold)
@@ -573,6 +580,33 @@ func (n *Node) advanceClosed(now int64) {
 	}
 	n.closed = max(n.closed, c, local-int64(n.maxClosedLag()))
 }
+
+// closedBound is the latest closed time this node can have moved to at a
+// tick at or before at (at most rerunWait from now): its own finality
+// horizon then, held at each peer's hold while that hold lasts (a hold
+// still open lasts a settling time after its trouble ends, longer than
+// rerunWait), and never below what it already is or MaxClosedLag behind.
+func (n *Node) closedBound(at int64) int64 {
+	local := at - int64(n.cfg.Store.MaxChangeAge) - int64(n.cfg.Store.FinalitySkew)
+	c := local
+	for _, p := range n.peers {
+		if p.holdUntil > at {
+			c = min(c, p.hold)
+		}
+	}
+	return max(n.closed, c, local-int64(n.maxClosedLag()))
+}
+
+// failoverWindow is how long after a takeover is done the node accepts
+// calls that the failed node's clients, resumed here, send again older
+// than the change window (failoverCall): MaxChangeAge. Every survivor's
+// closed time waits at the failed node's for this window and then the
+// settling time (MaxChangeAge) that follows any hold (advanceClosed). The
+// takeovers complete on the survivors within a Sync's travel of each other
+// (each waits for the others' handovers), so the values of the calls
+// accepted in the window, and the re-runs they cause from node to node,
+// reach every survivor while its closed time still waits below them.
+func (n *Node) failoverWindow() int64 { return int64(n.cfg.Store.MaxChangeAge) }
 
 // takingOver reports whether failed peer id's takeover is still waiting
 // for the others' handovers: until it is done, what they hand over may
@@ -842,6 +876,13 @@ func (n *Node) adoptCreator(now int64, creator uint32) *creatorRec {
 	delete(n.peerCreators, creator)
 	pc.adoptable = false
 	pc.session, pc.ended = 0, now
+	pc.adoptedAt, pc.failoverLeft = now, n.cfg.Limits.FailoverCalls
+	pc.failoverUntil = 0
+	for _, id := range []uint8{pc.heldBy, uint8(creator >> 24)} {
+		if t := n.gone[id]; t != nil && t.done {
+			pc.failoverUntil = max(pc.failoverUntil, t.doneAt+n.failoverWindow())
+		}
+	}
 	n.creators[creator] = pc
 	n.ended = append(n.ended, endedRec{pc, now, pc.endSeq})
 	n.endedLive++
@@ -914,7 +955,7 @@ func (n *Node) checkTakeovers(now int64) {
 		if !ready || !n.HasQuorum() {
 			continue
 		}
-		t.done = true
+		t.done, t.doneAt = true, now
 		n.stats.Takeovers++
 		owner := n.cfg.NodeID
 		for _, p := range n.peers {

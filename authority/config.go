@@ -55,6 +55,20 @@ type Limits struct {
 	// Beyond it the session is closed.
 	MaxInboundPathBytes int
 
+	// FailoverCalls bounds the calls of a creator resumed here after its
+	// authority failed (its session taken over from a failed member of
+	// the cluster) that the node accepts older than the change window:
+	// the calls its client made before and during the failover, sent
+	// again with their ids. Each must be stamped no later than the
+	// moment the creator was taken over here, arrive within the failover
+	// window (MaxChangeAge) after the takeover completed here, and be
+	// stamped above this node's horizon and closed time and every live
+	// peer's closed time, which wait for that window (a final value
+	// never changes); the rest are refused as late, as is every such
+	// call once the resumed session ends. Zero: none (every call must be
+	// inside the change window).
+	FailoverCalls int
+
 	Strikes      int // refusals tolerated within StrikeWindow before disconnecting (see the package doc)
 	StrikeWindow time.Duration
 	// MaxPendingOutbound bounds the watch deliveries queued for a session
@@ -76,6 +90,7 @@ func DefaultLimits() Limits {
 		WatchesPerSession: 64,
 		CallsPerSecond:    120,
 		WritesPerSecond:   240,
+		FailoverCalls:     120,
 		BytesPerSecond:    256 << 10,
 
 		MessagesPerSecond:       1024,
@@ -191,6 +206,8 @@ func (c *Config) Validate() error {
 	case l.CallsPerSecond <= 0 || l.WritesPerSecond <= 0 || l.BytesPerSecond <= 0 ||
 		l.MessagesPerSecond <= 0 || l.SnapshotValuesPerSecond <= 0:
 		return fmt.Errorf("%w: rate limits must be positive", ErrBadConfig)
+	case l.FailoverCalls < 0:
+		return fmt.Errorf("%w: Limits.FailoverCalls = %d", ErrBadConfig, l.FailoverCalls)
 	case l.Strikes <= 0 || l.StrikeWindow <= 0:
 		return fmt.Errorf("%w: Limits.Strikes and StrikeWindow must be positive", ErrBadConfig)
 	case l.MaxInboundPathBytes <= 0:

@@ -208,6 +208,9 @@
 //	SnapshotValuesPerSecond   16384      watch snapshot values per session; a prefix larger than this
 //	                                     cannot be watched whole
 //	CallsPerSecond            120        calls per session
+//	FailoverCalls             120        calls older than the change window a creator resumed after its
+//	                                     authority failed may send again (made before the takeover,
+//	                                     above the closed time)
 //	WritesPerSecond           240        raw values written per session
 //	BytesPerSecond            256 KiB    bytes received per session
 //	WatchesPerSession         64         prefixes watched at once

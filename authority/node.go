@@ -80,6 +80,9 @@ type Node struct {
 
 	calls      map[netcode.CallID]*callRec
 	rerunQueue []*callRec // calls with an invalidated output, checked after each cascade
+	// rerunWaits are queued calls whose re-run waits for a peer's re-run
+	// of a value they read (awaitsPeer), checked again at every tick.
+	rerunWaits []*callRec
 	callExpiry []*callRec // calls by write time (kept sorted), dropped at finality
 	funcs      map[string]*funcEntry
 	// peerRuns files the records of calls a peer ran (peerCall) by their
@@ -151,8 +154,18 @@ type creatorRec struct {
 	// was taken over, so the client may resume the creator here.
 	heldBy    uint8
 	adoptable bool
-	ended     int64  // when the last session ended, if session == 0
-	endSeq    uint64 // counts the ends, naming the current endedRec
+	// adoptedAt is when the creator was taken over here from a failed
+	// authority; failoverLeft counts the calls the resumed session may
+	// still send older than the change window (Limits.FailoverCalls),
+	// each stamped no later than adoptedAt.
+	adoptedAt    int64
+	failoverLeft int
+	// failoverUntil is when the failover window of the takeover it came
+	// with closes (failoverWindow); later, no call older than the change
+	// window is accepted.
+	failoverUntil int64
+	ended         int64  // when the last session ended, if session == 0
+	endSeq        uint64 // counts the ends, naming the current endedRec
 }
 
 // endedRec files a creator whose session ended at ended. A creator resumed
@@ -225,6 +238,10 @@ type Stats struct {
 	ReplicatedIn   uint64
 	ReplicaRefused uint64
 	Takeovers      uint64
+	// FailoverCalls counts the calls accepted older than the change
+	// window from clients resumed here after their authority failed
+	// (Limits.FailoverCalls).
+	FailoverCalls uint64
 	// Sharded ranges: calls forwarded to an owner of their shard key
 	// (relayed for a client here, or passed on), calls run here for
 	// another node's client, answers relayed back to clients here, relayed
@@ -240,6 +257,10 @@ type Stats struct {
 	// RerunsTooLate counts calls invalidated too late to be re-run
 	// (before the horizon, or the closed time in a cluster).
 	RerunsTooLate uint64
+	// RerunsWaited counts the times a queued re-run was put off (to the
+	// next tick) because a value it read awaits a peer's re-run (a
+	// cascade crossing between nodes).
+	RerunsWaited uint64
 	// LateWrites counts the insertions (a call's outputs, a raw write, a
 	// replica's batch, a tick) that took at least one valid value out of
 	// validity: a value that arrived inside another's read interval.
@@ -355,6 +376,7 @@ type callRec struct {
 	lastErr   error // error of the latest run, if it failed
 	refused   bool  // lastErr is the store's refusal, not the function's
 	queued    bool
+	waitSince int64 // when its queued re-run started waiting for a peer's (awaitsPeer); 0: not waiting
 	dead      bool  // final or dropped
 	abandoned bool  // re-run maxVersions times: its last outputs are invalid
 	node      uint8 // the authority that runs it (and its re-runs)
@@ -881,6 +903,7 @@ func (n *Node) release(s *session) {
 	rec.session = 0
 	rec.ended = n.now
 	rec.endSeq++
+	rec.failoverLeft = 0 // only the session that resumed it after the failover
 	if n.creators[rec.creator] != rec {
 		return // resuming is off
 	}
@@ -1629,7 +1652,7 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 		return
 	}
 	cfg := n.cfg.Store
-	if W < now-int64(cfg.MaxChangeAge) || W <= n.store.Horizon() {
+	if (W < now-int64(cfg.MaxChangeAge) || W <= n.store.Horizon()) && !n.failoverCall(s.cr, W, now) {
 		text := fmt.Sprintf("write time %d is older than the change window (now %d)", W, now)
 		if W < arrived-int64(cfg.MaxChangeAge) {
 			refuse(latePoints, CauseLate, text)
@@ -1682,6 +1705,34 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 	n.expireLater(rec)
 	n.replicateCall(rec, n.lastWrites)
 	n.answer(now, rec)
+}
+
+// failoverCall reports whether a call at W, older than the change window,
+// may still run: its creator was taken over here from a failed authority
+// at or after W (the client made it before the failover and sends it again
+// with its id), within the takeover's failover window (failoverWindow),
+// the resumed session has calls of Limits.FailoverCalls left, and W is
+// above this node's horizon and closed time and every live peer's closed
+// time, all of which still wait at the failed node's: the value it writes
+// lands where every owner can still re-run what it invalidates, and
+// nothing final changes. It runs as a re-run of an old call does, judged
+// at W + MaxChangeAge.
+func (n *Node) failoverCall(cr *creatorRec, W, now int64) bool {
+	cfg := &n.cfg.Store
+	if cr.failoverLeft <= 0 || W > cr.adoptedAt || now >= cr.failoverUntil || W <= n.store.Horizon() || W <= n.closed {
+		return false
+	}
+	for _, p := range n.peers {
+		if p.up && (p.closed == 0 || W <= p.closed) {
+			return false
+		}
+	}
+	if W <= now+n.failoverWindow()-int64(cfg.MaxChangeAge)-int64(cfg.FinalitySkew)-int64(n.maxClosedLag()) {
+		return false // the peers' closed times may pass it anyway (MaxClosedLag)
+	}
+	cr.failoverLeft--
+	n.stats.FailoverCalls++
+	return true
 }
 
 // answer sends rec's latest outcome to the session holding its creator,
@@ -1814,6 +1865,11 @@ const maxVersions = 16
 // processReruns re-runs, in time order, every queued call none of whose
 // versions is still fully valid. A re-run's own changes may queue more.
 func (n *Node) processReruns(now int64) {
+	if len(n.rerunWaits) > 0 {
+		n.rerunQueue = append(n.rerunQueue, n.rerunWaits...)
+		clear(n.rerunWaits)
+		n.rerunWaits = n.rerunWaits[:0]
+	}
 	for len(n.rerunQueue) > 0 {
 		slices.SortFunc(n.rerunQueue, func(a, b *callRec) int {
 			if a.call.Time != b.call.Time {
@@ -1830,6 +1886,8 @@ func (n *Node) processReruns(now int64) {
 		rec := n.rerunQueue[0]
 		n.rerunQueue = n.rerunQueue[1:]
 		rec.queued = false
+		waited := rec.waitSince
+		rec.waitSince = 0
 		if rec.dead || rec.node != n.cfg.NodeID || !n.HasQuorum() || n.effective(rec) {
 			continue // another authority re-runs the calls it runs; without a quorum, none
 		}
@@ -1861,6 +1919,12 @@ func (n *Node) processReruns(now int64) {
 		} else if rec.lastErr != nil {
 			continue
 		}
+		if n.awaitsPeer(now, waited, rec) {
+			n.stats.RerunsWaited++
+			rec.queued = true
+			n.rerunWaits = append(n.rerunWaits, rec)
+			continue
+		}
 		n.stats.Reruns++
 		rec.stats.Reruns++
 		n.run(now, rec, next)
@@ -1869,6 +1933,74 @@ func (n *Node) processReruns(now int64) {
 		n.answer(now, rec)
 	}
 	n.rerunQueue = n.rerunQueue[:0]
+}
+
+// rerunWait bounds how long a re-run waits for peers' re-runs
+// (awaitsPeer): a quarter of MaxChangeAge.
+func (n *Node) rerunWait() int64 { return int64(n.cfg.Store.MaxChangeAge) / 4 }
+
+// awaitsPeer reports whether rec's re-run should wait for a tick: a path
+// its latest run read holds, after the latest valid value before the read
+// time, an invalid value of a call that a live peer runs and is still to
+// re-run (none of its versions valid, above that peer's closed time). Run
+// now, rec would read past that value, and run again when the peer's
+// re-run arrives: a cascade that crosses between nodes (calls of clients
+// of two nodes bumping one counter, a late value far back) would re-run
+// every later call once per crossing, and a call re-run maxVersions times
+// is given up, its confirmed outputs lost. Waiting, each call runs again
+// about once per change of what it reads. It waits at most rerunWait from
+// the first time (since, 0 if it has not waited yet; rec.waitSince while
+// it waits), and only while this node's closed time cannot reach rec's
+// write time by then (closedBound), so the re-run still happens.
+func (n *Node) awaitsPeer(now, since int64, rec *callRec) bool {
+	k := len(rec.versions)
+	if k == 0 || len(n.peerRuns) == 0 || len(rec.versions[k-1].reads) == 0 {
+		return false
+	}
+	if since == 0 {
+		since = now
+	}
+	until := since + n.rerunWait()
+	if now >= until || rec.call.Time <= n.closedBound(until) {
+		return false
+	}
+	for _, l := range rec.versions[k-1].reads {
+		waits := false
+		n.store.History(l.Path, func(v netcode.PathValue) bool {
+			if v.Time.Compare(l.End) >= 0 {
+				return false
+			}
+			if v.Time.Compare(l.Start) < 0 {
+				return true
+			}
+			switch v.State {
+			case netcode.Valid:
+				waits = false
+			case netcode.Invalid:
+				waits = waits || n.peerRerunDue(v.Time)
+			}
+			return true
+		})
+		if waits {
+			rec.waitSince = since
+			return true
+		}
+	}
+	return false
+}
+
+// peerRerunDue reports whether the value at t, invalid here, is an output
+// of a call that a live peer runs and is still to re-run.
+func (n *Node) peerRerunDue(t netcode.Time) bool {
+	pr := n.peerRuns[runKey{t.Creator, t.Nanos}]
+	if pr == nil || pr.dead || pr.node == n.cfg.NodeID || pr.lastErr != nil || len(pr.versions) == 0 {
+		return false
+	}
+	p := n.peers[pr.node]
+	if p == nil || !p.up || p.out == nil || p.out.state == closing || pr.call.Time <= p.closed {
+		return false
+	}
+	return !n.effective(pr)
 }
 
 // effective reports whether some stored version of the call has all its

@@ -150,6 +150,7 @@ func TestConfigValidate(t *testing.T) {
 		"watches":  func(c *Config) { c.Limits.WatchesPerSession = -1 },
 		"rates":    func(c *Config) { c.Limits.CallsPerSecond = 0 },
 		"strikes":  func(c *Config) { c.Limits.Strikes = 0 },
+		"failover": func(c *Config) { c.Limits.FailoverCalls = -1 },
 		"flush":    func(c *Config) { c.FlushEvery = -1 },
 		"store":    func(c *Config) { c.Store.MaxChangeAge = 0 },
 		"backlog":  func(c *Config) { c.Limits.MaxPendingOutbound = 0 },

@@ -278,7 +278,15 @@ type Report struct {
 	// forwarded to an owner of their shard key and the runs refused for
 	// touching a range their node did not hold yet.
 	CrossRangeCalls, Forwarded, RunsOutside uint64
-	TraceHash                               uint64
+	// Clustered runs, summed over the live nodes at the end: the calls
+	// refused as older than the change window, the calls accepted older
+	// than it from clients resumed after their node failed (authority
+	// Limits.FailoverCalls), the re-runs put off a tick for a peer's
+	// re-run (authority Stats.RerunsWaited) and the calls given up after
+	// too many re-runs.
+	RejectedLate, FailoverCalls   uint64
+	RerunsWaited, RerunsAbandoned uint64
+	TraceHash                     uint64
 }
 
 // Report summarises the run so far; call it after Run.
@@ -319,6 +327,15 @@ func (s *Sim) Report() Report {
 				f, o := ss.ShardCounters()
 				r.Forwarded += f
 				r.RunsOutside += o
+			}
+			if ls, ok := nd.srv.(interface {
+				LateCounters() (uint64, uint64, uint64, uint64)
+			}); ok {
+				l, f, w, a := ls.LateCounters()
+				r.RejectedLate += l
+				r.FailoverCalls += f
+				r.RerunsWaited += w
+				r.RerunsAbandoned += a
 			}
 		}
 	}

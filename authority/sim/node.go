@@ -65,6 +65,14 @@ func (s simServer) ShardCounters() (forwarded, outside uint64) {
 	return st.CallsForwarded, st.RunsOutside
 }
 
+// LateCounters returns the calls the node refused as older than the
+// change window, those it accepted older than it after a failover, the
+// re-runs it put off for a peer's and the calls it gave up re-running.
+func (s simServer) LateCounters() (late, failover, waited, abandoned uint64) {
+	st := s.n.Stats()
+	return st.Refusals[authority.CauseLate] + st.Refusals[authority.CauseStale], st.FailoverCalls, st.RerunsWaited, st.RerunsAbandoned
+}
+
 func (s simServer) Holds(path string) bool { return s.n.Holds(path) }
 
 func (s simServer) PeerUp(now int64, id uint8)   { s.n.PeerUp(now, id) }
