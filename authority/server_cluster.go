@@ -87,6 +87,13 @@ type clusterShell struct {
 	outs    map[SessionID]uint8 // this node's replication streams, by session
 	resets  uint64
 	moving  sync.Mutex // held by the range move under way (MoveRange)
+
+	// viewMu guards what MoveRange reads from other goroutines: the live
+	// members' advertised map versions (from membership's events, as the
+	// node goroutine takes them) and the version handed to this node.
+	viewMu sync.Mutex
+	view   map[uint8]uint64
+	handed uint64
 }
 
 type dialResult struct {
@@ -135,6 +142,7 @@ func (s *Server) startCluster() error {
 		dialing: make(map[uint8]bool),
 		lastTry: make(map[uint8]time.Time),
 		outs:    make(map[SessionID]uint8),
+		view:    make(map[uint8]uint64),
 	}
 	s.log.Info("joined the cluster", "gossip", mem.Addr(), "name", mem.Name(), "members", len(mem.Members()))
 	s.mapChanged()
@@ -207,6 +215,9 @@ func (s *Server) mapChanged() {
 	} else {
 		s.node.SetShardMap(now, m)
 	}
+	s.cl.viewMu.Lock()
+	s.cl.handed = m.Version()
+	s.cl.viewMu.Unlock()
 	s.cl.mem.SetMapVersion(m.Version())
 }
 
@@ -250,6 +261,12 @@ func (s *Server) membersChanged() {
 			s.node.PeerDown(now, id)
 		}
 	}
+	s.cl.viewMu.Lock()
+	clear(s.cl.view)
+	for id, ev := range s.cl.members {
+		s.cl.view[id] = ev.Meta.MapVersion
+	}
+	s.cl.viewMu.Unlock()
 }
 
 // dialPeer opens this node's replication stream to member id, unless one

@@ -164,33 +164,43 @@ func (s *Server) setEntry(r shardmap.Range, owners []uint8) (shardmap.Entry, err
 	return e, nil
 }
 
-// isMember reports whether node id is a live member (this one included).
+// isMember reports whether node id is a live member (this one included),
+// as the node goroutine last took membership's events.
 func (s *Server) isMember(id uint8) bool {
-	for _, m := range s.cl.mem.Members() {
-		if m.Meta.NodeID == id {
-			return true
-		}
+	if id == s.cfg.Node.NodeID {
+		return true
 	}
-	return false
+	s.cl.viewMu.Lock()
+	defer s.cl.viewMu.Unlock()
+	_, ok := s.cl.view[id]
+	return ok
 }
 
-// awaitMapVersion waits until every live member, this one included,
-// advertises a shard map of version v or later: each node has been
-// handed a map holding the change (a member that fails meanwhile drops
-// out of the list).
+// awaitMapVersion waits until this node has been handed a shard map of
+// version v or later, and every live member advertises one (in its
+// membership metadata, which a member sets once its node has the map; a
+// member that fails meanwhile drops out of the list). It reads what the
+// node goroutine took of membership's events, not memberlist's nodes,
+// whose metadata memberlist's goroutines write.
 func (s *Server) awaitMapVersion(ctx context.Context, v uint64) error {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		var behind []uint8
-		for _, m := range s.cl.mem.Members() {
-			if m.Meta.MapVersion < v {
-				behind = append(behind, m.Meta.NodeID)
+		s.cl.viewMu.Lock()
+		if s.cl.handed < v {
+			behind = append(behind, s.cfg.Node.NodeID)
+		}
+		for id, mv := range s.cl.view {
+			if mv < v {
+				behind = append(behind, id)
 			}
 		}
+		s.cl.viewMu.Unlock()
 		if len(behind) == 0 {
 			return nil
 		}
+		slices.Sort(behind)
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("nodes %v do not hold map version %d yet: %w", behind, v, ctx.Err())
@@ -198,3 +208,6 @@ func (s *Server) awaitMapVersion(ctx context.Context, v uint64) error {
 		}
 	}
 }
+
+// NodeID returns this authority's node id.
+func (s *Server) NodeID() uint8 { return s.cfg.Node.NodeID }
