@@ -39,7 +39,8 @@
 // ("counters/=1,2;players/[00000000-7fffffff]=2,3", see ParseRanges),
 // -watch the prefixes a member holds without owning them, and
 // -http-admin serves POST /admin/move-range on -http, which moves a range
-// to another member live (authority.Server.MoveRange).
+// to another member live (authority.Server.MoveRange), and GET
+// /admin/shard-map, which rewind-rebalance reads.
 //
 // Operations:
 //
@@ -229,7 +230,7 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 		watch      = fs.String("watch", "", "comma-separated path prefixes this authority holds from the start though it does not own them (those its clients watch and its functions read across ranges)")
 		confirm    = fs.String("confirm", "replicas", "when a call is confirmed in a cluster: replicas (once a majority of the cluster, or every replica, has it) or local (once stored here)")
 		httpAddr   = fs.String("http", "", "TCP `address` for /metrics, /healthz, /readyz, /debug/pprof/ and /debug/rewind (empty: off); keep it off the public network")
-		httpAdmin  = fs.Bool("http-admin", false, "serve the operator's commands on -http too: POST /admin/move-range moves a range of the shard map to another node live")
+		httpAdmin  = fs.Bool("http-admin", false, "serve the operator's commands on -http too: POST /admin/move-range moves a range of the shard map to another node live; GET /admin/shard-map says this node's id, calls run and map (what rewind-rebalance reads)")
 		logFormat  = fs.String("log-format", "text", "log format: text or json (one object a line)")
 		endEmpty   = fs.Duration("end-when-empty", 0, "end the match (a graceful stop) once no player has been connected for this long, after the first joined (0: never); for one-match servers such as an Agones Fleet's")
 	)

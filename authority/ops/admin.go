@@ -2,6 +2,7 @@ package ops
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -72,4 +73,46 @@ func (e *Endpoint) moveRange(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintf(w, "moved %v to node %d: owners %v → %v (map versions %d, %d) in %v\n",
 		res.Range, to, res.Before, res.After, res.Joined, res.Left, res.Took.Round(time.Millisecond))
+}
+
+// ShardMapInfo is GET /admin/shard-map's answer.
+type ShardMapInfo struct {
+	Node uint8 `json:"node"`
+	// Calls counts the calls this node has run (first runs, relayed
+	// ones included) since it started.
+	Calls  uint64      `json:"calls"`
+	Ranges []RangeInfo `json:"ranges"`
+}
+
+// RangeInfo is a live range of the shard map.
+type RangeInfo struct {
+	// Range as shardmap.ParseRange reads it.
+	Range  string  `json:"range"`
+	Owners []uint8 `json:"owners"`
+}
+
+// shardMap serves GET /admin/shard-map.
+func (e *Endpoint) shardMap(w http.ResponseWriter, r *http.Request) {
+	s := e.srv.Load()
+	if s == nil {
+		http.Error(w, ErrRecovering.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), e.cfg.StatusTimeout)
+	defer cancel()
+	st, err := s.Status(ctx, authority.StatusOptions{})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	info := ShardMapInfo{Node: s.NodeID(), Calls: st.Stats.Node.Calls, Ranges: []RangeInfo{}}
+	if m := s.ShardMap(); m != nil {
+		for _, en := range m.Entries() {
+			if !en.Removed {
+				info.Ranges = append(info.Ranges, RangeInfo{Range: en.Range.String(), Owners: en.Owners})
+			}
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(info)
 }

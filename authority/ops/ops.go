@@ -35,6 +35,10 @@
 //     page lists it: "players/" or "players/[00000000-7fffffff]"), to
 //     (a node id), and optionally from (the owner that leaves; default
 //     the primary) and settle (a duration; default 1 s).
+//   - GET /admin/shard-map (only with Config.Admin): JSON, this node's id,
+//     the calls it has run, and the live ranges of its shard map with
+//     their owners (ShardMapInfo): what a rebalancer (rewind-rebalance)
+//     reads of each node.
 //   - /debug/rewind: a page that refreshes itself every two seconds: the
 //     sessions (player, round trip, clock offset, calls per second,
 //     strikes), the functions, refusals and disconnects by reason, the
@@ -147,6 +151,7 @@ func New(cfg Config) *Endpoint {
 	e.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	if cfg.Admin {
 		e.mux.HandleFunc("POST /admin/move-range", e.moveRange)
+		e.mux.HandleFunc("GET /admin/shard-map", e.shardMap)
 	}
 	e.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/debug/rewind", http.StatusFound)
