@@ -119,8 +119,17 @@ func deliver(b *testing.B, n *Node, clients []*benchClient) (values int) {
 // calls, decoding what they receive) is done outside the timer: call frames
 // are encoded beforehand and output frames are handed to no network, then
 // back to the node (Recycle), as the server does once it sent them.
+// The clients predict as netcode's client does and send each call with
+// its prediction's digest; their predictions are right (they are made
+// beforehand on a replica of the store that commits the same calls at the
+// same times), so each call is answered with a matched result.
 // Reports calls/s.
-func BenchmarkNodeCalls(b *testing.B) { benchNodeCalls(b, false) }
+func BenchmarkNodeCalls(b *testing.B) { benchNodeCalls(b, false, true) }
+
+// BenchmarkNodeCallsUnpredicted is BenchmarkNodeCalls with clients that
+// send no digest (as clients that predate it, or predict nothing): each
+// call is answered with its output values, outputs and reads.
+func BenchmarkNodeCallsUnpredicted(b *testing.B) { benchNodeCalls(b, false, false) }
 
 // BenchmarkNodeCallsArchived is BenchmarkNodeCalls with a durable node, as
 // the server runs it with a data directory: after each frame the node's
@@ -130,9 +139,9 @@ func BenchmarkNodeCalls(b *testing.B) { benchNodeCalls(b, false) }
 // 60 ticks (a second of game time) a snapshot block is written in the
 // background. The log is synced before the timer stops. Compare with
 // BenchmarkNodeCalls in the same run.
-func BenchmarkNodeCallsArchived(b *testing.B) { benchNodeCalls(b, true) }
+func BenchmarkNodeCallsArchived(b *testing.B) { benchNodeCalls(b, true, true) }
 
-func benchNodeCalls(b *testing.B, archived bool) {
+func benchNodeCalls(b *testing.B, archived, predicted bool) {
 	const sessions = 1000
 	n, clients, now := benchNode(b, sessions, 10, archived)
 	var arch *archive.Archive
@@ -158,18 +167,36 @@ func benchNodeCalls(b *testing.B, archived bool) {
 	persist()
 	step := int64(16*time.Millisecond) / 1000
 	frames := make([][]byte, b.N)
+	// The replica the clients predict on: it commits every call at the
+	// time the node will, and finalizes when the node ticks.
+	replica, err := netcode.NewStore(n.cfg.Store)
+	if err != nil {
+		b.Fatal(err)
+	}
 	for i := range frames {
 		c := clients[i%sessions]
 		t := now + int64(i+1)*step
+		call := wire.Call{ID: wire.CallID{Creator: c.creator, Seq: uint64(i)}, Name: "step", Args: []byte{byte(i)},
+			Time: wire.Time{Nanos: t - int64(30*time.Millisecond), Creator: c.creator}}
+		if predicted {
+			out := n.reg.Run(replica, &n.cfg.Store, netcode.Call{ID: netcode.CallID{Creator: c.creator, Seq: uint64(i)},
+				Name: call.Name, Args: call.Args, Time: call.Time.Nanos}, 0)
+			call.Digest = out.Digest()
+			if _, err := replica.Commit(t, &out); err != nil {
+				b.Fatal(err)
+			}
+			if i%1000 == 999 {
+				replica.Tick(t)
+			}
+		}
 		buf := c.enc.BeginFrame(nil)
-		buf, err := c.enc.Append(buf, &wire.Message{Kind: wire.KindCall, Call: wire.Call{
-			ID: wire.CallID{Creator: c.creator, Seq: uint64(i)}, Name: "step", Args: []byte{byte(i)},
-			Time: wire.Time{Nanos: t - int64(30*time.Millisecond), Creator: c.creator}}})
+		buf, err := c.enc.Append(buf, &wire.Message{Kind: wire.KindCall, Call: call})
 		if err != nil {
 			b.Fatal(err)
 		}
 		frames[i] = buf
 	}
+	matched := n.Stats().CallsMatched
 	sent := n.Stats().ValuesSent
 	b.ReportAllocs()
 	cpu0 := cpuTime()
@@ -207,6 +234,9 @@ func benchNodeCalls(b *testing.B, archived bool) {
 	b.ReportMetric(float64(st.ValuesSent-sent)/float64(b.N), "deliveries/call")
 	if st.CallsRejected+st.CallErrors > 0 {
 		b.Fatalf("calls failed: %+v", st)
+	}
+	if m := st.CallsMatched - matched; predicted && m != uint64(b.N) {
+		b.Fatalf("%d of %d predicted calls answered with a matched result", m, b.N)
 	}
 	if arch != nil {
 		if err := arch.WaitSnapshots(); err != nil {

@@ -58,8 +58,11 @@
 //     (across resumed sessions). The
 //     answer is a CallResult: ok with the output refs, failed with the
 //     function's error, or rejected (unknown function, write time outside
-//     the window, the store refused the writes, rate limit). A call sent
-//     again with the same id is answered from its record, not run again.
+//     the window, the store refused the writes, rate limit); a call sent
+//     with the digest of a prediction that was right, its outputs valid,
+//     gets a matched result (no outputs, reads or output values). A call
+//     sent again with the same id is answered from its record, not run
+//     again.
 //  4. Whenever an output of a call turns invalid, the call is re-run at
 //     the next Version on the corrected state, on the next Tick, in time
 //     order, unless some stored version of it is still valid (a late input

@@ -189,7 +189,10 @@ type Stats struct {
 	Calls         uint64
 	CallErrors    uint64
 	CallsRejected uint64
-	Reruns        uint64
+	// CallsMatched counts results sent as matched (the caller's
+	// prediction was the outcome: no outputs, reads or output values).
+	CallsMatched uint64
+	Reruns       uint64
 	// RerunsAbandoned counts calls given up after maxVersions re-runs
 	// (their caller gets a failed result).
 	RerunsAbandoned uint64
@@ -381,6 +384,12 @@ type callRec struct {
 	abandoned bool  // re-run maxVersions times: its last outputs are invalid
 	node      uint8 // the authority that runs it (and its re-runs)
 	relay     uint8 // the authority that relayed it for its client (0: its client is here)
+	// digest is the caller's prediction's digest (wire.Call.Digest, 0:
+	// none); matched says the first run's outcome has that digest, so
+	// while it is the only version the caller may be answered with a
+	// matched result.
+	digest  uint64
+	matched bool
 }
 
 // runKey names a call by its outputs' creator and write time (a
@@ -1694,7 +1703,7 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 	s.cr.lastW = W
 	s.ncalls++
 	call := netcode.Call{ID: id, Name: f.Name, Args: slices.Clone(c.Args), Time: W, ViewDelay: c.ViewDelay}
-	rec := &callRec{call: call, owner: s.cr, stats: fe.stats}
+	rec := &callRec{call: call, owner: s.cr, stats: fe.stats, digest: c.Digest}
 	fe.stats.Calls++
 	n.stats.Calls++
 	rec.node = n.cfg.NodeID
@@ -1762,7 +1771,7 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 		fs.Runs[runBucket(d)]++
 	}
 	cv := callVersion{version: version}
-	rec.lastErr, rec.refused = nil, false
+	rec.lastErr, rec.refused, rec.matched = nil, false, false
 	n.lastWrites = nil
 	if out.Err == nil {
 		if path := n.outsideHeld(&out); path != "" {
@@ -1790,6 +1799,7 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 				cv.outputs[i] = outKey{w.Path, w.Time}
 			}
 			rec.versions = append(rec.versions, cv)
+			rec.matched = version == 0 && rec.digest != 0 && out.Digest() == rec.digest
 			n.logRun(now, rec, version, &out)
 			n.applyChanges(now, changes)
 			n.lastWrites = out.Writes // replicated with the call's record
@@ -1805,6 +1815,12 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 }
 
 func (n *Node) sendResult(s *session, rec *callRec) {
+	if n.matchedResult(rec) {
+		n.stats.CallsMatched++
+		n.send(s, &wire.Message{Kind: wire.KindCallResult, CallResult: wire.CallResult{
+			ID: wire.CallID{Creator: rec.call.ID.Creator, Seq: rec.call.ID.Seq}, Status: wire.CallOK, Matched: true}})
+		return
+	}
 	res := n.callResult(rec, true)
 	if res.Status == wire.CallOK {
 		// The caller gets the output values with the result, watched or
@@ -1822,6 +1838,30 @@ func (n *Node) sendResult(s *session, rec *callRec) {
 		n.resVals = vals[:0]
 	}
 	n.send(s, &wire.Message{Kind: wire.KindCallResult, CallResult: res})
+}
+
+// matchedResult reports whether rec's caller may be answered with a
+// matched result: it gave the digest of its prediction, the call's only
+// version is its first run, whose outcome has that digest, and every
+// output value is stored and valid, as the Values message of a full
+// result would have told it. Anything else (a re-run, an output pending
+// or invalid, an event-free output the store no longer has) is answered in
+// full, so a caller never takes a prediction for the authority's outcome
+// when it is not.
+func (n *Node) matchedResult(rec *callRec) bool {
+	if !rec.matched || rec.lastErr != nil || len(rec.versions) != 1 {
+		return false
+	}
+	for _, k := range rec.versions[0].outputs {
+		v, ok := n.store.Get(k.path, k.t)
+		if v.Flags&netcode.FlagEvent != 0 {
+			continue
+		}
+		if !ok || v.State != netcode.Valid {
+			return false
+		}
+	}
+	return true
 }
 
 // callResult is rec's latest outcome as a CallResult: ok with the outputs

@@ -142,6 +142,7 @@ func getU64(b []byte) uint64 {
 //     hits/<caller> = "hit" if x == 5 there, else "miss".
 //   - fail: returns an error.
 //   - stamp: writes log/<caller> at the server's receive time.
+//   - peek N: reads clients/N/x, writes peeks/<caller> = what it read.
 //   - junk: fails with an error text that is not UTF-8 and longer than a
 //     wire text may be.
 func testRegistry() *netcode.Registry {
@@ -166,6 +167,11 @@ func testRegistry() *netcode.Registry {
 	}, netcode.FuncOptions{})
 	r.Register("fail", func(tx *netcode.Tx, args []byte) error {
 		return errors.New("not allowed")
+	}, netcode.FuncOptions{})
+	r.Register("peek", func(tx *netcode.Tx, args []byte) error {
+		v, _ := tx.Read(fmt.Sprintf("clients/%d/x", getU64(args)))
+		tx.Write(fmt.Sprintf("peeks/%d", tx.Caller()), v)
+		return nil
 	}, netcode.FuncOptions{})
 	r.Register("junk", func(tx *netcode.Tx, args []byte) error {
 		return errors.New("bin\xff\xfe " + strings.Repeat("é", 5000))
@@ -356,6 +362,18 @@ func (h *harness) exec(line string) string {
 			x, _ := strconv.ParseUint(v, 10, 32)
 			call.ID.Creator = uint32(x)
 		}
+		if v, ok := kv["digest"]; ok {
+			// digest=predict: the digest of the outcome the node would
+			// have now, as a client whose view is the node's predicts
+			// it; digest=N: N.
+			if v == "predict" {
+				nc := netcode.Call{ID: netcode.CallID{Creator: call.ID.Creator, Seq: seq}, Name: call.Name, Args: a, Time: call.Time.Nanos, ViewDelay: call.ViewDelay}
+				out := h.n.reg.Run(h.n.store, &h.n.cfg.Store, nc, 0)
+				call.Digest = out.Digest()
+			} else {
+				call.Digest, _ = strconv.ParseUint(v, 10, 64)
+			}
+		}
 		h.send(pos[0], &wire.Message{Kind: wire.KindCall, Call: call})
 	case "write":
 		// write CLIENT PATH VALUE [at=MS] [lockpath=P lockstart=MS lockend=MS]
@@ -519,6 +537,9 @@ func describe(m *wire.Message) string {
 		slices.Sort(outs)
 		if len(outs) > 0 {
 			s += " outputs=" + strings.Join(outs, ",")
+		}
+		if r.Matched {
+			s += " matched"
 		}
 		return s
 	case wire.KindError:

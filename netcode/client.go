@@ -220,6 +220,14 @@ type pcall struct {
 	out   Outcome
 	stale bool // a re-run was skipped by the budget
 	sent  bool
+	// digest is the digest of the prediction the call was first sent
+	// with (0: none, it predicted an error), and sentOut that prediction:
+	// a matched result says the authority's outcome is sentOut, whatever
+	// p.out has become since. Both are fixed at the first send, so a
+	// resent call names the same outcome as the record the authority
+	// may already hold.
+	digest  uint64
+	sentOut Outcome
 }
 
 // confirmedCall remembers a confirmed call until finality, so that a
@@ -613,12 +621,16 @@ func (c *ClientCore) Call(name string, args []byte) (CallID, error) {
 }
 
 func (c *ClientCore) sendCall(p *pcall) {
+	if !p.sent && p.out.Err == nil {
+		p.digest, p.sentOut = p.out.Digest(), p.out
+	}
 	p.sent = true
 	c.send(&wire.Message{Kind: wire.KindCall, Call: wire.Call{
 		ID:   wire.CallID{Creator: p.call.ID.Creator, Seq: p.call.ID.Seq},
 		Name: p.call.Name, Args: p.call.Args,
 		Time:      wire.Time{Nanos: p.call.Time, Creator: p.call.ID.Creator},
 		ViewDelay: p.call.ViewDelay,
+		Digest:    p.digest,
 	}})
 }
 
@@ -1101,6 +1113,9 @@ func (c *ClientCore) result(r *wire.CallResult) {
 	if i := slices.Index(c.pending, p); i >= 0 {
 		c.pending = slices.Delete(c.pending, i, i+1)
 	}
+	if r.Matched && p.digest != 0 {
+		c.expandMatched(p, r)
+	}
 	wireID := id
 	id = p.id // events name the call as the game knows it
 	if r.Status != wire.CallOK {
@@ -1163,14 +1178,39 @@ func (c *ClientCore) result(r *wire.CallResult) {
 	c.recent[wireID] = &confirmedCall{id: p.id, call: p.call, outputs: auth, reads: slices.Clone(r.Reads)}
 }
 
+// expandMatched turns a matched result into the full result it stands
+// for: the outcome is the prediction p was sent with, so its output values
+// are applied as the authority's Values message would have applied them
+// (valid, without FlagPredicted; events were emitted when predicted), and
+// its outputs and reads fill r, which result then compares with p's
+// current prediction as it would a full result.
+func (c *ClientCore) expandMatched(p *pcall, r *wire.CallResult) {
+	out := &p.sentOut
+	outs := make([]wire.ValueRef, 0, len(out.Writes))
+	for i := range out.Writes {
+		w := &out.Writes[i]
+		outs = append(outs, wire.ValueRef{Path: w.Path, Time: wire.Time(w.Time)})
+		if w.Flags&FlagEvent == 0 {
+			c.applyValue(&wire.Value{Path: w.Path, Time: wire.Time(w.Time), Value: w.Value, State: wire.StateValid, Flags: wire.Flags(w.Flags &^ FlagPredicted)})
+		}
+	}
+	reads := make([]wire.Lock, 0, len(out.Locks))
+	for _, l := range out.Locks {
+		reads = append(reads, wire.Lock{Path: l.Path, Start: wire.Time(l.Start), End: wire.Time(l.End)})
+	}
+	r.Outputs, r.Reads = outs, reads
+}
+
 // rerunResult handles a new answer to a call already confirmed: the
 // authority re-ran it because a late input changed what it read. Each
 // output that changed is a correction, explained by the first read that
 // now starts at another value.
 func (c *ClientCore) rerunResult(id CallID, r *wire.CallResult) {
 	cc := c.recent[id]
-	if cc == nil {
-		return // unknown or already final
+	if cc == nil || r.Matched {
+		// Unknown or already final; or the first outcome again (an
+		// authority matches only a call's first and only version).
+		return
 	}
 	var cause *wire.Lock
 	for i := range r.Reads {

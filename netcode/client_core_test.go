@@ -188,6 +188,14 @@ func TestClientCorePredictsAndConfirms(t *testing.T) {
 	if st.Confirmed != 1 || st.Mispredictions != 0 || st.Pending != 0 {
 		t.Fatalf("after confirmation: %+v", st)
 	}
+	// The prediction was the outcome: the authority answered with a
+	// matched result (no outputs), and the value is confirmed anyway.
+	if m := w.node.Stats().CallsMatched; m != 1 {
+		t.Fatalf("CallsMatched = %d after one correctly predicted call, want 1", m)
+	}
+	if a.core.Predicted("total") {
+		t.Fatal("total still predicted after a matched result")
+	}
 	for i, c := range w.clients {
 		if v, _ := c.core.Read("total"); total(v) != 5 {
 			t.Fatalf("client %d sees total %d", i, total(v))

@@ -268,3 +268,72 @@ func TestDecodeCallResultAllocs(t *testing.T) {
 		t.Errorf("warm CallResult: %v allocs to encode, %v to decode; want 0 and %v", encAllocs, decAllocs, want)
 	}
 }
+
+// TestMatchedCallResultDecoderRejects: a matched result with outputs, with
+// reads or with a status other than ok is malformed, whoever built it.
+func TestMatchedCallResultDecoderRejects(t *testing.T) {
+	t1 := Time{Nanos: 10, Version: 1, Creator: 2}
+	build := func(status CallStatus, outputs []ValueRef, reads bool) []byte {
+		b := flatbuffers.NewBuilder(256)
+		var outs, rv flatbuffers.UOffsetT
+		if len(outputs) > 0 {
+			p := b.CreateString(outputs[0].Path)
+			fb.ValueRefStart(b)
+			fb.ValueRefAddPath(b, p)
+			fb.ValueRefAddTime(b, fb.CreateTime(b, t1.Nanos, t1.Version, t1.Creator))
+			o := fb.ValueRefEnd(b)
+			b.StartVector(4, 1, 4)
+			b.PrependUOffsetT(o)
+			outs = b.EndVector(1)
+		}
+		if reads {
+			p := b.CreateString("a")
+			fb.ReadRefStart(b)
+			fb.ReadRefAddPath(b, p)
+			fb.ReadRefAddEnd(b, fb.CreateTime(b, t1.Nanos, t1.Version, t1.Creator))
+			o := fb.ReadRefEnd(b)
+			b.StartVector(4, 1, 4)
+			b.PrependUOffsetT(o)
+			rv = b.EndVector(1)
+		}
+		fb.CallResultStart(b)
+		fb.CallResultAddId(b, fb.CreateCallID(b, 1, 2))
+		fb.CallResultAddStatus(b, byte(status))
+		if outs != 0 {
+			fb.CallResultAddOutputs(b, outs)
+		}
+		if rv != 0 {
+			fb.CallResultAddReads(b, rv)
+		}
+		fb.CallResultAddMatched(b, true)
+		b.Finish(fb.CallResultEnd(b))
+		return rawFrame(KindCallResult, b.FinishedBytes())
+	}
+	tests := []struct {
+		name  string
+		frame []byte
+	}{
+		{"with outputs", build(CallOK, []ValueRef{{Path: "a"}}, false)},
+		{"with reads", build(CallOK, nil, true)},
+		{"failed", build(CallFailed, nil, false)},
+		{"rejected", build(CallRejected, nil, false)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, d := newPair(t, Limits{})
+			if _, err := decodeAll(d, tt.frame); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("got %v, want ErrMalformed", err)
+			}
+		})
+	}
+	// The same builder with status ok and nothing else decodes.
+	_, d := newPair(t, Limits{})
+	got, err := decodeAll(d, build(CallOK, nil, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := CallResult{ID: CallID{Creator: 1, Seq: 2}, Status: CallOK, Matched: true}
+	if diff := cmp.Diff(want, got[0].CallResult, cmpMsg...); diff != "" {
+		t.Errorf("matched result (-want +got):\n%s", diff)
+	}
+}

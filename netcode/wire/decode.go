@@ -304,7 +304,7 @@ func (d *Decoder) decodeUnwatch(t fbTable, m *Unwatch) error {
 }
 
 func (d *Decoder) decodeCall(t fbTable, m *Call) error {
-	if err := t.scalars(4, sizeCallID, 10, sizeTime, 12, 8, 14, 1, 16, 1, 18, 1); err != nil {
+	if err := t.scalars(4, sizeCallID, 10, sizeTime, 12, 8, 14, 1, 16, 1, 18, 1, 20, 8); err != nil {
 		return err
 	}
 	if err := t.str(6, d.lim.MaxTextBytes); err != nil {
@@ -324,6 +324,7 @@ func (d *Decoder) decodeCall(t fbTable, m *Call) error {
 		Runner:    x.Runner(), // absent (0) from a peer that predates it
 		Relay:     x.Relay(),
 		Hops:      x.Hops(),
+		Digest:    x.Digest(), // absent (0) from a client that predates it
 	}
 	if x.Id(&id) != nil {
 		m.ID = CallID{Creator: id.Creator(), Seq: id.Seq()}
@@ -335,7 +336,7 @@ func (d *Decoder) decodeCall(t fbTable, m *Call) error {
 }
 
 func (d *Decoder) decodeCallResult(t fbTable, m *CallResult) error {
-	if err := t.scalars(4, sizeCallID, 6, 1); err != nil {
+	if err := t.scalars(4, sizeCallID, 6, 1, 14, 1); err != nil {
 		return err
 	}
 	if err := t.str(8, d.lim.MaxTextBytes); err != nil {
@@ -363,7 +364,11 @@ func (d *Decoder) decodeCallResult(t fbTable, m *CallResult) error {
 	x.Init(t.buf, flatbuffers.UOffsetT(t.pos))
 	var id fb.CallID
 	outs, reads := m.Outputs[:0], m.Reads[:0]
-	*m = CallResult{Status: CallStatus(x.Status()), Error: string(x.Error())}
+	*m = CallResult{Status: CallStatus(x.Status()), Error: string(x.Error()), Matched: x.Matched()}
+	if m.Matched && (m.Status != CallOK || n > 0 || nr > 0) {
+		m.Outputs, m.Reads = outs, reads
+		return fmt.Errorf("%w: a matched call result has status ok and no outputs or reads", ErrMalformed)
+	}
 	if x.Id(&id) != nil {
 		m.ID = CallID{Creator: id.Creator(), Seq: id.Seq()}
 	}

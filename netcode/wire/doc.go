@@ -69,6 +69,13 @@
 // full, not through the dictionary; at most Limits.MaxLocks reads, each
 // with Start < End, or the decoder rejects the message.
 //
+// A Call may carry Digest, the digest of the caller's prediction
+// (netcode.Outcome.Digest). When the authority's run has that digest and
+// its outputs are valid, it may answer with a matched CallResult: status
+// ok, Matched set, no Outputs and no Reads, and no Values message of the
+// outputs before it; the caller takes its prediction for the outcome.
+// Either field is absent (0, false) from peers older than it.
+//
 // # Resume tokens
 //
 // Welcome.Resume is an opaque token, at most Limits.MaxTextBytes long, that

@@ -353,6 +353,9 @@ func (e *Encoder) AppendCall(dst []byte, m *Call) ([]byte, error) {
 		fb.CallAddRelay(b, m.Relay)
 		fb.CallAddHops(b, m.Hops)
 	}
+	if m.Digest != 0 {
+		fb.CallAddDigest(b, m.Digest)
+	}
 	return e.finish(dst, KindCall, fb.CallEnd(b))
 }
 
@@ -370,6 +373,9 @@ func (e *Encoder) AppendCallResult(dst []byte, m *CallResult) ([]byte, error) {
 	}
 	if len(m.Reads) > e.lim.MaxLocks {
 		return dst, fmt.Errorf("%w: %d call reads, limit %d", ErrTooLarge, len(m.Reads), e.lim.MaxLocks)
+	}
+	if m.Matched && (m.Status != CallOK || len(m.Outputs) > 0 || len(m.Reads) > 0) {
+		return dst, fmt.Errorf("%w: a matched call result has status ok and no outputs or reads", ErrInvalid)
 	}
 	for i := range m.Reads {
 		r := &m.Reads[i]
@@ -426,6 +432,9 @@ func (e *Encoder) AppendCallResult(dst []byte, m *CallResult) ([]byte, error) {
 	}
 	if reads != 0 {
 		fb.CallResultAddReads(b, reads)
+	}
+	if m.Matched {
+		fb.CallResultAddMatched(b, true)
 	}
 	return e.finish(dst, KindCallResult, fb.CallResultEnd(b))
 }

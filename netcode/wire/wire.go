@@ -335,6 +335,12 @@ type Call struct {
 	// a relayed call was forwarded, so maps that disagree for a moment
 	// cannot bounce it for ever.
 	Relay, Hops uint8
+	// Digest, from a client that predicted the call, is the digest of its
+	// prediction (netcode.Outcome.Digest); 0 means none. An authority
+	// whose run has the same digest, with every output valid, may answer
+	// with a matched result (CallResult.Matched) instead of the outputs
+	// and reads. Absent (0) from peers that predate the field.
+	Digest uint64
 }
 
 // CallResult answers a Call.
@@ -350,6 +356,12 @@ type CallResult struct {
 	// that caused a misprediction. Empty for failed and rejected calls, and
 	// in results from peers that predate the field.
 	Reads []Lock
+	// Matched says the outcome is the one the call's Digest named, its
+	// outputs valid: the caller holds the outputs and reads already (its
+	// prediction), so they do not travel and no Values message of the
+	// outputs precedes the result. Only with Status CallOK, and with no
+	// Outputs and no Reads. Sent only to a caller that gave a Digest.
+	Matched bool
 }
 
 // Write carries raw values with their locks (authority to authority).

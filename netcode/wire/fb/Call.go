@@ -149,8 +149,20 @@ func (rcv *Call) MutateHops(n byte) bool {
 	return rcv._tab.MutateByteSlot(18, n)
 }
 
+func (rcv *Call) Digest() uint64 {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(20))
+	if o != 0 {
+		return rcv._tab.GetUint64(o + rcv._tab.Pos)
+	}
+	return 0
+}
+
+func (rcv *Call) MutateDigest(n uint64) bool {
+	return rcv._tab.MutateUint64Slot(20, n)
+}
+
 func CallStart(builder *flatbuffers.Builder) {
-	builder.StartObject(8)
+	builder.StartObject(9)
 }
 func CallAddId(builder *flatbuffers.Builder, id flatbuffers.UOffsetT) {
 	builder.PrependStructSlot(0, flatbuffers.UOffsetT(id), 0)
@@ -178,6 +190,9 @@ func CallAddRelay(builder *flatbuffers.Builder, relay byte) {
 }
 func CallAddHops(builder *flatbuffers.Builder, hops byte) {
 	builder.PrependByteSlot(7, hops, 0)
+}
+func CallAddDigest(builder *flatbuffers.Builder, digest uint64) {
+	builder.PrependUint64Slot(8, digest, 0)
 }
 func CallEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return builder.EndObject()

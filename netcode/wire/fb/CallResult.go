@@ -106,8 +106,20 @@ func (rcv *CallResult) ReadsLength() int {
 	return 0
 }
 
+func (rcv *CallResult) Matched() bool {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(14))
+	if o != 0 {
+		return rcv._tab.GetBool(o + rcv._tab.Pos)
+	}
+	return false
+}
+
+func (rcv *CallResult) MutateMatched(n bool) bool {
+	return rcv._tab.MutateBoolSlot(14, n)
+}
+
 func CallResultStart(builder *flatbuffers.Builder) {
-	builder.StartObject(5)
+	builder.StartObject(6)
 }
 func CallResultAddId(builder *flatbuffers.Builder, id flatbuffers.UOffsetT) {
 	builder.PrependStructSlot(0, flatbuffers.UOffsetT(id), 0)
@@ -129,6 +141,9 @@ func CallResultAddReads(builder *flatbuffers.Builder, reads flatbuffers.UOffsetT
 }
 func CallResultStartReadsVector(builder *flatbuffers.Builder, numElems int) flatbuffers.UOffsetT {
 	return builder.StartVector(4, numElems, 4)
+}
+func CallResultAddMatched(builder *flatbuffers.Builder, matched bool) {
+	builder.PrependBoolSlot(5, matched, false)
 }
 func CallResultEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return builder.EndObject()
