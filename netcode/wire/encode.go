@@ -374,8 +374,11 @@ func (e *Encoder) AppendCallResult(dst []byte, m *CallResult) ([]byte, error) {
 	if len(m.Reads) > e.lim.MaxLocks {
 		return dst, fmt.Errorf("%w: %d call reads, limit %d", ErrTooLarge, len(m.Reads), e.lim.MaxLocks)
 	}
-	if m.Matched && (m.Status != CallOK || len(m.Outputs) > 0 || len(m.Reads) > 0) {
-		return dst, fmt.Errorf("%w: a matched call result has status ok and no outputs or reads", ErrInvalid)
+	if m.Matched {
+		if m.Status != CallOK || len(m.Outputs) > 0 || len(m.Reads) > 0 || m.Error != "" {
+			return dst, fmt.Errorf("%w: a matched call result has status ok and no error, outputs or reads", ErrInvalid)
+		}
+		return e.appendMatchedResult(dst, m.ID)
 	}
 	for i := range m.Reads {
 		r := &m.Reads[i]
@@ -683,35 +686,96 @@ func (e *Encoder) finishBatch(dst []byte, k Kind, base Time, count int) ([]byte,
 			return dst[:n], err
 		}
 	}
-	b := e.b
-	b.Reset()
-	recs := b.CreateByteVector(e.rec)
-	var root flatbuffers.UOffsetT
-	switch k {
-	case KindValues:
-		fb.ValuesStart(b)
-		fb.ValuesAddBase(b, fb.CreateTime(b, base.Nanos, base.Version, base.Creator))
-		fb.ValuesAddCount(b, uint32(count))
-		fb.ValuesAddRecords(b, recs)
-		root = fb.ValuesEnd(b)
-	case KindWrite:
-		fb.WriteStart(b)
-		fb.WriteAddBase(b, fb.CreateTime(b, base.Nanos, base.Version, base.Creator))
-		fb.WriteAddCount(b, uint32(count))
-		fb.WriteAddRecords(b, recs)
-		root = fb.WriteEnd(b)
-	default:
-		fb.ValidStatesStart(b)
-		fb.ValidStatesAddBase(b, fb.CreateTime(b, base.Nanos, base.Version, base.Creator))
-		fb.ValidStatesAddCount(b, uint32(count))
-		fb.ValidStatesAddRecords(b, recs)
-		root = fb.ValidStatesEnd(b)
-	}
-	if dst, err = e.finish(dst, k, root); err != nil {
+	if dst, err = e.appendBatchTable(dst, k, base, count); err != nil {
 		e.dict.rollback()
 		e.frameMsgs = msgs
 		return dst[:n], err
 	}
+	return dst, nil
+}
+
+// The batch tables (Values, Write, ValidStates: base Time, count, records)
+// and the matched CallResult have a fixed shape, so they are laid out by
+// hand, straight into the frame, rather than through the FlatBuffers
+// builder and a copy. The layouts are valid FlatBuffers of the schema's
+// tables (root offset, vtable, table with its fields aligned within the
+// body), read by the same checks and generated accessors as any other;
+// TestHandLaidTables holds them to what the builder's tables decode to.
+const (
+	// batch table: root uoffset, vtable (3 fields) and padding, then the
+	// table at batchTable: soffset, count, base, records uoffset; then
+	// the records vector (length, bytes).
+	batchTable  = 16
+	batchHeader = batchTable + 28 + 4 // through the vector's length
+
+	// matched CallResult: root uoffset, vtable (6 fields), then the table
+	// at matchedTable: soffset, id (8-aligned), status, matched, padding.
+	matchedTable = 20
+	matchedBody  = matchedTable + 24
+)
+
+// appendBatchTable appends a batch message of kind k holding e.rec.
+func (e *Encoder) appendBatchTable(dst []byte, k Kind, base Time, count int) ([]byte, error) {
+	if e.frameMsgs >= e.lim.MaxMessages {
+		return dst, fmt.Errorf("%w: a frame holds at most %d messages", ErrTooLarge, e.lim.MaxMessages)
+	}
+	n := len(dst)
+	size := batchHeader + len(e.rec)
+	dst = append(dst, byte(k))
+	dst = binary.AppendUvarint(dst, uint64(size))
+	b := len(dst)
+	dst = append(dst, make([]byte, batchHeader)...)
+	h := dst[b:]
+	le := binary.LittleEndian
+	le.PutUint32(h[0:], batchTable) // root
+	le.PutUint16(h[4:], 10)         // vtable: its size, the table's
+	le.PutUint16(h[6:], 28)
+	le.PutUint16(h[8:], 8)                     // base
+	le.PutUint16(h[10:], 4)                    // count
+	le.PutUint16(h[12:], 24)                   // records
+	le.PutUint32(h[batchTable:], batchTable-4) // soffset to the vtable at 4
+	le.PutUint32(h[batchTable+4:], uint32(count))
+	le.PutUint64(h[batchTable+8:], uint64(base.Nanos))
+	le.PutUint32(h[batchTable+16:], base.Version)
+	le.PutUint32(h[batchTable+20:], base.Creator)
+	le.PutUint32(h[batchTable+24:], 4) // records: the vector right after
+	le.PutUint32(h[batchTable+28:], uint32(len(e.rec)))
+	dst = append(dst, e.rec...)
+	if len(dst)-e.frameStart > e.lim.MaxFrameBytes {
+		return dst[:n], fmt.Errorf("%w: %v message of %d bytes would make the frame exceed %d bytes", ErrTooLarge, k, size, e.lim.MaxFrameBytes)
+	}
+	e.frameMsgs++
+	return dst, nil
+}
+
+// appendMatchedResult appends a matched CallResult (status ok, no error,
+// outputs or reads).
+func (e *Encoder) appendMatchedResult(dst []byte, id CallID) ([]byte, error) {
+	if e.frameMsgs >= e.lim.MaxMessages {
+		return dst, fmt.Errorf("%w: a frame holds at most %d messages", ErrTooLarge, e.lim.MaxMessages)
+	}
+	n := len(dst)
+	dst = append(dst, byte(KindCallResult), matchedBody)
+	b := len(dst)
+	dst = append(dst, make([]byte, matchedBody)...)
+	h := dst[b:]
+	le := binary.LittleEndian
+	le.PutUint32(h[0:], matchedTable) // root
+	le.PutUint16(h[4:], 16)           // vtable: its size, the table's
+	le.PutUint16(h[6:], 24)
+	le.PutUint16(h[8:], 4)   // id
+	le.PutUint16(h[10:], 20) // status (CallOK)
+	// error, outputs, reads: absent (0)
+	le.PutUint16(h[18:], 21)                       // matched
+	le.PutUint32(h[matchedTable:], matchedTable-4) // soffset to the vtable at 4
+	le.PutUint32(h[matchedTable+4:], id.Creator)
+	le.PutUint64(h[matchedTable+12:], id.Seq)
+	h[matchedTable+20] = byte(CallOK)
+	h[matchedTable+21] = 1
+	if len(dst)-e.frameStart > e.lim.MaxFrameBytes {
+		return dst[:n], fmt.Errorf("%w: %v message of %d bytes would make the frame exceed %d bytes", ErrTooLarge, KindCallResult, matchedBody, e.lim.MaxFrameBytes)
+	}
+	e.frameMsgs++
 	return dst, nil
 }
 

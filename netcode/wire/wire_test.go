@@ -617,7 +617,8 @@ func TestEncoderLetsGoOfLargeScratch(t *testing.T) {
 	e, _ := newPair(t, Limits{})
 	var vs Values
 	for i := range 2000 {
-		vs.Items = append(vs.Items, Value{Path: fmt.Sprintf("p/%d", i), Value: make([]byte, 200)})
+		// Long paths: their definitions grow the builder, the records e.rec.
+		vs.Items = append(vs.Items, Value{Path: fmt.Sprintf("p/%d/%040d", i, i), Value: make([]byte, 200)})
 	}
 	if _, err := e.AppendValues(e.BeginFrame(nil), &vs); err != nil {
 		t.Fatal(err)
