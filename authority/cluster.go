@@ -729,8 +729,12 @@ func (n *Node) handlePeer(now int64, s *session, m *wire.Message) {
 	case s.dir == peerIn && m.Kind == wire.KindWatchDone:
 		n.peerWatchDone(s, m.WatchDone.Prefix)
 	case s.dir == peerIn && m.Kind == wire.KindSync:
+		// Membership alone says a peer is up (PeerUp): a Sync on its
+		// stream does not, or a node cut off from the others before it
+		// heard of a peer's restart would count that peer, whose stream
+		// reached it first, towards its quorum, and confirm calls that
+		// nobody else holds (TestClusterProperties seed 1067).
 		p := n.peer(s.peer)
-		p.up = true
 		p.closed = max(p.closed, m.Sync.Closed)
 		p.syncAt = now
 		p.handed = append(p.handed[:0], m.Sync.HandedOver...)

@@ -744,9 +744,11 @@ func (n *Node) hello(now int64, s *session, h *wire.Hello) {
 		// Another authority's replication stream to this node.
 		n.setState(s, peering)
 		s.dir, s.peer = peerIn, id
-		n.peer(id).up = true
 		// The stream sends its node's watches, and its catch-ups, anew.
-		n.peer(id).watches, n.peer(id).watchDone = nil, nil
+		// Whether the peer is up is membership's to say (PeerUp), not
+		// its stream's (see handlePeer's Sync).
+		p := n.peer(id)
+		p.watches, p.watchDone = nil, nil
 		n.send(s, &wire.Message{Kind: wire.KindWelcome, Welcome: wire.Welcome{Creator: uint32(id) << 24, ServerTime: now}})
 		return
 	}
