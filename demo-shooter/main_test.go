@@ -445,9 +445,12 @@ func TestClusterKillRun(t *testing.T) {
 		t.Errorf("%d confirmed calls lost, %d applied twice, %d stray traces, %d paths diverged: want none\n%s",
 			c.LostConfirmedCalls, c.DuplicateCalls, c.StrayTraces, c.ReplicaDivergence, out)
 	}
-	// Bots 0 and 3 play on node 1, the one killed.
-	if c.FailoverClients != 2 || c.FailoverUnconfirmed != 0 {
-		t.Errorf("failover: %d clients of the killed node (want 2), %d without a confirmed call after (want 0)", c.FailoverClients, c.FailoverUnconfirmed)
+	// Bots 0 and 3 dial node 1, the one killed; on a loaded machine one
+	// of them can be on another node when the kill comes (a dial or a
+	// session that went on to its failover address), so the kill finds
+	// one or both there.
+	if c.FailoverClients < 1 || c.FailoverClients > 2 || c.FailoverUnconfirmed != 0 {
+		t.Errorf("failover: %d clients of the killed node (want 1 or 2), %d without a confirmed call after (want 0)", c.FailoverClients, c.FailoverUnconfirmed)
 	}
 }
 
