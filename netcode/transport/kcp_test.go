@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"runtime"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -224,6 +226,8 @@ func TestConfigValidate(t *testing.T) {
 		{"recv queue", func(c *Config) { c.RecvQueueFrames = 0 }},
 		{"accept queue", func(c *Config) { c.AcceptQueue = 0 }},
 		{"coalesce", func(c *Config) { c.Coalesce = time.Second }},
+		{"negative socket buffer", func(c *Config) { c.SocketBuffer = -1 }},
+		{"socket buffer", func(c *Config) { c.SocketBuffer = maxSocketBuffer + 1 }},
 	}
 	for _, preset := range []func() Config{LAN, Internet} {
 		c := preset()
@@ -242,6 +246,32 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("Listen accepted an invalid config: %v", err)
 			}
 		})
+	}
+}
+
+// TestListenSocketBuffer: Listen asks the kernel for SocketBuffer bytes
+// of receive buffer (Linux reports twice what was asked, for its own
+// bookkeeping); 64 KiB is under every Linux default, so no cap applies.
+func TestListenSocketBuffer(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads SO_RCVBUF as Linux reports it")
+	}
+	c := LAN()
+	c.SocketBuffer = 64 << 10
+	l, err := Listen("127.0.0.1:0", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	rc, err := l.conn.(*net.UDPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got int
+	var gerr error
+	rc.Control(func(fd uintptr) { got, gerr = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF) })
+	if gerr != nil || got != 2*c.SocketBuffer {
+		t.Fatalf("SO_RCVBUF = %d, %v; want %d", got, gerr, 2*c.SocketBuffer)
 	}
 }
 

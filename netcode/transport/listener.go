@@ -43,6 +43,12 @@ func Listen(addr string, cfg Config) (*Listener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen %s: %w", addr, err)
 	}
+	if cfg.SocketBuffer > 0 {
+		// Best effort: the kernel caps the sizes; failing to set them
+		// leaves the defaults, which work at lower loads.
+		conn.SetReadBuffer(cfg.SocketBuffer)
+		conn.SetWriteBuffer(cfg.SocketBuffer)
+	}
 	l, err := serve(conn, cfg, true)
 	if err != nil {
 		conn.Close()

@@ -20,6 +20,7 @@ import (
 	"github.com/rewindnet/rewind/authority"
 	"github.com/rewindnet/rewind/authority/internal/field"
 	"github.com/rewindnet/rewind/netcode/lagsim"
+	"github.com/rewindnet/rewind/netcode/transport"
 )
 
 // options are the flags of one run.
@@ -41,6 +42,7 @@ type options struct {
 	shootEvery, dialTimeout  time.Duration
 	loops                    int           // player loops (goroutines, sockets)
 	tick                     time.Duration // a player loop's period
+	sockBuf                  int           // the authority's SocketBuffer (-1: the preset's)
 }
 
 // Bounds of a run.
@@ -60,8 +62,10 @@ func (o *options) validate() error {
 		return fmt.Errorf("-duration %v, -warmup %v, -idle %v: want a positive span", o.duration, o.warmup, o.idle)
 	case o.tick <= 0 || o.tick > 10*time.Millisecond:
 		return fmt.Errorf("-loop-tick %v outside (0, 10ms]", o.tick)
-	case o.loops < 1 || o.loops > 64 || o.players > o.loops*maxPerLoop:
+	case o.loops < 0 || o.loops > 64 || (o.loops > 0 && o.players > o.loops*maxPerLoop):
 		return fmt.Errorf("-loops %d outside [1, 64] or too few for %d players", o.loops, o.players)
+	case o.sockBuf < -1:
+		return fmt.Errorf("-sockbuf %d: want bytes, 0 or -1", o.sockBuf)
 	case o.radius <= 0 || o.neighbours <= 0:
 		return fmt.Errorf("-radius %v, -neighbours %v must be positive", o.radius, o.neighbours)
 	}
@@ -99,6 +103,10 @@ type Report struct {
 	CallsPerS              float64 `json:"calls_per_s"`
 	AuthorityCPUUsPerCall  float64 `json:"authority_cpu_us_per_call"`
 	CallsPerPlayerS        float64 `json:"calls_per_player_s"`
+	RateAchievedPct        float64 `json:"rate_achieved_pct"` // moves made of the -rate a second asked of each player
+	UnderDriven            bool    `json:"under_driven"`      // the players made under 95 % of the moves asked: the run does not measure the authority at this load
+	UDPDrops               uint64  `json:"udp_rcvbuf_drops"`  // the machine's UDP receive-buffer drops during the measured span (/proc/net/snmp)
+	SocketBuffer           int     `json:"socket_buffer"`     // the authority socket's buffers asked, bytes (0: the system's default)
 	HitsSeen               int     `json:"hits_seen"`
 	HitsConfirmed          int     `json:"hits_confirmed"`
 	HitsConfirmedPct       float64 `json:"hits_confirmed_pct"`
@@ -140,6 +148,9 @@ func serveAuthority(ctx context.Context, listen string, o options, out io.Writer
 	cfg.Node.FlushEvery = o.flush
 	cfg.Transport.Coalesce = o.coalesce
 	cfg.Transport.DataShards, cfg.Transport.ParityShards = o.dataShards, o.parityShards
+	if o.sockBuf >= 0 {
+		cfg.Transport.SocketBuffer = o.sockBuf
+	}
 	cfg.Node.Limits.MaxSessions = maxPlayers + 64
 	cfg.Node.Limits.MaxPendingSessions = maxPlayers + 64
 	// Every simulated player dials from 127.0.0.1.
@@ -166,7 +177,8 @@ func startChild(o options) (*child, error) {
 		return nil, err
 	}
 	cmd := exec.Command(exe, "-serve", "-flush", o.flush.String(), "-coalesce", o.coalesce.String(),
-		"-fec", fmt.Sprintf("%d,%d", o.dataShards, o.parityShards), "-authority-cpuprofile", o.cpuProfile)
+		"-fec", fmt.Sprintf("%d,%d", o.dataShards, o.parityShards), "-authority-cpuprofile", o.cpuProfile,
+		"-sockbuf", strconv.Itoa(o.sockBuf))
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
@@ -231,6 +243,33 @@ func procCPU(pid int) (time.Duration, error) {
 	return time.Duration(u+st) * 10 * time.Millisecond, nil // USER_HZ is 100 on Linux
 }
 
+// udpDrops returns the machine's UDP receive-buffer drops so far
+// (RcvbufErrors in /proc/net/snmp), 0 when unreadable.
+func udpDrops() uint64 {
+	b, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var head []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if head == nil {
+			head = f
+			continue
+		}
+		for i, h := range head {
+			if h == "RcvbufErrors" && i < len(f) {
+				v, _ := strconv.ParseUint(f[i], 10, 64)
+				return v
+			}
+		}
+	}
+	return 0
+}
+
 func loadAvg() float64 {
 	b, err := os.ReadFile("/proc/loadavg")
 	if err != nil {
@@ -249,7 +288,10 @@ func measure(ctx context.Context, o options) (Report, error) {
 	o.side = fieldSide(o.players, o.radius, o.neighbours)
 	r := Report{Players: o.players, Rate: o.rate, DurationS: o.duration.Seconds(), Lag: o.lag, Radius: o.radius,
 		FieldSide: o.side, FlushMs: float64(o.flush) / 1e6, CoalesceMs: float64(o.coalesce) / 1e6, FEC: o.fec, IdleSyncMs: float64(o.idleSync) / 1e6, Commit: o.commit, GoVersion: runtime.Version(),
-		Cores: runtime.NumCPU(), LoadStart: loadAvg(), Loops: o.loops}
+		Cores: runtime.NumCPU(), LoadStart: loadAvg(), Loops: o.loops, SocketBuffer: o.sockBuf}
+	if o.sockBuf < 0 {
+		r.SocketBuffer = transport.Internet().SocketBuffer
+	}
 	ch, err := startChild(o)
 	if err != nil {
 		return r, err
@@ -324,13 +366,14 @@ func measure(ctx context.Context, o options) (Report, error) {
 		for _, p := range l.players {
 			st := p.core.Stats()
 			bases[p] = base{st.Calls, st.Failed, st.BytesIn, st.BytesOut}
-			p.hitsSeen, p.hitsConfirmed, p.disconnects = 0, 0, 0
+			p.hitsSeen, p.hitsConfirmed, p.disconnects, p.moves = 0, 0, 0, 0
 			p.latencies = p.latencies[:0]
 			p.udpIn, p.udpOut = 0, 0
 		}
 		l.measuring.Store(true)
 		l.mu.Unlock()
 	})
+	drops0 := udpDrops()
 	self0, _ := procCPU(os.Getpid())
 	cpu0, err := procCPU(ch.cmd.Process.Pid)
 	if err != nil {
@@ -359,6 +402,7 @@ func measure(ctx context.Context, o options) (Report, error) {
 		return r, err
 	}
 	self1, _ := procCPU(os.Getpid())
+	r.UDPDrops = udpDrops() - drops0
 	r.Load = loadAvg()
 	r.AuthorityCPUPct = 100 * float64(cpu1-cpu0) / float64(span)
 	r.AuthorityCPUPctPerPlay = r.AuthorityCPUPct / float64(o.players)
@@ -390,6 +434,16 @@ func measure(ctx context.Context, o options) (Report, error) {
 	secs := span.Seconds()
 	r.CallsPerS = float64(calls) / secs
 	r.CallsPerPlayerS = r.CallsPerS / n
+	var moves uint64
+	setAll(func(l *loop) {
+		l.mu.Lock()
+		for _, p := range l.players {
+			moves += p.moves
+		}
+		l.mu.Unlock()
+	})
+	r.RateAchievedPct = 100 * float64(moves) / secs / n / o.rate
+	r.UnderDriven = r.RateAchievedPct < 95
 	if r.CallsPerS > 0 {
 		r.AuthorityCPUUsPerCall = r.AuthorityCPUPct * 1e4 / r.CallsPerS
 	}

@@ -31,7 +31,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -67,7 +70,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&o.plot, "plot", "", "write PNG plots to this directory")
 	fs.StringVar(&o.commit, "commit", "", "the commit the binaries were built from, for the report")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the players' choices and links")
-	fs.IntVar(&o.loops, "loops", 1, "goroutines (each with one socket) running the players")
+	fs.IntVar(&o.loops, "loops", 0, "goroutines (each with one socket) running the players (0: one per core this process may use, GOMAXPROCS)")
+	fs.IntVar(&o.sockBuf, "sockbuf", -1, "the authority socket's receive and send buffers, bytes (transport Config.SocketBuffer; 0: the system's default, -1: the preset's)")
 	fs.DurationVar(&o.tick, "loop-tick", time.Millisecond, "period of a player loop: packets wait for it at most, each way")
 	fs.DurationVar(&o.idleSync, "idle-sync", 0, "the players' timesync IdleInterval (0: the default)")
 	serve := fs.Bool("serve", false, "internal: run the authority (the child process)")
@@ -100,6 +104,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 		defer stop()
 		return serveAuthority(ctx, *listen, o, stdout)
 	}
+	// The players' side allocates steadily (frames, events); collecting
+	// less often leaves more of its core to the players. The authority
+	// (-serve, above) keeps the runtime's default.
+	debug.SetGCPercent(400)
 	counts := []int{o.players}
 	if *sweep != "" {
 		counts = counts[:0]
@@ -113,6 +121,12 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 	if err := o.validate(); err != nil {
 		return err
+	}
+	if o.loops == 0 {
+		o.loops = runtime.GOMAXPROCS(0)
+		if max(o.players, slices.Max(counts)) > o.loops*maxPerLoop {
+			return fmt.Errorf("-loops %d too few for %d players", o.loops, slices.Max(counts))
+		}
 	}
 	o.fec = *fec
 	if *selfProfile != "" {

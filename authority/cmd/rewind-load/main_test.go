@@ -50,7 +50,8 @@ func TestSmallRun(t *testing.T) {
 		t.Fatalf("report %s", b)
 	}
 	for _, r := range runs {
-		if r.CallsPerS <= 0 || r.AuthorityCPUPct < 0 || r.Commit != "test" || r.DownKbpsPerPlayer <= 0 {
+		if r.CallsPerS <= 0 || r.AuthorityCPUPct < 0 || r.Commit != "test" || r.DownKbpsPerPlayer <= 0 ||
+			r.RateAchievedPct <= 0 || r.Loops < 1 || r.SocketBuffer <= 0 {
 			t.Errorf("run of %d players: %+v", r.Players, r)
 		}
 	}
@@ -67,6 +68,8 @@ func TestFlags(t *testing.T) {
 		{"-sweep", "10,x"},
 		{"-lag", "nowhere"},
 		{"-rate", "0"},
+		{"-loops", "65"},
+		{"-sockbuf", "-2"},
 	} {
 		var out, errs strings.Builder
 		if err := run(args, &out, &errs); err == nil {

@@ -36,6 +36,10 @@ import (
 // lagsim.Link decides every packet each way and a heap holds the packets
 // in flight until they are due.
 
+// catchUp is how late a player's frames may fall before the late ones
+// are skipped instead of made up.
+const catchUp = 200 * time.Millisecond
+
 // maxPerLoop bounds the addresses one loop hands out (127.1.0.1 on).
 const maxPerLoop = 250 * 250
 
@@ -170,6 +174,7 @@ type player struct {
 	// measured; reset by the main goroutine under l.mu
 	hitsSeen, hitsConfirmed int
 	disconnects             int
+	moves                   uint64    // move calls made while measuring
 	latencies               []float64 // ms, call to result
 	udpIn, udpOut           uint64    // bytes on the wire, both ways
 }
@@ -471,8 +476,12 @@ func (p *player) fail(err error) {
 func (p *player) frame(now time.Time) {
 	period := time.Duration(float64(time.Second) / p.l.o.rate)
 	p.frameAt = p.frameAt.Add(period)
-	if p.frameAt.Before(now) {
-		p.frameAt = now.Add(period) // fell behind: skip, do not burst
+	if p.frameAt.Before(now.Add(-catchUp)) {
+		// Far behind: skip the frames missed rather than burst them.
+		// Frames up to catchUp late are made up at once, so a loop the
+		// machine's scheduler held back for a few periods still makes
+		// the rate asked (as a client that stalls sends its inputs late).
+		p.frameAt = now.Add(period)
 	}
 	if !p.started {
 		return
@@ -500,6 +509,9 @@ func (p *player) frame(now time.Time) {
 	p.steer()
 	if id, err := p.core.Call(field.FuncMove, field.MoveArgs(p.vx, p.vy, 0, 0)); err == nil {
 		p.calls[id] = callInfo{at: now, measure: measure}
+		if measure {
+			p.moves++
+		}
 	}
 	if now.After(p.shootAt) {
 		p.shootAt = now.Add(o.shootEvery)
