@@ -203,6 +203,7 @@ func (s *Store) addFinal(p *pathRec, f finalValue, cut int64) {
 	switch {
 	case !p.hasFin:
 		p.fin, p.hasFin = f, true
+		s.noteFin(p)
 		return
 	case !p.hasPrev:
 		p.prev, p.fin, p.hasPrev = p.fin, f, true
@@ -219,6 +220,7 @@ func (s *Store) addFinal(p *pathRec, f finalValue, cut int64) {
 		p.older = append(p.older, p.prev)
 		p.prev, p.fin = p.fin, f
 	}
+	s.noteFin(p)
 	if p.final(1).t.Nanos < cut {
 		s.trimPath(p, cut)
 	}
@@ -226,8 +228,17 @@ func (s *Store) addFinal(p *pathRec, f finalValue, cut int64) {
 
 // trimPath drops the final values no lock that can still arrive may
 // reference: all before the latest one older than cut.
+//
+// It counts them from the oldest: it runs each time the path gains a final
+// value, so there are few (usually one), and a search through the whole
+// history would read more of it than the trim touches.
 func (s *Store) trimPath(p *pathRec, cut int64) {
-	k := p.searchFinal(Time{Nanos: cut}) - 1
+	nf := p.nfinals()
+	i := 0 // the first final value at or after cut
+	for i < nf && p.final(i).t.Nanos < cut {
+		i++
+	}
+	k := i - 1
 	if k <= 0 {
 		return
 	}

@@ -33,13 +33,16 @@ const (
 
 // pathRec is everything the store knows about one path, in 192 bytes
 // (three cache lines, each record aligned on one: a chunk is a large
-// allocation, page-aligned). What a read of the newest live value needs is
-// in the first line (the name, the newest live value and its state); the
+// allocation, page-aligned). What a read of the newest value needs is in
+// the first line (the name, the newest live value and its state, or with
+// no live value a copy of the latest final value's time and bytes); the
 // latest final values and the lists are in the second.
 type pathRec struct {
-	name   string
-	last   slot  // the last slot of live, when live.n > 0
-	lastP  *byte // the bytes of last's entry, when readable (see bytesAt)
+	name string
+	// the last slot of live, when live.n > 0; with no live entry, the
+	// time of fin (zero without one), and no entry (see noteFin)
+	last   slot
+	lastP  *byte // the bytes of last's entry when readable, or of fin with no live entry (see bytesAt)
 	lastN  uint32
 	lastSt State // the state of last's entry: stateUnseen for a ghost, stateNone for no entry
 	hasFin bool
@@ -386,7 +389,8 @@ func (s *Store) removeLive(p *pathRec, i int) {
 	switch p.live.n {
 	case 1:
 		p.live = span{}
-		p.last, p.lastSt, p.lastP, p.lastN = slot{}, stateNone, nil, 0
+		p.lastSt = stateNone
+		s.noteFin(p)
 		return
 	case 2:
 		list := s.lists.list(p.live)
@@ -422,6 +426,21 @@ func (s *Store) noteLast(p *pathRec) {
 	if p.lastOK() {
 		p.lastP, p.lastN = unsafe.SliceData(e.value), uint32(len(e.value))
 	}
+}
+
+// noteFin copies the latest final value's time and bytes into the first
+// line of p when p has no live entry (last.t, lastP, lastN; lastSt stays
+// stateNone), so that a read of it touches that line alone: the common
+// read of a path not written within MaxChangeAge.
+func (s *Store) noteFin(p *pathRec) {
+	if p.live.n > 0 {
+		return
+	}
+	if !p.hasFin {
+		p.last, p.lastP, p.lastN = slot{}, nil, 0
+		return
+	}
+	p.last, p.lastP, p.lastN = slot{t: p.fin.t}, p.fin.p, p.fin.n
 }
 
 // searchFinals returns the index of the first final value at or after t.

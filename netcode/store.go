@@ -891,9 +891,9 @@ func (s *Store) readLatest(path string, before Time) (Time, []byte, bool, uint32
 		if p.last.t.Before(before) {
 			return p.last.t, p.lastValue(), true, id
 		}
-	case stateNone: // no live entry
-		if p.hasFin && p.fin.t.Before(before) {
-			return p.fin.t, p.fin.value(), true, id
+	case stateNone: // no live entry: the latest final value is in last
+		if p.hasFin && p.last.t.Before(before) {
+			return p.last.t, p.lastValue(), true, id
 		}
 	}
 	v, ok := s.latest(p, before)

@@ -186,6 +186,17 @@ func (s *Store) Verify() error {
 		if (p.live.n == 0) != (p.lastSt == stateNone) {
 			return fmt.Errorf("%s: %d live entries, the record's newest is in state %d", p.name, p.live.n, p.lastSt)
 		}
+		if p.live.n == 0 {
+			want := slot{}
+			var wantP *byte
+			var wantN uint32
+			if p.hasFin {
+				want, wantP, wantN = slot{t: p.fin.t}, p.fin.p, p.fin.n
+			}
+			if p.last != want || p.lastP != wantP || p.lastN != wantN {
+				return fmt.Errorf("%s: the record's copy of its latest final value is stale", p.name)
+			}
+		}
 		if err := entries(pid, p, s.liveList(p), false); err != nil {
 			return err
 		}
