@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"strings"
 
@@ -410,6 +411,36 @@ func (r *blockReader) fail(format string, args ...any) {
 // uv decodes an unsigned varint from the front of b, returning the rest;
 // it accepts what binary.Uvarint accepts.
 func uv(b []byte) (uint64, []byte, bool) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), b[1:], true
+	}
+	return uvLong(b)
+}
+
+// uvLong is uv past its first byte's check (not inlined, so uv is).
+//
+//go:noinline
+func uvLong(b []byte) (uint64, []byte, bool) {
+	if len(b) > 1 && b[1] < 0x80 {
+		return uint64(b[0]&0x7f) | uint64(b[1])<<7, b[2:], true
+	}
+	if len(b) >= 8 {
+		// Up to 8 bytes (56 bits, every time of this century in
+		// nanoseconds) without a loop: the stop byte is the first
+		// without its high bit; the 7-bit groups are then packed.
+		u := binary.LittleEndian.Uint64(b)
+		if m := ^u & 0x8080808080808080; m != 0 {
+			n := bits.TrailingZeros64(m) + 1 // 8 × the bytes used
+			u &= 1<<n - 1                    // (1<<64 is 0: all bits)
+			x := u&0x7f | u>>1&(0x7f<<7) | u>>2&(0x7f<<14) | u>>3&(0x7f<<21) |
+				u>>4&(0x7f<<28) | u>>5&(0x7f<<35) | u>>6&(0x7f<<42) | u>>7&(0x7f<<49)
+			return x, b[n/8:], true
+		}
+	}
+	return uvSlow(b)
+}
+
+func uvSlow(b []byte) (uint64, []byte, bool) {
 	var x uint64
 	var s uint
 	for i, c := range b {

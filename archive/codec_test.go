@@ -2,6 +2,7 @@ package archive
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -215,6 +216,51 @@ func TestBlockOrder(t *testing.T) {
 			if got[i].Path != all[i].Path || got[i].Time != all[i].Time {
 				t.Fatalf("round %d: value %d is %s@%v, want %s@%v", round, i, got[i].Path, got[i].Time, all[i].Path, all[i].Time)
 			}
+		}
+	}
+}
+
+// TestUvMatchesBinary: the decoders' varint reader agrees with
+// binary.Uvarint on every input: canonical encodings of every length,
+// overlong ones, truncated ones and overflowing ones, with bytes after.
+func TestUvMatchesBinary(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	var inputs [][]byte
+	for bitsN := 0; bitsN <= 64; bitsN++ {
+		for k := 0; k < 20; k++ {
+			x := rng.Uint64()
+			if bitsN < 64 {
+				x &= 1<<bitsN - 1
+			}
+			b := binary.AppendUvarint(nil, x)
+			for tail := 0; tail < 10; tail++ {
+				inputs = append(inputs, append(slices.Clone(b), make([]byte, tail)...))
+				inputs = append(inputs, b[:len(b)*tail/10]) // truncated
+			}
+		}
+	}
+	for k := 0; k < 20000; k++ {
+		b := make([]byte, rng.IntN(14))
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+			if rng.IntN(4) > 0 {
+				b[i] |= 0x80 // long runs of continuation bytes
+			}
+		}
+		inputs = append(inputs, b)
+	}
+	inputs = append(inputs, []byte{0x80, 0}, bytes.Repeat([]byte{0xff}, 9), append(bytes.Repeat([]byte{0xff}, 9), 1),
+		append(bytes.Repeat([]byte{0xff}, 9), 2), bytes.Repeat([]byte{0x80}, 11))
+	for _, b := range inputs {
+		want, n := binary.Uvarint(b)
+		got, rest, ok := uv(b)
+		if ok != (n > 0) || ok && (got != want || len(rest) != len(b)-n) {
+			t.Fatalf("% x: uv = %d, %d bytes left, %v; binary.Uvarint = %d, %d", b, got, len(rest), ok, want, n)
+		}
+		d := decoder{b: b}
+		sw, sn := binary.Varint(b)
+		if sv := d.varint(); (d.err == nil) != (sn > 0) || sn > 0 && sv != sw {
+			t.Fatalf("% x: varint = %d, %v; binary.Varint = %d, %d", b, sv, d.err, sw, sn)
 		}
 	}
 }

@@ -320,28 +320,18 @@ func (d *decoder) byte() byte {
 }
 
 func (d *decoder) uvarint() uint64 {
-	if len(d.b) > 0 && d.b[0] < 0x80 {
-		v := uint64(d.b[0])
-		d.b = d.b[1:]
-		return v
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
+	v, rest, ok := uv(d.b)
+	if !ok {
 		d.fail("bad varint")
 		return 0
 	}
-	d.b = d.b[n:]
+	d.b = rest
 	return v
 }
 
 func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
+	x := d.uvarint()
+	return int64(x>>1) ^ -int64(x&1) // zig-zag, as binary.Varint
 }
 
 func (d *decoder) u32() uint32 {
