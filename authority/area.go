@@ -25,7 +25,9 @@ import (
 // that left is sent a Leave. In between, the values of the entities a
 // watcher has reach it as changes, through areaWatchers, which watchersOf
 // visits like the prefix watch lists. A layer where no position changed
-// since the last refresh is skipped. An entity leaves a near area only
+// since the last refresh is skipped; otherwise a near watch is brought up
+// to date from the positions that changed near it (refreshNear), and
+// queried only when that cannot tell (see refreshNear). An entity leaves a near area only
 // beyond leaveFactor times the radius, so one that hovers at the edge
 // does not flap.
 
@@ -47,7 +49,27 @@ type spaceIndex struct {
 	// layer where nothing moved needs none (its watches' areas hold the
 	// same entities), so idle players cost no queries.
 	moved bool
+	// changed lists the entities whose position changed since the last
+	// refresh, once each with the position before (movedAt indexes it),
+	// so a refresh revisits only the watches near a change (see
+	// refreshInterest); overflow (more than maxAreaChanges) refreshes every
+	// watch in full instead.
+	changed  []change
+	movedAt  map[string]int
+	overflow bool
 }
+
+// change is an entity whose indexed position changed since the last
+// refresh: where it was (old, when it was placed) and, at the refresh,
+// where it is now.
+type change struct {
+	entity     string
+	old, now   physics.Vec2
+	hadOld, ok bool
+}
+
+// maxAreaChanges bounds a layer's list of changes between two refreshes.
+const maxAreaChanges = 1 << 16
 
 // areaWatch is one session's spatial watch on a layer.
 type areaWatch struct {
@@ -55,6 +77,16 @@ type areaWatch struct {
 	prefix string
 	spec   watchSpec
 	in     map[string]struct{} // the entities the watcher has now
+	// near counts the layer's entities within leaveFactor × the radius
+	// of the followed entity at the last refresh; a watch is brought up
+	// to date by its changes alone (refreshNear) only while it is under
+	// the limit, where Nearest returns them all.
+	near int
+	// full asks the next refresh for a full query: the watch started
+	// since the last refresh, an entity it should have did not fit the
+	// snapshot budget, or it missed a refresh (its session was not
+	// ready).
+	full bool
 }
 
 func newSpaceIndexes(reg *netcode.Registry) (map[string]*spaceIndex, error) {
@@ -75,7 +107,7 @@ func newSpaceIndexes(reg *netcode.Registry) (map[string]*spaceIndex, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: spatial layer %q: %w", ErrBadConfig, l.Prefix, err)
 		}
-		out[l.Prefix] = &spaceIndex{layer: l, world: w, latest: make(map[string]int64)}
+		out[l.Prefix] = &spaceIndex{layer: l, world: w, latest: make(map[string]int64), movedAt: make(map[string]int)}
 	}
 	return out, nil
 }
@@ -112,6 +144,15 @@ func (n *Node) indexPosition(now int64, path string, t int64, value []byte) {
 	}
 	p := physics.Vec2{X: x, Y: y}
 	sx.moved = true
+	if _, seen := sx.movedAt[entity]; !seen && !sx.overflow {
+		if len(sx.changed) >= maxAreaChanges {
+			sx.overflow = true
+		} else {
+			old, had := sx.world.Position(entity, max(now, sx.world.Horizon()))
+			sx.movedAt[entity] = len(sx.changed)
+			sx.changed = append(sx.changed, change{entity: entity, old: old, hadOld: had})
+		}
+	}
 	if !ok || !finiteWithin(p) {
 		sx.world.Remove(entity)
 		delete(sx.latest, entity)
@@ -144,6 +185,10 @@ func (n *Node) watchArea(now int64, s *session, prefix string, spec watchSpec) e
 	}
 	sx.watches = append(sx.watches, w)
 	n.refreshArea(now, now, sx, w)
+	// It saw the positions changed since the last refresh as they are
+	// now, not as the changes' old positions say: the next refresh
+	// queries the index for it.
+	w.full = true
 	return nil
 }
 
@@ -196,21 +241,107 @@ func (n *Node) refreshInterest(now int64) {
 		}
 		sx.moved = false
 		sx.world.Advance(now)
+		for i := range sx.changed {
+			c := &sx.changed[i]
+			c.now, c.ok = sx.world.Position(c.entity, now)
+		}
 		for _, w := range sx.watches {
-			if w.s.state == ready {
+			switch {
+			case w.s.state != ready:
+				w.full = true // it misses these changes
+			case w.full || sx.overflow || w.spec.area.Kind != wire.AreaNear || n.areaFull:
 				n.refreshArea(now, now, sx, w)
+			default:
+				n.refreshNear(now, sx, w)
 			}
 		}
+		clear(sx.changed)
+		sx.changed = sx.changed[:0]
+		clear(sx.movedAt)
+		sx.overflow = false
 	}
+}
+
+// refreshNear brings a near watch up to date from the layer's changes
+// since the last refresh, without querying the index: an entity that did
+// not move keeps its distance from a followed entity that did not move,
+// so only the changed entities can enter or leave. It falls back to a
+// full refresh when the followed entity moved or the entities within
+// leaveFactor × the radius reach the limit (where Nearest keeps only the
+// nearest). Both give the same entities.
+func (n *Node) refreshNear(now int64, sx *spaceIndex, w *areaWatch) {
+	a := &w.spec.area
+	if _, moved := sx.movedAt[a.Entity]; moved {
+		n.refreshArea(now, now, sx, w)
+		return
+	}
+	c, ok := sx.world.Position(a.Entity, now)
+	if !ok {
+		return // no position (yet): keep what is there, as refreshArea does
+	}
+	far := a.Radius * leaveFactor
+	within := func(p physics.Vec2) (float64, bool) {
+		d := math.Sqrt(c.Sub(p).Len2()) // as Nearest measures a point
+		return d, d <= far
+	}
+	left, enter := n.scratchLeft[:0], n.scratchEnter[:0]
+	touched := false
+	near := w.near
+	for i := range sx.changed {
+		ch := &sx.changed[i]
+		wasNear, isNear := false, false
+		if ch.hadOld {
+			_, wasNear = within(ch.old)
+		}
+		d := 0.0
+		if ch.ok {
+			d, isNear = within(ch.now)
+		}
+		if !wasNear && !isNear {
+			continue
+		}
+		touched = true
+		if wasNear {
+			near--
+		}
+		if isNear {
+			near++
+		}
+		_, had := w.in[ch.entity]
+		keep := isNear && (d <= a.Radius || had)
+		switch {
+		case keep && !had:
+			enter = append(enter, ch.entity)
+		case !keep && had:
+			left = append(left, ch.entity)
+		}
+	}
+	n.scratchLeft, n.scratchEnter = left, enter
+	if !touched {
+		return
+	}
+	if near >= n.areaLimit() || w.near >= n.areaLimit() {
+		clear(left)
+		clear(enter)
+		n.refreshArea(now, now, sx, w)
+		return
+	}
+	w.near = near
+	n.applyDiff(now, now, w, left, enter)
+}
+
+func (n *Node) areaLimit() int {
+	if limit := n.cfg.Limits.MaxAreaEntities; limit > 0 {
+		return limit
+	}
+	return DefaultMaxAreaEntities
 }
 
 // refreshArea diffs w's entities against its area now.
 func (n *Node) refreshArea(now, arrived int64, sx *spaceIndex, w *areaWatch) {
-	s := w.s
-	limit := n.cfg.Limits.MaxAreaEntities
-	if limit <= 0 {
-		limit = DefaultMaxAreaEntities
-	}
+	limit := n.areaLimit()
+	w.full = false
+	n.areaQueries++
 	var want []string
 	a := w.spec.area
 	switch a.Kind {
@@ -221,6 +352,7 @@ func (n *Node) refreshArea(now, arrived int64, sx *spaceIndex, w *areaWatch) {
 		}
 		near, _ := sx.world.Nearest(c, limit, now, a.Radius*leaveFactor, physics.Filter{}, n.scratchNear[:0])
 		n.scratchNear = near
+		w.near = len(near)
 		for _, e := range near {
 			_, had := w.in[e.Path]
 			if e.Dist <= a.Radius || had {
@@ -233,23 +365,46 @@ func (n *Node) refreshArea(now, arrived int64, sx *spaceIndex, w *areaWatch) {
 		n.scratchPaths = got
 		want = append(want, got[:min(len(got), limit)]...)
 	}
+	n.applyArea(now, arrived, w, want)
+}
+
+// applyArea diffs w's entities against want, the entities its area holds
+// now (want is sorted in place).
+func (n *Node) applyArea(now, arrived int64, w *areaWatch, want []string) {
 	slices.Sort(want)
-	// Leaves first, so an entity that left and one that entered never
-	// exceed the limit together.
+	left := n.scratchLeft[:0]
 	for e := range w.in {
 		if _, ok := slices.BinarySearch(want, e); !ok {
-			delete(w.in, e)
-			n.removeAreaWatcher(e, s)
-			s.out = append(s.out, delivery{v: wire.Value{Path: e}, kind: deliverLeave})
-			n.stats.AreaLeaves++
-			n.markDirty(s)
+			left = append(left, e)
 		}
 	}
-	rate := n.cfg.Limits.SnapshotValuesPerSecond
+	enter := n.scratchEnter[:0]
 	for _, e := range want {
-		if _, ok := w.in[e]; ok {
-			continue
+		if _, ok := w.in[e]; !ok {
+			enter = append(enter, e)
 		}
+	}
+	n.applyDiff(now, arrived, w, left, enter)
+}
+
+// applyDiff sends w's watcher a Leave for each entity of left and the
+// entities of enter whole, each in path order (both are sorted in place
+// and cleared after).
+func (n *Node) applyDiff(now, arrived int64, w *areaWatch, left, enter []string) {
+	s := w.s
+	// Leaves first, so an entity that left and one that entered never
+	// exceed the limit together; in path order, so a run repeats.
+	slices.Sort(left)
+	for _, e := range left {
+		delete(w.in, e)
+		n.removeAreaWatcher(e, s)
+		s.out = append(s.out, delivery{v: wire.Value{Path: e}, kind: deliverLeave})
+		n.stats.AreaLeaves++
+		n.markDirty(s)
+	}
+	slices.Sort(enter)
+	rate := n.cfg.Limits.SnapshotValuesPerSecond
+	for _, e := range enter {
 		mark := len(s.out)
 		cost, ok := n.snapshot(now, s, e, w.spec, int(s.snaps.avail(arrived, rate)))
 		if !ok {
@@ -257,6 +412,7 @@ func (n *Node) refreshArea(now, arrived int64, sx *spaceIndex, w *areaWatch) {
 			// tried again at the next refresh.
 			clear(s.out[mark:])
 			s.out = s.out[:mark]
+			w.full = true
 			continue
 		}
 		s.snaps.take(arrived, rate, float64(cost))
@@ -267,5 +423,9 @@ func (n *Node) refreshArea(now, arrived int64, sx *spaceIndex, w *areaWatch) {
 		n.stats.AreaEnters++
 		n.markDirty(s)
 	}
+	clear(left)
+	n.scratchLeft = left[:0]
+	clear(enter)
+	n.scratchEnter = enter[:0]
 	n.checkBacklog(s)
 }

@@ -77,6 +77,10 @@ type Node struct {
 	lastInterest int64
 	scratchNear  []physics.Near
 	scratchPaths []string
+	scratchLeft  []string
+	scratchEnter []string
+	areaFull     bool   // tests: every refresh queries the index (no refreshNear)
+	areaQueries  uint64 // tests: the spatial index queries of refreshArea
 
 	calls      map[netcode.CallID]*callRec
 	rerunQueue []*callRec // calls with an invalidated output, checked after each cascade
