@@ -394,7 +394,20 @@ type callRec struct {
 	// matched result.
 	digest  uint64
 	matched bool
+
+	// Room for what most calls keep, so that a call costs one allocation
+	// for its record rather than four: its arguments (call.Args), its
+	// first version (versions) and that version's outputs.
+	argsBuf [callArgsRoom]byte
+	ver0    [1]callVersion
+	out0    [callOutputsRoom]outKey
 }
+
+// The arguments and outputs a callRec holds without another allocation.
+const (
+	callArgsRoom    = 16
+	callOutputsRoom = 2
+)
 
 // runKey names a call by its outputs' creator and write time (a
 // creator's calls have distinct write times).
@@ -1708,8 +1721,14 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 	}
 	s.cr.lastW = W
 	s.ncalls++
-	call := netcode.Call{ID: id, Name: f.Name, Args: slices.Clone(c.Args), Time: W, ViewDelay: c.ViewDelay}
-	rec := &callRec{call: call, owner: s.cr, stats: fe.stats, digest: c.Digest}
+	rec := &callRec{call: netcode.Call{ID: id, Name: f.Name, Time: W, ViewDelay: c.ViewDelay},
+		owner: s.cr, stats: fe.stats, digest: c.Digest}
+	if len(c.Args) <= callArgsRoom && c.Args != nil {
+		rec.call.Args = rec.argsBuf[:copy(rec.argsBuf[:], c.Args):len(c.Args)]
+	} else {
+		rec.call.Args = slices.Clone(c.Args)
+	}
+	rec.versions = rec.ver0[:0]
 	fe.stats.Calls++
 	n.stats.Calls++
 	rec.node = n.cfg.NodeID
@@ -1800,7 +1819,11 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 			rec.refused = true
 		} else {
 			cv.reads = out.Locks
-			cv.outputs = make([]outKey, len(out.Writes))
+			if len(rec.versions) == 0 && len(out.Writes) <= len(rec.out0) {
+				cv.outputs = rec.out0[:len(out.Writes):len(out.Writes)]
+			} else {
+				cv.outputs = make([]outKey, len(out.Writes))
+			}
 			for i, w := range out.Writes {
 				cv.outputs[i] = outKey{w.Path, w.Time}
 			}

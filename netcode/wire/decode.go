@@ -30,6 +30,11 @@ type Decoder struct {
 	pos   int
 	count int   // messages read from the frame
 	err   error // sticky error of the current frame
+
+	// lastName is the function name of the last Call decoded: a peer
+	// calls a few functions over and over, so a Call's name is this
+	// string again rather than a new one each time.
+	lastName string
 }
 
 // NewDecoder returns a Decoder enforcing lim (zero fields take defaults).
@@ -317,8 +322,11 @@ func (d *Decoder) decodeCall(t fbTable, m *Call) error {
 	x.Init(t.buf, flatbuffers.UOffsetT(t.pos))
 	var id fb.CallID
 	var tm fb.Time
+	if name := x.Name(); string(name) != d.lastName {
+		d.lastName = string(name)
+	}
 	*m = Call{
-		Name:      string(x.Name()),
+		Name:      d.lastName,
 		Args:      slices.Clip(x.ArgsBytes()),
 		ViewDelay: time.Duration(x.ViewDelayNs()),
 		Runner:    x.Runner(), // absent (0) from a peer that predates it
