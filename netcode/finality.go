@@ -154,18 +154,14 @@ func (s *Store) finalize(eh uint32, h, cut int64) {
 		}
 		s.runCascade()
 	}
-	if event {
-		if i, ok := searchSlots(s.lists.list(p.events), e.t); ok {
-			s.lists.remove(&p.events, i, 1)
-		}
-	} else if i, ok := s.searchLive(p, e.t); ok {
-		s.removeLive(p, i)
-	}
 	e.final = true
 	if !e.ghost {
 		s.stats.LiveValues--
 		s.stats.Finalized++
 	}
+	// The final value is added before the entry leaves the live list: when
+	// it was the path's only live value, the record's newest value then
+	// goes from the entry to the same bytes as final, with nothing copied.
 	switch {
 	case e.ghost:
 	case !event && e.state == Valid:
@@ -175,11 +171,18 @@ func (s *Store) finalize(eh uint32, h, cut int64) {
 				// (TakeFinal), so it is not grown from nothing each time.
 				s.finalOut = make([]PathValue, 0, max(s.finalHint, 16))
 			}
-			s.finalOut = append(s.finalOut, PathValue{Path: p.name, Time: e.t, Value: e.value, Flags: e.flags})
+			s.finalOut = append(s.finalOut, PathValue{Path: p.name(), Time: e.t, Value: e.value, Flags: e.flags})
 		}
 		s.addFinal(p, newFinal(e.t, e.value, e.flags), cut)
 	default:
 		s.stats.Dropped++
+	}
+	if event {
+		if i, ok := searchSlots(s.lists.list(p.events), e.t); ok {
+			s.lists.remove(&p.events, i, 1)
+		}
+	} else if i, ok := s.searchLive(p, e.t); ok {
+		s.removeLive(p, i)
 	}
 	if p.live.n == 0 && p.events.n == 0 {
 		// A quiet path: its log serves no entry of its own any more.

@@ -34,23 +34,29 @@ const (
 // pathRec is everything the store knows about one path, in 192 bytes
 // (three cache lines, each record aligned on one: a chunk is a large
 // allocation, page-aligned). What a read of the newest value needs is in
-// the first line (the name, the newest live value and its state, or with
-// no live value a copy of the latest final value's time and bytes); the
-// latest final values and the lists are in the second.
+// the first line: the name, the newest live value and its state, or with
+// no live value a copy of the latest final value's time and bytes, and the
+// bytes themselves when they are few (inline). The latest final values
+// and the lists are in the second.
 type pathRec struct {
-	name string
+	nameP *byte // the name's bytes (see name)
 	// the last slot of live, when live.n > 0; with no live entry, the
 	// time of fin (zero without one), and no entry (see noteFin)
 	last   slot
 	lastP  *byte // the bytes of last's entry when readable, or of fin with no live entry (see bytesAt)
 	lastN  uint32
-	lastSt State // the state of last's entry: stateUnseen for a ghost, stateNone for no entry
+	nameN  uint16 // the name's length (at most MaxPathLen)
+	lastSt State  // the state of last's entry: stateUnseen for a ghost, stateNone for no entry
 	hasFin bool
 	// implies hasFin; older is empty unless hasPrev
 	hasPrev bool
 	listed  bool   // registered in the children index
 	sweep   bool   // queued for a sweep (see Store.sweepPath)
 	log     uint32 // 1 + the lock item ending last of the locks on this path, 0 if none
+	// inline holds the lastN bytes at lastP when lastP is set and lastN is
+	// at most maxInline (see setLast): a read of a small newest value
+	// reads the record alone.
+	inline [maxInline]byte
 
 	live   span       // values and ghosts that can still change, by time (slots)
 	events span       // live events, by time (slots)
@@ -61,6 +67,41 @@ type pathRec struct {
 	prev   finalValue // the final value before fin, when hasPrev
 	logEnd Time       // the End of the log's first item: no item ends later
 	older  []finalValue
+}
+
+// maxInline is the most bytes of a path's newest value its record holds
+// inline: what fits in the record's first line.
+const maxInline = 8
+
+// name returns the path.
+func (p *pathRec) name() string { return unsafe.String(p.nameP, p.nameN) }
+
+// newRec returns an empty record for path name.
+func newRec(name string) pathRec {
+	return pathRec{nameP: unsafe.StringData(name), nameN: uint16(len(name)), lastSt: stateNone}
+}
+
+// setLast sets the bytes of p's newest readable value (nil when it has
+// none), copying them inline when they are few. The bytes a record points
+// to never change, so when they are the ones it holds already (a value
+// that becomes final, still the newest) nothing is copied: they are not
+// read again.
+func (p *pathRec) setLast(b *byte, n uint32) {
+	if b != nil && n <= maxInline && (b != p.lastP || n != p.lastN) {
+		copy(p.inline[:], unsafe.Slice(b, n))
+	}
+	p.lastP, p.lastN = b, n
+}
+
+// lastValue returns the bytes of p's newest readable value: its last live
+// entry's when lastOK, or its latest final value's with no live entry.
+// Small values come from the record's own copy, which changes with the
+// newest value: the slice is valid until the store changes.
+func (p *pathRec) lastValue() []byte {
+	if p.lastP != nil && p.lastN <= maxInline {
+		return p.inline[:p.lastN:p.lastN]
+	}
+	return bytesAt(p.lastP, p.lastN)
 }
 
 // finalValue is a value that can no longer change state: its locks are
@@ -379,7 +420,8 @@ func (s *Store) insertLive(p *pathRec, i int, sl slot) {
 	}
 	if i == int(p.live.n)-1 {
 		p.last = sl
-		p.lastSt, p.lastP, p.lastN = stateUnseen, nil, 0
+		p.lastSt = stateUnseen
+		p.setLast(nil, 0)
 	}
 }
 
@@ -410,9 +452,6 @@ func (s *Store) removeLive(p *pathRec, i int) {
 	}
 }
 
-// lastValue returns the bytes of p's last live entry, when lastOK.
-func (p *pathRec) lastValue() []byte { return bytesAt(p.lastP, p.lastN) }
-
 // lastOK reports whether p's last live entry is readable: a value, valid
 // or pending.
 func (p *pathRec) lastOK() bool { return p.lastSt == Valid || p.lastSt == Pending }
@@ -422,9 +461,10 @@ func (p *pathRec) lastOK() bool { return p.lastSt == Valid || p.lastSt == Pendin
 func (s *Store) noteLast(p *pathRec) {
 	e := s.ent(p.last.e)
 	p.lastSt = e.state
-	p.lastP, p.lastN = nil, 0
 	if p.lastOK() {
-		p.lastP, p.lastN = unsafe.SliceData(e.value), uint32(len(e.value))
+		p.setLast(unsafe.SliceData(e.value), uint32(len(e.value)))
+	} else {
+		p.setLast(nil, 0)
 	}
 }
 
@@ -437,10 +477,12 @@ func (s *Store) noteFin(p *pathRec) {
 		return
 	}
 	if !p.hasFin {
-		p.last, p.lastP, p.lastN = slot{}, nil, 0
+		p.last = slot{}
+		p.setLast(nil, 0)
 		return
 	}
-	p.last, p.lastP, p.lastN = slot{t: p.fin.t}, p.fin.p, p.fin.n
+	p.last = slot{t: p.fin.t}
+	p.setLast(p.fin.p, p.fin.n)
 }
 
 // searchFinals returns the index of the first final value at or after t.
@@ -570,7 +612,7 @@ func (s *Store) findPath(name string) (uint32, *pathRec) {
 		}
 		if uint32(v>>32) == h {
 			id := uint32(v) - 1
-			if p := s.rec(id); p.name == name {
+			if p := s.rec(id); p.name() == name {
 				*r = recentPath{name: name, id: id}
 				return id, p
 			}
@@ -595,7 +637,7 @@ func (s *Store) path(name string) (uint32, *pathRec) {
 		s.nrecs++
 	}
 	r := s.rec(id)
-	*r = pathRec{name: name, lastSt: stateNone}
+	*r = newRec(name)
 	if 2*(s.npaths+1) > len(s.slots) {
 		s.growIndex()
 	}
@@ -630,7 +672,7 @@ func (s *Store) deletePath(id uint32, r *pathRec) {
 	}
 	mask := uint32(len(s.slots) - 1)
 	want := uint64(id + 1)
-	i := s.hash(r.name) & mask
+	i := s.hash(r.name()) & mask
 	for uint32(s.slots[i]) != uint32(want) {
 		i = (i + 1) & mask
 	}

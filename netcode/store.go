@@ -368,7 +368,7 @@ func (s *Store) checkCapacity(vs []PathValue) error {
 	full := func(p *pathRec) error {
 		if n := int(p.live.n + p.events.n); n >= s.cfg.Limits.MaxLivePerPath {
 			return fmt.Errorf("%w: %s holds %d changeable values (limit %d)",
-				ErrStoreFull, p.name, n, s.cfg.Limits.MaxLivePerPath)
+				ErrStoreFull, p.name(), n, s.cfg.Limits.MaxLivePerPath)
 		}
 		return nil
 	}
@@ -422,7 +422,7 @@ func (s *Store) find(p *pathRec, t Time, event bool) *entry {
 
 // pathValue returns a live entry as a PathValue (slices alias the store).
 func (s *Store) pathValue(p *pathRec, e *entry) PathValue {
-	return PathValue{Path: p.name, Time: e.t, Value: e.value, Locks: e.locks, State: e.state, Flags: e.flags}
+	return PathValue{Path: p.name(), Time: e.t, Value: e.value, Locks: e.locks, State: e.state, Flags: e.flags}
 }
 
 // insertOwned stores a checked value whose slices the store now owns; pid
@@ -498,7 +498,7 @@ func (s *Store) insertOwned(v *PathValue, tag any, pid uint32) {
 	}
 	s.stats.Inserted++
 	s.stats.LiveValues++
-	s.changes = append(s.changes, Change{Kind: Added, Path: p.name, Time: v.Time, Value: v.Value, Flags: v.Flags, New: st, Tag: tag})
+	s.changes = append(s.changes, Change{Kind: Added, Path: p.name(), Time: v.Time, Value: v.Value, Flags: v.Flags, New: st, Tag: tag})
 	if event {
 		return
 	}
@@ -772,7 +772,7 @@ func (s *Store) setState(p *pathRec, e *entry, old, st State) {
 	if old == Invalid {
 		s.stats.Revalidation++
 	}
-	s.changes = append(s.changes, Change{Kind: StateChanged, Path: p.name, Time: e.t, Value: e.value, Flags: e.flags, Old: old, New: st, Tag: e.tag})
+	s.changes = append(s.changes, Change{Kind: StateChanged, Path: p.name(), Time: e.t, Value: e.value, Flags: e.flags, Old: old, New: st, Tag: e.tag})
 }
 
 // entryLess orders the cascade by (time, path).
@@ -781,13 +781,13 @@ func (s *Store) entryLess(x, y uint32) bool {
 	if c := ex.t.Compare(ey.t); c != 0 {
 		return c < 0
 	}
-	return s.rec(ex.path).name < s.rec(ey.path).name
+	return s.rec(ex.path).name() < s.rec(ey.path).name()
 }
 
 // listPath registers a path in the children index.
 func (s *Store) listPath(p *pathRec) {
 	p.listed = true
-	name := p.name
+	name := p.name()
 	for i := 0; i < len(name); i++ {
 		if name[i] != '/' {
 			continue
@@ -822,7 +822,7 @@ func (s *Store) unlistPath(p *pathRec) {
 		return
 	}
 	p.listed = false
-	name := p.name
+	name := p.name()
 	dec := func(prefix, seg string) {
 		m := s.children[prefix]
 		if m[seg]--; m[seg] <= 0 {
@@ -923,7 +923,7 @@ func (s *Store) latest(p *pathRec, before Time) (PathValue, bool) {
 		}
 		f = p.final(j - 1)
 	}
-	return PathValue{Path: p.name, Time: f.t, Value: f.value(), Flags: f.flags}, true
+	return PathValue{Path: p.name(), Time: f.t, Value: f.value(), Flags: f.flags}, true
 }
 
 // Get returns the value stored at exactly (path, t), final or live, with its
@@ -941,7 +941,7 @@ func (s *Store) Get(path string, t Time) (PathValue, bool) {
 	}
 	if j := p.searchFinal(t); j < p.nfinals() && p.final(j).t == t {
 		f := p.final(j)
-		return PathValue{Path: p.name, Time: f.t, Value: f.value(), Flags: f.flags}, true
+		return PathValue{Path: p.name(), Time: f.t, Value: f.value(), Flags: f.flags}, true
 	}
 	return PathValue{}, false
 }
@@ -968,7 +968,7 @@ func (s *Store) History(path string, fn func(PathValue) bool) {
 	}
 	for i := 0; i < p.nfinals(); i++ {
 		f := p.final(i)
-		if !fn(PathValue{Path: p.name, Time: f.t, Value: f.value(), Flags: f.flags}) {
+		if !fn(PathValue{Path: p.name(), Time: f.t, Value: f.value(), Flags: f.flags}) {
 			return
 		}
 	}

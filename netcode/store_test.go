@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -554,4 +555,32 @@ func mustLogItems(t *testing.T, s *Store, p *pathRec) []lockItem {
 		t.Fatal(err)
 	}
 	return items
+}
+
+// TestRecordLayout holds the path record to its documented shape: 192
+// bytes, three cache lines, with everything a read of the newest value
+// needs (the name, the newest value's time, state and bytes, inline when
+// small) in the first.
+func TestRecordLayout(t *testing.T) {
+	var p pathRec
+	if got := unsafe.Sizeof(p); got != 192 {
+		t.Errorf("pathRec is %d bytes, want 192", got)
+	}
+	for _, f := range []struct {
+		name      string
+		off, size uintptr
+	}{
+		{"nameP", unsafe.Offsetof(p.nameP), unsafe.Sizeof(p.nameP)},
+		{"nameN", unsafe.Offsetof(p.nameN), unsafe.Sizeof(p.nameN)},
+		{"last", unsafe.Offsetof(p.last), unsafe.Sizeof(p.last)},
+		{"lastP", unsafe.Offsetof(p.lastP), unsafe.Sizeof(p.lastP)},
+		{"lastN", unsafe.Offsetof(p.lastN), unsafe.Sizeof(p.lastN)},
+		{"lastSt", unsafe.Offsetof(p.lastSt), unsafe.Sizeof(p.lastSt)},
+		{"hasFin", unsafe.Offsetof(p.hasFin), unsafe.Sizeof(p.hasFin)},
+		{"inline", unsafe.Offsetof(p.inline), unsafe.Sizeof(p.inline)},
+	} {
+		if f.off+f.size > 64 {
+			t.Errorf("pathRec.%s ends at byte %d, outside the first cache line", f.name, f.off+f.size)
+		}
+	}
 }

@@ -27,7 +27,9 @@ type View interface {
 //
 // A Tx is valid only during the function call it is passed to: Registry.Run
 // reuses it for later calls, so a function must not keep it, nor the bytes
-// Read returns for a path the transaction wrote itself.
+// Read returns: they may be the transaction's own buffer (a path it wrote)
+// or the store's copy of a small newest value, which the next change to
+// the store overwrites.
 type Tx struct {
 	view      View
 	store     *Store // view, when it is a store

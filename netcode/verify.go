@@ -49,7 +49,7 @@ func (s *Store) Verify() error {
 		if e.lead != 0 {
 			h, c = e.lead-1, s.ent(e.lead-1)
 			if c.final || c.ghost || c.t != e.t || len(c.locks) != len(e.locks) || (len(e.locks) > 0 && &c.locks[0] != &e.locks[0]) {
-				return fmt.Errorf("%s@%v: leader %s@%v does not share its locks", name, e.t, s.rec(c.path).name, c.t)
+				return fmt.Errorf("%s@%v: leader %s@%v does not share its locks", name, e.t, s.rec(c.path).name(), c.t)
 			}
 			found := false
 			for f := c.next; f != 0 && !found; f = s.ent(f - 1).next {
@@ -70,7 +70,8 @@ func (s *Store) Verify() error {
 				if l.End.Nanos >= s.horizon {
 					return fmt.Errorf("%s@%v: lock path %s missing", name, e.t, l.Path)
 				}
-				p = &pathRec{name: l.Path}
+				r := newRec(l.Path)
+				p = &r
 			}
 			if !l.Start.IsZero() {
 				st, ok := stateAt(p, l.Start)
@@ -134,18 +135,18 @@ func (s *Store) Verify() error {
 	entries := func(pid uint32, p *pathRec, list []slot, event bool) error {
 		for i, sl := range list {
 			if i > 0 && !list[i-1].t.Before(sl.t) {
-				return fmt.Errorf("%s: live history out of order", p.name)
+				return fmt.Errorf("%s: live history out of order", p.name())
 			}
 			e := s.ent(sl.e)
 			if e.t != sl.t || e.path != pid || (e.flags&FlagEvent != 0) != event {
-				return fmt.Errorf("%s@%v: list slot names entry %s@%v", p.name, sl.t, s.rec(e.path).name, e.t)
+				return fmt.Errorf("%s@%v: list slot names entry %s@%v", p.name(), sl.t, s.rec(e.path).name(), e.t)
 			}
 			if e.final || e.t.Nanos < s.horizon {
-				return fmt.Errorf("%s@%v: final entry in live history", p.name, e.t)
+				return fmt.Errorf("%s@%v: final entry in live history", p.name(), e.t)
 			}
 			if e.ghost {
 				if event || e.state != stateUnseen || len(e.locks) != 0 {
-					return fmt.Errorf("%s@%v: bad ghost", p.name, e.t)
+					return fmt.Errorf("%s@%v: bad ghost", p.name(), e.t)
 				}
 				ghosts++
 				continue
@@ -154,7 +155,7 @@ func (s *Store) Verify() error {
 			if e.state == Pending {
 				pending++
 			}
-			if err := check(p.name, sl.e, e); err != nil {
+			if err := check(p.name(), sl.e, e); err != nil {
 				return err
 			}
 		}
@@ -168,23 +169,26 @@ func (s *Store) Verify() error {
 		npaths++
 		pid := uint32(v) - 1
 		p := s.rec(pid)
-		if _, q := s.findPath(p.name); q != p || s.hash(p.name) != uint32(v>>32) {
-			return fmt.Errorf("%s: path index does not lead to its record", p.name)
+		if _, q := s.findPath(p.name()); q != p || s.hash(p.name()) != uint32(v>>32) {
+			return fmt.Errorf("%s: path index does not lead to its record", p.name())
 		}
 		if p.live.n > 0 {
 			if p.last != s.liveList(p)[p.live.n-1] {
-				return fmt.Errorf("%s: the record's newest live slot is not the list's", p.name)
+				return fmt.Errorf("%s: the record's newest live slot is not the list's", p.name())
 			}
 			e := s.ent(p.last.e)
 			if ok := !e.ghost && e.state != Invalid; ok != p.lastOK() || p.lastSt != e.state || (ok && (int(p.lastN) != len(e.value) || p.lastP != unsafe.SliceData(e.value))) {
-				return fmt.Errorf("%s: the record's newest live value is stale", p.name)
+				return fmt.Errorf("%s: the record's newest live value is stale", p.name())
 			}
 		}
 		if p.live.class != 0 && p.live.n < 2 {
-			return fmt.Errorf("%s: a live list of %d in a block", p.name, p.live.n)
+			return fmt.Errorf("%s: a live list of %d in a block", p.name(), p.live.n)
 		}
 		if (p.live.n == 0) != (p.lastSt == stateNone) {
-			return fmt.Errorf("%s: %d live entries, the record's newest is in state %d", p.name, p.live.n, p.lastSt)
+			return fmt.Errorf("%s: %d live entries, the record's newest is in state %d", p.name(), p.live.n, p.lastSt)
+		}
+		if p.lastP != nil && p.lastN <= maxInline && string(p.inline[:p.lastN]) != string(unsafe.Slice(p.lastP, p.lastN)) {
+			return fmt.Errorf("%s: the record's inline copy of its newest value is stale", p.name())
 		}
 		if p.live.n == 0 {
 			want := slot{}
@@ -194,7 +198,7 @@ func (s *Store) Verify() error {
 				want, wantP, wantN = slot{t: p.fin.t}, p.fin.p, p.fin.n
 			}
 			if p.last != want || p.lastP != wantP || p.lastN != wantN {
-				return fmt.Errorf("%s: the record's copy of its latest final value is stale", p.name)
+				return fmt.Errorf("%s: the record's copy of its latest final value is stale", p.name())
 			}
 		}
 		if err := entries(pid, p, s.liveList(p), false); err != nil {
@@ -207,11 +211,11 @@ func (s *Store) Verify() error {
 		finalValues += len(fs)
 		for i := 1; i < len(fs); i++ {
 			if !fs[i-1].t.Before(fs[i].t) {
-				return fmt.Errorf("%s: final history out of order", p.name)
+				return fmt.Errorf("%s: final history out of order", p.name())
 			}
 		}
 		if len(fs) > 0 && p.live.n > 0 && !fs[len(fs)-1].t.Before(s.liveList(p)[0].t) {
-			return fmt.Errorf("%s: final value after a live one", p.name)
+			return fmt.Errorf("%s: final value after a live one", p.name())
 		}
 		// Every lock item still able to matter names a live holder's lock
 		// on this path.
@@ -221,21 +225,21 @@ func (s *Store) Verify() error {
 		}
 		for i, it := range log {
 			if i > 0 && log[i-1].end.Before(it.end) {
-				return fmt.Errorf("%s: lock log out of End order", p.name)
+				return fmt.Errorf("%s: lock log out of End order", p.name())
 			}
 			if i == 0 && it.end != p.logEnd {
-				return fmt.Errorf("%s: the log's first item ends %v, the record says %v", p.name, it.end, p.logEnd)
+				return fmt.Errorf("%s: the log's first item ends %v, the record says %v", p.name(), it.end, p.logEnd)
 			}
 			if it.end.Nanos < s.horizon {
 				continue
 			}
 			h := s.ent(it.holder)
-			if h.final || h.ghost || int(it.idx) >= len(h.locks) || h.locks[it.idx].Path != p.name {
-				return fmt.Errorf("%s: lock item (%v, %v) names no live lock on it", p.name, it.start, it.end)
+			if h.final || h.ghost || int(it.idx) >= len(h.locks) || h.locks[it.idx].Path != p.name() {
+				return fmt.Errorf("%s: lock item (%v, %v) names no live lock on it", p.name(), it.start, it.end)
 			}
 		}
 		if p.live.n == 0 && p.events.n == 0 && !p.hasFin && !p.sweep {
-			return fmt.Errorf("%s: a path with no value and no sweep queued", p.name)
+			return fmt.Errorf("%s: a path with no value and no sweep queued", p.name())
 		}
 	}
 	if npaths != s.npaths {
@@ -263,7 +267,7 @@ func (s *Store) logItems(p *pathRec) ([]lockItem, error) {
 			return out, nil
 		}
 		if it.nextEnd != s.item(it.next-1).end.Nanos {
-			return out, fmt.Errorf("%s: a lock item's link says End %d, its item ends %v", p.name, it.nextEnd, s.item(it.next-1).end)
+			return out, fmt.Errorf("%s: a lock item's link says End %d, its item ends %v", p.name(), it.nextEnd, s.item(it.next-1).end)
 		}
 		x = it.next
 	}
