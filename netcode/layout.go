@@ -36,8 +36,10 @@ const (
 // allocation, page-aligned). What a read of the newest value needs is in
 // the first line: the name, the newest live value and its state, or with
 // no live value a copy of the latest final value's time and bytes, and the
-// bytes themselves when they are few (inline). The latest final values
-// and the lists are in the second.
+// bytes themselves when they are few (inline). What registering a lock
+// on the path needs besides is in the second: the lists' lengths and the
+// lock log's newest End (the log's head is in the first). The latest
+// final values, which finality alone reads, are in the third.
 type pathRec struct {
 	nameP *byte // the name's bytes (see name)
 	// the last slot of live, when live.n > 0; with no live entry, the
@@ -58,15 +60,15 @@ type pathRec struct {
 	// reads the record alone.
 	inline [maxInline]byte
 
-	live   span       // values and ghosts that can still change, by time (slots)
-	events span       // live events, by time (slots)
-	fin    finalValue // the latest final value, when hasFin
+	live   span // values and ghosts that can still change, by time (slots)
+	events span // live events, by time (slots)
+	logEnd Time // the End of the log's first item: no item ends later
 	// Final history, oldest first: older, then prev, then fin. A path
 	// written less often than once per MaxRewind keeps two final values,
 	// both in the record.
-	prev   finalValue // the final value before fin, when hasPrev
-	logEnd Time       // the End of the log's first item: no item ends later
-	older  []finalValue
+	older []finalValue
+	fin   finalValue // the latest final value, when hasFin
+	prev  finalValue // the final value before fin, when hasPrev
 }
 
 // maxInline is the most bytes of a path's newest value its record holds

@@ -536,8 +536,11 @@ func (s *Store) registerLocks(h uint32, e *entry) {
 			// inside the interval is valid and breaks the lock; every live
 			// entry is after Start.
 			switch {
+			case p.lastSt == stateNone && p.hasFin && p.last.t == l.Start:
+				// The common case: the latest final value (its time is
+				// in the record's first line), and no live entry.
 			case p.hasFin && p.fin.t == l.Start:
-				// The common case: the latest final value, none after it.
+				// The latest final value, none after it.
 			case l.Start.IsZero() && (!p.hasFin || p.fin.t.Before(l.End)):
 				e.bad += int32(p.nfinals())
 			default:
@@ -564,7 +567,7 @@ func (s *Store) registerLocks(h uint32, e *entry) {
 			j = k + 1
 		}
 		// Live entries inside the interval count by state.
-		if j < int(p.live.n) {
+		if p.lastSt != stateNone && j < int(p.live.n) {
 			list := s.liveList(p)
 			for ; j < len(list) && list[j].t.Before(l.End); j++ {
 				b, u := intervalContrib(s.ent(list[j].e).state)
@@ -608,7 +611,7 @@ func (s *Store) addLockItem(pid uint32, p *pathRec, it lockItem, at int64) {
 	if it.end.Nanos >= s.horizon {
 		s.logLock(p, it, at)
 	}
-	if p.live.n == 0 && p.events.n == 0 && !p.hasFin && !p.sweep {
+	if !p.hasFin && !p.sweep && p.live.n == 0 && p.events.n == 0 {
 		// A path with no value: sweep it (delete it) when its last
 		// lock can no longer matter.
 		s.queueSweep(pid, p)

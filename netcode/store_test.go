@@ -560,7 +560,8 @@ func mustLogItems(t *testing.T, s *Store, p *pathRec) []lockItem {
 // TestRecordLayout holds the path record to its documented shape: 192
 // bytes, three cache lines, with everything a read of the newest value
 // needs (the name, the newest value's time, state and bytes, inline when
-// small) in the first.
+// small) in the first, and what registering a lock needs besides in the
+// second.
 func TestRecordLayout(t *testing.T) {
 	var p pathRec
 	if got := unsafe.Sizeof(p); got != 192 {
@@ -581,6 +582,19 @@ func TestRecordLayout(t *testing.T) {
 	} {
 		if f.off+f.size > 64 {
 			t.Errorf("pathRec.%s ends at byte %d, outside the first cache line", f.name, f.off+f.size)
+		}
+	}
+	// What registering a lock reads besides: the second line.
+	for _, f := range []struct {
+		name      string
+		off, size uintptr
+	}{
+		{"live", unsafe.Offsetof(p.live), unsafe.Sizeof(p.live)},
+		{"events", unsafe.Offsetof(p.events), unsafe.Sizeof(p.events)},
+		{"logEnd", unsafe.Offsetof(p.logEnd), unsafe.Sizeof(p.logEnd)},
+	} {
+		if f.off < 64 || f.off+f.size > 128 {
+			t.Errorf("pathRec.%s is at bytes %d to %d, outside the second cache line", f.name, f.off, f.off+f.size)
 		}
 	}
 }
