@@ -41,7 +41,7 @@ build:
 ## not change since it last passed (`go clean -testcache` forgets them).
 test: deps
 	$(GO) test -race -timeout 20m ./...
-	$(GO) test -timeout 15m -run '^(TestMatchBars|TestClusterProperties)$$' ./demo-shooter/game/ ./authority/sim/
+	$(GO) test -timeout 15m -run '^(TestMatchBars|TestClusterProperties|TestClusterSplit|TestClusterRejoinRace)$$' ./demo-shooter/game/ ./authority/sim/
 
 ## check: formatting, vet, staticcheck, a tidy module, and the short
 ## suite in shuffled order (tests must not depend on each other's order).
@@ -63,7 +63,7 @@ bench:
 fuzz:
 	@FUZZTIME=$(FUZZTIME) GO=$(GO) sh scripts/fuzz.sh
 	$(GO) test -count=1 -run '^TestOrderIndependence$$' ./netcode/ -netcode.workloads=2000
-	$(GO) test -count=1 -run '^(TestProperties|TestReconnects|TestClusterProperties)$$' ./authority/sim/ -sim.seeds=2000
+	$(GO) test -count=1 -run '^(TestProperties|TestReconnects|TestClusterProperties|TestClusterSplit|TestClusterRejoinRace)$$' ./authority/sim/ -sim.seeds=2000
 	$(GO) test -count=1 -run '^TestHostile$$' ./authority/internal/hostile/ -hostile.seeds=20 -hostile.attack=10s
 
 ## generate: regenerate the FlatBuffers Go code (needs flatc from `make deps`).

@@ -27,9 +27,11 @@ type ClusterConfig struct {
 	// fewer than a majority of them alive (itself included) has no
 	// quorum: it refuses calls and raw writes, re-runs nothing and takes
 	// over nothing, so the two sides of a partition never both decide;
-	// once it has a quorum again its state is stale (NeedsReset) and its
-	// shell starts it afresh, to catch up from the others. Zero: no
-	// quorum rule (a partition can then leave the sides diverged).
+	// once it has a majority again it waits to hear from every live peer:
+	// if one took its calls over meanwhile, its state is stale
+	// (NeedsReset) and its shell starts it afresh, to catch up from the
+	// others; if none did (nobody had a quorum), it keeps its state. Zero:
+	// no quorum rule (a partition can then leave the sides diverged).
 	Size int
 	// ConfirmLocal confirms a call to its client as soon as this node
 	// has stored it. By default (false) a call is confirmed once every
@@ -114,6 +116,22 @@ type peerNode struct {
 	// acknowledged; syncDue asks for a Sync at the end of the step.
 	seq, acked uint64
 	syncDue    bool
+	// tookOver: this node completed a takeover of the peer since it last
+	// saw it go down. Its Syncs to the peer then name the peer in
+	// TakenOver, which tells the peer, if it lost its quorum meanwhile,
+	// that its state is stale (checkVerdict); its acknowledgements name
+	// it to every peer, which tells one giving the takeover up to
+	// complete it instead (resolveTakeovers).
+	tookOver bool
+	// ackTaken is the TakenOver list of the peer's latest acknowledgement
+	// on this node's stream.
+	ackTaken []byte
+	// heard: a Sync came from the peer since this node regained its
+	// majority (checkVerdict).
+	heard bool
+	// catchUpDue: the stream to the peer opened while this node's state
+	// was in doubt (lost quorum); its catch-up is still to be sent.
+	catchUpDue bool
 }
 
 // takeover follows a failed peer whose calls and creators this node and
@@ -123,6 +141,13 @@ type takeover struct {
 	since  int64
 	done   bool
 	doneAt int64 // when done
+	// leaving: the failed node came back before the takeover completed
+	// here; it is given up once every live peer has acknowledged a Sync
+	// that no longer hands the node over without having completed it, or
+	// completed if one of them did (resolveTakeovers). need lists the
+	// Sync each peer's acknowledgement must reach.
+	leaving bool
+	need    []peerSeq
 }
 
 // resultWait is a CallResult held until the replicas acknowledged the
@@ -152,8 +177,8 @@ func (n *Node) caughtUp() bool {
 		return true
 	}
 	for _, p := range n.peers {
-		if p.up && p.closed == 0 {
-			return false
+		if p.up && (p.closed == 0 || slices.Contains(p.handed, n.cfg.NodeID)) {
+			return false // no Sync yet, or the peer still decides whether it took over this node's former self
 		}
 	}
 	n.synced = true
@@ -172,8 +197,16 @@ func (n *Node) caughtUp() bool {
 }
 
 // HasQuorum reports whether the node sees a majority of Cluster.Size
-// authorities alive, itself included (always, without a Size).
+// authorities alive, itself included (always, without a Size), and, if
+// it lost its quorum before, has heard from every live peer that none of
+// them took its calls over meanwhile (checkVerdict).
 func (n *Node) HasQuorum() bool {
+	return n.liveMajority() && !n.verdict && !n.needsReset
+}
+
+// liveMajority reports whether the node sees a majority of Cluster.Size
+// authorities alive, itself included (always, without a Size).
+func (n *Node) liveMajority() bool {
 	if n.cfg.Cluster.Size == 0 {
 		return true
 	}
@@ -186,20 +219,72 @@ func (n *Node) HasQuorum() bool {
 	return live >= n.cfg.Cluster.Size/2+1
 }
 
-// NeedsReset reports that the node lost its quorum and has it again: the
-// others may have taken over its calls meanwhile, so its state is stale.
-// Its shell replaces it with a fresh node, which catches up from the
-// others.
+// NeedsReset reports that the node lost its quorum and a peer took its
+// calls over meanwhile, so its state is stale. Its shell replaces it with
+// a fresh node, which catches up from the others.
+//
+// A node that lost its quorum and regained it is not reset on that alone:
+// if nobody had a quorum meanwhile (every member cut off from every
+// other), nobody took anything over, and the others may be in the same
+// case; were they all reset, each fresh node would catch up from fresh
+// nodes and the calls a majority confirmed would be gone. So the node
+// waits, refusing as without a quorum, for a Sync from every live peer:
+// a peer that completed a takeover of it while it was down names it in
+// its Syncs' TakenOver (a takeover needs a quorum, and any majority the
+// node regains meets it); if none does, the node keeps its state and
+// serves again, and the re-runs it held meanwhile run. A peer that
+// abandoned the takeover when the node came back, before completing it,
+// stops naming the node in HandedOver, so no other peer completes it
+// after that; one that completed it before names it in TakenOver, and
+// the node is reset even if it has kept its state already.
 func (n *Node) NeedsReset() bool { return n.needsReset }
 
 // noteQuorum records a quorum lost, and regained after that.
 func (n *Node) noteQuorum() {
-	if n.HasQuorum() {
-		if n.lostQuorum {
-			n.needsReset = true
+	if !n.liveMajority() {
+		if n.hadQuorum {
+			if !n.lostQuorum {
+				n.doubtSince = n.now
+			}
+			n.lostQuorum = true
 		}
-	} else {
-		n.lostQuorum = true
+		n.verdict = false
+		return
+	}
+	n.hadQuorum = true
+	if n.lostQuorum && !n.verdict && !n.needsReset {
+		n.verdict = true
+		for _, p := range n.peers {
+			p.heard = false
+		}
+	}
+	n.checkVerdict()
+}
+
+// checkVerdict decides, once the node that lost its quorum has a
+// majority again and has heard from every live peer, whether its state is
+// stale (a peer took it over: NeedsReset) or still its own (it serves
+// again).
+func (n *Node) checkVerdict() {
+	if !n.verdict {
+		return
+	}
+	if n.takenOver {
+		n.verdict, n.needsReset = false, true
+		return
+	}
+	for _, p := range n.peers {
+		if p.up && !p.heard {
+			return
+		}
+	}
+	n.verdict, n.lostQuorum, n.kept = false, false, true
+	n.doubtSpan, n.doubtEnd = n.now-n.doubtSince, n.now
+	n.stats.QuorumKept++
+	for _, p := range n.livePeers() {
+		if t := n.gone[p.id]; p.catchUpDue && (t == nil || !t.leaving) {
+			n.startStream(p)
+		}
 	}
 }
 
@@ -300,9 +385,24 @@ func (n *Node) PeerUp(now int64, id uint8) {
 	p.up = true
 	n.noteQuorum()
 	if t := n.gone[id]; t != nil {
-		// Back (restarted): what it held is what it catches up on. Calls
-		// already taken over stay with their new owners.
-		delete(n.gone, id)
+		// Back (restarted, or its partition healed): what it held is
+		// what it catches up on. Calls already taken over stay with their
+		// new owners. A takeover still waiting for the others' handovers
+		// is given up, but only once it is known that no other node
+		// completed it (resolveTakeovers): until then this node names the
+		// peer no more to the others, and to the peer itself, which waits.
+		if t.done {
+			delete(n.gone, id)
+		} else {
+			t.leaving = true
+			for _, q := range n.livePeers() {
+				if q.id != id {
+					q.syncDue = true
+					t.need = append(t.need, peerSeq{q.id, q.seq + 1}) // the Sync flushSyncs sends at the end of this step
+				}
+			}
+			n.resolveTakeovers(now)
+		}
 	}
 }
 
@@ -316,14 +416,18 @@ func (n *Node) PeerDown(now int64, id uint8) {
 	if p == nil || id == n.cfg.NodeID {
 		return
 	}
+	if p.up {
+		// A new absence: taken over again only if it completes.
+		p.tookOver = false
+	}
 	p.up = false
-	p.handed = nil // its closed time stays: it holds this node back until the takeover is done
+	p.handed, p.ackTaken = nil, nil // its closed time stays: it holds this node back until the takeover is done
 	n.noteQuorum()
 	if p.out != nil {
 		n.closeSession(p.out, "peer down")
 		p.out = nil
 	}
-	if n.gone[id] == nil {
+	if t := n.gone[id]; t == nil || t.leaving {
 		n.gone[id] = &takeover{since: now}
 		// Hand over what this node holds of the failed node to the
 		// others, before the Syncs that say so.
@@ -373,13 +477,47 @@ func (n *Node) ConnectPeer(now int64, id uint8, remote string) (SessionID, error
 		n.closeSession(p.out, "replaced by a new replication stream")
 	}
 	p.out, p.seq, p.acked = s, 0, 0
+	for _, t := range n.gone {
+		for i := range t.need {
+			if t.need[i].peer == id {
+				t.need[i].seq = 1 // Syncs are numbered afresh on the new stream
+			}
+		}
+	}
 	n.send(s, &wire.Message{Kind: wire.KindHello, Hello: wire.Hello{Version: wire.ProtocolVersion, Token: n.peerToken(n.cfg.NodeID)}})
+	if t := n.gone[id]; n.lostQuorum || t != nil && t.leaving {
+		// Its state may be stale (checkVerdict), or the peer's calls'
+		// runner is still undecided (resolveTakeovers): the catch-up waits
+		// until the node knows it is not, so that records of calls the
+		// others took over never reach them from here. Syncs go, for the
+		// peers' own verdicts.
+		p.catchUpDue = true
+	} else {
+		n.startStream(p)
+	}
+	p.syncDue = true
+	n.flushSyncs(now)
+	return s.id, nil
+}
+
+// startStream sends peer p's catch-up on this node's stream to it. Results
+// still waiting for p's acknowledgement on a former stream wait for the
+// Sync that follows (Syncs are numbered afresh on each stream), as the
+// catch-up carries their records.
+func (n *Node) startStream(p *peerNode) {
+	s := p.out
+	p.catchUpDue = false
 	n.catchUp(s)
 	n.watchesDone(s)
 	n.sendInterest(s)
 	p.syncDue = true
-	n.flushSyncs(now)
-	return s.id, nil
+	for _, w := range n.waits {
+		for i := range w.need {
+			if w.need[i].peer == p.id {
+				w.need[i].seq = p.seq + 1
+			}
+		}
+	}
 }
 
 // catchUp sends a new replication stream everything the store holds (every
@@ -556,6 +694,9 @@ func (n *Node) sendRecord(s *session, rec *callRec) {
 // that waited for it. What the node has said is never taken back: the
 // closed time never decreases.
 func (n *Node) advanceClosed(now int64) {
+	if n.lostQuorum {
+		return // in doubt: see lagNow
+	}
 	local := now - int64(n.cfg.Store.MaxChangeAge) - int64(n.cfg.Store.FinalitySkew)
 	c := local
 	late := int64(n.cfg.Store.FinalitySkew) / 2
@@ -578,7 +719,26 @@ func (n *Node) advanceClosed(now int64) {
 			c = min(c, p.hold)
 		}
 	}
-	n.closed = max(n.closed, c, local-int64(n.maxClosedLag()))
+	n.closed = max(n.closed, c, n.lagNow(now)-int64(n.cfg.Store.MaxChangeAge)-int64(n.cfg.Store.FinalitySkew)-int64(n.maxClosedLag()))
+}
+
+// lagNow is the now that MaxClosedLag counts back from: now, except after
+// the node lost its quorum and kept its state. While without a quorum (or
+// waiting to hear from its peers) the node accepts nothing, re-runs
+// nothing and sends nothing new, and its closed time and finality stand
+// still (advanceClosed, finalityNow): holding them costs no memory, and
+// when every member lost its quorum at once (a split), each one's values
+// from before it noticed, unconfirmed, reach the others above their
+// horizons, and their re-runs land above every closed time, however long
+// the split lasted. For MaxClosedLag after it kept its state, the node
+// counts the lag from now less the time it spent without a quorum, so
+// that the peers' closed times, which stood still too, do not let its
+// finality jump past what their catch-ups bring.
+func (n *Node) lagNow(now int64) int64 {
+	if n.doubtEnd > 0 && now < n.doubtEnd+int64(n.maxClosedLag()) {
+		return now - n.doubtSpan
+	}
+	return now
 }
 
 // closedBound is the latest closed time this node can have moved to at a
@@ -587,6 +747,9 @@ func (n *Node) advanceClosed(now int64) {
 // still open lasts a settling time after its trouble ends, longer than
 // rerunWait), and never below what it already is or MaxClosedLag behind.
 func (n *Node) closedBound(at int64) int64 {
+	if n.lostQuorum {
+		return n.closed
+	}
 	local := at - int64(n.cfg.Store.MaxChangeAge) - int64(n.cfg.Store.FinalitySkew)
 	c := local
 	for _, p := range n.peers {
@@ -594,7 +757,7 @@ func (n *Node) closedBound(at int64) int64 {
 			c = min(c, p.hold)
 		}
 	}
-	return max(n.closed, c, local-int64(n.maxClosedLag()))
+	return max(n.closed, c, n.lagNow(at)-int64(n.cfg.Store.MaxChangeAge)-int64(n.cfg.Store.FinalitySkew)-int64(n.maxClosedLag()))
 }
 
 // failoverWindow is how long after a takeover is done the node accepts
@@ -635,6 +798,10 @@ func (n *Node) finalityNow(now int64) int64 {
 	t := now
 	lag := n.maxClosedLag()
 	span := int64(n.cfg.Store.MaxChangeAge) + int64(n.cfg.Store.FinalitySkew)
+	if n.lostQuorum {
+		return min(t, n.store.Horizon()+span) // in doubt: see lagNow
+	}
+	ln := n.lagNow(now)
 	if len(n.peers) > 0 && n.closed > 0 {
 		// Nor past this node's own closed time, below which it may still
 		// re-run calls (it moves on after each tick's re-runs).
@@ -649,7 +816,7 @@ func (n *Node) finalityNow(now int64) int64 {
 			// the horizon, where its locks are judged here.
 			t = min(t, n.store.Horizon()+span)
 		case p.closed > 0:
-			t = min(t, max(p.closed+span, now-int64(lag)))
+			t = min(t, max(p.closed+span, ln-int64(lag)))
 		case p.up && now-p.upSince < int64(lag):
 			t = min(t, n.store.Horizon()+span)
 		}
@@ -664,8 +831,53 @@ func (n *Node) handedList() []byte {
 		return nil
 	}
 	out := make([]byte, 0, len(n.gone))
-	for id := range n.gone {
-		out = append(out, id)
+	for id, t := range n.gone {
+		if !t.leaving {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// handedTo is handedList as said to peer p: without p itself, and empty
+// while p's catch-up is still to be sent (the catch-up is what hands the
+// failed nodes' values and records over on a new stream); only p itself
+// while this node is still deciding whether p is taken over
+// (resolveTakeovers).
+func (n *Node) handedTo(p *peerNode) []byte {
+	if t := n.gone[p.id]; t != nil && t.leaving {
+		return []byte{p.id} // still deciding whether p is taken over: p waits
+	}
+	if p.catchUpDue {
+		return nil
+	}
+	out := n.handedList()
+	if i := slices.Index(out, p.id); i >= 0 {
+		out = slices.Delete(out, i, i+1)
+	}
+	return out
+}
+
+// takenTo is what this node's Syncs to peer p say it has taken over: p
+// itself if this node completed a takeover of p since it last saw p go
+// down (p's state is stale, should p have lost its quorum meanwhile).
+func (n *Node) takenTo(p *peerNode) []byte {
+	if p.tookOver {
+		return []byte{p.id}
+	}
+	return nil
+}
+
+// takenList is what this node's acknowledgements say it has taken over:
+// every peer whose takeover it completed since it last saw that peer go
+// down (resolveTakeovers).
+func (n *Node) takenList() []byte {
+	var out []byte
+	for _, q := range n.peers {
+		if q.tookOver {
+			out = append(out, q.id)
+		}
 	}
 	slices.Sort(out)
 	return out
@@ -680,7 +892,7 @@ func (n *Node) flushSyncs(now int64) {
 		p.syncDue = false
 		p.seq++
 		n.send(p.out, &wire.Message{Kind: wire.KindSync, Sync: wire.Sync{
-			Closed: n.closed, Seq: p.seq, HandedOver: n.handedList()}})
+			Closed: n.closed, Seq: p.seq, HandedOver: n.handedTo(p), TakenOver: n.takenTo(p)}})
 	}
 }
 
@@ -694,7 +906,9 @@ func (n *Node) handlePeer(now int64, s *session, m *wire.Message) {
 		p := n.peer(s.peer)
 		if p.out == s && m.Sync.Ack > p.acked {
 			p.acked = m.Sync.Ack
+			p.ackTaken = append(p.ackTaken[:0], m.Sync.TakenOver...)
 			n.checkWaits(now)
+			n.resolveTakeovers(now)
 		}
 	case s.dir == peerOut && m.Kind == wire.KindError:
 		n.closeSession(s, fmt.Sprintf("peer %d refused the stream: %s", s.peer, m.Error.Text))
@@ -738,7 +952,18 @@ func (n *Node) handlePeer(now int64, s *session, m *wire.Message) {
 		p.closed = max(p.closed, m.Sync.Closed)
 		p.syncAt = now
 		p.handed = append(p.handed[:0], m.Sync.HandedOver...)
-		n.send(s, &wire.Message{Kind: wire.KindSync, Sync: wire.Sync{Ack: m.Sync.Seq}})
+		if slices.Contains(m.Sync.TakenOver, n.cfg.NodeID) && (n.lostQuorum || n.kept) {
+			// Stale: a peer took this node's calls over while it was
+			// without a quorum.
+			n.takenOver = true
+			n.needsReset = n.needsReset || n.kept
+		}
+		// A peer still deciding whether it takes this node over names
+		// it in HandedOver: the verdict waits for its next Sync.
+		p.heard = !slices.Contains(m.Sync.HandedOver, n.cfg.NodeID)
+		n.checkVerdict()
+		n.resolveTakeovers(now)
+		n.send(s, &wire.Message{Kind: wire.KindSync, Sync: wire.Sync{Ack: m.Sync.Seq, TakenOver: n.takenList()}})
 		n.checkTakeovers(now)
 	default:
 		n.fail(s, CodeProtocol, fmt.Sprintf("unexpected %v on a replication stream", m.Kind))
@@ -813,6 +1038,9 @@ func (n *Node) peerOutputs(rec *callRec, items []wire.Value) {
 		}
 		cv.outputs = append(cv.outputs, outKey{it.Path, netcode.Time(it.Time)})
 	}
+	if k := len(rec.versions); k > 0 && rec.versions[k-1].version > cv.version {
+		return // an older version (a peer's catch-up of a call re-run here since)
+	}
 	if k := len(rec.versions); k == 0 || rec.versions[k-1].version != cv.version || rec.lastErr != nil {
 		rec.versions = append(rec.versions, cv)
 	}
@@ -838,6 +1066,9 @@ func (n *Node) peerResult(r *wire.CallResult) {
 		}
 		for _, l := range r.Reads {
 			cv.reads = append(cv.reads, netcode.ReadLock{Path: l.Path, Start: netcode.Time(l.Start), End: netcode.Time(l.End)})
+		}
+		if k := len(rec.versions); k > 0 && rec.versions[k-1].version > cv.version {
+			return // an older version (a peer's catch-up of a call re-run here since)
 		}
 		if k := len(rec.versions); k == 0 || rec.versions[k-1].version != cv.version || rec.lastErr != nil {
 			rec.versions = append(rec.versions, cv)
@@ -946,7 +1177,7 @@ func (n *Node) unpark(now int64) {
 // here.
 func (n *Node) checkTakeovers(now int64) {
 	for id, t := range n.gone {
-		if t.done {
+		if t.done || t.leaving {
 			continue
 		}
 		ready := true
@@ -959,40 +1190,100 @@ func (n *Node) checkTakeovers(now int64) {
 		if !ready || !n.HasQuorum() {
 			continue
 		}
-		t.done, t.doneAt = true, now
-		n.stats.Takeovers++
-		owner := n.cfg.NodeID
-		for _, p := range n.peers {
-			if p.up && p.id < owner {
-				owner = p.id
-			}
-		}
-		for _, rec := range n.callExpiry {
-			if rec.dead || rec.node != id {
-				continue
-			}
-			rec.node = n.takeoverOwner(rec, owner)
-			if rec.node == n.cfg.NodeID && !rec.queued {
-				// Re-run now if an output is invalid; later ones come
-				// through the store's changes as for any call of ours.
-				rec.queued = true
-				n.rerunQueue = append(n.rerunQueue, rec)
-			}
-		}
-		for c, pc := range n.peerCreators {
-			if uint8(c>>24) == id || pc.heldBy == id {
-				pc.adoptable = true
-			}
-		}
-		n.unpark(now)
-		n.rerelay(id)
+		n.completeTakeover(now, id, t)
 	}
+}
+
+// resolveTakeovers decides each takeover being given up because the
+// failed node came back (takeover.leaving). Another node may have
+// completed it before it saw the node back, on this node's handover: if
+// a live peer's acknowledgement says so (TakenOver), this node completes
+// it too. Once every live peer has acknowledged this node's first Sync
+// that no longer names the node handed over, without saying so, nobody
+// can complete it any more (a takeover completes only on every live
+// peer's handover, judged by its latest Sync), and it is given up.
+// Meanwhile this node names the failed node in HandedOver only to the
+// node itself, whose verdict on its own state waits (checkVerdict), and
+// holds its catch-up of the node, so that what the node catches up on
+// names the calls' final runner.
+func (n *Node) resolveTakeovers(now int64) {
+	for id, t := range n.gone {
+		if !t.leaving {
+			continue
+		}
+		taken, pending := false, false
+		for _, ps := range t.need {
+			p := n.peers[ps.peer]
+			if !p.up || p.out == nil {
+				continue // failed since: it completes nothing more
+			}
+			taken = taken || slices.Contains(p.ackTaken, id)
+			pending = pending || p.acked < ps.seq
+		}
+		switch {
+		case taken:
+			n.stats.TakeoversAdopted++
+			n.completeTakeover(now, id, t)
+		case !pending:
+			delete(n.gone, id)
+		default:
+			continue
+		}
+		if p := n.peers[id]; p != nil && p.up && p.out != nil {
+			if p.catchUpDue && !n.lostQuorum {
+				n.startStream(p)
+			}
+			p.syncDue = true
+		}
+	}
+}
+
+// completeTakeover completes the takeover t of failed peer id: its calls
+// go to the lowest-id live node other than id (this one re-runs those
+// that fall to it), and its creators become resumable here.
+func (n *Node) completeTakeover(now int64, id uint8, t *takeover) {
+	t.done, t.doneAt = true, now
+	n.stats.Takeovers++
+	if q := n.peers[id]; q != nil && q.up && q.out != nil {
+		q.syncDue = true // TakenOver names it
+	}
+	if q := n.peers[id]; q != nil {
+		q.tookOver = true
+		if q.up {
+			delete(n.gone, id) // back already: a later absence is a takeover of its own
+		}
+	}
+	owner := n.cfg.NodeID
+	for _, p := range n.peers {
+		if p.up && p.id != id && p.id < owner {
+			owner = p.id
+		}
+	}
+	for _, rec := range n.callExpiry {
+		if rec.dead || rec.node != id {
+			continue
+		}
+		rec.node = n.takeoverOwner(rec, owner, id)
+		if rec.node == n.cfg.NodeID && !rec.queued {
+			// Re-run now if an output is invalid; later ones come
+			// through the store's changes as for any call of ours.
+			rec.queued = true
+			n.rerunQueue = append(n.rerunQueue, rec)
+		}
+	}
+	for c, pc := range n.peerCreators {
+		if uint8(c>>24) == id || pc.heldBy == id {
+			pc.adoptable = true
+		}
+	}
+	n.unpark(now)
+	n.rerelay(id)
 }
 
 // takeoverOwner returns the authority that takes over a failed node's
 // call: the lowest-id live owner of its shard key's range, or, when none
 // is live (or it has no key), def, the lowest-id live node.
-func (n *Node) takeoverOwner(rec *callRec, def uint8) uint8 {
+func (n *Node) takeoverOwner(rec *callRec, def, failed uint8) uint8 {
 	key := n.recKey(rec)
 	if key == "" {
 		return def
@@ -1003,8 +1294,8 @@ func (n *Node) takeoverOwner(rec *callRec, def uint8) uint8 {
 	}
 	best := uint8(0)
 	for _, o := range owners {
-		live := o == n.cfg.NodeID && n.HasQuorum() || n.peers[o] != nil && n.peers[o].up
-		if live && (best == 0 || o < best) {
+		live := o == n.cfg.NodeID || n.peers[o] != nil && n.peers[o].up
+		if live && o != failed && (best == 0 || o < best) {
 			best = o
 		}
 	}

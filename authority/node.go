@@ -130,8 +130,16 @@ type Node struct {
 	closed       int64                        // the closed time said last (closedTime)
 	synced       bool                         // caught up with the peers once (caughtUp)
 	parked       []*session                   // Hellos waiting for a takeover, oldest first
-	lostQuorum   bool                         // the node has been without a quorum
-	needsReset   bool                         // ... and has one again: its state is stale
+	hadQuorum    bool                         // the node has had a quorum
+	lostQuorum   bool                         // ... and lost it since (cleared by a verdict to keep its state)
+	verdict      bool                         // it has a majority again and waits to hear from every live peer (checkVerdict)
+	takenOver    bool                         // a peer said it took this node's calls over while it was without a quorum
+	kept         bool                         // it kept its state after a quorum regained (a late TakenOver naming it resets it)
+	doubtSince   int64                        // when it last lost its quorum (lagNow)
+	doubtSpan    int64                        // how long it was without one, the last time it kept its state
+	doubtEnd     int64                        // when it kept its state
+	rerunHeld    []*callRec                   // re-runs due while without a quorum, run once it serves again
+	needsReset   bool                         // its state is stale: replace it (NeedsReset)
 	interest     []string                     // prefixes watched from the peers (shard.go)
 	relayed      map[netcode.CallID]*relayRec // calls relayed to their owners, until answered
 
@@ -261,6 +269,8 @@ type Stats struct {
 	RangesWatched    uint64
 	RunsOutside      uint64
 	NoQuorum         uint64 // calls and writes refused without a quorum
+	QuorumKept       uint64 // quorums regained with the node's state kept: nobody had taken it over
+	TakeoversAdopted uint64 // takeovers completed because another node had completed one this node abandoned
 	// RerunsTooLate counts calls invalidated too late to be re-run
 	// (before the horizon, or the closed time in a cluster).
 	RerunsTooLate uint64
@@ -1934,6 +1944,11 @@ const maxVersions = 16
 // processReruns re-runs, in time order, every queued call none of whose
 // versions is still fully valid. A re-run's own changes may queue more.
 func (n *Node) processReruns(now int64) {
+	if len(n.rerunHeld) > 0 && n.HasQuorum() {
+		n.rerunQueue = append(n.rerunQueue, n.rerunHeld...)
+		clear(n.rerunHeld)
+		n.rerunHeld = n.rerunHeld[:0]
+	}
 	if len(n.rerunWaits) > 0 {
 		n.rerunQueue = append(n.rerunQueue, n.rerunWaits...)
 		clear(n.rerunWaits)
@@ -1957,8 +1972,17 @@ func (n *Node) processReruns(now int64) {
 		rec.queued = false
 		waited := rec.waitSince
 		rec.waitSince = 0
-		if rec.dead || rec.node != n.cfg.NodeID || !n.HasQuorum() || n.effective(rec) {
-			continue // another authority re-runs the calls it runs; without a quorum, none
+		if rec.dead || rec.node != n.cfg.NodeID || n.effective(rec) {
+			continue // another authority re-runs the calls it runs
+		}
+		if !n.HasQuorum() {
+			// Without a quorum, none: held until the node serves again
+			// with its state (its shell replaces it otherwise). Dropped,
+			// a confirmed call whose output a late value invalidated
+			// would never run again (TestClusterProperties seed 219).
+			rec.queued = true
+			n.rerunHeld = append(n.rerunHeld, rec)
+			continue
 		}
 		if len(rec.versions) >= maxVersions {
 			// Given up: tell the caller its call no longer stands rather

@@ -336,9 +336,9 @@ func (s *Server) peerDialed(d dialResult) {
 	d.sess.Notify(func() { s.markReady(p) })
 }
 
-// clusterTick redials members without a stream and replaces a node that
-// regained its quorum after losing it (NeedsReset) with a fresh one, which
-// catches up from the others.
+// clusterTick redials members without a stream and replaces a node whose
+// calls were taken over while it was without a quorum (NeedsReset) with a
+// fresh one, which catches up from the others.
 func (s *Server) clusterTick() {
 	cl := s.cl
 	every := s.cfg.Cluster.RedialEvery
@@ -366,7 +366,7 @@ func (s *Server) streamGone(id SessionID) {
 // (clients resume on another authority, or here once it has caught up),
 // the members are told to it again and dialled.
 func (s *Server) resetNode() {
-	s.log.Warn("rejoining the cluster afresh: this authority was cut off from its quorum and the others may have taken over")
+	s.log.Warn("rejoining the cluster afresh: this authority was cut off from its quorum and the others took its calls over")
 	now := s.clock.Now()
 	for id, p := range s.peers {
 		s.forget(p)

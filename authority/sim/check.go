@@ -197,6 +197,7 @@ type observations struct {
 	bumpTimeouts   uint64 // bumps among them
 	lateDuplicates uint64 // events delivered again after the core's memory of them
 	crossRange     uint64 // sharded: look calls reading a range owned by other nodes than the one they write
+	resets         uint64 // nodes replaced at their request (NeedsReset)
 	appeared       uint64 // corrections where one side had no position
 	latency        []int64
 	distance       []float64
@@ -286,7 +287,14 @@ type Report struct {
 	// too many re-runs.
 	RejectedLate, FailoverCalls   uint64
 	RerunsWaited, RerunsAbandoned uint64
-	TraceHash                     uint64
+	// Quorums: the nodes replaced with fresh ones at their request
+	// (NeedsReset: taken over while without a quorum), and, summed over
+	// the live nodes at the end, the quorums regained with the node's
+	// state kept and the takeovers a node completed because another had
+	// completed one it abandoned (authority Stats.QuorumKept and
+	// TakeoversAdopted).
+	Resets, QuorumKept, TakeoversAdopted uint64
+	TraceHash                            uint64
 }
 
 // Report summarises the run so far; call it after Run.
@@ -301,6 +309,7 @@ func (s *Sim) Report() Report {
 		Timeouts:        s.obs.timeouts,
 		LateDuplicates:  s.obs.lateDuplicates,
 		CrossRangeCalls: s.obs.crossRange,
+		Resets:          s.obs.resets,
 		TraceHash:       s.TraceHash(),
 	}
 	var mis, reruns uint64
@@ -336,6 +345,11 @@ func (s *Sim) Report() Report {
 				r.FailoverCalls += f
 				r.RerunsWaited += w
 				r.RerunsAbandoned += a
+			}
+			if qs, ok := nd.srv.(interface{ QuorumCounters() (uint64, uint64) }); ok {
+				k, a := qs.QuorumCounters()
+				r.QuorumKept += k
+				r.TakeoversAdopted += a
 			}
 		}
 	}

@@ -30,10 +30,29 @@ type ClusterConfig struct {
 	// other nodes (not from its clients) during the active phase, each
 	// for a random span up to PartitionMax. One that outlasts Detect is
 	// seen as a failure by both sides: the isolated node, without a
-	// quorum, stops confirming and re-running calls, and starts again,
-	// empty, when the partition heals.
+	// quorum, stops confirming and re-running calls; when the partition
+	// heals, membership brings both sides up again, and the node starts
+	// again, empty (its clients fail over), if the others took it over
+	// meanwhile (NeedsReset), or serves on with its state if they had not
+	// completed the takeover yet.
 	Partitions   int
 	PartitionMax time.Duration
+	// RejoinMax, when above 0, makes every partition outlast Detect by a
+	// random span up to RejoinMax instead (PartitionMax is then unused):
+	// the isolated node comes back while the others are taking it over.
+	RejoinMax time.Duration
+	// MemberJitter, when above 0, delays the news that an isolated node
+	// is back by a random span up to MemberJitter at each other node, as
+	// gossip reaches members at their own times: one may complete a
+	// takeover that another abandons.
+	MemberJitter time.Duration
+	// Splits is the number of times every node is cut off from every
+	// other at once (as CPU starvation can make every member suspect
+	// every other), each for Detect plus a random span up to
+	// PartitionMax: every node loses its quorum, and when the links heal
+	// each one is told the others are up again and, if it asks to
+	// (NeedsReset), is replaced with a fresh node as its shell would.
+	Splits int
 	// Detect is how long after a node stops answering the others
 	// declare it down (membership's failure detection); ClientDetect how
 	// long its clients' transports take to notice and fail over.
@@ -68,18 +87,18 @@ func DefaultClusterConfig() ClusterConfig {
 }
 
 func (c *ClusterConfig) validate() error {
-	if c.Crashes == 0 && c.Partitions == 0 && c.Link == (lagsim.Profile{}) {
+	if c.Crashes == 0 && c.Partitions == 0 && c.Splits == 0 && c.Link == (lagsim.Profile{}) {
 		return nil // not a cluster, or one without faults on default links
 	}
 	if err := c.Link.Validate(); err != nil {
 		return fmt.Errorf("%w: cluster link: %w", ErrBadConfig, err)
 	}
 	switch {
-	case c.Crashes < 0 || c.Partitions < 0 || c.Crashes+c.Partitions > 100:
-		return fmt.Errorf("%w: %d crashes and %d partitions (0 to 100 in all)", ErrBadConfig, c.Crashes, c.Partitions)
+	case c.Crashes < 0 || c.Partitions < 0 || c.Splits < 0 || c.Crashes+c.Partitions+c.Splits > 100:
+		return fmt.Errorf("%w: %d crashes, %d partitions and %d splits (0 to 100 in all)", ErrBadConfig, c.Crashes, c.Partitions, c.Splits)
 	case c.Link.Loss >= 1:
 		return fmt.Errorf("%w: cluster link loss must be below 1", ErrBadConfig)
-	case c.Downtime <= 0 || c.Detect <= 0 || c.ClientDetect <= 0 || (c.Partitions > 0 && c.PartitionMax <= 0):
+	case c.Downtime <= 0 || c.Detect <= 0 || c.ClientDetect <= 0 || (c.Partitions+c.Splits > 0 && c.PartitionMax <= 0) || c.RejoinMax < 0 || c.MemberJitter < 0:
 		return fmt.Errorf("%w: cluster timing must be positive", ErrBadConfig)
 	}
 	return nil
@@ -104,7 +123,7 @@ func NewCluster(cfg Config, nodes int, mk func(id uint8) Server, reg *netcode.Re
 	}
 	if cfg.Cluster.Link == (lagsim.Profile{}) {
 		def := DefaultClusterConfig()
-		def.Crashes, def.Partitions = cfg.Cluster.Crashes, cfg.Cluster.Partitions
+		def.Crashes, def.Partitions, def.Splits = cfg.Cluster.Crashes, cfg.Cluster.Partitions, cfg.Cluster.Splits
 		cfg.Cluster = def
 	}
 	cc := &cfg.Cluster
@@ -200,6 +219,8 @@ type simNode struct {
 	isolated bool
 	iso      uint32
 	downed   bool
+	// resetDue is set while a reset the node asked for is scheduled.
+	resetDue bool
 }
 
 func newSimNode(i int, srv Server, n int) *simNode {
@@ -248,13 +269,13 @@ func (s *Sim) startCluster() {
 // scheduleNodeFaults draws the run's crashes and partitions.
 func (s *Sim) scheduleNodeFaults() {
 	cc := &s.cfg.Cluster
-	if !s.clustered() || cc.Crashes+cc.Partitions == 0 {
+	if !s.clustered() || cc.Crashes+cc.Partitions+cc.Splits == 0 {
 		return
 	}
 	rng := rand.New(rand.NewPCG(s.rng.Uint64(), 0xc1))
 	// Faults are spread over the active phase, apart enough that at most
 	// one node is out at a time: the others keep a quorum.
-	n := cc.Crashes + cc.Partitions
+	n := cc.Crashes + cc.Partitions + cc.Splits
 	slot := int64(s.cfg.Active) / int64(n)
 	kinds := make([]evKind, 0, n)
 	for range cc.Crashes {
@@ -263,6 +284,9 @@ func (s *Sim) scheduleNodeFaults() {
 	for range cc.Partitions {
 		kinds = append(kinds, evIsolate)
 	}
+	for range cc.Splits {
+		kinds = append(kinds, evSplit)
+	}
 	rng.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
 	for i, k := range kinds {
 		at := s.now + int64(i)*slot + rng.Int64N(max(1, slot/4))
@@ -270,7 +294,14 @@ func (s *Sim) scheduleNodeFaults() {
 		s.schedule(&event{at: at, kind: k, node: node})
 		if k == evIsolate {
 			span := int64(cc.PartitionMax)/10 + rng.Int64N(int64(cc.PartitionMax))
+			if cc.RejoinMax > 0 {
+				span = int64(cc.Detect) + 1 + rng.Int64N(int64(cc.RejoinMax))
+			}
 			s.schedule(&event{at: at + span, kind: evHeal, node: node})
+		}
+		if k == evSplit {
+			span := int64(cc.Detect) + rng.Int64N(int64(cc.PartitionMax))
+			s.schedule(&event{at: at + span, kind: evSplitHeal})
 		}
 	}
 }
@@ -298,6 +329,18 @@ func (s *Sim) handleCluster(e *event) {
 		s.isolate(s.nodes[e.node])
 	case evHeal:
 		s.heal(s.nodes[e.node], e.gen)
+	case evSplit:
+		s.split()
+	case evSplitHeal:
+		s.splitHeal()
+	case evReset:
+		if nd := s.nodes[e.node]; nd.alive && e.gen == nd.inc {
+			s.reset(nd)
+		}
+	case evDial:
+		if nd, q := s.nodes[e.node], s.nodes[e.peer]; nd.alive && nd.view[q.idx] {
+			s.openStream(nd, q)
+		}
 	case evMove:
 		s.move(int(e.gen), e.peer)
 	case evMapSet:
@@ -539,12 +582,20 @@ func (s *Sim) heal(nd *simNode, gen uint32) {
 	s.logFault("node %d reconnected (declared down: %v)", nd.id(), nd.downed)
 	if nd.downed {
 		// Declared failed by the majority, and without a quorum itself:
-		// it starts again, empty, as after a crash (what it held is
-		// discarded; its clients fail over).
-		for _, c := range nd.clientsBySession() {
-			s.schedule(&event{at: s.now, kind: evDrop, client: c.idx, gen: c.gen, up: true})
+		// membership brings both sides up again, and the node, once the
+		// others' Syncs tell it they took its calls over, asks to start
+		// afresh (reset: its clients fail over), as in the shell. Its
+		// streams ended at detection: nothing held arrives.
+		for _, q := range s.nodes {
+			if q != nd && q.alive {
+				at := s.now
+				if j := int64(s.cfg.Cluster.MemberJitter); j > 0 {
+					at += s.rng.Int64N(j)
+				}
+				s.schedule(&event{at: at, kind: evMember, node: q.idx, peer: nd.idx, up: true, gen: nd.inc})
+				s.schedule(&event{at: at, kind: evMember, node: nd.idx, peer: q.idx, up: true, gen: q.inc})
+			}
 		}
-		s.crashNow(nd)
 		return
 	}
 	// A short partition: what was held on the links arrives now, in
@@ -566,20 +617,108 @@ func (s *Sim) heal(nd *simNode, gen uint32) {
 	}
 }
 
-// crashNow restarts nd at once, empty.
-func (s *Sim) crashNow(nd *simNode) {
-	nd.alive = false
+// split cuts every node off from every other. At Detect, if it still
+// lasts, each declares every other down (evHeal's detection mark), and
+// no node has a quorum.
+func (s *Sim) split() {
+	if s.ended {
+		return
+	}
+	for _, nd := range s.nodes {
+		if !nd.alive || nd.isolated {
+			return // one fault at a time
+		}
+	}
+	s.logFault("every node cut off from every other")
+	for _, nd := range s.nodes {
+		nd.isolated = true
+		nd.iso++
+		nd.downed = false
+		s.schedule(&event{at: s.now + int64(s.cfg.Cluster.Detect), kind: evHeal, node: nd.idx, gen: nd.iso | 1<<31})
+	}
+}
+
+// splitHeal ends a split: what was held on the links arrives, and
+// membership tells every node the others are up (those it had declared
+// down come back). A node that then asks for a reset gets one (reset).
+func (s *Sim) splitHeal() {
+	split := false
+	for _, nd := range s.nodes {
+		split = split || nd.isolated && nd.alive
+	}
+	if !split {
+		return
+	}
+	s.logFault("every node reconnected")
+	for _, nd := range s.nodes {
+		nd.isolated = false
+		nd.downed = false
+	}
+	for _, st := range s.allStreams() {
+		held := st.held
+		st.held = nil
+		for _, e := range held {
+			e.at = s.now
+			s.peerFrame(e)
+		}
+	}
+	for _, nd := range s.nodes {
+		for _, q := range s.nodes {
+			if q != nd && nd.alive && q.alive {
+				s.schedule(&event{at: s.now, kind: evMember, node: nd.idx, peer: q.idx, up: true, gen: q.inc})
+			}
+		}
+	}
+}
+
+// resetter is a server that may ask to be replaced with a fresh one
+// (authority.Node.NeedsReset).
+type resetter interface{ NeedsReset() bool }
+
+// checkReset schedules a reset of nd if its server asks for one.
+func (s *Sim) checkReset(nd *simNode) {
+	if r, ok := nd.srv.(resetter); ok && !nd.resetDue && r.NeedsReset() {
+		nd.resetDue = true
+		s.schedule(&event{at: s.now, kind: evReset, node: nd.idx, gen: nd.inc})
+	}
+}
+
+// reset replaces nd's server with a fresh one, as the authority's shell
+// does when its node asks (NeedsReset): every session closes (its clients
+// fail over), its replication streams end at both ends, the fresh node
+// is told the members it saw up and dials them, and they dial it again
+// (the shell redials a lost stream every 500 ms; here 100 ms). The node
+// stays the same member: nobody sees it down.
+func (s *Sim) reset(nd *simNode) {
+	nd.resetDue = false
+	s.obs.resets++
+	s.logFault("node %d rejoins afresh (it asked for a reset)", nd.id())
+	for _, c := range nd.clientsBySession() {
+		s.schedule(&event{at: s.now, kind: evDrop, client: c.idx, gen: c.gen, up: true})
+	}
 	nd.bySess = map[uint64]*simClient{}
-	nd.inc++
-	nd.srv = nil
-	for _, st := range nd.streams {
-		st.gen++
+	for _, st := range s.allStreams() {
+		if st.from == nd.idx || st.to == nd.idx {
+			s.closeStream(st)
+		}
 	}
-	nd.streams = map[uint64]*stream{}
-	for i := range nd.view {
-		nd.view[i] = false
+	nd.srv = s.mk(nd.id())
+	if ss, ok := nd.srv.(ShardServer); ok && s.smap != nil {
+		ss.SetShardMap(s.now, s.smap.Clone())
 	}
-	s.restart(nd)
+	ps := nd.srv.(PeerServer)
+	for _, q := range s.nodes {
+		if q != nd && nd.view[q.idx] {
+			ps.PeerUp(s.now, q.id())
+		}
+	}
+	for _, q := range s.nodes {
+		if q != nd && nd.view[q.idx] {
+			s.openStream(nd, q)
+			s.schedule(&event{at: s.now + int64(100*time.Millisecond), kind: evDial, node: q.idx, peer: nd.idx})
+		}
+	}
+	s.nodeOut(nd)
 }
 
 func (s *Sim) allStreams() []*stream {

@@ -75,6 +75,15 @@ func (s simServer) LateCounters() (late, failover, waited, abandoned uint64) {
 
 func (s simServer) Holds(path string) bool { return s.n.Holds(path) }
 
+func (s simServer) NeedsReset() bool { return s.n.NeedsReset() }
+
+// QuorumCounters returns the quorums the node regained with its state
+// kept and the takeovers it completed after another node had.
+func (s simServer) QuorumCounters() (kept, adopted uint64) {
+	st := s.n.Stats()
+	return st.QuorumKept, st.TakeoversAdopted
+}
+
 func (s simServer) PeerUp(now int64, id uint8)   { s.n.PeerUp(now, id) }
 func (s simServer) PeerDown(now int64, id uint8) { s.n.PeerDown(now, id) }
 

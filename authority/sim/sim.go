@@ -188,6 +188,10 @@ const (
 	evHeal                    // its links to them are back
 	evMove                    // a range's move: a new owner joins (peer 0) or the old one leaves (peer 1)
 	evMapSet                  // a node takes the run's current shard map (gossip reaching it)
+	evSplit                   // every node is cut off from every other
+	evSplitHeal               // their links are back
+	evReset                   // a node that asked for it is replaced with a fresh one
+	evDial                    // a node dials a peer again (its stream to it was lost)
 )
 
 type event struct {
@@ -646,6 +650,7 @@ func (s *Sim) nodeOut(nd *simNode) {
 			s.drop(c, fmt.Errorf("sim: closed by the server: %s", reason))
 		}
 	})
+	s.checkReset(nd)
 }
 
 // frame is one client frame: apply what arrived, tick, play, send.

@@ -450,10 +450,14 @@ func (d *Decoder) decodeSync(t fbTable, m *Sync) error {
 	if _, _, err := t.vector(10, 1, 256); err != nil {
 		return err
 	}
+	if _, _, err := t.vector(12, 1, 256); err != nil {
+		return err
+	}
 	var x fb.Sync
 	x.Init(t.buf, flatbuffers.UOffsetT(t.pos))
 	m.Closed, m.Seq, m.Ack = x.ClosedNs(), x.Seq(), x.Ack()
 	m.HandedOver = slices.Clip(x.HandedOverBytes())
+	m.TakenOver = slices.Clip(x.TakenOverBytes())
 	return nil
 }
 

@@ -474,14 +474,21 @@ func (e *Encoder) AppendSync(dst []byte, m *Sync) ([]byte, error) {
 	if err := e.checkBytes("Sync handed-over list", m.HandedOver, 256); err != nil {
 		return dst, err
 	}
+	if err := e.checkBytes("Sync taken-over list", m.TakenOver, 256); err != nil {
+		return dst, err
+	}
 	e.b.Reset()
 	ho := e.byteVector(m.HandedOver)
+	to := e.byteVector(m.TakenOver)
 	fb.SyncStart(e.b)
 	fb.SyncAddClosedNs(e.b, m.Closed)
 	fb.SyncAddSeq(e.b, m.Seq)
 	fb.SyncAddAck(e.b, m.Ack)
 	if ho != 0 {
 		fb.SyncAddHandedOver(e.b, ho)
+	}
+	if to != 0 {
+		fb.SyncAddTakenOver(e.b, to)
 	}
 	return e.finish(dst, KindSync, fb.SyncEnd(e.b))
 }

@@ -404,6 +404,13 @@ type Sync struct {
 	// this message, so the receiver may take over their calls (at most
 	// 256 ids; the decoded slice aliases the frame).
 	HandedOver []byte
+	// TakenOver lists the node ids whose takeover the sender completed
+	// while it last held them failed (the calls they ran went to a new
+	// runner): a receiver that still counts such a node as its calls'
+	// runner completes the takeover too, and a receiver that finds its
+	// own id there, having been without a quorum, holds stale state (at
+	// most 256 ids; the decoded slice aliases the frame).
+	TakenOver []byte
 }
 
 // Message is any one message. Kind selects which field is meaningful; the

@@ -81,7 +81,7 @@ func sampleMessages() []Message {
 		{Kind: KindWatchDone, WatchDone: WatchDone{Prefix: "players/42/pos"}},
 		{Kind: KindLeave, Leave: Leave{Prefix: "players/42/"}},
 		{Kind: KindSync, Sync: Sync{Closed: 1 << 62, Seq: 7, Ack: 1<<64 - 1}},
-		{Kind: KindSync, Sync: Sync{Closed: -5, Seq: 1, HandedOver: []byte{3, 0, 255}}},
+		{Kind: KindSync, Sync: Sync{Closed: -5, Seq: 1, HandedOver: []byte{3, 0, 255}, TakenOver: []byte{2}}},
 		{Kind: KindSync, Sync: Sync{}},
 	}
 }

@@ -103,8 +103,42 @@ func (rcv *Sync) MutateHandedOver(j int, n byte) bool {
 	return false
 }
 
+func (rcv *Sync) TakenOver(j int) byte {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(12))
+	if o != 0 {
+		a := rcv._tab.Vector(o)
+		return rcv._tab.GetByte(a + flatbuffers.UOffsetT(j*1))
+	}
+	return 0
+}
+
+func (rcv *Sync) TakenOverLength() int {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(12))
+	if o != 0 {
+		return rcv._tab.VectorLen(o)
+	}
+	return 0
+}
+
+func (rcv *Sync) TakenOverBytes() []byte {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(12))
+	if o != 0 {
+		return rcv._tab.ByteVector(o + rcv._tab.Pos)
+	}
+	return nil
+}
+
+func (rcv *Sync) MutateTakenOver(j int, n byte) bool {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(12))
+	if o != 0 {
+		a := rcv._tab.Vector(o)
+		return rcv._tab.MutateByte(a+flatbuffers.UOffsetT(j*1), n)
+	}
+	return false
+}
+
 func SyncStart(builder *flatbuffers.Builder) {
-	builder.StartObject(4)
+	builder.StartObject(5)
 }
 func SyncAddClosedNs(builder *flatbuffers.Builder, closedNs int64) {
 	builder.PrependInt64Slot(0, closedNs, 0)
@@ -119,6 +153,12 @@ func SyncAddHandedOver(builder *flatbuffers.Builder, handedOver flatbuffers.UOff
 	builder.PrependUOffsetTSlot(3, flatbuffers.UOffsetT(handedOver), 0)
 }
 func SyncStartHandedOverVector(builder *flatbuffers.Builder, numElems int) flatbuffers.UOffsetT {
+	return builder.StartVector(1, numElems, 1)
+}
+func SyncAddTakenOver(builder *flatbuffers.Builder, takenOver flatbuffers.UOffsetT) {
+	builder.PrependUOffsetTSlot(4, flatbuffers.UOffsetT(takenOver), 0)
+}
+func SyncStartTakenOverVector(builder *flatbuffers.Builder, numElems int) flatbuffers.UOffsetT {
 	return builder.StartVector(1, numElems, 1)
 }
 func SyncEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
