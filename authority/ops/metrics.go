@@ -29,7 +29,7 @@ type collector struct {
 	fsync, durableLag, skipped, logRecords, durableRecords, logBytes, logFailures *prometheus.Desc
 	snapshots, snapshotErrors, blocks, pendingFinal                               *prometheus.Desc
 	members, rangesOwned, replLag, closedLag, takeovers, resets                   *prometheus.Desc
-	quorum, caughtUp, replicated                                                  *prometheus.Desc
+	quorum, caughtUp, replicated, failoverCalls, rerunsWaited, quorumKept         *prometheus.Desc
 }
 
 func newCollector(e *Endpoint) *collector {
@@ -101,6 +101,10 @@ func newCollector(e *Endpoint) *collector {
 		quorum:      d("cluster_quorum", "1 when this authority sees a quorum of its cluster."),
 		caughtUp:    d("cluster_caught_up", "1 when this authority holds what its live peers hold."),
 		replicated:  d("cluster_replicated_values_total", "Values replicated to and from peers.", "direction"),
+
+		failoverCalls: d("cluster_failover_calls_total", "Calls accepted older than the change window from clients resumed here after their authority failed (Limits.FailoverCalls)."),
+		rerunsWaited:  d("cluster_reruns_waited_total", "Times a queued re-run was put off to the next tick, a value it read awaiting a peer's re-run."),
+		quorumKept:    d("cluster_quorum_kept_total", "Times this authority regained a lost quorum and kept its state, no peer having taken its calls over."),
 	}
 }
 
@@ -114,6 +118,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		c.finalityLag, c.rounds, c.fsync, c.durableLag, c.skipped, c.logRecords, c.durableRecords, c.logBytes,
 		c.logFailures, c.snapshots, c.snapshotErrors, c.blocks, c.pendingFinal, c.members,
 		c.rangesOwned, c.replLag, c.closedLag, c.takeovers, c.resets, c.quorum, c.caughtUp, c.replicated,
+		c.failoverCalls, c.rerunsWaited, c.quorumKept,
 	} {
 		ch <- d
 	}
@@ -127,6 +132,22 @@ const maxRangeSeries = 64
 var roundNames = [len(authority.ServerStats{}.Rounds)]string{"lt_1ms", "lt_10ms", "lt_100ms", "lt_1s", "ge_1s"}
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.e.cfg.StatusTimeout)
+	defer cancel()
+	st, ready, err := c.e.status(ctx, authority.StatusOptions{})
+	up := 0.0
+	if ready.ok() {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.ready, prometheus.GaugeValue, up)
+	if err != nil {
+		return // recovering, or the node goroutine did not answer: nothing else to say
+	}
+	c.collect(ch, &st)
+}
+
+// collect sends the metrics of one status.
+func (c *collector) collect(ch chan<- prometheus.Metric, st *authority.Status) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
@@ -138,13 +159,6 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			return 1
 		}
 		return 0
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.e.cfg.StatusTimeout)
-	defer cancel()
-	st, ready, err := c.e.status(ctx, authority.StatusOptions{})
-	gauge(c.ready, flag(ready.ok()))
-	if err != nil {
-		return // recovering, or the node goroutine did not answer: nothing else to say
 	}
 	n := &st.Stats.Node
 	gauge(c.sessions, float64(n.Players), "player")
@@ -241,6 +255,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.caughtUp, flag(cl.CaughtUp))
 		counter(c.replicated, n.ReplicatedOut, "out")
 		counter(c.replicated, n.ReplicatedIn, "in")
+		counter(c.failoverCalls, n.FailoverCalls)
+		counter(c.rerunsWaited, n.RerunsWaited)
+		counter(c.quorumKept, n.QuorumKept)
 	}
 }
 
