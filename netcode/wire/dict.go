@@ -1,9 +1,6 @@
 package wire
 
-import (
-	"fmt"
-	"unsafe"
-)
+import "fmt"
 
 // encDict is the encoder's half of a path dictionary: path → id, with at
 // most max ids. When it is full, a new path takes the id chosen by a CLOCK
@@ -22,26 +19,6 @@ type encDict struct {
 
 	undo []undoEntry // assignments made by the current message
 	defs []pathDef   // ids the current message defines, in order
-
-	// recent remembers ids found through ids by the address of the path
-	// string they were asked for (direct-mapped): a server delivers each
-	// value's path to every watcher with the very same string, so most
-	// lookups are an address compare and one string compare with paths.
-	recent [dictRecent]dictHint
-}
-
-// dictRecent is the size of encDict.recent: a few times the paths one
-// session sees change between two flushes.
-const dictRecent = 64
-
-// dictHint is one entry of encDict.recent: the address of a path string
-// and the id the path had. It is a hint only: the id is taken only if
-// paths still holds an equal string there, which known checks, so an
-// address reused by another string, or an id reassigned or rolled back
-// since, is never taken for the path.
-type dictHint struct {
-	addr uintptr
-	id   uint32
 }
 
 type pathDef struct {
@@ -89,21 +66,12 @@ func (d *encDict) rollback() {
 // known returns the id of path and marks it used by the current message,
 // if the peer knows it.
 func (d *encDict) known(path string) (uint32, bool) {
-	a := uintptr(unsafe.Pointer(unsafe.StringData(path)))
-	h := &d.recent[(a>>4^a>>10)%dictRecent]
-	id := h.id
-	// paths[id] == path exactly when ids[path] == id: the two are kept
-	// inverse, whatever was assigned or rolled back since.
-	if h.addr != a || a == 0 || int(id) >= len(d.paths) || d.paths[id] != path {
-		var ok bool
-		if id, ok = d.ids[path]; !ok {
-			return 0, false
-		}
-		*h = dictHint{addr: a, id: id}
+	id, ok := d.ids[path]
+	if ok {
+		d.ref[id] = true
+		d.stamp[id] = d.epoch
 	}
-	d.ref[id] = true
-	d.stamp[id] = d.epoch
-	return id, true
+	return id, ok
 }
 
 // assign gives path, which the peer does not know, an id and queues its
