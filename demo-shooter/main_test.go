@@ -452,6 +452,12 @@ func TestClusterKillRun(t *testing.T) {
 	if c.FailoverClients < 1 || c.FailoverClients > 2 || c.FailoverUnconfirmed != 0 {
 		t.Errorf("failover: %d clients of the killed node (want 1 or 2), %d without a confirmed call after (want 0)", c.FailoverClients, c.FailoverUnconfirmed)
 	}
+	// Each bot's session was lost, then resumed on another node, then had
+	// a call confirmed there, in that order: so are the medians.
+	if !(c.FailoverNoticedMsP50 > 0 && c.FailoverNoticedMsP50 <= c.FailoverResumedMsP50 && c.FailoverResumedMsP50 <= c.FailoverMsP50) {
+		t.Errorf("failover breakdown: noticed %.0f ms, resumed %.0f ms, confirmed %.0f ms (p50): want 0 < noticed <= resumed <= confirmed",
+			c.FailoverNoticedMsP50, c.FailoverResumedMsP50, c.FailoverMsP50)
+	}
 }
 
 // TestShardedRun plays the demo's sharded cluster match (the flags

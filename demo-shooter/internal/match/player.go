@@ -372,6 +372,11 @@ func (p *Player) Frame(wall time.Time) []netcode.Event {
 					p.CrossRec.HitsConfirmed++
 				}
 				p.hits[ev.Call] = confirmedHit{target: target, at: wall, cross: info.cross}
+			} else {
+				p.Rec.HitsMissed++
+				if info.cross {
+					p.CrossRec.HitsMissed++
+				}
 			}
 		}
 	}
@@ -426,6 +431,8 @@ func (p *Player) lostHit(rec *quality.Recorder, err error) {
 		rec.HitsShooterDead++
 	case quality.FailLate:
 		rec.HitsLate++
+	default:
+		rec.HitsFailedOther++
 	}
 }
 
@@ -463,9 +470,11 @@ func (p *Player) retractHit(c *netcode.Correction) {
 	delete(p.hits, c.Call)
 	if p.Rec.HitsConfirmed > 0 {
 		p.Rec.HitsConfirmed--
+		p.Rec.HitsRetracted++
 	}
 	if h.cross && p.CrossRec.HitsConfirmed > 0 {
 		p.CrossRec.HitsConfirmed--
+		p.CrossRec.HitsRetracted++
 	}
 }
 

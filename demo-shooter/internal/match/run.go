@@ -312,6 +312,9 @@ type failover struct {
 	// took: the failover times of those that had one.
 	waiting map[*Player]bool
 	took    []time.Duration
+	// noticed and resumed: for each of those bots, the time from the kill
+	// to its session's loss, and to its welcome on another node.
+	noticed, resumed map[*Player]time.Duration
 }
 
 // due reports whether the kill is due at now.
@@ -323,6 +326,7 @@ func (f *failover) due(now time.Time) bool {
 func (f *failover) kill(cl *cluster, players []*Player, now time.Time) error {
 	f.addr = cl.nodes[0].Addr
 	f.waiting = map[*Player]bool{}
+	f.noticed, f.resumed = map[*Player]time.Duration{}, map[*Player]time.Duration{}
 	for _, p := range players {
 		if p.C.Stats().Addr == f.addr {
 			f.waiting[p] = true
@@ -342,6 +346,15 @@ func (f *failover) observe(players []*Player) {
 		return
 	}
 	for p := range f.waiting {
+		if _, ok := f.noticed[p]; !ok && p.Link.Lost.After(f.killedAt) {
+			f.noticed[p] = p.Link.Lost.Sub(f.killedAt)
+		}
+		if _, ok := f.resumed[p]; !ok && p.Link.Back.After(f.killedAt) && p.C.Stats().Addr != f.addr {
+			f.resumed[p] = p.Link.Back.Sub(f.killedAt)
+			if _, ok := f.noticed[p]; !ok {
+				f.noticed[p] = f.resumed[p] // lost and back within one frame
+			}
+		}
 		if p.Confirmed.After(f.killedAt) && p.ConfirmedAddr != f.addr {
 			f.took = append(f.took, p.Confirmed.Sub(f.killedAt))
 			delete(f.waiting, p)
@@ -484,8 +497,19 @@ func checkCluster(ctx context.Context, cl *cluster, players []*Player, tick *tim
 		cf.FailoverMsP50 = quality.Quantile(ms, 0.5)
 		cf.FailoverMsP99 = quality.Quantile(ms, 0.99)
 		cf.FailoverMsMax = quality.Quantile(ms, 1)
+		cf.FailoverNoticedMsP50, cf.FailoverNoticedMsP99 = msQuantiles(fo.noticed)
+		cf.FailoverResumedMsP50, cf.FailoverResumedMsP99 = msQuantiles(fo.resumed)
 	}
 	return cf, nil
+}
+
+// msQuantiles returns the p50 and p99 of the durations, in milliseconds.
+func msQuantiles(ds map[*Player]time.Duration) (p50, p99 float64) {
+	ms := make([]float64, 0, len(ds))
+	for _, d := range ds {
+		ms = append(ms, float64(d)/float64(time.Millisecond))
+	}
+	return quality.Quantile(ms, 0.5), quality.Quantile(ms, 0.99)
 }
 
 // crossMotion counts the own-motion writes recorded for boundary

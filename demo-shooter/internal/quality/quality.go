@@ -50,6 +50,17 @@ type Profile struct {
 	HitsLostShooterDeadPct float64 `json:"hits_lost_shooter_dead_pct"`
 	HitsLostLatePct        float64 `json:"hits_lost_late_pct"`
 	HitsLostOtherPct       float64 `json:"hits_lost_other_pct"`
+	// The other hits by what became of them (they sum to
+	// HitsLostOtherPct): the call was answered with success but the
+	// authority's shot hit another target or none (missed); it was
+	// confirmed and a later re-run took the hit back (retracted); it
+	// failed for another reason (failed); it had no answer by the end of
+	// the match, or was forgotten among more calls in flight than a
+	// player tracks (unanswered).
+	HitsLostMissedPct     float64 `json:"hits_lost_missed_pct"`
+	HitsLostRetractedPct  float64 `json:"hits_lost_retracted_pct"`
+	HitsLostFailedPct     float64 `json:"hits_lost_failed_other_pct"`
+	HitsLostUnansweredPct float64 `json:"hits_lost_unanswered_pct"`
 	// Own-player correction distance in pixels, over every confirmed
 	// write of a client's own position (zero when the prediction was
 	// exact). CorrectedPct is the share of them that differed at all,
@@ -148,6 +159,15 @@ type Cluster struct {
 	FailoverMsP50       float64 `json:"failover_ms_p50"`
 	FailoverMsP99       float64 `json:"failover_ms_p99"`
 	FailoverMsMax       float64 `json:"failover_ms_max"`
+	// Where the failover time goes, over the same bots: from the kill to
+	// the client's transport noticing the loss (its idle timeout), and to
+	// its welcome on another node (redial, resume, and the wait for the
+	// takeover there, which waits for membership to declare the node
+	// failed).
+	FailoverNoticedMsP50 float64 `json:"failover_noticed_ms_p50"`
+	FailoverNoticedMsP99 float64 `json:"failover_noticed_ms_p99"`
+	FailoverResumedMsP50 float64 `json:"failover_resumed_ms_p50"`
+	FailoverResumedMsP99 float64 `json:"failover_resumed_ms_p99"`
 	// Logs names the directory of the nodes' data and logs, kept when a
 	// check failed (a call lost or applied twice, a path diverged, a
 	// stray trace); absent otherwise (removed).
@@ -250,8 +270,10 @@ func (p *Profile) figures() map[string]float64 {
 	f := map[string]float64{
 		"seconds": p.Seconds, "hits_confirmed_pct": p.HitsConfirmedPct,
 		"hits_lost_shooter_dead_pct": p.HitsLostShooterDeadPct, "hits_lost_late_pct": p.HitsLostLatePct,
-		"hits_lost_other_pct": p.HitsLostOtherPct,
-		"correction_p50_px":   p.CorrectionP50Px, "correction_p99_px": p.CorrectionP99Px,
+		"hits_lost_other_pct": p.HitsLostOtherPct, "hits_lost_missed_pct": p.HitsLostMissedPct,
+		"hits_lost_retracted_pct": p.HitsLostRetractedPct, "hits_lost_failed_other_pct": p.HitsLostFailedPct,
+		"hits_lost_unanswered_pct": p.HitsLostUnansweredPct,
+		"correction_p50_px":        p.CorrectionP50Px, "correction_p99_px": p.CorrectionP99Px,
 		"correction_max_px": p.CorrectionMaxPx, "corrected_pct": p.CorrectedPct,
 		"correction_p99_corrected_px": p.CorrectionP99CorrectedPx,
 		"misprediction_rate":          p.MispredictionRate, "reruns_per_call": p.ReRunsPerCall,
@@ -262,6 +284,8 @@ func (p *Profile) figures() map[string]float64 {
 	}
 	if c := p.Cluster; c != nil {
 		f["failover_ms_p50"], f["failover_ms_p99"], f["failover_ms_max"] = c.FailoverMsP50, c.FailoverMsP99, c.FailoverMsMax
+		f["failover_noticed_ms_p50"], f["failover_noticed_ms_p99"] = c.FailoverNoticedMsP50, c.FailoverNoticedMsP99
+		f["failover_resumed_ms_p50"], f["failover_resumed_ms_p99"] = c.FailoverResumedMsP50, c.FailoverResumedMsP99
 		if sh := c.Shards; sh != nil {
 			f["range_move_ms"], f["cross_region_hits_confirmed_pct"], f["cross_region_correction_p99_px"] = sh.RangeMoveMs, sh.CrossRegionHitsConfirmedPct, sh.CrossRegionCorrectionP99Px
 			f["local_confirm_minus_rtt_ms_p50"], f["local_confirm_minus_rtt_ms_p99"] = sh.LocalConfirmMinusRTTMsP50, sh.LocalConfirmMinusRTTMsP99
@@ -399,8 +423,10 @@ func Quantile(xs []float64, q float64) float64 {
 type Recorder struct {
 	HitsSeen      uint64
 	HitsConfirmed uint64
-	// Seen hits the authority did not confirm, by reason.
-	HitsShooterDead, HitsLate uint64
+	// Seen hits the authority did not confirm, by reason (Profile's
+	// HitsLost*Pct); those never answered are the rest.
+	HitsShooterDead, HitsLate                  uint64
+	HitsMissed, HitsRetracted, HitsFailedOther uint64
 	// Correction holds the own-position correction distance (px) of each
 	// confirmed own-position write; Corrected those above zero.
 	Correction Samples
@@ -470,7 +496,7 @@ func Summarise(profile string, span time.Duration, recs []*Recorder, ctr []Count
 	}
 	p := Profile{Profile: profile, Clients: len(recs), Seconds: span.Seconds()}
 	var corr, corrected, lat Samples
-	var seen, ok, dead, late uint64
+	var seen, ok, dead, late, missed, retracted, failed uint64
 	var sum Counters
 	var rtt time.Duration
 	for i, r := range recs {
@@ -478,6 +504,9 @@ func Summarise(profile string, span time.Duration, recs []*Recorder, ctr []Count
 		ok += r.HitsConfirmed
 		dead += r.HitsShooterDead
 		late += r.HitsLate
+		missed += r.HitsMissed
+		retracted += r.HitsRetracted
+		failed += r.HitsFailedOther
 		corr.Merge(&r.Correction)
 		corrected.Merge(&r.Corrected)
 		lat.Merge(&r.ConfirmMinusRTT)
@@ -504,6 +533,12 @@ func Summarise(profile string, span time.Duration, recs []*Recorder, ctr []Count
 	p.HitsLostLatePct = ratio(late, seen) * 100
 	if other := int64(seen) - int64(ok+dead+late); other > 0 {
 		p.HitsLostOtherPct = ratio(uint64(other), seen) * 100
+		p.HitsLostMissedPct = ratio(missed, seen) * 100
+		p.HitsLostRetractedPct = ratio(retracted, seen) * 100
+		p.HitsLostFailedPct = ratio(failed, seen) * 100
+		if rest := other - int64(missed+retracted+failed); rest > 0 {
+			p.HitsLostUnansweredPct = ratio(uint64(rest), seen) * 100
+		}
 	}
 	p.CorrectionP50Px = Quantile(corr.Values(), 0.50)
 	p.CorrectionP99Px = Quantile(corr.Values(), 0.99)

@@ -68,7 +68,7 @@ func TestSamplesBounded(t *testing.T) {
 }
 
 func TestSummarise(t *testing.T) {
-	a, b := &Recorder{HitsSeen: 10, HitsConfirmed: 7, HitsShooterDead: 1, HitsLate: 1}, &Recorder{HitsSeen: 10, HitsConfirmed: 10}
+	a, b := &Recorder{HitsSeen: 10, HitsConfirmed: 7, HitsShooterDead: 1, HitsLate: 1}, &Recorder{HitsSeen: 10, HitsConfirmed: 7, HitsMissed: 1, HitsRetracted: 1}
 	for i := range 100 {
 		a.Correction.Add(0)
 		b.Correction.Add(float64(i % 2 * 4)) // half zero, half 4 px
@@ -91,7 +91,8 @@ func TestSummarise(t *testing.T) {
 	}
 	want := Profile{
 		Profile: "mobile", Clients: 2, Seconds: 10,
-		HitsSeen: 20, HitsConfirmedPct: 85, HitsLostShooterDeadPct: 5, HitsLostLatePct: 5, HitsLostOtherPct: 5,
+		HitsSeen: 20, HitsConfirmedPct: 70, HitsLostShooterDeadPct: 5, HitsLostLatePct: 5, HitsLostOtherPct: 20,
+		HitsLostMissedPct: 5, HitsLostRetractedPct: 5, HitsLostUnansweredPct: 10,
 		CorrectionP50Px: 0, CorrectionP99Px: 4, CorrectionMaxPx: 4, CorrectedPct: 25, CorrectionP99CorrectedPx: 4,
 		MispredictionRate: 0.2, ReRunsPerCall: 0.1, AuthorityReRunsPerCall: 0.1,
 		ConfirmLatencyMinusRTTMs: 20, RTTMs: 200, Calls: 200,
