@@ -206,8 +206,6 @@ type Archive struct {
 	idle     sync.Cond // broadcast when a snapshot round ends
 	snapWake chan struct{}
 	snapDone chan struct{}
-
-	scratch []byte // owned by the appending goroutine
 }
 
 type snapReq struct {
@@ -702,8 +700,7 @@ func (a *Archive) Append(now int64, e *Entry) error {
 	if a.wal == nil {
 		return ErrClosed
 	}
-	a.scratch = AppendEntry(a.scratch[:0], e)
-	_, err := a.wal.append(now, a.scratch)
+	_, err := a.wal.appendEntry(now, e)
 	return err
 }
 

@@ -140,11 +140,21 @@ func openWAL(fsys FS, dirs []string, segSize int64, flushEvery time.Duration, ma
 // into the buffer. It blocks while the buffer holds maxBuf bytes (the
 // disk is behind) and fails once the log has failed or closed.
 func (w *wal) append(now int64, payload []byte) (uint64, error) {
-	n := 8 + len(payload)
-	if n > MaxRecord {
-		return 0, fmt.Errorf("archive: a %d-byte record is over the %d-byte limit", n, MaxRecord)
-	}
-	size := int64(FramedSize(n))
+	return w.appendRecord(now, payload, nil)
+}
+
+// appendEntry is append of e's encoding, which it writes straight into
+// the buffer (no copy of it is made first).
+func (w *wal) appendEntry(now int64, e *Entry) (uint64, error) {
+	return w.appendRecord(now, nil, e)
+}
+
+// appendRoom is the free room appendRecord keeps in the buffer.
+const appendRoom = 4 << 10
+
+// appendRecord appends one record stamped now holding e's encoding, or
+// payload when e is nil.
+func (w *wal) appendRecord(now int64, payload []byte, e *Entry) (uint64, error) {
 	w.mu.Lock()
 	for w.err == nil && !w.closed && len(w.buf) >= w.maxBuf {
 		w.kickLocked()
@@ -154,18 +164,39 @@ func (w *wal) append(now int64, payload []byte) (uint64, error) {
 		w.mu.Unlock()
 		return 0, err
 	}
+	start := len(w.buf)
+	if cap(w.buf)-start < appendRoom {
+		// Room for a typical entry, so it is encoded without growing
+		// (and copying) the buffer on the way.
+		nb := make([]byte, start, 2*cap(w.buf)+appendRoom+len(payload))
+		copy(nb, w.buf)
+		w.buf = nb
+	}
+	w.buf = append(w.buf, make([]byte, RecordHeader+8)...)
+	binary.LittleEndian.PutUint64(w.buf[start+RecordHeader:], uint64(now))
+	if e != nil {
+		w.buf = AppendEntry(w.buf, e)
+	} else {
+		w.buf = append(w.buf, payload...)
+	}
+	n := len(w.buf) - start - RecordHeader
+	if n > MaxRecord {
+		w.buf = w.buf[:start]
+		w.mu.Unlock()
+		return 0, fmt.Errorf("archive: a %d-byte record is over the %d-byte limit", n, MaxRecord)
+	}
+	for len(w.buf)%RecordAlign != 0 {
+		w.buf = append(w.buf, 0)
+	}
+	sealRecord(w.buf[start:], n)
+	size := int64(len(w.buf) - start)
 	if w.segBytes+size > w.segSize && w.segBytes > segHdrSize {
+		// The record starts the next segment.
 		w.segIndex++
 		w.segBytes = segHdrSize
-		w.cuts = append(w.cuts, cut{len(w.buf), w.segIndex})
+		w.cuts = append(w.cuts, cut{start, w.segIndex})
 		w.segs = append(w.segs, segInfo{index: w.segIndex, maxNow: now})
 	}
-	start := len(w.buf)
-	w.buf = growRecord(w.buf, n)
-	rec := w.buf[start:]
-	binary.LittleEndian.PutUint64(rec[RecordHeader:], uint64(now))
-	copy(rec[RecordHeader+8:], payload)
-	sealRecord(rec, n)
 	w.segBytes += size
 	if s := &w.segs[len(w.segs)-1]; now > s.maxNow {
 		s.maxNow = now
