@@ -506,7 +506,9 @@ func (p Program) Run(ctx context.Context, args []string, stderr io.Writer, ready
 	log.Info(p.name()+" stopped", "uptime", time.Since(start).Round(time.Millisecond),
 		"connects", st.Node.Connects, "calls", st.Node.Calls, "call_errors", st.Node.CallErrors,
 		"calls_rejected", st.Node.CallsRejected, "reruns", st.Node.Reruns,
-		"raw_values_written", st.Node.Writes, "values_sent", st.Node.ValuesSent)
+		"raw_values_written", st.Node.Writes, "values_sent", st.Node.ValuesSent,
+		"reruns_too_late", st.Node.RerunsTooLate, "reruns_abandoned", st.Node.RerunsAbandoned,
+		"takeovers", st.Node.Takeovers, "failover_calls", st.Node.FailoverCalls)
 	return err
 }
 
