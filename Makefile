@@ -36,13 +36,14 @@ build:
 ## test: the whole suite with the race detector, then the demo's full
 ## simulated matches held to the quality bars and the cluster's simulator
 ## properties over their full seed counts (500 seeds replicated, 200
-## sharded, 100 with range moves, 3 × 50 against one store; without the
-## race detector, which slows the simulator several times). Only cacheable flags are used,
+## sharded, 100 with range moves, 3 × 50 against one store, 50 handed to
+## a node that held nothing; without the race detector, which slows the
+## simulator several times). Only cacheable flags are used,
 ## so Go reuses the result of every package whose code and test inputs did
 ## not change since it last passed (`go clean -testcache` forgets them).
 test: deps
 	$(GO) test -race -timeout 20m ./...
-	$(GO) test -timeout 30m -run '^(TestMatchBars|TestClusterProperties|TestClusterSplit|TestClusterRejoinRace|TestShardedProperties|TestShardedMoves|TestShardedSingleStore)$$' ./demo-shooter/game/ ./authority/sim/
+	$(GO) test -timeout 30m -run '^(TestMatchBars|TestClusterProperties|TestClusterSplit|TestClusterRejoinRace|TestShardedProperties|TestShardedMoves|TestShardedSingleStore|TestShardedHandoff)$$' ./demo-shooter/game/ ./authority/sim/
 
 ## check: formatting, vet, staticcheck, a tidy module, and the short
 ## suite in shuffled order (tests must not depend on each other's order).

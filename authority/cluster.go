@@ -112,6 +112,9 @@ type peerNode struct {
 	// watchDone lists the prefixes this node watches that the peer has
 	// sent its catch-up of (a WatchDone on its current stream).
 	watchDone []string
+	// rangeDone holds, per range, the newest entry version of the range
+	// markers the peer sent on its current stream (handoff.go).
+	rangeDone map[shardmap.Range]uint64
 	// seq numbers the Syncs sent on out; acked is the highest the peer
 	// acknowledged; syncDue asks for a Sync at the end of the step.
 	seq, acked uint64
@@ -338,29 +341,10 @@ func (n *Node) SetShardMap(now int64, m *shardmap.Map) {
 	old := n.shard
 	n.shard = m
 	if m == nil {
+		n.catching = nil
 		return
 	}
-	before := map[shardmap.Range][]uint8{}
-	if old != nil {
-		for _, e := range old.Entries() {
-			if !e.Removed {
-				before[e.Range] = e.Owners
-			}
-		}
-	}
-	for _, e := range m.Entries() {
-		if e.Removed {
-			continue
-		}
-		for _, p := range n.livePeers() {
-			if !slices.Contains(e.Owners, p.id) || slices.Contains(before[e.Range], p.id) {
-				continue // not an owner, or one already
-			}
-			r := e.Range
-			n.sendHeld(p.out, r.Prefix, func(path string) bool { return r.Contains(path) && !coversPath(p.watches, path) })
-			p.syncDue = true
-		}
-	}
+	n.takeRanges(now, old, m)
 	n.flushSyncs(now)
 }
 
@@ -509,6 +493,7 @@ func (n *Node) startStream(p *peerNode) {
 	p.catchUpDue = false
 	n.catchUp(s)
 	n.watchesDone(s)
+	n.sendRangeMarkers(s, p)
 	n.sendInterest(s)
 	p.syncDue = true
 	for _, w := range n.waits {
@@ -806,6 +791,10 @@ func (n *Node) finalityNow(now int64) int64 {
 		// Nor past this node's own closed time, below which it may still
 		// re-run calls (it moves on after each tick's re-runs).
 		t = min(t, n.closed+span)
+	}
+	if n.catchingAny() && now-n.catchSince < int64(lag) {
+		// Nor while catching up on a range the map gave it (handoff.go).
+		t = min(t, n.store.Horizon()+span)
 	}
 	for _, p := range n.peers {
 		switch {

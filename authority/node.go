@@ -141,6 +141,8 @@ type Node struct {
 	rerunHeld    []*callRec                   // re-runs due while without a quorum, run once it serves again
 	needsReset   bool                         // its state is stale: replace it (NeedsReset)
 	interest     []string                     // prefixes watched from the peers (shard.go)
+	catching     map[shardmap.Range]uint64    // ranges owned, still catching up on: the entry version that gave them (handoff.go)
+	catchSince   int64                        // when catching last became non-empty
 	relayed      map[netcode.CallID]*relayRec // calls relayed to their owners, until answered
 
 	// for operators (node_status.go)
@@ -268,6 +270,12 @@ type Stats struct {
 	CallsReforwarded uint64
 	RangesWatched    uint64
 	RunsOutside      uint64
+	// RangeCatchUps counts the ranges the map gave this node that it
+	// neither owned nor watched, so it caught up on them before running
+	// anything there; CatchUpRouted the calls sent to another owner
+	// meanwhile.
+	RangeCatchUps    uint64
+	CatchUpRouted    uint64
 	NoQuorum         uint64 // calls and writes refused without a quorum
 	QuorumKept       uint64 // quorums regained with the node's state kept: nobody had taken it over
 	TakeoversAdopted uint64 // takeovers completed because another node had completed one this node abandoned
@@ -775,7 +783,7 @@ func (n *Node) hello(now int64, s *session, h *wire.Hello) {
 		// Whether the peer is up is membership's to say (PeerUp), not
 		// its stream's (see handlePeer's Sync).
 		p := n.peer(id)
-		p.watches, p.watchDone = nil, nil
+		p.watches, p.watchDone, p.rangeDone = nil, nil, nil
 		n.send(s, &wire.Message{Kind: wire.KindWelcome, Welcome: wire.Welcome{Creator: uint32(id) << 24, ServerTime: now}})
 		return
 	}
@@ -1815,7 +1823,9 @@ func (n *Node) run(now int64, rec *callRec, version uint32) bool {
 			// watches the range from now on.
 			n.stats.RunsOutside++
 			out.Err = fmt.Errorf("%w (%s)", errOutside, path)
-			_ = n.addInterest(n.rangePrefix(path))
+			if !n.owns(n.cfg.NodeID, path) {
+				_ = n.addInterest(n.rangePrefix(path)) // an owner catching up on it needs no watch
+			}
 		}
 	}
 	if out.Err == nil {
@@ -2010,6 +2020,14 @@ func (n *Node) processReruns(now int64) {
 		if k := len(rec.versions); k > 0 {
 			next = rec.versions[k-1].version + 1
 		} else if rec.lastErr != nil {
+			continue
+		}
+		if n.catchingUp(n.recKey(rec)) {
+			// Its range came to this node, which is still catching up
+			// on it (handoff.go): run it once the range's values are in.
+			n.stats.RerunsWaited++
+			rec.queued = true
+			n.rerunWaits = append(n.rerunWaits, rec)
 			continue
 		}
 		if n.awaitsPeer(now, waited, rec) {

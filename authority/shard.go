@@ -87,7 +87,7 @@ func (n *Node) Holds(path string) bool { return n.holds(path) }
 // there (a WatchDone after its catch-up), so a read here sees what the
 // owners see.
 func (n *Node) heldReady(path string) bool {
-	if n.owns(n.cfg.NodeID, path) {
+	if n.owns(n.cfg.NodeID, path) && !n.catchingUp(path) {
 		return true
 	}
 	for _, prefix := range n.interest {
@@ -204,6 +204,10 @@ func (n *Node) watchesCaughtUp(p *peerNode) bool {
 // this node watches.
 func (n *Node) peerWatchDone(s *session, prefix string) {
 	p := n.peer(s.peer)
+	if r, v, ok := parseRangeMarker(prefix); ok {
+		n.peerRangeMarker(p, r, v)
+		return
+	}
 	if !slices.Contains(p.watchDone, prefix) && len(p.watchDone) < MaxNodeWatches {
 		p.watchDone = append(p.watchDone, prefix)
 	}
@@ -280,8 +284,22 @@ func (n *Node) routeTo(key string) (to uint8, here bool, err error) {
 		return 0, true, nil
 	}
 	owners, all := n.ownersOf(key)
-	if all || owners == nil || slices.Contains(owners, n.cfg.NodeID) {
+	if all || owners == nil {
 		return 0, true, nil
+	}
+	if slices.Contains(owners, n.cfg.NodeID) {
+		if !n.catchingUp(key) {
+			return 0, true, nil
+		}
+		// Still catching up on the range (handoff.go): another owner
+		// runs it meanwhile.
+		for _, o := range owners {
+			if p := n.peers[o]; o != n.cfg.NodeID && p != nil && p.up && p.out != nil && p.out.state != closing {
+				n.stats.CatchUpRouted++
+				return o, false, nil
+			}
+		}
+		return 0, false, fmt.Errorf("catching up on %s's range, and no other owner is live (owners %v)", key, owners)
 	}
 	for _, o := range owners {
 		if p := n.peers[o]; p != nil && p.up && p.out != nil && p.out.state != closing {

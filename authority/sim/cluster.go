@@ -72,6 +72,17 @@ type ClusterConfig struct {
 	// 50 ms apart, as gossip would.
 	Moves      int
 	MoveSettle time.Duration // 0: 1 s
+	// MoveDirect makes each move one map change: the new owner becomes
+	// primary and the old primary leaves the range at once, so calls
+	// reach the new owner while it is still catching up on the range.
+	MoveDirect bool
+	// MoveTo, when set, is the node every move gives its range to (a
+	// range it owns already is not moved); 0: a random node not owning it.
+	MoveTo uint8
+	// ClientNodes, when above 0, puts the clients on the first
+	// ClientNodes nodes only (they start and fail over among them); the
+	// others have no client, so they watch nothing their clients would.
+	ClientNodes int
 }
 
 // DefaultClusterConfig is three authorities' worth of faults: no crash or
@@ -874,7 +885,7 @@ func (s *Sim) scheduleMoves() {
 		e := entries[rng.IntN(len(entries))]
 		var others []uint8
 		for _, nd := range s.nodes {
-			if !slices.Contains(e.Owners, nd.id()) {
+			if !slices.Contains(e.Owners, nd.id()) && (cc.MoveTo == 0 || nd.id() == cc.MoveTo) {
 				others = append(others, nd.id())
 			}
 		}
@@ -896,7 +907,14 @@ func (s *Sim) move(i, stage int) {
 		return
 	}
 	owners := cur.Owners
-	if stage == 0 {
+	if stage == 0 && s.cfg.Cluster.MoveDirect {
+		if slices.Contains(owners, mv.to) {
+			return
+		}
+		mv.from = owners[0]
+		owners = append([]uint8{mv.to}, owners[1:]...)
+		s.logFault("range %v moves from node %d to node %d (owners %v)", mv.r, mv.from, mv.to, owners)
+	} else if stage == 0 {
 		if slices.Contains(owners, mv.to) {
 			return
 		}
@@ -929,6 +947,14 @@ func (s *Sim) move(i, stage int) {
 	for _, nd := range s.nodes {
 		s.schedule(&event{at: s.now + rng.Int64N(int64(50*time.Millisecond)), kind: evMapSet, node: nd.idx})
 	}
+}
+
+// clientNodes returns how many nodes (the first ones) clients use.
+func clientNodes(cfg *Config, nodes int) int {
+	if k := cfg.Cluster.ClientNodes; k > 0 && k < nodes {
+		return k
+	}
+	return nodes
 }
 
 // rangeProbe returns a path that range r holds, for looking r up.

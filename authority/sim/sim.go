@@ -368,7 +368,7 @@ func newSim(cfg Config, srvs []Server, mk func(uint8) Server, reg *netcode.Regis
 			}
 		}
 		c := &simClient{
-			idx: i, core: core, local: lc, rng: sub(), node: i % len(srvs),
+			idx: i, core: core, local: lc, rng: sub(), node: i % clientNodes(&cfg, len(srvs)),
 			up:      newLink(&s.cfg.Profile, sub(), cfg.Frame),
 			down:    newLink(&s.cfg.Profile, sub(), cfg.Frame),
 			calls:   make(map[netcode.CallID]*callInfo),
@@ -575,7 +575,7 @@ func (s *Sim) connect(c *simClient) {
 	if !nd.alive {
 		// A dial to a dead authority fails (after the handshake
 		// timeout); the client tries the next address.
-		c.node = (c.node + 1) % len(s.nodes)
+		c.node = (c.node + 1) % clientNodes(&s.cfg, len(s.nodes))
 		s.schedule(&event{at: s.now + int64(dialTimeout), kind: evConnect, client: c.idx})
 		return
 	}
@@ -605,7 +605,7 @@ func (s *Sim) drop(c *simClient, err error) {
 	c.reconnects++
 	// The next session goes to the next authority (a client's failover
 	// addresses, tried in turn).
-	c.node = (c.node + 1) % len(s.nodes)
+	c.node = (c.node + 1) % clientNodes(&s.cfg, len(s.nodes))
 	pause := int64(100*time.Millisecond) + s.rng.Int64N(int64(900*time.Millisecond))
 	s.schedule(&event{at: s.now + pause, kind: evConnect, client: c.idx})
 }

@@ -31,6 +31,14 @@ import (
 // a cross-shard read that saw anything but what one store gives shows up
 // as a difference.
 
+// loggedRun is one run a node logged.
+type loggedRun struct {
+	node    uint8
+	call    netcode.Call
+	version uint32
+	locks   []netcode.ReadLock
+}
+
 // callKey names a call by its creator and write time.
 type callKey struct {
 	creator uint32
@@ -46,6 +54,7 @@ type valKey struct {
 // runLog collects what every node of a run (every incarnation) logged.
 type runLog struct {
 	calls    map[callKey]netcode.Call
+	runs     []loggedRun // every run that stored values, with what it read
 	valid    map[valKey]string
 	conflict string                    // two nodes that finalised one value with different bytes
 	nodes    map[uint8]*authority.Node // the latest incarnation of each id
@@ -77,6 +86,9 @@ func (l *runLog) take(id uint8, p authority.Persist) {
 		c := e.Call
 		c.Args = slices.Clone(c.Args)
 		l.calls[callKey{c.ID.Creator, c.Time}] = c
+		if e.Err == "" {
+			l.runs = append(l.runs, loggedRun{node: id, call: c, version: e.Version, locks: slices.Clone(e.Locks)})
+		}
 	}
 	for _, v := range p.Final {
 		l.addValid(v, id)
