@@ -123,6 +123,15 @@ func (s loggedServer) ShardCounters() (forwarded, outside uint64) {
 	return st.CallsForwarded, st.RunsOutside
 }
 
+// NeedsReset and QuorumCounters are the adapter's, which the simulator
+// looks for (a wrapper must not hide them: a node that asks to be reset
+// would serve on with a stale state).
+func (s loggedServer) NeedsReset() bool { return s.n.NeedsReset() }
+
+func (s loggedServer) QuorumCounters() (kept, adopted uint64) {
+	return s.ShardServer.(interface{ QuorumCounters() (uint64, uint64) }).QuorumCounters()
+}
+
 func (s loggedServer) LateCounters() (late, failover, waited, abandoned uint64) {
 	st := s.n.Stats()
 	return st.Refusals[authority.CauseLate] + st.Refusals[authority.CauseStale], st.FailoverCalls, st.RerunsWaited, st.RerunsAbandoned
