@@ -119,6 +119,11 @@ type peerNode struct {
 	// acknowledged; syncDue asks for a Sync at the end of the step.
 	seq, acked uint64
 	syncDue    bool
+	// probe is a Sync on out whose acknowledgement is awaited (0: none),
+	// sent at probeAt; rtt is the latest round trip of one. They measure
+	// how far behind the peer's messages arrive (streamLag).
+	probe        uint64
+	probeAt, rtt int64
 	// tookOver: this node completed a takeover of the peer since it last
 	// saw it go down. Its Syncs to the peer then name the peer in
 	// TakenOver, which tells the peer, if it lost its quorum meanwhile,
@@ -461,6 +466,7 @@ func (n *Node) ConnectPeer(now int64, id uint8, remote string) (SessionID, error
 		n.closeSession(p.out, "replaced by a new replication stream")
 	}
 	p.out, p.seq, p.acked = s, 0, 0
+	p.probe = 0
 	for _, t := range n.gone {
 		for i := range t.need {
 			if t.need[i].peer == id {
@@ -703,8 +709,69 @@ func (n *Node) advanceClosed(now int64) {
 		if now < p.holdUntil {
 			c = min(c, p.hold)
 		}
+		c = min(c, local-n.lagMargin(now, p))
 	}
+	c = min(c, n.peerDueBound())
 	n.closed = max(n.closed, c, n.lagNow(now)-int64(n.cfg.Store.MaxChangeAge)-int64(n.cfg.Store.FinalitySkew)-int64(n.maxClosedLag()))
+}
+
+// peerDueBound prunes peerDue and returns the latest closed time it
+// allows: just below the earliest call there that its runner, a live
+// peer, is still to re-run. That re-run may invalidate this node's later
+// calls, which must still be re-run here: a cascade crossing between
+// nodes (the clients of two nodes bumping one counter since a late value)
+// takes a hop between nodes per alternation, and with the streams slow
+// (a loaded machine) it outran the closed time, which moves with the
+// clock alone, so the calls it reached last were never re-run and their
+// confirmed outputs were lost (Stats.RerunsTooLate). A hold ends when
+// the re-run arrives (a version valid here), when the peer's closed time
+// passes the call (it will not re-run it), or when the peer goes down;
+// like every hold, MaxClosedLag bounds it.
+func (n *Node) peerDueBound() int64 {
+	bound := int64(math.MaxInt64)
+	k := 0
+	for _, rec := range n.peerDue {
+		if rec.dead || !n.recRerunDue(rec) {
+			rec.due = false
+			continue
+		}
+		n.peerDue[k] = rec
+		k++
+		bound = min(bound, rec.call.Time-1)
+	}
+	clear(n.peerDue[k:])
+	n.peerDue = n.peerDue[:k]
+	return bound
+}
+
+// lagMargin is how much further back than its own finality horizon this
+// node's closed time stays for live peer p: how far behind p's messages
+// arrive (streamLag) less FinalitySkew, the margin the horizon keeps
+// anyway. A value p accepts at its now is stamped at most MaxChangeAge
+// back and reaches this node streamLag later, so it lands above the
+// closed time, and a call of this node that it invalidates can still be
+// re-run. Without it a stream that flows but late (both nodes' threads
+// starved on a loaded machine: Syncs keep coming, each one old) let the
+// closed time pass the peer's values before they came, and the calls
+// they invalidated here were never re-run, their confirmed outputs lost
+// (Stats.RerunsTooLate; the kill runs at load 20-25).
+func (n *Node) lagMargin(now int64, p *peerNode) int64 {
+	if !p.up || p.out == nil || p.closed == 0 {
+		return 0
+	}
+	return max(0, n.streamLag(now, p)-int64(n.cfg.Store.FinalitySkew))
+}
+
+// streamLag bounds how late p's messages arrive here: the latest round
+// trip of a Sync on this node's stream to p and its acknowledgement, or
+// the age of the one awaited if that is more (a round trip covers the way
+// back; p's own stream to this node runs between the same two processes).
+func (n *Node) streamLag(now int64, p *peerNode) int64 {
+	l := p.rtt
+	if p.probe != 0 {
+		l = max(l, now-p.probeAt)
+	}
+	return l
 }
 
 // lagNow is the now that MaxClosedLag counts back from: now, except after
@@ -880,6 +947,9 @@ func (n *Node) flushSyncs(now int64) {
 		}
 		p.syncDue = false
 		p.seq++
+		if p.probe == 0 {
+			p.probe, p.probeAt = p.seq, now
+		}
 		n.send(p.out, &wire.Message{Kind: wire.KindSync, Sync: wire.Sync{
 			Closed: n.closed, Seq: p.seq, HandedOver: n.handedTo(p), TakenOver: n.takenTo(p)}})
 	}
@@ -895,6 +965,9 @@ func (n *Node) handlePeer(now int64, s *session, m *wire.Message) {
 		p := n.peer(s.peer)
 		if p.out == s && m.Sync.Ack > p.acked {
 			p.acked = m.Sync.Ack
+			if p.probe != 0 && p.acked >= p.probe {
+				p.rtt, p.probe = now-p.probeAt, 0
+			}
 			p.ackTaken = append(p.ackTaken[:0], m.Sync.TakenOver...)
 			n.checkWaits(now)
 			n.resolveTakeovers(now)

@@ -94,7 +94,12 @@ type Node struct {
 	// from the peer, without the record as their tag, so an output of one
 	// taken over here that turns invalid finds its record through it.
 	peerRuns map[runKey]*callRec
-	dirty    []*session // sessions with batched deliveries to flush
+	// peerDue lists the calls of live peers whose outputs turned invalid
+	// here and that their runner is still to re-run: the closed time
+	// stays below them (advanceClosed), as their re-runs may invalidate
+	// this node's later calls. Bounded by peerRuns; pruned at each tick.
+	peerDue []*callRec
+	dirty   []*session // sessions with batched deliveries to flush
 
 	scratchValues []wire.Value       // reused by sendBatches
 	scratchStates []wire.StateChange // reused by sendBatches
@@ -403,6 +408,7 @@ type callRec struct {
 	queued    bool
 	waitSince int64 // when its queued re-run started waiting for a peer's (awaitsPeer); 0: not waiting
 	dead      bool  // final or dropped
+	due       bool  // in peerDue
 	abandoned bool  // re-run maxVersions times: its last outputs are invalid
 	node      uint8 // the authority that runs it (and its re-runs)
 	relay     uint8 // the authority that relayed it for its client (0: its client is here)
@@ -1597,8 +1603,13 @@ func (n *Node) applyChanges(now int64, changes []netcode.Change) {
 				// over here (after the takeover, which queued what was
 				// invalid then, the store's changes are all that say
 				// it needs a re-run).
-				if pr := n.peerRuns[runKey{c.Time.Creator, c.Time.Nanos}]; pr != nil && pr.node == n.cfg.NodeID {
-					rec = pr
+				if pr := n.peerRuns[runKey{c.Time.Creator, c.Time.Nanos}]; pr != nil {
+					if pr.node == n.cfg.NodeID {
+						rec = pr
+					} else if !pr.due && !pr.dead {
+						pr.due = true
+						n.peerDue = append(n.peerDue, pr)
+					}
 				}
 			}
 			if rec != nil && !rec.queued && !rec.dead {
@@ -2103,7 +2114,13 @@ func (n *Node) awaitsPeer(now, since int64, rec *callRec) bool {
 // peerRerunDue reports whether the value at t, invalid here, is an output
 // of a call that a live peer runs and is still to re-run.
 func (n *Node) peerRerunDue(t netcode.Time) bool {
-	pr := n.peerRuns[runKey{t.Creator, t.Nanos}]
+	return n.recRerunDue(n.peerRuns[runKey{t.Creator, t.Nanos}])
+}
+
+// recRerunDue reports whether pr is a call that a live peer runs and is
+// still to re-run: no version of it valid here, above that peer's closed
+// time.
+func (n *Node) recRerunDue(pr *callRec) bool {
 	if pr == nil || pr.dead || pr.node == n.cfg.NodeID || pr.lastErr != nil || len(pr.versions) == 0 {
 		return false
 	}
