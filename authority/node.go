@@ -1616,6 +1616,13 @@ func (n *Node) applyChanges(now int64, changes []netcode.Change) {
 				rec.queued = true
 				n.rerunQueue = append(n.rerunQueue, rec)
 			}
+		} else if c.Kind == netcode.Added && c.New == netcode.Invalid && c.Tag == nil && len(n.peerRuns) > 0 {
+			// A peer's output that arrives invalid here: its runner
+			// re-runs it once the value that makes it so reaches it.
+			if pr := n.peerRuns[runKey{c.Time.Creator, c.Time.Nanos}]; pr != nil && pr.node != n.cfg.NodeID && !pr.due && !pr.dead {
+				pr.due = true
+				n.peerDue = append(n.peerDue, pr)
+			}
 		}
 	}
 	if late {
