@@ -612,18 +612,24 @@ func (s *Sim) heal(nd *simNode, gen uint32) {
 	// A short partition: what was held on the links arrives now, in
 	// order, ahead of what is still in flight behind it, and membership
 	// never noticed.
+	s.releaseHeld()
+	for _, q := range s.nodes {
+		if q != nd && q.alive {
+			s.schedule(&event{at: s.now, kind: evMember, node: q.idx, peer: nd.idx, up: true, gen: nd.inc})
+			s.schedule(&event{at: s.now, kind: evMember, node: nd.idx, peer: q.idx, up: true, gen: q.inc})
+		}
+	}
+}
+
+// releaseHeld delivers now, in order, what the links held while nodes were
+// cut off, ahead of what is still in flight behind it.
+func (s *Sim) releaseHeld() {
 	for _, st := range s.allStreams() {
 		held := st.held
 		st.held = nil
 		for _, e := range held {
 			e.at = s.now
 			s.peerFrame(e)
-		}
-	}
-	for _, q := range s.nodes {
-		if q != nd && q.alive {
-			s.schedule(&event{at: s.now, kind: evMember, node: q.idx, peer: nd.idx, up: true, gen: nd.inc})
-			s.schedule(&event{at: s.now, kind: evMember, node: nd.idx, peer: q.idx, up: true, gen: q.inc})
 		}
 	}
 }
@@ -665,14 +671,7 @@ func (s *Sim) splitHeal() {
 		nd.isolated = false
 		nd.downed = false
 	}
-	for _, st := range s.allStreams() {
-		held := st.held
-		st.held = nil
-		for _, e := range held {
-			e.at = s.now
-			s.peerFrame(e)
-		}
-	}
+	s.releaseHeld()
 	for _, nd := range s.nodes {
 		for _, q := range s.nodes {
 			if q != nd && nd.alive && q.alive {

@@ -7,18 +7,26 @@ import (
 
 	"github.com/rewindnet/rewind/authority"
 	"github.com/rewindnet/rewind/authority/sim"
+	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/lagsim"
 )
+
+// nodeConfig is the configuration of node id of a cluster of n in the
+// tests: the cluster key and the resume key shared, watching watch.
+func nodeConfig(reg *netcode.Registry, id uint8, n int, watch ...string) authority.Config {
+	cfg := authority.DefaultConfig(reg)
+	cfg.NodeID = id
+	cfg.ResumeKey = []byte("a resume key shared by the cluster")
+	cfg.Cluster = authority.ClusterConfig{Key: []byte("a cluster key of sixteen bytes+"), Size: n, Watch: watch}
+	return cfg
+}
 
 // clusterNodes makes the authorities of a clustered run: node id of n,
 // sharing the cluster key and the resume key.
 func clusterNodes(t testing.TB, n int, watch ...string) func(id uint8) sim.Server {
 	reg := sim.Registry()
 	return func(id uint8) sim.Server {
-		cfg := authority.DefaultConfig(reg)
-		cfg.NodeID = id
-		cfg.ResumeKey = []byte("a resume key shared by the cluster")
-		cfg.Cluster = authority.ClusterConfig{Key: []byte("a cluster key of sixteen bytes+"), Size: n, Watch: watch}
+		cfg := nodeConfig(reg, id, n, watch...)
 		node, err := authority.NewNode(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -94,10 +102,7 @@ func TestClusterProperties(t *testing.T) {
 func failoverNodes(t testing.TB, n, calls int) func(id uint8) sim.Server {
 	reg := sim.Registry()
 	return func(id uint8) sim.Server {
-		cfg := authority.DefaultConfig(reg)
-		cfg.NodeID = id
-		cfg.ResumeKey = []byte("a resume key shared by the cluster")
-		cfg.Cluster = authority.ClusterConfig{Key: []byte("a cluster key of sixteen bytes+"), Size: n}
+		cfg := nodeConfig(reg, id, n)
 		cfg.Limits.FailoverCalls = calls
 		node, err := authority.NewNode(cfg)
 		if err != nil {

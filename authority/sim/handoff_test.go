@@ -34,11 +34,7 @@ func (s eventsServer) SetShardMap(now int64, m *shardmap.Map) {
 func handoffNodes(t testing.TB, n int, l *runLog, all *[]*authority.Node) func(id uint8) sim.Server {
 	reg := sim.Registry()
 	return func(id uint8) sim.Server {
-		cfg := authority.DefaultConfig(reg)
-		cfg.NodeID = id
-		cfg.ResumeKey = []byte("a resume key shared by the cluster")
-		cfg.Cluster = authority.ClusterConfig{Key: []byte("a cluster key of sixteen bytes+"), Size: n}
-		cfg.Cluster.Watch = []string{sim.PlayersPrefix} // what the functions read
+		cfg := nodeConfig(reg, id, n, sim.PlayersPrefix) // what the functions read
 		if int(id) < n {
 			cfg.Cluster.Watch = append(cfg.Cluster.Watch, sim.CountersPrefix, sim.SeenPrefix, "events/")
 		}

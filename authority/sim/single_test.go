@@ -141,10 +141,7 @@ func (s loggedServer) LateCounters() (late, failover, waited, abandoned uint64) 
 func loggedNodes(t testing.TB, n int, l *runLog, watch ...string) func(id uint8) sim.Server {
 	reg := sim.Registry()
 	return func(id uint8) sim.Server {
-		cfg := authority.DefaultConfig(reg)
-		cfg.NodeID = id
-		cfg.ResumeKey = []byte("a resume key shared by the cluster")
-		cfg.Cluster = authority.ClusterConfig{Key: []byte("a cluster key of sixteen bytes+"), Size: n, Watch: watch}
+		cfg := nodeConfig(reg, id, n, watch...)
 		cfg.Persist = true
 		node, err := authority.NewNode(cfg)
 		if err != nil {
