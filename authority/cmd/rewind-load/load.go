@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -17,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rewindnet/rewind/archive"
 	"github.com/rewindnet/rewind/authority"
 	"github.com/rewindnet/rewind/authority/internal/field"
 	"github.com/rewindnet/rewind/netcode/lagsim"
@@ -43,6 +46,8 @@ type options struct {
 	loops                    int           // player loops (goroutines, sockets)
 	tick                     time.Duration // a player loop's period
 	sockBuf                  int           // the authority's SocketBuffer (-1: the preset's)
+	data                     string        // durable authorities: each run's archive in a fresh directory under it ("": in memory)
+	dataDir                  string        // with -serve: this run's archive directory
 }
 
 // Bounds of a run.
@@ -103,10 +108,12 @@ type Report struct {
 	CallsPerS              float64 `json:"calls_per_s"`
 	AuthorityCPUUsPerCall  float64 `json:"authority_cpu_us_per_call"`
 	CallsPerPlayerS        float64 `json:"calls_per_player_s"`
-	RateAchievedPct        float64 `json:"rate_achieved_pct"` // moves made of the -rate a second asked of each player
-	UnderDriven            bool    `json:"under_driven"`      // the players made under 95 % of the moves asked: the run does not measure the authority at this load
-	UDPDrops               uint64  `json:"udp_rcvbuf_drops"`  // the machine's UDP receive-buffer drops during the measured span (/proc/net/snmp)
-	SocketBuffer           int     `json:"socket_buffer"`     // the authority socket's buffers asked, bytes (0: the system's default)
+	RateAchievedPct        float64 `json:"rate_achieved_pct"`       // moves made of the -rate a second asked of each player
+	UnderDriven            bool    `json:"under_driven"`            // the players made under 95 % of the moves asked: the run does not measure the authority at this load
+	UDPDrops               uint64  `json:"udp_rcvbuf_drops"`        // the machine's UDP receive-buffer drops during the measured span (/proc/net/snmp)
+	SocketBuffer           int     `json:"socket_buffer"`           // the authority socket's buffers asked, bytes (0: the system's default)
+	Durable                bool    `json:"durable,omitempty"`       // the authority kept an archive (-data): write-ahead log, snapshots
+	ArchiveBytes           int64   `json:"archive_bytes,omitempty"` // the archive's size on disk at the end of the run
 	HitsSeen               int     `json:"hits_seen"`
 	HitsConfirmed          int     `json:"hits_confirmed"`
 	HitsConfirmedPct       float64 `json:"hits_confirmed_pct"`
@@ -157,6 +164,9 @@ func serveAuthority(ctx context.Context, listen string, o options, out io.Writer
 	cfg.Transport.HandshakeRatePerHost = 1e6
 	cfg.Transport.HandshakeRate = 1e6
 	cfg.Transport.AcceptQueue = 4096
+	if o.dataDir != "" {
+		cfg.Data = archive.DefaultOptions(o.dataDir)
+	}
 	srv, err := authority.NewServer(cfg)
 	if err != nil {
 		return err
@@ -178,7 +188,7 @@ func startChild(o options) (*child, error) {
 	}
 	cmd := exec.Command(exe, "-serve", "-flush", o.flush.String(), "-coalesce", o.coalesce.String(),
 		"-fec", fmt.Sprintf("%d,%d", o.dataShards, o.parityShards), "-authority-cpuprofile", o.cpuProfile,
-		"-sockbuf", strconv.Itoa(o.sockBuf))
+		"-sockbuf", strconv.Itoa(o.sockBuf), "-data-dir", o.dataDir)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
@@ -288,9 +298,19 @@ func measure(ctx context.Context, o options) (Report, error) {
 	o.side = fieldSide(o.players, o.radius, o.neighbours)
 	r := Report{Players: o.players, Rate: o.rate, DurationS: o.duration.Seconds(), Lag: o.lag, Radius: o.radius,
 		FieldSide: o.side, FlushMs: float64(o.flush) / 1e6, CoalesceMs: float64(o.coalesce) / 1e6, FEC: o.fec, IdleSyncMs: float64(o.idleSync) / 1e6, Commit: o.commit, GoVersion: runtime.Version(),
-		Cores: runtime.NumCPU(), LoadStart: loadAvg(), Loops: o.loops, SocketBuffer: o.sockBuf}
+		Cores: runtime.NumCPU(), LoadStart: loadAvg(), Loops: o.loops, SocketBuffer: o.sockBuf, Durable: o.data != ""}
 	if o.sockBuf < 0 {
 		r.SocketBuffer = transport.Internet().SocketBuffer
+	}
+	if o.data != "" {
+		// A fresh archive for each run: one left by an earlier run would
+		// be restored.
+		dir, err := os.MkdirTemp(o.data, "run-")
+		if err != nil {
+			return r, err
+		}
+		defer os.RemoveAll(dir)
+		o.dataDir = dir
 	}
 	ch, err := startChild(o)
 	if err != nil {
@@ -474,10 +494,27 @@ func measure(ctx context.Context, o options) (Report, error) {
 		r.IdleCPUPctPerPlayer = 100 * float64(cpu1-cpu0) / d / n
 		r.IdleLoadGenCPUPct = 100 * float64(self1-self0) / d
 	}
+	if o.dataDir != "" {
+		r.ArchiveBytes = dirSize(o.dataDir)
+	}
 	return r, nil
 }
 
 func percentile(sorted []float64, p float64) float64 {
 	i := int(math.Ceil(p*float64(len(sorted)))) - 1
 	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// dirSize is the bytes of the regular files under dir (0 if unreadable).
+func dirSize(dir string) int64 {
+	var n int64
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
 }

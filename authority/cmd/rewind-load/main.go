@@ -19,6 +19,10 @@
 // span (after a warm-up); -idle adds a span in which the players stop
 // acting (they only keep their sessions and clocks), measured the same
 // way. The commit is given with -commit (make load passes git's).
+// With -data DIR the authority is durable, as with authority -data: each
+// run keeps its archive (write-ahead log, snapshot blocks) in a fresh
+// directory under DIR, removed after the run, and the report gives the
+// archive's size.
 package main
 
 import (
@@ -74,6 +78,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.sockBuf, "sockbuf", -1, "the authority socket's receive and send buffers, bytes (transport Config.SocketBuffer; 0: the system's default, -1: the preset's)")
 	fs.DurationVar(&o.tick, "loop-tick", time.Millisecond, "period of a player loop: packets wait for it at most, each way")
 	fs.DurationVar(&o.idleSync, "idle-sync", 0, "the players' timesync IdleInterval (0: the default)")
+	fs.StringVar(&o.data, "data", "", "make the authority durable: each run keeps its archive (write-ahead log, snapshots) in a fresh directory under this one, removed after the run")
+	fs.StringVar(&o.dataDir, "data-dir", "", "internal: the authority's archive directory with -serve")
 	serve := fs.Bool("serve", false, "internal: run the authority (the child process)")
 	listen := fs.String("listen", "127.0.0.1:0", "internal: the authority's address with -serve")
 	replot := fs.String("replot", "", "draw the plots (-plot) of an earlier sweep's report instead of running")
