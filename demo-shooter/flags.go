@@ -140,7 +140,7 @@ corrections under a simulated link, and measuring them.
   demo-shooter -headless -bots 16 -duration 60s -profiles broadband,mobile,awful -report q.json
   demo-shooter -headless -cluster 3 -kill-node-after 15s -bots 16 -duration 40s -profiles mobile -report c.json
                                        against a cluster of three authorities, one killed mid-match
-  demo-shooter -headless -cluster 3 -shards region -bots 24 -duration 60s -move-range-after 30s -profiles mobile -report s.json
+  demo-shooter -headless -cluster 3 -shards region -bots 32 -duration 60s -move-range-after 30s -profiles mobile -report s.json
                                        the arena cut into a region per authority, each region's calls
                                        run on its owners, one region moved to another node mid-match
   demo-shooter -data DIR               record the match in an archive (also with -headless)

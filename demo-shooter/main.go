@@ -11,7 +11,7 @@
 //	                                      the same against a cluster of three authorities, one
 //	                                      killed with SIGKILL mid-match: lost and duplicate
 //	                                      calls, failover times, replica divergence
-//	demo-shooter -headless -cluster 3 -shards region -bots 24 -duration 60s -move-range-after 30s -profiles mobile -report s.json
+//	demo-shooter -headless -cluster 3 -shards region -bots 32 -duration 60s -move-range-after 30s -profiles mobile -report s.json
 //	                                      the arena cut into a region per authority, each region's
 //	                                      calls run on its owners, region 0 moved live mid-match
 //	demo-shooter -screenshot shot.png -frames 120

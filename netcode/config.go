@@ -42,7 +42,7 @@ type Limits struct {
 func DefaultLimits() Limits {
 	return Limits{
 		MaxValueSize:   64 << 10,
-		MaxLocks:       64,
+		MaxLocks:       128,
 		MaxReads:       256,
 		MaxWrites:      64,
 		MaxPaths:       1 << 22,

@@ -22,7 +22,7 @@ const (
 	Speed            = 220
 	DiagonalPermille = 707
 
-	MaxPlayers = 24 // players a shoot or setKeys reads at most (each costs a read lock)
+	MaxPlayers = 32 // players a shoot or setKeys reads at most (each costs a read lock)
 	MaxNameLen = 16 // bytes of a player name
 
 	MaxHealth = 100    // health at spawn

@@ -88,7 +88,7 @@
 //  5. Each shoot, setKeys, join or respawn reads one motion and one gravity
 //     record per player (at most 2·MaxPlayers + 6 read locks); gravity
 //     reads the records and its own motion. With MaxPlayers players that
-//     stays within the default MaxLocks of 64.
+//     stays within the default MaxLocks of 128.
 //
 // # Bots
 //

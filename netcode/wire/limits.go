@@ -29,7 +29,7 @@ func DefaultLimits() Limits {
 		MaxPathBytes:  1024,
 		MaxBatch:      4096,
 		MaxValueBytes: 64 << 10,
-		MaxLocks:      64,
+		MaxLocks:      128,
 		MaxTextBytes:  4096,
 		MaxPrefixes:   256,
 	}
