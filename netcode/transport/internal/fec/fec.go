@@ -31,6 +31,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/klauspost/reedsolomon"
 )
@@ -85,12 +86,9 @@ type Encoder struct {
 
 // NewEncoder returns an encoder for groups of data+parity packets.
 func NewEncoder(data, parity int) (*Encoder, error) {
-	if data < 1 || parity < 1 || data+parity > 255 {
-		return nil, fmt.Errorf("%w: %d+%d", ErrConfig, data, parity)
-	}
-	rs, err := reedsolomon.New(data, parity)
+	rs, err := codec(data, parity)
 	if err != nil {
-		return nil, fmt.Errorf("fec: %w", err)
+		return nil, err
 	}
 	e := &Encoder{data: data, parity: parity, rs: rs, paws: paws(data + parity)}
 	e.shards = make([][]byte, data+parity)
@@ -102,6 +100,37 @@ func NewEncoder(data, parity int) (*Encoder, error) {
 		e.out[i] = make([]byte, 0, maxShard+HeaderSize)
 	}
 	return e, nil
+}
+
+// codecs holds one Reed–Solomon codec per shard layout, shared by every
+// Encoder and Decoder of that layout: a codec is safe for concurrent use,
+// and its cache of inverted matrices (one per pattern of lost shards) is
+// then filled once for all sessions instead of once per session, which a
+// server with thousands of sessions, or a load generator, paid in
+// rebuilds and memory.
+var codecs struct {
+	sync.Mutex
+	m map[[2]int]reedsolomon.Encoder
+}
+
+func codec(data, parity int) (reedsolomon.Encoder, error) {
+	if data < 1 || parity < 1 || data+parity > 255 {
+		return nil, fmt.Errorf("%w: %d+%d", ErrConfig, data, parity)
+	}
+	codecs.Lock()
+	defer codecs.Unlock()
+	if rs := codecs.m[[2]int{data, parity}]; rs != nil {
+		return rs, nil
+	}
+	rs, err := reedsolomon.New(data, parity)
+	if err != nil {
+		return nil, fmt.Errorf("fec: %w", err)
+	}
+	if codecs.m == nil {
+		codecs.m = make(map[[2]int]reedsolomon.Encoder)
+	}
+	codecs.m[[2]int{data, parity}] = rs
+	return rs, nil
 }
 
 func paws(n int) uint32 { return 0xffffffff / uint32(n) * uint32(n) }
@@ -153,14 +182,18 @@ func (e *Encoder) Seal(now uint32, pkt []byte) (parity [][]byte) {
 
 // Decoder collects the packets of each group and rebuilds lost data
 // packets. Not safe for concurrent use.
+//
+// The groups it keeps open (the newest and keepGroups before it) live in
+// a ring of keepGroups+1 slots indexed by group id: a packet finds its
+// group without a map lookup, and a slot is reused, its shards released,
+// when a newer group takes it.
 type Decoder struct {
 	data, parity, size int
 	paws               uint32
 	rs                 reedsolomon.Encoder
-	groups             map[uint32]*group
+	ring               [keepGroups + 1]group
 	newest             uint32
 	any                bool
-	free               []*group
 	bufs               [][]byte // spare shard buffers
 	work               [][]byte
 
@@ -170,6 +203,8 @@ type Decoder struct {
 }
 
 type group struct {
+	id     uint32
+	used   bool     // id is this slot's group
 	shards [][]byte // by position; nil: not received
 	have   int
 	data   int
@@ -178,15 +213,16 @@ type group struct {
 
 // NewDecoder returns a decoder for groups of data+parity packets.
 func NewDecoder(data, parity int) (*Decoder, error) {
-	if data < 1 || parity < 1 || data+parity > 255 {
-		return nil, fmt.Errorf("%w: %d+%d", ErrConfig, data, parity)
-	}
-	rs, err := reedsolomon.New(data, parity)
+	rs, err := codec(data, parity)
 	if err != nil {
-		return nil, fmt.Errorf("fec: %w", err)
+		return nil, err
 	}
-	return &Decoder{data: data, parity: parity, size: data + parity, rs: rs, paws: paws(data + parity),
-		groups: make(map[uint32]*group), work: make([][]byte, data+parity)}, nil
+	d := &Decoder{data: data, parity: parity, size: data + parity, rs: rs, paws: paws(data + parity),
+		work: make([][]byte, data+parity)}
+	for i := range d.ring {
+		d.ring[i].shards = make([][]byte, d.size)
+	}
+	return d, nil
 }
 
 // Payload returns the payload of a data packet, or nil when pkt is not a
@@ -222,14 +258,15 @@ func (d *Decoder) Add(pkt []byte, rebuilt func(payload []byte)) {
 	if d.any && diff(d.newest, id) > keepGroups {
 		return // too old
 	}
-	g := d.groups[id]
-	if g == nil {
-		g = d.group()
-		d.groups[id] = g
-		if !d.any || diff(id, d.newest) > 0 {
-			d.newest, d.any = id, true
-			d.trim()
-		}
+	if !d.any || diff(id, d.newest) > 0 {
+		d.newest, d.any = id, true
+	}
+	// The groups open are the newest and keepGroups before it: distinct
+	// slots. One in id's slot that is not id is older than them.
+	g := &d.ring[id%uint32(len(d.ring))]
+	if !g.used || g.id != id {
+		d.release(g)
+		*g = group{id: id, used: true, shards: g.shards}
 	}
 	if g.done || g.shards[pos] != nil {
 		return
@@ -256,6 +293,12 @@ func (d *Decoder) Add(pkt []byte, rebuilt func(payload []byte)) {
 			k := len(s)
 			s = s[:n]
 			clear(s[k:])
+		} else if i < d.data {
+			// Empty with room: the library rebuilds into it instead of
+			// allocating.
+			s = d.buf()
+			g.shards[i] = s // released with the group
+			s = s[:0]
 		}
 		d.work[i] = s
 	}
@@ -265,8 +308,8 @@ func (d *Decoder) Add(pkt []byte, rebuilt func(payload []byte)) {
 		return
 	}
 	for i := range d.data {
-		if g.shards[i] != nil {
-			continue
+		if len(g.shards[i]) != 0 {
+			continue // received
 		}
 		s := d.work[i]
 		if len(s) < 2 {
@@ -284,15 +327,6 @@ func (d *Decoder) Add(pkt []byte, rebuilt func(payload []byte)) {
 
 func diff(a, b uint32) int32 { return int32(a - b) }
 
-func (d *Decoder) group() *group {
-	if n := len(d.free); n > 0 {
-		g := d.free[n-1]
-		d.free = d.free[:n-1]
-		return g
-	}
-	return &group{shards: make([][]byte, d.size)}
-}
-
 func (d *Decoder) buf() []byte {
 	if n := len(d.bufs); n > 0 {
 		b := d.bufs[n-1]
@@ -302,8 +336,9 @@ func (d *Decoder) buf() []byte {
 	return make([]byte, 0, maxShard)
 }
 
-// release drops a group's shards; the group stays in the map, marked done
-// when it is, until it is trimmed, so late packets of it are ignored.
+// release drops a group's shards; the group stays in its slot, marked
+// done when it is, until a newer group takes the slot, so late packets of
+// it are ignored.
 func (d *Decoder) release(g *group) {
 	for i, s := range g.shards {
 		if s != nil && cap(s) == maxShard && len(d.bufs) < 4*d.size {
@@ -312,18 +347,4 @@ func (d *Decoder) release(g *group) {
 		g.shards[i] = nil
 	}
 	clear(d.work)
-}
-
-// trim forgets the groups too far behind the newest.
-func (d *Decoder) trim() {
-	for id, g := range d.groups {
-		if diff(d.newest, id) > keepGroups {
-			delete(d.groups, id)
-			d.release(g)
-			*g = group{shards: g.shards}
-			if len(d.free) < 8 {
-				d.free = append(d.free, g)
-			}
-		}
-	}
 }
