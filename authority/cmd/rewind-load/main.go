@@ -85,6 +85,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	replot := fs.String("replot", "", "draw the plots (-plot) of an earlier sweep's report instead of running")
 	fs.StringVar(&o.cpuProfile, "authority-cpuprofile", "", "write the authority's CPU profile (the whole run) to this file")
 	selfProfile := fs.String("cpuprofile", "", "write this process's CPU profile (the players' side) to this file")
+	memProfile := fs.String("memprofile", "", "write this process's allocation profile (the players' side, the whole run) to this file")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -145,6 +146,19 @@ func run(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		defer func() {
+			f, err := os.Create(*memProfile)
+			if err != nil {
+				fmt.Fprintln(stderr, "rewind-load: -memprofile:", err)
+				return
+			}
+			defer f.Close()
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				fmt.Fprintln(stderr, "rewind-load: -memprofile:", err)
+			}
+		}()
 	}
 	var runs []Report
 	for _, n := range counts {

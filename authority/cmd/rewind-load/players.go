@@ -1,7 +1,6 @@
 package main
 
 import (
-	"container/heap"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -73,62 +72,15 @@ type loop struct {
 	stats loopStats
 
 	// owned by the loop goroutine
+	epoch    time.Time // the heaps' times are ns since it
 	inflight packetHeap
 	timers   playerHeap
 	touched  []*player
 	rbuf     []ipv4.Message
-	wbuf     []ipv4.Message
+	wbuf     []ipv4.Message // the batch being sent: wn messages
+	wn       int
+	cm       ipv4.ControlMessage
 	free     [][]byte
-}
-
-// packet is one packet in a simulated link.
-type packet struct {
-	at  time.Time
-	p   *player
-	up  bool // player → authority
-	buf []byte
-	seq uint64 // ties broken in sending order
-}
-
-type packetHeap []packet
-
-func (h packetHeap) Len() int { return len(h) }
-func (h packetHeap) Less(i, j int) bool {
-	if !h[i].at.Equal(h[j].at) {
-		return h[i].at.Before(h[j].at)
-	}
-	return h[i].seq < h[j].seq
-}
-func (h packetHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *packetHeap) Push(x any)   { *h = append(*h, x.(packet)) }
-func (h *packetHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	old[len(old)-1] = packet{}
-	*h = old[:len(old)-1]
-	return x
-}
-
-type playerHeap []*player
-
-func (h playerHeap) Len() int           { return len(h) }
-func (h playerHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h playerHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *playerHeap) Push(x any) {
-	p := x.(*player)
-	p.index = len(*h)
-	*h = append(*h, p)
-}
-func (h *playerHeap) Pop() any {
-	old := *h
-	p := old[len(old)-1]
-	old[len(old)-1] = nil
-	p.index = -1
-	*h = old[:len(old)-1]
-	return p
 }
 
 // callInfo is what a player remembers of a call until its result.
@@ -157,7 +109,7 @@ type player struct {
 	ready   bool
 	dead    bool
 	frameAt time.Time // the next frame
-	at      time.Time // the timer heap's deadline: the next frame or the peer's
+	at      int64     // the timer heap's deadline (ns since the loop's epoch): the next frame or the peer's
 	index   int
 	touched bool
 
@@ -197,13 +149,18 @@ func newLoop(o options, id, n int, raddr *net.UDPAddr, seed uint64) (*loop, erro
 		conn.Close()
 		return nil, fmt.Errorf("IP_PKTINFO: %w", err)
 	}
-	l := &loop{o: o, id: id, conn: conn, pc: pc, raddr: raddr, byAddr: make(map[[4]byte]*player, n)}
-	l.rbuf = make([]ipv4.Message, 64)
+	now := time.Now()
+	l := &loop{o: o, id: id, conn: conn, pc: pc, raddr: raddr, byAddr: make(map[[4]byte]*player, n), epoch: now}
+	l.rbuf = make([]ipv4.Message, batch)
 	for i := range l.rbuf {
 		l.rbuf[i].Buffers = [][]byte{make([]byte, 1500)}
 		l.rbuf[i].OOB = ipv4.NewControlMessage(ipv4.FlagDst)
 	}
-	now := time.Now()
+	l.wbuf = make([]ipv4.Message, batch)
+	for i := range l.wbuf {
+		l.wbuf[i].Buffers = make([][]byte, 1)
+		l.wbuf[i].Addr = raddr
+	}
 	frame := time.Duration(float64(time.Second) / o.rate)
 	for i := range n {
 		p, err := l.newPlayer(i, seed<<20|uint64(id)<<16|uint64(i), now)
@@ -213,8 +170,8 @@ func newLoop(o options, id, n int, raddr *net.UDPAddr, seed uint64) (*loop, erro
 		}
 		// Frames spread over the period, as independent clients' are.
 		p.frameAt = now.Add(frame * time.Duration(i) / time.Duration(n))
-		p.at = now
-		heap.Push(&l.timers, p)
+		p.at = 0
+		l.timers.push(p)
 	}
 	return l, nil
 }
@@ -271,8 +228,9 @@ func (l *loop) run() {
 			}
 		}
 		now := time.Now()
-		for len(l.inflight) > 0 && !l.inflight[0].at.After(now) {
-			k := heap.Pop(&l.inflight).(packet)
+		ns := l.ns(now)
+		for len(l.inflight) > 0 && l.inflight[0].at <= ns {
+			k := l.inflight.pop()
 			if k.up {
 				l.queue(k.p, k.buf) // flushWrites frees the buffer
 			} else {
@@ -280,8 +238,8 @@ func (l *loop) run() {
 				l.free = append(l.free, k.buf[:0])
 			}
 		}
-		for len(l.timers) > 0 && !l.timers[0].at.After(now) {
-			p := heap.Pop(&l.timers).(*player)
+		for len(l.timers) > 0 && l.timers[0].at <= ns {
+			p := l.timers.remove(0)
 			if !now.Before(p.frameAt) {
 				p.frame(now)
 			}
@@ -306,7 +264,7 @@ func (l *loop) received(now time.Time, n int) {
 		if !ok || !ua.IP.Equal(l.raddr.IP) || ua.Port != l.raddr.Port {
 			continue // not the authority
 		}
-		var cm ipv4.ControlMessage
+		cm := &l.cm // Parse reuses its Dst
 		if cm.Parse(m.OOB[:m.NN]) != nil || cm.Dst.To4() == nil {
 			continue
 		}
@@ -343,44 +301,58 @@ func (l *loop) send(p *player, up bool, now time.Time, pkt []byte) {
 		return
 	}
 	p.seq++
-	heap.Push(&l.inflight, packet{at: d.At, p: p, up: up, buf: l.copyBuf(pkt), seq: p.seq})
+	l.inflight.push(packet{at: l.ns(d.At), p: p, up: up, buf: l.copyBuf(pkt), seq: p.seq})
 	if d.Dup {
 		p.seq++
-		heap.Push(&l.inflight, packet{at: d.DupAt, p: p, up: up, buf: l.copyBuf(pkt), seq: p.seq})
+		l.inflight.push(packet{at: l.ns(d.DupAt), p: p, up: up, buf: l.copyBuf(pkt), seq: p.seq})
 	}
 }
 
+// copyBuf copies pkt into a spare buffer (a packet's room, so that any
+// packet fits the buffers it recycles).
 func (l *loop) copyBuf(pkt []byte) []byte {
 	var b []byte
 	if n := len(l.free); n > 0 {
 		b = l.free[n-1]
 		l.free = l.free[:n-1]
 	}
+	if cap(b) < len(pkt) {
+		b = make([]byte, 0, max(len(pkt), 1500))
+	}
 	return append(b, pkt...)
 }
 
+// ns is t in the heaps' time: ns since the loop's epoch.
+func (l *loop) ns(t time.Time) int64 { return int64(t.Sub(l.epoch)) }
+
+// batch is the most packets one recvmmsg or sendmmsg moves.
+const batch = 64
+
 // queue adds one packet from p to the batch being sent.
 func (l *loop) queue(p *player, b []byte) {
-	l.wbuf = append(l.wbuf, ipv4.Message{Buffers: [][]byte{b}, OOB: p.oob, Addr: l.raddr})
-	if len(l.wbuf) >= 64 {
+	m := &l.wbuf[l.wn]
+	m.Buffers[0], m.OOB = b, p.oob
+	l.wn++
+	if l.wn == len(l.wbuf) {
 		l.flushWrites()
 	}
 }
 
 // flushWrites sends the batch (sendmmsg).
 func (l *loop) flushWrites() {
-	for sent := 0; sent < len(l.wbuf); {
-		n, err := l.pc.WriteBatch(l.wbuf[sent:], 0)
+	for sent := 0; sent < l.wn; {
+		n, err := l.pc.WriteBatch(l.wbuf[sent:l.wn], 0)
 		if err != nil {
 			break // the links lose it; KCP retransmits
 		}
 		sent += n
 	}
-	for i := range l.wbuf {
-		l.free = append(l.free, l.wbuf[i].Buffers[0][:0])
-		l.wbuf[i] = ipv4.Message{}
+	for i := range l.wn {
+		m := &l.wbuf[i]
+		l.free = append(l.free, m.Buffers[0][:0])
+		m.Buffers[0], m.OOB = nil, nil
 	}
-	l.wbuf = l.wbuf[:0]
+	l.wn = 0
 }
 
 func (l *loop) touch(p *player) {
@@ -404,7 +376,7 @@ func (p *player) input(now time.Time, pkt []byte) {
 func (p *player) settle(now time.Time) {
 	if p.dead {
 		if p.index >= 0 {
-			heap.Remove(&p.l.timers, p.index)
+			p.l.timers.remove(p.index)
 		}
 		return
 	}
@@ -435,14 +407,12 @@ func (p *player) settle(now time.Time) {
 		p.fail(err)
 		return
 	}
-	p.at = p.peer.Deadline(now)
-	if p.frameAt.Before(p.at) {
-		p.at = p.frameAt
-	}
+	p.at = p.l.ns(p.peer.Deadline(now))
+	p.at = min(p.at, p.l.ns(p.frameAt))
 	if p.index >= 0 {
-		heap.Fix(&p.l.timers, p.index)
+		p.l.timers.fix(p.index)
 	} else {
-		heap.Push(&p.l.timers, p)
+		p.l.timers.push(p)
 	}
 }
 
@@ -466,7 +436,7 @@ func (p *player) fail(err error) {
 		p.l.stats.firstDead = err
 	}
 	if p.index >= 0 {
-		heap.Remove(&p.l.timers, p.index)
+		p.l.timers.remove(p.index)
 	}
 }
 
