@@ -46,8 +46,9 @@ type Peer struct {
 	closeAt int64
 	frames  [][]byte // received, not yet taken
 	taken   [][]byte // handed out by the last Frames call
+	old     [][]byte // handed out by the call before: recycled by the next
+	spare   [][]byte // frame buffers to reuse
 	queued  int      // bytes in frames
-	scratch []byte
 	wbuf    []byte
 
 	born, lastRecv, lastSend int64 // ms since epoch
@@ -69,7 +70,7 @@ func NewPeer(cfg Config, now time.Time) (*Peer, error) {
 		return nil, fmt.Errorf("transport: seed: %w", err)
 	}
 	p := &Peer{cfg: cfg, block: block, epoch: now, rng: mrand.NewChaCha8(seed),
-		scratch: make([]byte, 0, 64), wbuf: make([]byte, 0, maxPacket)}
+		wbuf: make([]byte, 0, maxPacket)}
 	room := 0
 	if block != nil {
 		room += cryptHeaderSize
@@ -92,7 +93,7 @@ func NewPeer(cfg Config, now time.Time) (*Peer, error) {
 		FastResend:   cfg.Resend,
 		NoCongestion: cfg.NoCongestion,
 	})
-	p.arq.Write(appendRecord(p.scratch[:0], kindHello, helloPayload()))
+	p.writeRecord(kindHello, helloPayload())
 	return p, nil
 }
 
@@ -137,7 +138,7 @@ func (p *Peer) Send(frame []byte) error {
 		p.fail(&CloseError{Reason: "send queue full", Err: fmt.Errorf("%w: %d segments pending", ErrStream, p.arq.Pending())})
 		return p.err
 	}
-	p.arq.Write(appendRecord(p.scratch[:0], kindFrame, frame))
+	p.writeRecord(kindFrame, frame)
 	p.stats.FramesSent++
 	p.stats.BytesSent += uint64(len(frame))
 	return nil
@@ -153,9 +154,35 @@ func (p *Peer) closedErr() error {
 // Frames returns the frames received since the last call, in order. The
 // slices stay valid until the call after next.
 func (p *Peer) Frames() [][]byte {
-	p.taken, p.frames = p.frames, p.taken[:0]
+	// The frames handed out two calls ago are no longer valid: their
+	// buffers take the next frames.
+	for i, b := range p.old {
+		if cap(b) <= maxSpareFrame && len(p.spare) < maxSpareFrames {
+			p.spare = append(p.spare, b[:0])
+		}
+		p.old[i] = nil
+	}
+	p.old, p.taken, p.frames = p.taken, p.frames, p.old[:0]
 	p.queued = 0
 	return p.taken
+}
+
+// A Peer keeps up to maxSpareFrames buffers of at most maxSpareFrame
+// bytes of the frames it handed out, for the frames it receives next.
+const (
+	maxSpareFrames = 16
+	maxSpareFrame  = 4096
+)
+
+// writeRecord queues one record: its header, then its payload, packed
+// into the stream as one write would pack them, without copying them
+// together first.
+func (p *Peer) writeRecord(kind byte, payload []byte) {
+	var h [headerSize]byte
+	h[0] = kind
+	binary.BigEndian.PutUint32(h[1:], uint32(len(payload)))
+	p.arq.Write(h[:])
+	p.arq.Write(payload)
 }
 
 // Close queues the reason for the listener; the next Flushes send it and
@@ -166,7 +193,7 @@ func (p *Peer) Close(now time.Time, reason string) {
 		return
 	}
 	p.closing, p.closeAt = true, p.ms(now)
-	p.arq.Write(appendRecord(p.scratch[:0], kindClose, []byte(truncateReason(reason))))
+	p.writeRecord(kindClose, []byte(truncateReason(reason)))
 }
 
 // Input handles one packet from the listener, decrypting it in place.
@@ -230,13 +257,18 @@ func (p *Peer) parse(t int64) {
 				p.fail(&CloseError{Reason: "receive queue overflow", Err: ErrRecvOverflow})
 				return
 			}
-			p.frames = append(p.frames, append([]byte(nil), payload...))
+			var b []byte
+			if k := len(p.spare); k > 0 && cap(p.spare[k-1]) >= n {
+				b = p.spare[k-1]
+				p.spare = p.spare[:k-1]
+			}
+			p.frames = append(p.frames, append(b, payload...))
 			p.queued += n
 			p.stats.FramesReceived++
 			p.stats.BytesReceived += uint64(n)
 		case kind == kindKeepAlive:
 		case kind == kindClose:
-			p.arq.Write(appendRecord(p.scratch[:0], kindCloseAck, nil))
+			p.writeRecord(kindCloseAck, nil)
 			p.err = &CloseError{Reason: strings.ToValidUTF8(string(payload), "?"), Remote: true, Err: ErrPeerClosed}
 		case kind == kindCloseAck:
 			if p.closing {
@@ -254,7 +286,7 @@ func (p *Peer) fail(ce *CloseError) {
 	if p.err != nil {
 		return
 	}
-	p.arq.Write(appendRecord(p.scratch[:0], kindClose, []byte(truncateReason(ce.Reason))))
+	p.writeRecord(kindClose, []byte(truncateReason(ce.Reason)))
 	p.err = ce
 }
 
@@ -290,7 +322,7 @@ func (p *Peer) Flush(now time.Time, emit func(pkt []byte)) {
 	case p.closing && t-p.closeAt >= ms(p.cfg.CloseLinger):
 		p.err = &CloseError{Reason: "closed"}
 	case p.open && t-p.lastSend >= ms(p.cfg.KeepAlive):
-		p.arq.Write(appendRecord(p.scratch[:0], kindKeepAlive, nil))
+		p.writeRecord(kindKeepAlive, nil)
 	}
 	d, ok := p.arq.Deadline(uint32(t))
 	due := ok && int32(d-uint32(t)) <= 0

@@ -70,7 +70,8 @@ func (d *peerDriver) until(limit time.Duration, what string, cond func() bool) {
 }
 
 // TestPeerSession: a Peer opens a session on a listener, frames go both
-// ways intact and in order, and each side's close reaches the other, for
+// ways intact and in order (each call's frames intact until the call
+// after next), and each side's close reaches the other, for
 // the LAN and Internet presets (FEC, encryption).
 func TestPeerSession(t *testing.T) {
 	for _, preset := range []struct {
@@ -125,11 +126,19 @@ func TestPeerSession(t *testing.T) {
 					fromPeer <- nil
 				}()
 				var got [][]byte
+				var prev [][]byte // the last call's frames, valid until the call after next
 				peerDone := false
 				d.until(10*time.Second, "frames both ways", func() bool {
-					for _, f := range d.p.Frames() {
+					fs := d.p.Frames()
+					for i, f := range prev {
+						if !bytes.Equal(f, got[len(got)-len(prev)+i]) {
+							t.Fatalf("a frame of the call before changed by the next call")
+						}
+					}
+					for _, f := range fs {
 						got = append(got, append([]byte(nil), f...))
 					}
+					prev = append(prev[:0], fs...)
 					if !peerDone {
 						select {
 						case err := <-fromPeer:
