@@ -81,6 +81,7 @@ type loop struct {
 	wn       int
 	cm       ipv4.ControlMessage
 	free     [][]byte
+	posPaths map[uint32]string // field.PosPath of the players seen, made once
 }
 
 // callInfo is what a player remembers of a call until its result.
@@ -115,6 +116,8 @@ type player struct {
 
 	id      uint32
 	entity  string
+	pos     string // field.PosPath(id)
+	shot    string // field.ShotPath(id)
 	placed  bool
 	vx, vy  int16
 	turnAt  time.Time
@@ -150,7 +153,8 @@ func newLoop(o options, id, n int, raddr *net.UDPAddr, seed uint64) (*loop, erro
 		return nil, fmt.Errorf("IP_PKTINFO: %w", err)
 	}
 	now := time.Now()
-	l := &loop{o: o, id: id, conn: conn, pc: pc, raddr: raddr, byAddr: make(map[[4]byte]*player, n), epoch: now}
+	l := &loop{o: o, id: id, conn: conn, pc: pc, raddr: raddr, byAddr: make(map[[4]byte]*player, n), epoch: now,
+		posPaths: make(map[uint32]string)}
 	l.rbuf = make([]ipv4.Message, batch)
 	for i := range l.rbuf {
 		l.rbuf[i].Buffers = [][]byte{make([]byte, 1500)}
@@ -514,6 +518,7 @@ func (p *player) events(now time.Time) {
 		case netcode.EventConnected:
 			p.id = p.core.Creator()
 			p.entity = field.Entity(p.id)
+			p.pos, p.shot = field.PosPath(p.id), field.ShotPath(p.id)
 			p.placed = false
 		}
 	}
@@ -549,7 +554,7 @@ func (p *player) turn(now time.Time) {
 
 // steer turns back into the field near its edges.
 func (p *player) steer() {
-	v, ok := p.core.Read(field.PosPath(p.id))
+	v, ok := p.core.Read(p.pos)
 	if !ok {
 		return
 	}
@@ -572,7 +577,7 @@ func (p *player) steer() {
 func (p *player) shoot(now time.Time, measure bool) {
 	w := p.core.Now()
 	view := w - int64(p.core.ViewDelay())
-	mv, ok := p.core.Read(field.PosPath(p.id))
+	mv, ok := p.core.Read(p.pos)
 	if !ok {
 		return
 	}
@@ -584,7 +589,7 @@ func (p *player) shoot(now time.Time, measure bool) {
 	best, bestD := uint32(0), math.Inf(1)
 	var bx, by float64
 	for id := range p.visible {
-		tv, ok := p.core.ReadAt(field.PosPath(id), view)
+		tv, ok := p.core.ReadAt(p.l.posPath(id), view)
 		if !ok {
 			continue
 		}
@@ -606,12 +611,22 @@ func (p *player) shoot(now time.Time, measure bool) {
 		return
 	}
 	hit := false
-	if sv, ok := p.core.Read(field.ShotPath(p.id)); ok {
+	if sv, ok := p.core.Read(p.shot); ok {
 		if s, err := field.DecodeShot(sv); err == nil {
 			hit = s.Hit
 		}
 	}
 	p.calls[id] = callInfo{at: now, shoot: true, hit: hit, measure: measure}
+}
+
+// posPath is field.PosPath(id), made once per loop.
+func (l *loop) posPath(id uint32) string {
+	s, ok := l.posPaths[id]
+	if !ok {
+		s = field.PosPath(id)
+		l.posPaths[id] = s
+	}
+	return s
 }
 
 // entityID parses "players/<id>/".
