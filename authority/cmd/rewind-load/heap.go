@@ -1,5 +1,10 @@
 package main
 
+import (
+	"slices"
+	"time"
+)
+
 // The loop's two queues are binary heaps written out for their element
 // types: container/heap boxes every pushed packet in an interface (an
 // allocation per packet) and calls Less and Swap through it, which cost
@@ -137,3 +142,97 @@ func (h playerHeap) fix(i int) {
 		h.up(i)
 	}
 }
+
+// packetWheel holds the packets in flight in a ring of buckets one loop
+// tick wide, by due time, and those due beyond the ring's span in a heap.
+// A packet goes into its bucket in constant time, and the packets due
+// come out of a few small buckets, sorted there, instead of through a
+// heap of every packet in flight (thousands at a few hundred players on
+// a 120 ms link). They come out in the order the heap gives: by due
+// time, ties in sending order.
+type packetWheel struct {
+	width   int64      // a bucket's span, ns
+	buckets [][]packet // ring; bucket b holds due times in [b*width, (b+1)*width)
+	next    int64      // the first bucket not drained
+	far     packetHeap // due beyond the ring
+	n       int        // packets held
+}
+
+// wheelBuckets is the ring's length: at a 1 ms tick, packets due more
+// than about a second ahead wait in the heap.
+const wheelBuckets = 1024
+
+func newPacketWheel(width time.Duration) packetWheel {
+	return packetWheel{width: max(int64(width), 1), buckets: make([][]packet, wheelBuckets)}
+}
+
+func (w *packetWheel) len() int { return w.n }
+
+func (w *packetWheel) push(k packet) {
+	w.n++
+	b := max(k.at/w.width, w.next) // one already due goes out with the next drain
+	if b-w.next >= int64(len(w.buckets)) {
+		w.far.push(k)
+		return
+	}
+	i := b % int64(len(w.buckets))
+	w.buckets[i] = append(w.buckets[i], k)
+}
+
+// due appends to out the packets due at or before now, in order, and
+// removes them.
+func (w *packetWheel) due(now int64, out []packet) []packet {
+	start := len(out)
+	last := now / w.width
+	for w.next <= last {
+		i := w.next % int64(len(w.buckets))
+		bk := w.buckets[i]
+		if len(bk) > 1 {
+			slices.SortFunc(bk, cmpPacket)
+		}
+		k := len(bk)
+		if w.next == last {
+			// The current bucket: only what is due by now.
+			k, _ = slices.BinarySearchFunc(bk, now, func(p packet, t int64) int {
+				if p.at <= t {
+					return -1
+				}
+				return 1
+			})
+		}
+		out = append(out, bk[:k]...)
+		if w.next == last {
+			// The current bucket stays: packets due later in it may
+			// still come.
+			rest := copy(bk, bk[k:])
+			clear(bk[rest:])
+			w.buckets[i] = bk[:rest]
+			break
+		}
+		clear(bk)
+		w.buckets[i] = bk[:0]
+		w.next++
+	}
+	fromFar := false
+	for len(w.far) > 0 && w.far[0].at <= now {
+		out = append(out, w.far.pop())
+		fromFar = true
+	}
+	if fromFar {
+		slices.SortFunc(out[start:], cmpPacket)
+	}
+	w.n -= len(out) - start
+	return out
+}
+
+func cmpPacket(a, b packet) int {
+	switch {
+	case a.before(&b):
+		return -1
+	case b.before(&a):
+		return 1
+	}
+	return 0
+}
+
+func (h packetHeap) len() int { return len(h) }

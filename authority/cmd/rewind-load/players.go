@@ -32,8 +32,8 @@ import (
 // (IP_PKTINFO picks the source address per packet, sendmmsg sends a batch)
 // and tells their answers apart by the address they were sent to
 // (recvmmsg, IP_PKTINFO). Each player's link is simulated in the loop:
-// lagsim.Link decides every packet each way and a heap holds the packets
-// in flight until they are due.
+// lagsim.Link decides every packet each way and a timing wheel (heap.go)
+// holds the packets in flight until they are due.
 
 // catchUp is how late a player's frames may fall before the late ones
 // are skipped instead of made up.
@@ -73,7 +73,8 @@ type loop struct {
 
 	// owned by the loop goroutine
 	epoch    time.Time // the heaps' times are ns since it
-	inflight packetHeap
+	inflight packetWheel
+	due      []packet // the packets the tick delivers
 	timers   playerHeap
 	touched  []*player
 	rbuf     []ipv4.Message
@@ -154,7 +155,7 @@ func newLoop(o options, id, n int, raddr *net.UDPAddr, seed uint64) (*loop, erro
 	}
 	now := time.Now()
 	l := &loop{o: o, id: id, conn: conn, pc: pc, raddr: raddr, byAddr: make(map[[4]byte]*player, n), epoch: now,
-		posPaths: make(map[uint32]string)}
+		posPaths: make(map[uint32]string), inflight: newPacketWheel(o.tick)}
 	l.rbuf = make([]ipv4.Message, batch)
 	for i := range l.rbuf {
 		l.rbuf[i].Buffers = [][]byte{make([]byte, 1500)}
@@ -233,8 +234,8 @@ func (l *loop) run() {
 		}
 		now := time.Now()
 		ns := l.ns(now)
-		for len(l.inflight) > 0 && l.inflight[0].at <= ns {
-			k := l.inflight.pop()
+		l.due = l.inflight.due(ns, l.due[:0])
+		for _, k := range l.due {
 			if k.up {
 				l.queue(k.p, k.buf) // flushWrites frees the buffer
 			} else {
@@ -242,6 +243,7 @@ func (l *loop) run() {
 				l.free = append(l.free, k.buf[:0])
 			}
 		}
+		clear(l.due)
 		for len(l.timers) > 0 && l.timers[0].at <= ns {
 			p := l.timers.remove(0)
 			if !now.Before(p.frameAt) {
