@@ -347,8 +347,10 @@ func (n *Node) SetShardMap(now int64, m *shardmap.Map) {
 	n.shard = m
 	if m == nil {
 		n.catching = nil
+		n.rangeCalls = nil
 		return
 	}
+	n.pruneRangeCalls()
 	n.takeRanges(now, old, m)
 	n.flushSyncs(now)
 }

@@ -123,10 +123,11 @@ type Node struct {
 
 	// cluster (see cluster.go)
 	peers        map[uint8]*peerNode
-	shard        *shardmap.Map          // nil: every peer owns every path
-	gone         map[uint8]*takeover    // failed peers, until they come back
-	waits        []*resultWait          // results held for replica acknowledgements, in call order
-	peerCreators map[uint32]*creatorRec // creators held by peers' clients, by the calls replicated here
+	shard        *shardmap.Map             // nil: every peer owns every path
+	rangeCalls   map[shardmap.Range]uint64 // calls run here by their shard key's range (countRangeCall)
+	gone         map[uint8]*takeover       // failed peers, until they come back
+	waits        []*resultWait             // results held for replica acknowledgements, in call order
+	peerCreators map[uint32]*creatorRec    // creators held by peers' clients, by the calls replicated here
 	lastSweep    int64
 	lastWrites   []netcode.PathValue // the outputs of the latest run, for replicateCall
 	liveScratch  []*peerNode         // livePeers' result, reused
@@ -1744,7 +1745,8 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 		reject(CauseNoQuorum, "no quorum: this authority is cut off from most of its cluster")
 		return
 	}
-	if to, here, err := n.routeTo(shardKey(f, id.Creator, c.Args)); err != nil {
+	key := shardKey(f, id.Creator, c.Args)
+	if to, here, err := n.routeTo(key); err != nil {
 		reject(CauseNoQuorum, err.Error())
 		return
 	} else if !here {
@@ -1767,6 +1769,7 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 	rec.versions = rec.ver0[:0]
 	fe.stats.Calls++
 	n.stats.Calls++
+	n.countRangeCall(key)
 	rec.node = n.cfg.NodeID
 	n.run(now, rec, 0)
 	// Failed calls are recorded too: sent again, a call is answered with

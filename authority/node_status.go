@@ -411,6 +411,10 @@ type RangeInfo struct {
 	// Closed is the range's closed time: the earliest closed time of its
 	// live owners (this node's own included), 0 while one is unknown.
 	Closed int64
+	// Calls counts the calls this node ran whose shard key is in the
+	// range (first runs, relayed ones included), since the node started
+	// or the range last left the map: the range's load here.
+	Calls uint64
 }
 
 // ClusterInfo is the node's view of its cluster.
@@ -494,7 +498,7 @@ func (n *Node) ClusterInfo() ClusterInfo {
 		}
 		if len(ci.Ranges) < MaxRangeInfo {
 			owners := slices.Clone(e.Owners)
-			ci.Ranges = append(ci.Ranges, RangeInfo{Range: e.Range.String(), Owners: owners, Closed: rangeClosed(owners)})
+			ci.Ranges = append(ci.Ranges, RangeInfo{Range: e.Range.String(), Owners: owners, Closed: rangeClosed(owners), Calls: n.rangeCalls[e.Range]})
 		}
 	}
 	return ci

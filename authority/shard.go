@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/rewindnet/rewind/authority/shardmap"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/wire"
 )
@@ -269,6 +270,41 @@ func shardKey(f *netcode.Function, creator uint32, args []byte) string {
 	return f.Options.ShardKey(creator, args)
 }
 
+// countRangeCall counts a call run here under the range of its shard key
+// (none without a key or a shard map, or outside every range).
+func (n *Node) countRangeCall(key string) {
+	if key == "" || n.shard == nil {
+		return
+	}
+	e, ok := n.shard.Lookup(key)
+	if !ok {
+		return
+	}
+	if n.rangeCalls == nil {
+		n.rangeCalls = map[shardmap.Range]uint64{}
+	}
+	n.rangeCalls[e.Range]++
+}
+
+// pruneRangeCalls drops the counts of ranges the map no longer holds, so
+// the counts stay as many as the map's live ranges.
+func (n *Node) pruneRangeCalls() {
+	if len(n.rangeCalls) == 0 {
+		return
+	}
+	live := make(map[shardmap.Range]bool, n.shard.Len())
+	for _, e := range n.shard.Entries() {
+		if !e.Removed {
+			live[e.Range] = true
+		}
+	}
+	for r := range n.rangeCalls {
+		if !live[r] {
+			delete(n.rangeCalls, r)
+		}
+	}
+}
+
 // recKey returns the shard key of a recorded call.
 func (n *Node) recKey(rec *callRec) string {
 	f, _ := n.reg.Lookup(rec.call.Name)
@@ -423,6 +459,7 @@ func (n *Node) relayedCall(now int64, from uint8, c *wire.Call) {
 	fs.Calls++
 	n.stats.Calls++
 	n.stats.CallsRelayedIn++
+	n.countRangeCall(key)
 	n.run(now, rec, 0)
 	n.calls[id] = rec
 	n.expireLater(rec)

@@ -57,3 +57,39 @@ func TestShardRunOutsideRefused(t *testing.T) {
 		t.Fatal("a refused run stored its output")
 	}
 }
+
+// TestRangeCallsCounted: calls run here are counted by the range of their
+// shard key (none without a key or outside every range), listed with the
+// range in ClusterInfo, and a range gone from the map takes its count
+// with it.
+func TestRangeCallsCounted(t *testing.T) {
+	h := newHarness(t)
+	m := shardmap.New()
+	for _, p := range []string{"a/", "b/"} {
+		if _, err := m.Set(shardmap.Whole(p), []shardmap.NodeID{0, 2}, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.n.SetShardMap(h.now, m)
+	for _, key := range []string{"a/1", "b/1", "b/2", "", "c/1"} {
+		h.n.countRangeCall(key)
+	}
+	calls := func() map[string]uint64 {
+		got := map[string]uint64{}
+		for _, r := range h.n.ClusterInfo().Ranges {
+			got[r.Range] = r.Calls
+		}
+		return got
+	}
+	if got := calls(); got[`"a/"`] != 1 || got[`"b/"`] != 2 || len(got) != 2 {
+		t.Fatalf("calls by range %v, want a/ 1, b/ 2", got)
+	}
+	m = m.Clone()
+	if _, ok := m.Remove(shardmap.Whole("b/"), 2); !ok {
+		t.Fatal("b/ not removed")
+	}
+	h.n.SetShardMap(h.now, m)
+	if got := calls(); got[`"a/"`] != 1 || len(got) != 1 || len(h.n.rangeCalls) != 1 {
+		t.Fatalf("after b/ left the map: calls by range %v (kept %d), want a/ 1 alone", got, len(h.n.rangeCalls))
+	}
+}

@@ -89,6 +89,11 @@ type RangeInfo struct {
 	// Range as shardmap.ParseRange reads it.
 	Range  string  `json:"range"`
 	Owners []uint8 `json:"owners"`
+	// Calls counts the calls this node ran whose shard key is in the
+	// range (first runs, relayed ones included; authority.RangeInfo's
+	// Calls): the range's load here. Given for the first
+	// authority.MaxRangeInfo ranges of the map, 0 beyond.
+	Calls uint64 `json:"calls,omitempty"`
 }
 
 // shardMap serves GET /admin/shard-map.
@@ -106,10 +111,18 @@ func (e *Endpoint) shardMap(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info := ShardMapInfo{Node: s.NodeID(), Calls: st.Stats.Node.Calls, Ranges: []RangeInfo{}}
+	var calls map[string]uint64
+	if st.Cluster != nil {
+		calls = make(map[string]uint64, len(st.Cluster.Ranges))
+		for _, r := range st.Cluster.Ranges {
+			calls[r.Range] = r.Calls
+		}
+	}
 	if m := s.ShardMap(); m != nil {
 		for _, en := range m.Entries() {
 			if !en.Removed {
-				info.Ranges = append(info.Ranges, RangeInfo{Range: en.Range.String(), Owners: en.Owners})
+				r := en.Range.String()
+				info.Ranges = append(info.Ranges, RangeInfo{Range: r, Owners: en.Owners, Calls: calls[r]})
 			}
 		}
 	}

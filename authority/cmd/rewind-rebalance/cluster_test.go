@@ -18,17 +18,21 @@ import (
 )
 
 // TestRebalanceCluster: three authorities over loopback in this process,
-// each with its operator endpoint (admin on), counters/ owned by 1 and 2
-// and held by all. A client of authority 1 adds to counters without
-// pause, so 1 runs every call. One period of rewind-rebalance moves
-// counters/ from 1 to 3 (2 owns it already), live: the map says [3 2]
-// on every member, and every confirmed add is there once.
+// each with its operator endpoint (admin on), counters/ in two hash
+// ranges, each owned by 1 and 2, and held by all. A client of authority 1
+// adds to counters of both ranges without pause, so 1 runs every call,
+// half in each range. One period of rewind-rebalance moves one of the
+// two from 1 to 3 (2 owns it already; moving both, or a range with all
+// of 1's calls, would only move the imbalance), live: the map says [3 2]
+// for it and [1 2] for the other on every member, and every confirmed
+// add is there once.
 func TestRebalanceCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three authorities over loopback")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // a bound against a hang
 	defer cancel()
+	halves := [2]shardmap.Range{{Prefix: counter.Prefix, Lo: 0, Hi: 1<<31 - 1}, {Prefix: counter.Prefix, Lo: 1 << 31, Hi: 1<<32 - 1}}
 	var srvs []*authority.Server
 	var pages []string
 	for i := range 3 {
@@ -40,7 +44,10 @@ func TestRebalanceCluster(t *testing.T) {
 		cfg.Node.Limits.CallsPerSecond = 100000
 		cfg.Cluster = authority.ServerCluster{Gossip: "127.0.0.1:0"}
 		if i == 0 {
-			cfg.Cluster.Ranges = []authority.RangeOwners{{Range: shardmap.Whole(counter.Prefix), Owners: []uint8{1, 2}}}
+			cfg.Cluster.Ranges = []authority.RangeOwners{
+				{Range: halves[0], Owners: []uint8{1, 2}},
+				{Range: halves[1], Owners: []uint8{1, 2}},
+			}
 		} else {
 			cfg.Cluster.Join = []string{srvs[0].GossipAddr()}
 		}
@@ -119,12 +126,24 @@ func TestRebalanceCluster(t *testing.T) {
 		frame()
 	}
 	t.Logf("rewind-rebalance said:\n%s%s", out.String(), errs.String())
-	if !strings.Contains(out.String(), `moved "counters/" to node 3: owners [1 2] → [3 2]`) {
-		t.Fatalf("no move of counters/ from 1 to 3:\n%s\n%s", out.String(), errs.String())
+	moved := -1
+	for h, r := range halves {
+		if strings.Contains(out.String(), fmt.Sprintf("moved %s to node 3: owners [1 2] → [3 2]", r)) {
+			moved = h
+		}
+	}
+	if moved < 0 {
+		t.Fatalf("no move of a half of counters/ from 1 to 3:\n%s\n%s", out.String(), errs.String())
 	}
 	for i, s := range srvs {
-		if e, ok := s.ShardMap().Lookup(counter.Prefix + "k1"); !ok || !slices.Equal(e.Owners, []uint8{3, 2}) {
-			t.Errorf("authority %d: counters/ owned by %v, want [3 2]", i+1, e.Owners)
+		for h, r := range halves {
+			want := []uint8{1, 2}
+			if h == moved {
+				want = []uint8{3, 2}
+			}
+			if e, ok := s.ShardMap().Lookup(counter.Prefix + keyIn(r)); !ok || e.Range != r || !slices.Equal(e.Owners, want) {
+				t.Errorf("authority %d: %s owned by %v, want %v", i+1, r, e.Owners, want)
+			}
 		}
 	}
 	for len(calls) > 0 && ctx.Err() == nil {
@@ -144,5 +163,15 @@ func TestRebalanceCluster(t *testing.T) {
 	}
 	if len(confirmed) == 0 {
 		t.Error("no add confirmed")
+	}
+}
+
+// keyIn returns a counter name whose path falls in r.
+func keyIn(r shardmap.Range) string {
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("probe%d", i)
+		if h := shardmap.SegmentHash(k); h >= r.Lo && h <= r.Hi {
+			return k
+		}
 	}
 }

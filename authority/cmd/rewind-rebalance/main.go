@@ -10,12 +10,16 @@
 //
 //	rewind-rebalance -nodes 127.0.0.1:9091,127.0.0.1:9092,127.0.0.1:9093 -every 30s
 //
-// Load is calls run per node, which is what the shard map decides; a
-// range's own load is not known, so the move takes the busiest node's
-// first range (in the map's order). Move a range only to a node that
-// holds it already (every member lists the moved prefixes in -watch):
-// a new owner runs calls before its catch-up of a range it did not hold
-// is in. -once looks over one period, moves at most once, and exits.
+// Load is calls run per node, which is what the shard map decides, and
+// each node's calls per second by range (the calls it ran whose shard key
+// is in the range, from the same endpoint): the move takes the busiest
+// node's range that brings the two nodes nearest to even, and none when
+// every candidate would only move the imbalance (a range carrying as
+// much as the whole difference). Nodes that report no calls by range get
+// the busiest node's first range in the map's order. A range may move to
+// a node that held nothing of it: the new owner routes its calls to the
+// other owners until its catch-up of the range is in. -once looks over
+// one period, moves at most once, and exits.
 package main
 
 import (
@@ -26,6 +30,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -63,14 +68,20 @@ type Move struct {
 }
 
 // Plan picks the move that takes load off the busiest node, from the
-// nodes' calls per second and the shard map's live ranges: none (with
-// the reason) when the busiest runs fewer than minRate calls a second or
-// less than minRatio times the least busy node's, or is the primary of
-// no range that a node under that ratio does not own already (moving a
-// range to one of its owners would leave it an owner fewer). The target
-// is the least busy such node (ties: the lower id), the range the first
-// in the map's order.
-func Plan(rates map[uint8]float64, ranges []ops.RangeInfo, minRatio, minRate float64) (Move, string, bool) {
+// nodes' calls per second (rates), each node's calls per second by range
+// (load, by ops.RangeInfo.Range; nil or all zero for the busiest node:
+// not known) and the shard map's live ranges: none (with the reason) when
+// the busiest runs fewer than minRate calls a second or less than
+// minRatio times the least busy node's, or is the primary of no range
+// that a node under that ratio does not own already (moving a range to
+// one of its owners would leave it an owner fewer). The target is the
+// least busy such node (ties: the lower id). The range, when the busiest
+// node's load by range is known, is the one whose load there is nearest
+// half the two nodes' difference (ties: the first in the map's order),
+// among those carrying some load and less than the whole difference (a
+// range with as much only moves the imbalance); none when no range
+// qualifies. Without loads by range, the first in the map's order.
+func Plan(rates map[uint8]float64, load map[uint8]map[string]float64, ranges []ops.RangeInfo, minRatio, minRate float64) (Move, string, bool) {
 	ids := make([]uint8, 0, len(rates))
 	for id := range rates {
 		ids = append(ids, id)
@@ -97,10 +108,33 @@ func Plan(rates map[uint8]float64, ranges []ops.RangeInfo, minRatio, minRate flo
 		if to == busy || rates[busy] < minRatio*rates[to] {
 			break
 		}
+		known := false
+		for _, l := range load[busy] {
+			known = known || l > 0
+		}
+		gap := rates[busy] - rates[to]
+		best, bestOff, candidates := -1, math.Inf(1), 0
 		for i := range ranges {
-			if r := &ranges[i]; len(r.Owners) > 0 && r.Owners[0] == busy && !slices.Contains(r.Owners, to) {
+			r := &ranges[i]
+			if len(r.Owners) == 0 || r.Owners[0] != busy || slices.Contains(r.Owners, to) {
+				continue
+			}
+			candidates++
+			if !known {
 				return Move{Range: r.Range, From: busy, To: to}, "", true
 			}
+			if l := load[busy][r.Range]; l > 0 && l < gap {
+				if off := math.Abs(l - gap/2); off < bestOff {
+					best, bestOff = i, off
+				}
+			}
+		}
+		if best >= 0 {
+			return Move{Range: ranges[best].Range, From: busy, To: to}, "", true
+		}
+		if candidates > 0 {
+			why = fmt.Sprintf("no range of the busiest node %d would even it with node %d (%.1f calls/s apart): each carries none of its load or all of the difference", busy, to, gap)
+			continue
 		}
 		why = fmt.Sprintf("the busiest node %d is the primary of no range the less busy nodes do not own already", busy)
 	}
@@ -152,16 +186,18 @@ func (n node) move(ctx context.Context, c *http.Client, m Move) (string, error) 
 	return strings.TrimSpace(string(b)), nil
 }
 
-// sample is every answering node's calls and the map of the first.
+// sample is every answering node's calls, in all and by range, and the
+// map of the first.
 type sample struct {
-	at     time.Time
-	calls  map[uint8]uint64
-	ranges []ops.RangeInfo
-	via    node // a node that answered
+	at         time.Time
+	calls      map[uint8]uint64
+	rangeCalls map[uint8]map[string]uint64
+	ranges     []ops.RangeInfo
+	via        node // a node that answered
 }
 
 func take(ctx context.Context, c *http.Client, nodes []node, log io.Writer) (sample, error) {
-	s := sample{at: time.Now(), calls: map[uint8]uint64{}}
+	s := sample{at: time.Now(), calls: map[uint8]uint64{}, rangeCalls: map[uint8]map[string]uint64{}}
 	got := false
 	for _, n := range nodes {
 		info, err := n.shardMap(ctx, c)
@@ -170,6 +206,11 @@ func take(ctx context.Context, c *http.Client, nodes []node, log io.Writer) (sam
 			continue
 		}
 		s.calls[info.Node] = info.Calls
+		rc := make(map[string]uint64, len(info.Ranges))
+		for _, r := range info.Ranges {
+			rc[r.Range] = r.Calls
+		}
+		s.rangeCalls[info.Node] = rc
 		if !got {
 			s.ranges, s.via, got = info.Ranges, n, true
 		}
@@ -238,12 +279,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				rates[id] = float64(n-p) / dt
 			}
 		}
+		load := map[uint8]map[string]float64{}
+		for id, rc := range cur.rangeCalls {
+			if _, ok := prev.calls[id]; !ok {
+				continue // not measured over the whole period
+			}
+			load[id] = map[string]float64{}
+			for r, n := range rc {
+				// A range new to the node's map counts from nothing.
+				if p := prev.rangeCalls[id][r]; n >= p {
+					load[id][r] = float64(n-p) / dt
+				}
+			}
+		}
 		prev = cur
-		m, why, ok := Plan(rates, cur.ranges, *minRatio, *minRate)
+		m, why, ok := Plan(rates, load, cur.ranges, *minRatio, *minRate)
 		if !ok {
 			fmt.Fprintf(stdout, "no move: %s\n", why)
 		} else {
-			fmt.Fprintf(stdout, "moving %s from node %d (%.1f calls/s) to node %d (%.1f calls/s)\n", m.Range, m.From, rates[m.From], m.To, rates[m.To])
+			fmt.Fprintf(stdout, "moving %s (%.1f calls/s there) from node %d (%.1f calls/s) to node %d (%.1f calls/s)\n", m.Range, load[m.From][m.Range], m.From, rates[m.From], m.To, rates[m.To])
 			said, err := cur.via.move(ctx, c, m)
 			if err != nil {
 				if *once {

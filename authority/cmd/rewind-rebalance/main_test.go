@@ -38,7 +38,41 @@ func TestPlan(t *testing.T) {
 		{"one node", map[uint8]float64{1: 100}, Move{}, false},
 		{"busiest primary of nothing", map[uint8]float64{1: 0, 2: 0, 4: 100}, Move{}, false},
 	} {
-		got, why, ok := Plan(tc.rates, ranges, 1.5, 10)
+		got, why, ok := Plan(tc.rates, nil, ranges, 1.5, 10)
+		if ok != tc.ok || got != tc.want {
+			t.Errorf("%s: %+v, %v (%s), want %+v, %v", tc.name, got, ok, why, tc.want, tc.ok)
+		}
+		if !ok && why == "" {
+			t.Errorf("%s: no move and no reason", tc.name)
+		}
+	}
+}
+
+// TestPlanByLoad: with the busiest node's calls by range known, the move
+// takes the range that evens the two nodes best, never one that carries
+// none of the load or the whole difference.
+func TestPlanByLoad(t *testing.T) {
+	ranges := []ops.RangeInfo{
+		{Range: `"a/"`, Owners: []uint8{1, 2}},
+		{Range: `"b/"`, Owners: []uint8{1}},
+		{Range: `"c/"`, Owners: []uint8{1, 3}},
+		{Range: `"d/"`, Owners: []uint8{1}},
+		{Range: `"e/"`, Owners: []uint8{2, 1}},
+	}
+	rates := map[uint8]float64{1: 100, 2: 20, 3: 60}
+	for _, tc := range []struct {
+		name string
+		load map[string]float64 // node 1's
+		want Move
+		ok   bool
+	}{
+		{"nearest half the difference (40)", map[string]float64{`"a/"`: 5, `"b/"`: 10, `"c/"`: 50, `"d/"`: 35}, Move{`"d/"`, 1, 2}, true},
+		{"ties: the first in the map", map[string]float64{`"b/"`: 30, `"d/"`: 50}, Move{`"b/"`, 1, 2}, true},
+		{"the hot range would only move the imbalance", map[string]float64{`"b/"`: 95, `"d/"`: 0}, Move{}, false},
+		{"a range 1 is a secondary of is not 1's to give", map[string]float64{`"e/"`: 40, `"d/"`: 85}, Move{}, false},
+		{"not known: the first", map[string]float64{}, Move{`"b/"`, 1, 2}, true},
+	} {
+		got, why, ok := Plan(rates, map[uint8]map[string]float64{1: tc.load}, ranges, 1.5, 10)
 		if ok != tc.ok || got != tc.want {
 			t.Errorf("%s: %+v, %v (%s), want %+v, %v", tc.name, got, ok, why, tc.want, tc.ok)
 		}
