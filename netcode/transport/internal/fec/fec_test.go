@@ -221,3 +221,36 @@ func BenchmarkDecoder(b *testing.B) {
 		n++
 	}
 }
+
+// BenchmarkDecoderSessions is BenchmarkDecoder over 500 decoders, one per
+// session as a server holds them, each group losing a data packet at a
+// position of its own: the pattern of lost shards varies, as it does
+// between sessions on lossy links. An op is one group rebuilt.
+func BenchmarkDecoderSessions(b *testing.B) {
+	const data, parity, sessions = 10, 3, 500
+	rng := rand.New(rand.NewPCG(2, 2))
+	wire, _ := groupPackets(rng, data, parity, 1)
+	size := data + parity
+	decs := make([]*Decoder, sessions)
+	seqs := make([]uint32, sessions)
+	for i := range decs {
+		decs[i], _ = NewDecoder(data, parity)
+	}
+	pkt := make([]byte, 0, maxShard)
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		s := n % sessions
+		lost := rng.IntN(data)
+		for i, p := range wire {
+			if i == lost {
+				continue
+			}
+			pkt = append(pkt[:0], p...)
+			binary.LittleEndian.PutUint32(pkt, seqs[s]+uint32(i))
+			decs[s].Add(pkt, func([]byte) {})
+		}
+		seqs[s] += uint32(size)
+		n++
+	}
+}
