@@ -109,6 +109,9 @@ type config struct {
 	// with SIGKILL this far into the measured span (0: none).
 	cluster   int
 	killAfter time.Duration
+	// stallFor: with killAfter, the node is stopped (SIGSTOP) instead of
+	// killed, and continued this long after.
+	stallFor time.Duration
 	// shards: "region" cuts the cluster match's arena into a region per
 	// node, each a range of the shard map; moveAfter: region 0's range
 	// moves to another node this far into the measured span (0: none).
@@ -201,6 +204,7 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 		cpuProfile = fs.String("cpuprofile", "", "write the authority's CPU profile to `file` (-serve, or the authority of -headless matches)")
 		clusterN   = fs.Int("cluster", 0, "with -headless, the authority is a cluster of `N` processes on loopback (2 to 9), each durable in a temporary directory, the bots spread across them with the others as failover addresses, every call traced")
 		killAfter  = fs.Duration("kill-node-after", 0, "with -cluster, kill the first node with SIGKILL this long into the measured span, and report lost and duplicate calls, failover times and replica divergence")
+		stallFor   = fs.Duration("stall-node-for", 0, "with -kill-node-after, stop the node (SIGSTOP) instead of killing it, and continue it (SIGCONT) this long after: a frozen process that comes back, checked with the others at the end")
 		shards     = fs.String("shards", "", "with -cluster, shard the match: region cuts the arena into a vertical strip per node, each a range of the shard map owned by its node and the next, every call run on an owner of its caller's region (relayed by the bot's node)")
 		moveAfter  = fs.Duration("move-range-after", 0, "with -shards, move region 0's range to another node this long into the measured span, live, through the operator endpoint (POST /admin/move-range)")
 		authProcs  = fs.Int("authority-procs", 1, "cores (GOMAXPROCS) the authority of -headless matches runs on, as a server per match would; 0: every core")
@@ -223,7 +227,7 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 
 	c := &config{connect: *connect, data: *data, parity: *parity, speed: *speed, viewer: *viewer, from: *from, bots: *bots, split: *split, duration: *duration,
 		report: *report, screenshot: *screenshot, frames: *frames, shotWhen: *shotWhen, seed: *seed,
-		cpuProfile: *cpuProfile, cluster: *clusterN, killAfter: *killAfter, shards: *shards, moveAfter: *moveAfter, authorityProcs: *authProcs, shutdownWait: *shutWait, autopilot: *autopilot, noLagComp: !*lagComp}
+		cpuProfile: *cpuProfile, cluster: *clusterN, killAfter: *killAfter, stallFor: *stallFor, shards: *shards, moveAfter: *moveAfter, authorityProcs: *authProcs, shutdownWait: *shutWait, autopilot: *autopilot, noLagComp: !*lagComp}
 	if *replay != "" {
 		c.replay = strings.Split(*replay, ",")
 		for _, f := range []string{"connect", "split", "bots", "data", "report", "profiles", "autopilot", "lag", "delay", "jitter", "loss", "duration", "authority-procs", "lag-compensation", "split-lag"} {
@@ -278,6 +282,8 @@ func parseFlags(args []string, out, errOut io.Writer) (*config, error) {
 		return bad("-kill-node-after needs -cluster")
 	case *killAfter < 0 || set["kill-node-after"] && *killAfter >= *duration:
 		return bad("-kill-node-after %v: want a time inside the measured -duration %v", *killAfter, *duration)
+	case set["stall-node-for"] && (!set["kill-node-after"] || *stallFor <= 0 || *killAfter+*stallFor >= *duration):
+		return bad("-stall-node-for %v: needs -kill-node-after, and to end inside the measured -duration %v", *stallFor, *duration)
 	case set["shards"] && !set["cluster"]:
 		return bad("-shards needs -cluster")
 	case set["shards"] && *shards != "region":

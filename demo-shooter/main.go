@@ -127,7 +127,7 @@ func headless(ctx context.Context, cfg *config, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "match: %d bots, %v, %s link...\n", cfg.bots, cfg.duration, prof.Name)
 		p, err := match.Run(ctx, match.Settings{
 			Profile: prof, Bots: cfg.bots, Duration: cfg.duration, Seed: cfg.seed,
-			Nodes: cfg.cluster, KillAfter: cfg.killAfter, Regions: regions, MoveAfter: cfg.moveAfter,
+			Nodes: cfg.cluster, KillAfter: cfg.killAfter, StallFor: cfg.stallFor, Regions: regions, MoveAfter: cfg.moveAfter,
 			Authority: func(args []string) *exec.Cmd {
 				args = slices.Clone(args)
 				if cfg.data != "" {

@@ -408,15 +408,32 @@ func TestWindowReconnects(t *testing.T) {
 // call a bot saw confirmed is on both survivors, once; no call ran twice;
 // the survivors hold the same values; the killed node's bots failed over
 // and got calls confirmed through another node. No timing is asserted.
+// The stall case stops the node (SIGSTOP, -stall-node-for) for 4 s
+// instead, as a frozen process, and continues it: its bots fail over
+// the same, and all three nodes, the stalled one among them, must then
+// hold every confirmed call once and the same values.
 func TestClusterKillRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three authority processes and a match")
 	}
+	for _, tc := range []struct {
+		name  string
+		flags []string
+	}{
+		{"kill", nil},
+		{"stall", []string{"-stall-node-for", "4s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { clusterKillRun(t, tc.flags) })
+	}
+}
+
+func clusterKillRun(t *testing.T, flags []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute) // a bound against a hang
 	defer cancel()
 	report := filepath.Join(t.TempDir(), "cluster.json")
-	out, err := program(ctx, false, "-headless", "-cluster", "3", "-kill-node-after", "3s", "-bots", "4",
-		"-duration", "12s", "-profiles", "mobile", "-report", report).CombinedOutput()
+	args := append([]string{"-headless", "-cluster", "3", "-kill-node-after", "3s", "-bots", "4",
+		"-duration", "12s", "-profiles", "mobile", "-report", report}, flags...)
+	out, err := program(ctx, false, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v:\n%s", err, out)
 	}
@@ -435,9 +452,12 @@ func TestClusterKillRun(t *testing.T) {
 		t.Fatalf("no cluster figures in the report:\n%s", out)
 	}
 	t.Logf("%+v", *c)
+	stalled := len(flags) > 0
 	switch {
-	case c.Nodes != 3 || c.Killed != 1:
+	case !stalled && (c.Nodes != 3 || c.Killed != 1):
 		t.Errorf("%d nodes, %d killed: want 3 and 1", c.Nodes, c.Killed)
+	case stalled && (c.Nodes != 3 || c.Killed != 0 || c.StalledMs != 4000):
+		t.Errorf("%d nodes, %d killed, stalled %.0f ms: want 3, 0 and 4000", c.Nodes, c.Killed, c.StalledMs)
 	case c.ConfirmedCalls == 0 || c.ComparedPaths == 0:
 		t.Errorf("nothing checked: %d confirmed calls, %d paths compared", c.ConfirmedCalls, c.ComparedPaths)
 	}

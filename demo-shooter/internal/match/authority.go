@@ -230,6 +230,14 @@ func (c *Child) Kill() error {
 	return nil
 }
 
+// Signal sends the child sig (SIGSTOP and SIGCONT freeze and thaw it).
+func (c *Child) Signal(sig os.Signal) error {
+	if err := c.cmd.Process.Signal(sig); err != nil {
+		return fmt.Errorf("%w: %v: %w", ErrChild, sig, err)
+	}
+	return nil
+}
+
 // CPU returns the CPU time (user plus system, every thread) the child has
 // used so far, read from /proc: 10 ms resolution.
 func (c *Child) CPU() (time.Duration, error) {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/rewindnet/rewind/demo-shooter/game"
@@ -55,6 +56,12 @@ type Settings struct {
 	// KillAfter, in a cluster, kills node 1 with SIGKILL this long into
 	// the measured span (zero: no kill).
 	KillAfter time.Duration
+	// StallFor, with KillAfter, stops node 1 (SIGSTOP) instead of killing
+	// it, and continues it (SIGCONT) this long after: a process that
+	// freezes (a long pause, a starved or migrated machine) and comes
+	// back. Its bots fail over as from a dead node; every node, the
+	// stalled one included, is checked at the end.
+	StallFor time.Duration
 	// Regions, in a cluster, cuts the arena into that many regions, each
 	// a range of the shard map owned by its own nodes (see
 	// RegionRegistry); zero: one range, every node owning every path.
@@ -83,6 +90,8 @@ func (s *Settings) validate() error {
 		return fmt.Errorf("%w: a kill after %v needs a cluster (%d nodes) and a time inside the measured %v", ErrBadMatch, s.KillAfter, s.Nodes, s.Duration)
 	case s.Regions < 0 || s.Regions > 0 && (s.Nodes < 2 || s.Regions > 255):
 		return fmt.Errorf("%w: %d regions need a cluster (%d nodes) and at most 255", ErrBadMatch, s.Regions, s.Nodes)
+	case s.StallFor < 0 || s.StallFor > 0 && (s.KillAfter == 0 || s.KillAfter+s.StallFor >= s.Duration):
+		return fmt.Errorf("%w: a stall of %v needs a kill time (%v) and to end inside the measured %v", ErrBadMatch, s.StallFor, s.KillAfter, s.Duration)
 	case s.MoveAfter < 0 || s.MoveAfter > 0 && (s.Regions == 0 || s.MoveAfter >= s.Duration):
 		return fmt.Errorf("%w: a range move after %v needs regions (%d) and a time inside the measured %v", ErrBadMatch, s.MoveAfter, s.Regions, s.Duration)
 	}
@@ -179,6 +188,9 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 					return err
 				}
 			}
+			if err := fo.resume(cl, now); err != nil {
+				return err
+			}
 			if mv.due(now) {
 				mv.start(ctx, cl, s.Nodes)
 			}
@@ -212,7 +224,7 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 	}
 	start := time.Now()
 	if s.KillAfter > 0 {
-		fo.at = start.Add(s.KillAfter)
+		fo.at, fo.stallFor = start.Add(s.KillAfter), s.StallFor
 	}
 	if s.MoveAfter > 0 {
 		mv.at = start.Add(s.MoveAfter)
@@ -301,13 +313,16 @@ func Run(ctx context.Context, s Settings) (_ quality.Profile, err error) {
 	return p, nil
 }
 
-// failover kills a node of a cluster match at a set time and measures,
-// for each bot connected to it then, the time from the kill to the first
-// result of a call confirmed through another node.
+// failover kills a node of a cluster match at a set time (or stops it
+// for stallFor) and measures, for each bot connected to it then, the time
+// from the kill to the first result of a call confirmed through another
+// node.
 type failover struct {
-	at       time.Time // when to kill; zero: never
-	killedAt time.Time // zero until killed
-	addr     string    // the killed node's address
+	at       time.Time     // when to kill; zero: never
+	stallFor time.Duration // zero: kill; else stop, and continue this long after
+	contAt   time.Time     // when to continue a stopped node; zero: none due
+	killedAt time.Time     // zero until killed (or stopped)
+	addr     string        // the killed node's address
 	// waiting: the bots of the killed node without a confirmation since;
 	// took: the failover times of those that had one.
 	waiting map[*Player]bool
@@ -332,11 +347,28 @@ func (f *failover) kill(cl *cluster, players []*Player, now time.Time) error {
 			f.waiting[p] = true
 		}
 	}
+	if f.stallFor > 0 {
+		if err := cl.nodes[0].Signal(syscall.SIGSTOP); err != nil {
+			return err
+		}
+		f.killedAt = time.Now()
+		f.contAt = f.killedAt.Add(f.stallFor)
+		return nil
+	}
 	if err := cl.kill(0); err != nil {
 		return err
 	}
 	f.killedAt = time.Now()
 	return nil
+}
+
+// resume continues the stopped node once its stall is over.
+func (f *failover) resume(cl *cluster, now time.Time) error {
+	if f.contAt.IsZero() || now.Before(f.contAt) {
+		return nil
+	}
+	f.contAt = time.Time{}
+	return cl.nodes[0].Signal(syscall.SIGCONT)
 }
 
 // observe notes the bots whose first confirmation since the kill came
@@ -448,6 +480,9 @@ func settle(ctx context.Context, players []*Player, tick *time.Ticker, fo *failo
 func checkCluster(ctx context.Context, cl *cluster, players []*Player, tick *time.Ticker, fo *failover, reg func() *netcode.Registry) (*quality.Cluster, error) {
 	until := time.Now().Add(quiesce)
 	for now := time.Now(); now.Before(until); now = time.Now() {
+		if err := fo.resume(cl, now); err != nil {
+			return nil, err
+		}
 		for _, p := range players {
 			p.Frame(now)
 		}
@@ -492,6 +527,9 @@ func checkCluster(ctx context.Context, cl *cluster, players []*Player, tick *tim
 			ms[i] = float64(d) / float64(time.Millisecond)
 		}
 		cf.Killed = 1
+		if fo.stallFor > 0 {
+			cf.Killed, cf.StalledMs = 0, float64(fo.stallFor)/float64(time.Millisecond)
+		}
 		cf.FailoverClients = len(took)
 		cf.FailoverUnconfirmed = len(fo.waiting)
 		cf.FailoverMsP50 = quality.Quantile(ms, 0.5)

@@ -120,9 +120,12 @@ type Profile struct {
 // value is final.
 type Cluster struct {
 	// Nodes is the authorities started; Killed how many were killed with
-	// SIGKILL during the measured span.
-	Nodes  int `json:"nodes"`
-	Killed int `json:"killed"`
+	// SIGKILL during the measured span; StalledMs how long node 1 was
+	// stopped instead (SIGSTOP, then SIGCONT; 0: none), its bots failing
+	// over as from a dead node, and every node checked at the end.
+	Nodes     int     `json:"nodes"`
+	Killed    int     `json:"killed"`
+	StalledMs float64 `json:"stalled_ms,omitempty"`
 	// ConfirmedCalls counts the calls whose client's latest result was a
 	// success (over the whole match, warm-up included): each is checked.
 	ConfirmedCalls uint64 `json:"confirmed_calls"`
@@ -317,9 +320,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 			return err
 		}
 		if c := p.Cluster; c != nil {
-			if _, err := fmt.Fprintf(w, "%s: cluster of %d, %d killed: %d confirmed calls checked on every survivor, %d lost, %d applied twice, %d applied unconfirmed;"+
+			fault := fmt.Sprintf("%d killed", c.Killed)
+			if c.StalledMs > 0 {
+				fault = fmt.Sprintf("1 stopped for %.0f ms", c.StalledMs)
+			}
+			if _, err := fmt.Fprintf(w, "%s: cluster of %d, %s: %d confirmed calls checked on every survivor, %d lost, %d applied twice, %d applied unconfirmed;"+
 				" %d of %d paths diverge between the survivors; failover of %d clients p50 %.0f ms, p99 %.0f ms, max %.0f ms (%d without a confirmed call after)\n",
-				p.Profile, c.Nodes, c.Killed, c.ConfirmedCalls, c.LostConfirmedCalls, c.DuplicateCalls, c.UnconfirmedApplied,
+				p.Profile, c.Nodes, fault, c.ConfirmedCalls, c.LostConfirmedCalls, c.DuplicateCalls, c.UnconfirmedApplied,
 				c.ReplicaDivergence, c.ComparedPaths, c.FailoverClients, c.FailoverMsP50, c.FailoverMsP99, c.FailoverMsMax, c.FailoverUnconfirmed); err != nil {
 				return err
 			}
