@@ -795,11 +795,15 @@ func (a *arena[T]) shrink() {
 	a.free = slices.Clip(a.free[:keep])
 }
 
-// newEntry returns the handle of an entry at time nanos to overwrite, in
-// its finality bucket's chunks, and queues it for finality.
-func (s *Store) newEntry(nanos int64) uint32 {
-	b := &s.bkts[s.bucket(nanos>>bucketShift)]
+// newEntry returns the handle of an entry at time t to overwrite, in its
+// finality bucket's chunks, and queues it for finality.
+func (s *Store) newEntry(t Time) uint32 {
+	b := &s.bkts[s.bucket(t.Nanos>>bucketShift)]
 	h := s.ents.alloc(&b.entMem)
+	if len(b.ents) > 0 && t.Before(b.lastT) {
+		b.unsorted = true
+	}
+	b.lastT = t
 	b.ents = append(b.ents, h)
 	return h
 }

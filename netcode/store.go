@@ -126,6 +126,8 @@ type Store struct {
 	// the path ids of the last lock slice registered (lockPathIDs)
 	lockPaths   []uint32
 	lockPathsOf *ReadLock
+
+	warmSum uint32 // what warmFinal read, kept so its loads are not dropped
 }
 
 // bucket holds what becomes final together: the entries whose time falls in
@@ -136,6 +138,11 @@ type bucket struct {
 	// the bucket's chunks of the arenas: its entries, and the lock items
 	// of its entries
 	entMem, itemMem arenaUse
+	// the time of the entry added last, and whether one was added
+	// before an earlier one: entries usually come in time order, and
+	// then finality need not sort them
+	lastT    Time
+	unsorted bool
 }
 
 // bucketShift groups live entries by time for finality: 2^24 ns ≈ 16.8 ms.
@@ -451,7 +458,7 @@ func (s *Store) insertOwned(v *PathValue, tag any, pid uint32) {
 			// The value a lock was waiting for: fill the ghost in place.
 			s.stats.Ghosts--
 		} else {
-			h = s.newEntry(v.Time.Nanos)
+			h = s.newEntry(v.Time)
 			e = s.ent(h)
 			place = true
 		}
@@ -462,7 +469,7 @@ func (s *Store) insertOwned(v *PathValue, tag any, pid uint32) {
 			s.stats.Duplicates++
 			return
 		}
-		h = s.newEntry(v.Time.Nanos)
+		h = s.newEntry(v.Time)
 		e = s.ent(h)
 		s.lists.insert(&p.events, i, slot{t: v.Time, e: h})
 	}
@@ -598,7 +605,7 @@ func (s *Store) lockPathIDs(locks []ReadLock) []uint32 {
 // addGhost inserts a ghost at list position k of path p: a lock refers to
 // (p, t) and no value has been seen there yet.
 func (s *Store) addGhost(pid uint32, p *pathRec, k int, t Time) {
-	h := s.newEntry(t.Nanos)
+	h := s.newEntry(t)
 	*s.ent(h) = entry{t: t, path: pid, state: stateUnseen, ghost: true}
 	s.insertLive(p, k, slot{t: t, e: h})
 	s.stats.Ghosts++
