@@ -224,16 +224,20 @@ func (r *Registry) Run(view View, cfg *Config, call Call, version uint32) Outcom
 	}
 	tx.reset(view, cfg, out.Time, viewNanos, call.ID)
 	err := runGuarded(f.Fn, tx, call.Args)
-	if len(tx.locks) > 0 {
-		out.Locks = slices.Clone(tx.locks)
-	}
 	switch {
 	case err != nil:
 		out.Err = err
 	case tx.err != nil:
 		out.Err = tx.err
-	default:
-		out.Writes, out.ids = tx.outcome(out.Locks)
+	}
+	var writes []PathValue
+	if out.Err == nil {
+		out.Locks, writes = tx.records()
+	} else if len(tx.locks) > 0 {
+		out.Locks = slices.Clone(tx.locks)
+	}
+	if out.Err == nil {
+		out.Writes, out.ids = tx.outcome(writes, out.Locks)
 		out.pathsChecked = true
 		if out.ids != nil {
 			out.idStore, out.idGen = tx.store, tx.store.pathGen

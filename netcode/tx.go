@@ -311,12 +311,66 @@ func (tx *Tx) compact() {
 	tx.vals, tx.dead = vals, 0
 }
 
-// outcome copies the buffered writes into exactly sized, freshly allocated
-// slices stamped with W, every one carrying locks: one allocation for the
-// records and one for all their bytes. When the transaction ran against a
-// store, the same byte allocation ends with the path ids it found, locks
-// first then writes, which it returns (see Outcome.ids).
-func (tx *Tx) outcome(locks []ReadLock) ([]PathValue, []uint32) {
+// Most runs read a few paths and write one or two: their locks and their
+// writes' records share one allocation, of the smallest of these shapes
+// that holds them.
+type (
+	records2x1 struct {
+		locks  [2]ReadLock
+		writes [1]PathValue
+	}
+	records4x1 struct {
+		locks  [4]ReadLock
+		writes [1]PathValue
+	}
+	records4x2 struct {
+		locks  [4]ReadLock
+		writes [2]PathValue
+	}
+	records8x4 struct {
+		locks  [8]ReadLock
+		writes [4]PathValue
+	}
+)
+
+// records returns a copy of the locks (nil if none) and room for the
+// writes' records (nil if none), of exact lengths and capacities, in one
+// allocation when a shape above holds both.
+func (tx *Tx) records() ([]ReadLock, []PathValue) {
+	nl, nw := len(tx.locks), len(tx.writes)
+	var locks []ReadLock
+	var writes []PathValue
+	switch {
+	case nw == 0 || nl == 0:
+	case nl <= 2 && nw <= 1:
+		b := new(records2x1)
+		locks, writes = b.locks[:nl:nl], b.writes[:nw:nw]
+	case nl <= 4 && nw <= 1:
+		b := new(records4x1)
+		locks, writes = b.locks[:nl:nl], b.writes[:nw:nw]
+	case nl <= 4 && nw <= 2:
+		b := new(records4x2)
+		locks, writes = b.locks[:nl:nl], b.writes[:nw:nw]
+	case nl <= 8 && nw <= 4:
+		b := new(records8x4)
+		locks, writes = b.locks[:nl:nl], b.writes[:nw:nw]
+	}
+	if locks == nil && nl > 0 {
+		locks = make([]ReadLock, nl)
+	}
+	if writes == nil && nw > 0 {
+		writes = make([]PathValue, nw)
+	}
+	copy(locks, tx.locks)
+	return locks, writes
+}
+
+// outcome fills out (from records) with the buffered writes stamped with
+// W, every one carrying locks, their bytes in one allocation. When the
+// transaction ran against a store, the same byte allocation ends with the
+// path ids it found, locks first then writes, which it returns (see
+// Outcome.ids).
+func (tx *Tx) outcome(out []PathValue, locks []ReadLock) ([]PathValue, []uint32) {
 	if len(tx.writes) == 0 {
 		return nil, nil
 	}
@@ -340,7 +394,6 @@ func (tx *Tx) outcome(locks []ReadLock) ([]PathValue, []uint32) {
 	} else if size > 0 {
 		buf = make([]byte, 0, size)
 	}
-	out := make([]PathValue, len(tx.writes))
 	for i := range tx.writes {
 		w := &tx.writes[i]
 		var v []byte
