@@ -239,6 +239,23 @@ type confirmedCall struct {
 	reads   []wire.Lock
 }
 
+// pathHist is the confirmed history of one path, with what the game was
+// last told of it, so a value's arrival costs one map lookup.
+type pathHist struct {
+	vals []cval // by time, never empty in ClientCore.confirmed
+	// reported is the time of the latest valid value last reported
+	// (EventValue), when hasReported.
+	reported    Time
+	hasReported bool
+}
+
+// recentRef orders ClientCore.recent by call time for the sweep.
+type recentRef struct {
+	t  int64 // cc.call.Time
+	id CallID
+	cc *confirmedCall
+}
+
 type eventKey struct {
 	path    string
 	nanos   int64
@@ -271,16 +288,17 @@ type ClientCore struct {
 	heard     int64 // the authority's time on the latest Welcome or time-sync reply applied
 	watches   map[string]wire.Watch
 
-	confirmed map[string][]cval // by time
-	pending   []*pcall          // by write time
+	confirmed map[string]*pathHist
+	pending   []*pcall // by write time
 	byID      map[CallID]*pcall
 	recent    map[CallID]*confirmedCall // confirmed calls that the authority may still re-run
+	recentQ   []recentRef               // recent's entries (and overwritten ones) by call time
 	noLagComp bool                      // calls carry no view delay
-	reported  map[string]Time           // latest value time last reported per path (EventValue)
 	dirty     map[string]int64          // path → earliest changed time, for resimulation
 	credits   float64
 	delivered map[eventKey]int64 // emitted events already given to the game → expiry
 	events    []Event
+	evHint    int // capacity for a new events slice: the last batch's length
 
 	// arrivals counts the confirmed values that arrived (in Values), and
 	// snaps follows, by prefix, the Watches of this session whose
@@ -319,10 +337,9 @@ func NewClientCore(opts ClientOptions) (*ClientCore, error) {
 		clock:     opts.Clock,
 		cfg:       DefaultConfig(),
 		watches:   make(map[string]wire.Watch),
-		confirmed: make(map[string][]cval),
+		confirmed: make(map[string]*pathHist),
 		byID:      make(map[CallID]*pcall),
 		recent:    make(map[CallID]*confirmedCall),
-		reported:  make(map[string]Time),
 		dirty:     make(map[string]int64),
 		delivered: make(map[eventKey]int64),
 		snaps:     make(map[string]*snapshotWait),
@@ -364,7 +381,7 @@ func (c *ClientCore) Connect() error {
 // stay pending until Connect succeeds again or they time out.
 func (c *ClientCore) Disconnected(err error) {
 	if c.connected {
-		c.events = append(c.events, Event{Kind: EventDisconnected, Err: err})
+		c.event(Event{Kind: EventDisconnected, Err: err})
 	}
 	c.connected = false
 	c.cur, c.out = nil, nil
@@ -435,7 +452,7 @@ func (c *ClientCore) send(m *wire.Message) {
 		return
 	}
 	// A single message larger than a frame: our own bug or limits; report.
-	c.events = append(c.events, Event{Kind: EventError, Err: fmt.Errorf("netcode: cannot send %v: %w", m.Kind, err)})
+	c.event(Event{Kind: EventError, Err: fmt.Errorf("netcode: cannot send %v: %w", m.Kind, err)})
 	c.cur = nil
 }
 
@@ -548,7 +565,7 @@ func (c *ClientCore) leave(entity string) {
 		return // not ours to drop: a stray or hostile Leave
 	}
 	c.dropStale(entity, c.arrivals)
-	c.events = append(c.events, Event{Kind: EventLeave, Path: entity})
+	c.event(Event{Kind: EventLeave, Path: entity})
 }
 
 // sendWatch sends w (one prefix, Done set) and awaits its snapshot's end.
@@ -659,7 +676,7 @@ func (c *ClientCore) emit(path string, value []byte, t Time) {
 		return
 	}
 	c.delivered[k] = t.Nanos + c.eventMemory()
-	c.events = append(c.events, Event{Kind: EventEmitted, Path: path, Value: value, Time: t})
+	c.event(Event{Kind: EventEmitted, Path: path, Value: value, Time: t})
 }
 
 // eventMemory is how long delivered events are remembered: longer than a
@@ -681,7 +698,10 @@ func (c *ClientCore) callTimeout() time.Duration {
 func (c *ClientCore) Latest(path string, before Time) (PathValue, bool) {
 	var best PathValue
 	found := false
-	vals := c.confirmed[path]
+	var vals []cval
+	if h := c.confirmed[path]; h != nil {
+		vals = h.vals
+	}
 	for i := len(vals) - 1; i >= 0; i-- {
 		v := &vals[i]
 		if !v.t.Before(before) || v.state != Valid {
@@ -765,7 +785,10 @@ func (c *ClientCore) ReadAt(path string, t int64) ([]byte, bool) {
 // History returns the confirmed valid values of path, oldest first, for
 // interpolation. The slices alias the core: do not modify them.
 func (c *ClientCore) History(path string) []PathValue {
-	vals := c.confirmed[path]
+	var vals []cval
+	if h := c.confirmed[path]; h != nil {
+		vals = h.vals
+	}
 	out := make([]PathValue, 0, len(vals))
 	for _, v := range vals {
 		if v.state == Valid {
@@ -779,7 +802,24 @@ func (c *ClientCore) History(path string) []PathValue {
 func (c *ClientCore) Events() []Event {
 	ev := c.events
 	c.events = nil
+	if ev != nil {
+		c.evHint = min(len(ev), maxEventHint)
+	}
 	return ev
+}
+
+// maxEventHint bounds the capacity a new events slice starts with, so one
+// burst (a large snapshot) does not size every batch after it.
+const maxEventHint = 64
+
+// event queues e for Events. A new batch starts with room for as many
+// events as the last one held, so a steady stream of them does not grow
+// its slice from nothing each time.
+func (c *ClientCore) event(e Event) {
+	if c.events == nil {
+		c.events = make([]Event, 0, max(c.evHint, 4))
+	}
+	c.events = append(c.events, e)
 }
 
 // Stats returns the counters.
@@ -848,10 +888,10 @@ func (c *ClientCore) handle(m *wire.Message, recvLocal int64) {
 	case wire.KindCallResult:
 		c.result(&m.CallResult)
 	case wire.KindError:
-		c.events = append(c.events, Event{Kind: EventError, Err: fmt.Errorf("netcode: authority error %d: %s", m.Error.Code, m.Error.Text)})
+		c.event(Event{Kind: EventError, Err: fmt.Errorf("netcode: authority error %d: %s", m.Error.Code, m.Error.Text)})
 	case wire.KindWatchDone:
 		if _, ok := c.spatialParent(m.WatchDone.Prefix); ok && c.snaps[m.WatchDone.Prefix] == nil {
-			c.events = append(c.events, Event{Kind: EventEnter, Path: m.WatchDone.Prefix})
+			c.event(Event{Kind: EventEnter, Path: m.WatchDone.Prefix})
 			break
 		}
 		c.snapshotDone(m.WatchDone.Prefix)
@@ -870,7 +910,7 @@ func (c *ClientCore) welcome(w *wire.Welcome) {
 	c.cfg.MaxChangeAge = w.MaxChangeAge
 	c.cfg.MaxRewind = w.MaxRewind
 	c.cfg.MaxFutureSkew = w.MaxFutureSkew
-	c.events = append(c.events, Event{Kind: EventConnected})
+	c.event(Event{Kind: EventConnected})
 	prefixes := make([]string, 0, len(c.watches))
 	for p := range c.watches {
 		prefixes = append(prefixes, p)
@@ -903,7 +943,7 @@ func (c *ClientCore) welcome(w *wire.Welcome) {
 		delete(c.byID, p.call.ID)
 		if p.call.Time < oldest {
 			c.stats.Failed++
-			c.events = append(c.events, Event{Kind: EventResult, Call: p.id, Err: ErrCallTooOld})
+			c.event(Event{Kind: EventResult, Call: p.id, Err: ErrCallTooOld})
 			c.markWrites(p)
 			continue
 		}
@@ -941,21 +981,32 @@ func (c *ClientCore) applyValue(v *wire.Value) {
 		}
 		return
 	}
-	vals := c.confirmed[v.Path]
-	i, found := slices.BinarySearchFunc(vals, t, func(x cval, t Time) int { return x.t.Compare(t) })
+	h := c.confirmed[v.Path]
+	var vals []cval
+	if h != nil {
+		vals = h.vals
+	}
+	i, found := searchTime(vals, t)
 	c.arrivals++
 	if found && vals[i].state == State(v.State) && bytes.Equal(vals[i].value, v.Value) && (vals[i].value == nil) == (v.Value == nil) {
 		vals[i].arrived = c.arrivals // a duplicate delivery, as a snapshot re-sends what it holds
 		return
 	}
 	cv := cval{t: t, value: cloneValue(v.Value), state: State(v.State), flags: Flags(v.Flags) &^ FlagPredicted, arrived: c.arrivals}
-	if found {
+	switch {
+	case found:
 		vals[i] = cv
-	} else {
+	case i == len(vals):
+		vals = append(vals, cv) // the usual case: a newer value
+	default:
 		vals = slices.Insert(vals, i, cv)
 	}
-	c.confirmed[v.Path] = vals
-	c.changed(v.Path, t)
+	if h == nil {
+		h = &pathHist{}
+		c.confirmed[v.Path] = h
+	}
+	h.vals = vals
+	c.changed(h, v.Path, t)
 }
 
 // snapshotDone ends the oldest due snapshot of prefix: every confirmed
@@ -982,7 +1033,7 @@ func (c *ClientCore) snapshotDone(prefix string) {
 	c.dropStale(prefix, start)
 	if _, watched := c.watches[prefix]; watched && sw.due <= 0 && !c.ready[prefix] {
 		c.ready[prefix] = true
-		c.events = append(c.events, Event{Kind: EventWatchReady, Path: prefix})
+		c.event(Event{Kind: EventWatchReady, Path: prefix})
 	}
 }
 
@@ -999,19 +1050,20 @@ func (c *ClientCore) WatchReady(prefix string) bool { return c.ready[prefix] }
 func (c *ClientCore) dropStale(prefix string, start uint64) {
 	var paths []string
 	if prefix != "" && prefix[len(prefix)-1] != '/' {
-		if staleIn(c.confirmed[prefix], start) {
+		if h := c.confirmed[prefix]; h != nil && staleIn(h.vals, start) {
 			paths = append(paths, prefix)
 		}
 	} else {
-		for p, vals := range c.confirmed {
-			if HasPrefix(p, prefix) && staleIn(vals, start) {
+		for p, h := range c.confirmed {
+			if HasPrefix(p, prefix) && staleIn(h.vals, start) {
 				paths = append(paths, p)
 			}
 		}
 		slices.Sort(paths) // events in a deterministic order
 	}
 	for _, p := range paths {
-		vals := c.confirmed[p]
+		h := c.confirmed[p]
+		vals := h.vals
 		// m: the earliest value that arrived since start. Values before
 		// it stay; from it on, those that did not arrive go, and when
 		// none arrived, all go.
@@ -1028,12 +1080,11 @@ func (c *ClientCore) dropStale(prefix string, start uint64) {
 			}
 		}
 		clear(vals[k:])
+		h.vals = vals[:k]
 		if k == 0 {
 			delete(c.confirmed, p)
-		} else {
-			c.confirmed[p] = vals[:k]
 		}
-		c.changed(p, first)
+		c.changed(h, p, first)
 	}
 }
 
@@ -1061,44 +1112,56 @@ func cloneValue(b []byte) []byte {
 
 func (c *ClientCore) applyState(sc wire.StateChange) {
 	t := Time(sc.Time)
-	vals := c.confirmed[sc.Path]
-	i, found := slices.BinarySearchFunc(vals, t, func(x cval, t Time) int { return x.t.Compare(t) })
-	if !found || vals[i].state == State(sc.State) {
+	h := c.confirmed[sc.Path]
+	if h == nil {
 		return
 	}
-	vals[i].state = State(sc.State)
-	c.changed(sc.Path, t)
+	i, found := searchTime(h.vals, t)
+	if !found || h.vals[i].state == State(sc.State) {
+		return
+	}
+	h.vals[i].state = State(sc.State)
+	c.changed(h, sc.Path, t)
 }
 
-// changed records a confirmed change of path at t: the game learns of it,
-// and pending calls that read path after t are re-predicted.
-func (c *ClientCore) changed(path string, t Time) {
+// changed records a confirmed change of path (whose history is h) at t:
+// the game learns of it, and pending calls that read path after t are
+// re-predicted.
+func (c *ClientCore) changed(h *pathHist, path string, t Time) {
 	if d, ok := c.dirty[path]; !ok || t.Nanos < d {
 		c.dirty[path] = t.Nanos
 	}
 	if len(c.pending) > 0 && c.pending[len(c.pending)-1].call.Time > t.Nanos {
 		c.earn() // a pushed change that pending predictions may have read
 	}
-	v, ok := c.latestConfirmed(path)
-	last, had := c.reported[path]
+	v, ok := latestValid(h.vals)
 	switch {
-	case ok && (!had || last != v.t):
-		c.reported[path] = v.t
-		c.events = append(c.events, Event{Kind: EventValue, Path: path, Value: v.value, Time: v.t})
-	case !ok && had:
-		delete(c.reported, path)
-		c.events = append(c.events, Event{Kind: EventValue, Path: path})
+	case ok && (!h.hasReported || h.reported != v.t):
+		h.reported, h.hasReported = v.t, true
+		c.event(Event{Kind: EventValue, Path: path, Value: v.value, Time: v.t})
+	case !ok && h.hasReported:
+		h.reported, h.hasReported = Time{}, false
+		c.event(Event{Kind: EventValue, Path: path})
 	}
 }
 
-func (c *ClientCore) latestConfirmed(path string) (cval, bool) {
-	vals := c.confirmed[path]
+// latestValid returns the latest valid value of vals.
+func latestValid(vals []cval) (*cval, bool) {
 	for i := len(vals) - 1; i >= 0; i-- {
 		if vals[i].state == Valid {
-			return vals[i], true
+			return &vals[i], true
 		}
 	}
-	return cval{}, false
+	return nil, false
+}
+
+// searchTime finds t in vals (by time): its index, or where it would go.
+func searchTime(vals []cval, t Time) (int, bool) {
+	// Values mostly arrive newest last: check the end before searching.
+	if n := len(vals); n == 0 || vals[n-1].t.Compare(t) < 0 {
+		return n, false
+	}
+	return slices.BinarySearchFunc(vals, t, func(x cval, t Time) int { return x.t.Compare(t) })
 }
 
 // result handles the authority's answer to one of this client's calls.
@@ -1124,7 +1187,7 @@ func (c *ClientCore) result(r *wire.CallResult) {
 		if r.Status == wire.CallRejected {
 			err = fmt.Errorf("netcode: call %q rejected: %s", p.call.Name, r.Error)
 		}
-		c.events = append(c.events, Event{Kind: EventResult, Call: id, Err: err})
+		c.event(Event{Kind: EventResult, Call: id, Err: err})
 		if p.out.Err == nil && len(p.out.Writes) > 0 {
 			c.stats.Mispredictions++
 			c.earn()
@@ -1138,14 +1201,14 @@ func (c *ClientCore) result(r *wire.CallResult) {
 		return
 	}
 	c.stats.Confirmed++
-	c.events = append(c.events, Event{Kind: EventResult, Call: id})
+	c.event(Event{Kind: EventResult, Call: id})
 	// Compare the prediction with the authoritative outputs, which arrived
 	// just before the result.
 	auth := map[string][]byte{}
 	for _, o := range r.Outputs {
-		if vals := c.confirmed[o.Path]; vals != nil {
-			if i, ok := slices.BinarySearchFunc(vals, Time(o.Time), func(x cval, t Time) int { return x.t.Compare(t) }); ok {
-				auth[o.Path] = vals[i].value
+		if h := c.confirmed[o.Path]; h != nil {
+			if i, ok := searchTime(h.vals, Time(o.Time)); ok {
+				auth[o.Path] = h.vals[i].value
 				continue
 			}
 		}
@@ -1175,7 +1238,14 @@ func (c *ClientCore) result(r *wire.CallResult) {
 		c.earn()
 		c.markWrites(p)
 	}
-	c.recent[wireID] = &confirmedCall{id: p.id, call: p.call, outputs: auth, reads: slices.Clone(r.Reads)}
+	cc := &confirmedCall{id: p.id, call: p.call, outputs: auth, reads: slices.Clone(r.Reads)}
+	c.recent[wireID] = cc
+	// Calls are confirmed mostly in their time order: insert from the end.
+	i := len(c.recentQ)
+	for i > 0 && c.recentQ[i-1].t > cc.call.Time {
+		i--
+	}
+	c.recentQ = slices.Insert(c.recentQ, i, recentRef{t: cc.call.Time, id: wireID, cc: cc})
 }
 
 // expandMatched turns a matched result into the full result it stands
@@ -1236,9 +1306,9 @@ func (c *ClientCore) rerunResult(id CallID, r *wire.CallResult) {
 	outputs := map[string][]byte{}
 	if r.Status == wire.CallOK {
 		for _, o := range r.Outputs {
-			if vals := c.confirmed[o.Path]; vals != nil {
-				if i, ok := slices.BinarySearchFunc(vals, Time(o.Time), func(x cval, t Time) int { return x.t.Compare(t) }); ok {
-					outputs[o.Path] = vals[i].value
+			if h := c.confirmed[o.Path]; h != nil {
+				if i, ok := searchTime(h.vals, Time(o.Time)); ok {
+					outputs[o.Path] = h.vals[i].value
 					continue
 				}
 			}
@@ -1265,11 +1335,11 @@ func (c *ClientCore) rerunResult(id CallID, r *wire.CallResult) {
 		if cause != nil {
 			corr.CausePath, corr.Cause, corr.CauseKnown = cause.Path, Time(cause.Start), true
 		}
-		c.events = append(c.events, Event{Kind: EventCorrection, Path: path, Value: nw, Call: cc.id, Correction: corr})
+		c.event(Event{Kind: EventCorrection, Path: path, Value: nw, Call: cc.id, Correction: corr})
 	}
 	cc.outputs, cc.reads = outputs, slices.Clone(r.Reads)
 	if r.Status != wire.CallOK {
-		c.events = append(c.events, Event{Kind: EventResult, Call: cc.id, Err: fmt.Errorf("netcode: call %q failed when re-run: %s", cc.call.Name, r.Error)})
+		c.event(Event{Kind: EventResult, Call: cc.id, Err: fmt.Errorf("netcode: call %q failed when re-run: %s", cc.call.Name, r.Error)})
 	}
 }
 
@@ -1302,7 +1372,7 @@ func (c *ClientCore) correct(p *pcall, path string, predicted, auth []byte, _ bo
 			break
 		}
 	}
-	c.events = append(c.events, Event{Kind: EventCorrection, Path: path, Value: auth, Call: p.id, Correction: corr})
+	c.event(Event{Kind: EventCorrection, Path: path, Value: auth, Call: p.id, Correction: corr})
 }
 
 // resimulate re-runs, in time order, every pending call that read a path
@@ -1391,7 +1461,7 @@ func (c *ClientCore) Tick() {
 		c.pending = c.pending[1:]
 		delete(c.byID, p.call.ID)
 		c.stats.Failed++
-		c.events = append(c.events, Event{Kind: EventResult, Call: p.id, Err: ErrCallTimeout})
+		c.event(Event{Kind: EventResult, Call: p.id, Err: ErrCallTimeout})
 		c.markWrites(p)
 	}
 	c.resimulate()
@@ -1433,7 +1503,11 @@ func (c *ClientCore) sweep(now int64) {
 	// so only there may the latest valid value hide older ones.
 	final := min(now, c.heard-4*int64(c.opts.SendInterval)) - int64(c.cfg.MaxChangeAge) - int64(c.cfg.FinalitySkew)
 	cut := final - int64(keep)
-	for path, vals := range c.confirmed {
+	for _, h := range c.confirmed {
+		vals := h.vals
+		if len(vals) < 2 || vals[1].t.Nanos >= cut {
+			continue // nothing to trim: the first value is the one kept
+		}
 		k := 0
 		// Keep the latest valid value before cut and everything after.
 		for i := 0; i < len(vals) && vals[i].t.Nanos < cut; i++ {
@@ -1442,14 +1516,20 @@ func (c *ClientCore) sweep(now int64) {
 			}
 		}
 		if k > 0 {
-			c.confirmed[path] = slices.Delete(vals, 0, k)
+			h.vals = slices.Delete(vals, 0, k)
 		}
 	}
-	for id, cc := range c.recent {
-		if cc.call.Time < now-2*int64(c.cfg.MaxChangeAge)-int64(time.Second) {
-			delete(c.recent, id)
+	// recentQ holds every entry of recent by call time (and entries since
+	// replaced in it, skipped here).
+	old := now - 2*int64(c.cfg.MaxChangeAge) - int64(time.Second)
+	n := 0
+	for n < len(c.recentQ) && c.recentQ[n].t < old {
+		if r := c.recentQ[n]; c.recent[r.id] == r.cc {
+			delete(c.recent, r.id)
 		}
+		n++
 	}
+	c.recentQ = slices.Delete(c.recentQ, 0, n)
 	for k, exp := range c.delivered {
 		if exp < now {
 			delete(c.delivered, k)
