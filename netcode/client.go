@@ -242,6 +242,7 @@ type confirmedCall struct {
 // pathHist is the confirmed history of one path, with what the game was
 // last told of it, so a value's arrival costs one map lookup.
 type pathHist struct {
+	path string
 	vals []cval // by time, never empty in ClientCore.confirmed
 	// reported is the time of the latest valid value last reported
 	// (EventValue), when hasReported.
@@ -289,7 +290,8 @@ type ClientCore struct {
 	watches   map[string]wire.Watch
 
 	confirmed map[string]*pathHist
-	pending   []*pcall // by write time
+	sorted    []*pathHist // confirmed's entries by path, for prefix ranges
+	pending   []*pcall    // by write time
 	byID      map[CallID]*pcall
 	recent    map[CallID]*confirmedCall // confirmed calls that the authority may still re-run
 	recentQ   []recentRef               // recent's entries (and overwritten ones) by call time
@@ -802,10 +804,32 @@ func (c *ClientCore) History(path string) []PathValue {
 func (c *ClientCore) Events() []Event {
 	ev := c.events
 	c.events = nil
-	if ev != nil {
-		c.evHint = min(len(ev), maxEventHint)
-	}
+	c.sized(len(ev))
 	return ev
+}
+
+// AppendEvents appends the events since the last call to dst, forgets
+// them and returns the extended slice. Unlike Events, it keeps the core's
+// buffer for the next batch: a caller that drains events every frame into
+// a slice of its own allocates nothing for them.
+func (c *ClientCore) AppendEvents(dst []Event) []Event {
+	dst = append(dst, c.events...)
+	clear(c.events) // drop the references the events held
+	c.events = c.events[:0]
+	return dst
+}
+
+// sized notes that a batch of n events was handed out: a new batch starts
+// with room for the larger of n and the batches before it, decaying.
+func (c *ClientCore) sized(n int) {
+	if n == 0 {
+		return
+	}
+	if n >= c.evHint {
+		c.evHint = min(n, maxEventHint)
+	} else {
+		c.evHint -= (c.evHint - n + 3) / 4
+	}
 }
 
 // maxEventHint bounds the capacity a new events slice starts with, so one
@@ -1002,8 +1026,10 @@ func (c *ClientCore) applyValue(v *wire.Value) {
 		vals = slices.Insert(vals, i, cv)
 	}
 	if h == nil {
-		h = &pathHist{}
+		h = &pathHist{path: v.Path}
 		c.confirmed[v.Path] = h
+		j, _ := c.sortedIndex(v.Path)
+		c.sorted = slices.Insert(c.sorted, j, h)
 	}
 	h.vals = vals
 	c.changed(h, v.Path, t)
@@ -1054,12 +1080,13 @@ func (c *ClientCore) dropStale(prefix string, start uint64) {
 			paths = append(paths, prefix)
 		}
 	} else {
-		for p, h := range c.confirmed {
-			if HasPrefix(p, prefix) && staleIn(h.vals, start) {
-				paths = append(paths, p)
+		// The paths under prefix, in order (events in a deterministic one).
+		i, _ := c.sortedIndex(prefix)
+		for ; i < len(c.sorted) && strings.HasPrefix(c.sorted[i].path, prefix); i++ {
+			if staleIn(c.sorted[i].vals, start) {
+				paths = append(paths, c.sorted[i].path)
 			}
 		}
-		slices.Sort(paths) // events in a deterministic order
 	}
 	for _, p := range paths {
 		h := c.confirmed[p]
@@ -1083,6 +1110,9 @@ func (c *ClientCore) dropStale(prefix string, start uint64) {
 		h.vals = vals[:k]
 		if k == 0 {
 			delete(c.confirmed, p)
+			if j, ok := c.sortedIndex(p); ok {
+				c.sorted = slices.Delete(c.sorted, j, j+1)
+			}
 		}
 		c.changed(h, p, first)
 	}
@@ -1143,6 +1173,11 @@ func (c *ClientCore) changed(h *pathHist, path string, t Time) {
 		h.reported, h.hasReported = Time{}, false
 		c.event(Event{Kind: EventValue, Path: path})
 	}
+}
+
+// sortedIndex finds path in c.sorted: its index, or where it would go.
+func (c *ClientCore) sortedIndex(path string) (int, bool) {
+	return slices.BinarySearchFunc(c.sorted, path, func(h *pathHist, p string) int { return strings.Compare(h.path, p) })
 }
 
 // latestValid returns the latest valid value of vals.

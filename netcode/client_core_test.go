@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/rewindnet/rewind/authority"
 	"github.com/rewindnet/rewind/netcode"
 	"github.com/rewindnet/rewind/netcode/wire"
@@ -305,5 +307,49 @@ func TestClientCoreLagCompensationToggle(t *testing.T) {
 	// The automatic view delay is at least the authority's send interval.
 	if d := seen(); d < int64(16*time.Millisecond) {
 		t.Fatalf("with lag compensation the authority read %v in the past", time.Duration(d))
+	}
+}
+
+// TestClientCoreAppendEvents: AppendEvents hands out the same events as
+// Events, batch by batch, and reusing its buffer does not alter a batch
+// already handed out.
+func TestClientCoreAppendEvents(t *testing.T) {
+	newCore := func() (*netcode.ClientCore, *handAuthority) {
+		local := int64(0)
+		clk, _ := timesync.New(vclock{&local}, timesync.DefaultConfig())
+		core, err := netcode.NewClientCore(netcode.ClientOptions{Clock: clk})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return core, newHandSession(t, core)
+	}
+	a, ha := newCore()
+	b, hb := newCore()
+	var got []netcode.Event
+	var batches [][]netcode.Event
+	for i := range 5 {
+		msgs := []wire.Message{values(val("things/a", int64(10+i), fmt.Sprint("a", i)), val(fmt.Sprint("things/", i), 10, "x"))}
+		if i == 3 {
+			msgs = append(msgs, wire.Message{Kind: wire.KindValues, Values: wire.Values{Items: []wire.Value{{Path: "things/a", Time: wire.Time{Nanos: 13, Creator: 9}, State: wire.StateInvalid}}}})
+		}
+		ha.frame(msgs...)
+		hb.frame(msgs...)
+		want := a.Events()
+		n := len(got)
+		got = b.AppendEvents(got)
+		if diff := cmp.Diff(want, got[n:], cmpopts.EquateErrors()); diff != "" {
+			t.Errorf("batch %d (-Events +AppendEvents):\n%s", i, diff)
+		}
+		batches = append(batches, want)
+	}
+	var all []netcode.Event
+	for _, bt := range batches {
+		all = append(all, bt...)
+	}
+	if len(all) < 10 {
+		t.Fatalf("%d events, want at least 10", len(all))
+	}
+	if diff := cmp.Diff(all, got, cmpopts.EquateErrors()); diff != "" {
+		t.Errorf("all batches (-Events +AppendEvents):\n%s", diff)
 	}
 }
