@@ -299,8 +299,10 @@ type ClientCore struct {
 	dirty     map[string]int64          // path → earliest changed time, for resimulation
 	credits   float64
 	delivered map[eventKey]int64 // emitted events already given to the game → expiry
-	events    []Event
-	evHint    int // capacity for a new events slice: the last batch's length
+	// evBuf holds the events: those from evStart on are the current
+	// batch, those before it were handed out by Events.
+	evBuf   []Event
+	evStart int
 
 	// arrivals counts the confirmed values that arrived (in Values), and
 	// snaps follows, by prefix, the Watches of this session whose
@@ -800,50 +802,45 @@ func (c *ClientCore) History(path string) []PathValue {
 	return out
 }
 
-// Events returns the events since the last call and forgets them.
+// Events returns the events since the last call and forgets them. The
+// core never touches the returned slice again.
 func (c *ClientCore) Events() []Event {
-	ev := c.events
-	c.events = nil
-	c.sized(len(ev))
+	n := len(c.evBuf)
+	if n == c.evStart {
+		return nil
+	}
+	ev := c.evBuf[c.evStart:n:n] // capped: appending to it cannot reach the core's next events
+	c.evStart = n
 	return ev
 }
 
 // AppendEvents appends the events since the last call to dst, forgets
-// them and returns the extended slice. Unlike Events, it keeps the core's
-// buffer for the next batch: a caller that drains events every frame into
-// a slice of its own allocates nothing for them.
+// them and returns the extended slice. Unlike Events, it lets the core
+// reuse their room: a caller that drains events every frame into a slice
+// of its own allocates nothing for them.
 func (c *ClientCore) AppendEvents(dst []Event) []Event {
-	dst = append(dst, c.events...)
-	clear(c.events) // drop the references the events held
-	c.events = c.events[:0]
+	batch := c.evBuf[c.evStart:]
+	dst = append(dst, batch...)
+	clear(batch) // drop the references the events held
+	c.evBuf = c.evBuf[:c.evStart]
 	return dst
 }
 
-// sized notes that a batch of n events was handed out: a new batch starts
-// with room for the larger of n and the batches before it, decaying.
-func (c *ClientCore) sized(n int) {
-	if n == 0 {
-		return
-	}
-	if n >= c.evHint {
-		c.evHint = min(n, maxEventHint)
-	} else {
-		c.evHint -= (c.evHint - n + 3) / 4
-	}
-}
+// eventChunk is how many events a buffer of them holds at least.
+const eventChunk = 64
 
-// maxEventHint bounds the capacity a new events slice starts with, so one
-// burst (a large snapshot) does not size every batch after it.
-const maxEventHint = 64
-
-// event queues e for Events. A new batch starts with room for as many
-// events as the last one held, so a steady stream of them does not grow
-// its slice from nothing each time.
+// event queues e for Events. Events accumulate in a buffer of eventChunk
+// or more, and Events hands out the part holding the current batch, so a
+// steady stream of small batches allocates once per chunk rather than once
+// (and more, growing) per batch.
 func (c *ClientCore) event(e Event) {
-	if c.events == nil {
-		c.events = make([]Event, 0, max(c.evHint, 4))
+	if len(c.evBuf) == cap(c.evBuf) {
+		batch := c.evBuf[c.evStart:]
+		buf := append(make([]Event, 0, max(eventChunk, 2*len(batch))), batch...)
+		clear(batch) // the old buffer lives on only in batches handed out
+		c.evBuf, c.evStart = buf, 0
 	}
-	c.events = append(c.events, e)
+	c.evBuf = append(c.evBuf, e)
 }
 
 // Stats returns the counters.
