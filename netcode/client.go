@@ -293,6 +293,7 @@ type ClientCore struct {
 	sorted    []*pathHist // confirmed's entries by path, for prefix ranges
 	pending   []*pcall    // by write time
 	byID      map[CallID]*pcall
+	freeCalls []*pcall                  // answered calls, for reuse
 	recent    map[CallID]*confirmedCall // confirmed calls that the authority may still re-run
 	recentQ   []recentRef               // recent's entries (and overwritten ones) by call time
 	noLagComp bool                      // calls carry no view delay
@@ -632,7 +633,8 @@ func (c *ClientCore) Call(name string, args []byte) (CallID, error) {
 		view = 0
 	}
 	call := Call{ID: CallID{Creator: c.creator, Seq: c.seq}, Name: name, Args: slices.Clone(args), Time: W, ViewDelay: view}
-	p := &pcall{id: call.ID, call: call}
+	p := c.newCall()
+	p.id, p.call = call.ID, call
 	c.predict(p)
 	c.pending = append(c.pending, p)
 	c.byID[call.ID] = p
@@ -1230,6 +1232,7 @@ func (c *ClientCore) result(r *wire.CallResult) {
 			}
 		}
 		c.markWrites(p)
+		c.release(p)
 		return
 	}
 	c.stats.Confirmed++
@@ -1278,6 +1281,30 @@ func (c *ClientCore) result(r *wire.CallResult) {
 		i--
 	}
 	c.recentQ = slices.Insert(c.recentQ, i, recentRef{t: cc.call.Time, id: wireID, cc: cc})
+	c.release(p)
+}
+
+// maxFreeCalls bounds the answered calls kept for reuse.
+const maxFreeCalls = 16
+
+// newCall returns a zero pcall, reusing one whose result arrived.
+func (c *ClientCore) newCall() *pcall {
+	n := len(c.freeCalls)
+	if n == 0 {
+		return &pcall{}
+	}
+	p := c.freeCalls[n-1]
+	c.freeCalls[n-1] = nil
+	c.freeCalls = c.freeCalls[:n-1]
+	return p
+}
+
+// release keeps p, answered and referenced nowhere any more, for reuse.
+func (c *ClientCore) release(p *pcall) {
+	if len(c.freeCalls) < maxFreeCalls {
+		*p = pcall{}
+		c.freeCalls = append(c.freeCalls, p)
+	}
 }
 
 // expandMatched turns a matched result into the full result it stands
