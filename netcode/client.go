@@ -240,9 +240,9 @@ type confirmedCall struct {
 }
 
 // pathHist is the confirmed history of one path, with what the game was
-// last told of it, so a value's arrival costs one map lookup.
+// last told of it, so a value's arrival costs one map lookup (and the
+// store back), held in the map itself rather than behind a pointer.
 type pathHist struct {
-	path string
 	vals []cval // by time, never empty in ClientCore.confirmed
 	// reported is the time of the latest valid value last reported
 	// (EventValue), when hasReported.
@@ -289,9 +289,9 @@ type ClientCore struct {
 	heard     int64 // the authority's time on the latest Welcome or time-sync reply applied
 	watches   map[string]wire.Watch
 
-	confirmed map[string]*pathHist
-	sorted    []*pathHist // confirmed's entries by path, for prefix ranges
-	pending   []*pcall    // by write time
+	confirmed map[string]pathHist
+	sorted    []string // confirmed's paths in order, for prefix ranges
+	pending   []*pcall // by write time
 	byID      map[CallID]*pcall
 	freeCalls []*pcall                  // answered calls, for reuse
 	recent    map[CallID]*confirmedCall // confirmed calls that the authority may still re-run
@@ -342,7 +342,7 @@ func NewClientCore(opts ClientOptions) (*ClientCore, error) {
 		clock:     opts.Clock,
 		cfg:       DefaultConfig(),
 		watches:   make(map[string]wire.Watch),
-		confirmed: make(map[string]*pathHist),
+		confirmed: make(map[string]pathHist),
 		byID:      make(map[CallID]*pcall),
 		recent:    make(map[CallID]*confirmedCall),
 		dirty:     make(map[string]int64),
@@ -705,7 +705,7 @@ func (c *ClientCore) Latest(path string, before Time) (PathValue, bool) {
 	var best PathValue
 	found := false
 	var vals []cval
-	if h := c.confirmed[path]; h != nil {
+	if h, ok := c.confirmed[path]; ok {
 		vals = h.vals
 	}
 	for i := len(vals) - 1; i >= 0; i-- {
@@ -792,7 +792,7 @@ func (c *ClientCore) ReadAt(path string, t int64) ([]byte, bool) {
 // interpolation. The slices alias the core: do not modify them.
 func (c *ClientCore) History(path string) []PathValue {
 	var vals []cval
-	if h := c.confirmed[path]; h != nil {
+	if h, ok := c.confirmed[path]; ok {
 		vals = h.vals
 	}
 	out := make([]PathValue, 0, len(vals))
@@ -1004,11 +1004,8 @@ func (c *ClientCore) applyValue(v *wire.Value) {
 		}
 		return
 	}
-	h := c.confirmed[v.Path]
-	var vals []cval
-	if h != nil {
-		vals = h.vals
-	}
+	h, had := c.confirmed[v.Path]
+	vals := h.vals
 	i, found := searchTime(vals, t)
 	c.arrivals++
 	if found && vals[i].state == State(v.State) && bytes.Equal(vals[i].value, v.Value) && (vals[i].value == nil) == (v.Value == nil) {
@@ -1024,14 +1021,13 @@ func (c *ClientCore) applyValue(v *wire.Value) {
 	default:
 		vals = slices.Insert(vals, i, cv)
 	}
-	if h == nil {
-		h = &pathHist{path: v.Path}
-		c.confirmed[v.Path] = h
+	if !had {
 		j, _ := c.sortedIndex(v.Path)
-		c.sorted = slices.Insert(c.sorted, j, h)
+		c.sorted = slices.Insert(c.sorted, j, v.Path)
 	}
 	h.vals = vals
-	c.changed(h, v.Path, t)
+	c.changed(&h, v.Path, t)
+	c.confirmed[v.Path] = h
 }
 
 // snapshotDone ends the oldest due snapshot of prefix: every confirmed
@@ -1075,15 +1071,15 @@ func (c *ClientCore) WatchReady(prefix string) bool { return c.ready[prefix] }
 func (c *ClientCore) dropStale(prefix string, start uint64) {
 	var paths []string
 	if prefix != "" && prefix[len(prefix)-1] != '/' {
-		if h := c.confirmed[prefix]; h != nil && staleIn(h.vals, start) {
+		if h, ok := c.confirmed[prefix]; ok && staleIn(h.vals, start) {
 			paths = append(paths, prefix)
 		}
 	} else {
 		// The paths under prefix, in order (events in a deterministic one).
 		i, _ := c.sortedIndex(prefix)
-		for ; i < len(c.sorted) && strings.HasPrefix(c.sorted[i].path, prefix); i++ {
-			if staleIn(c.sorted[i].vals, start) {
-				paths = append(paths, c.sorted[i].path)
+		for ; i < len(c.sorted) && strings.HasPrefix(c.sorted[i], prefix); i++ {
+			if staleIn(c.confirmed[c.sorted[i]].vals, start) {
+				paths = append(paths, c.sorted[i])
 			}
 		}
 	}
@@ -1107,13 +1103,15 @@ func (c *ClientCore) dropStale(prefix string, start uint64) {
 		}
 		clear(vals[k:])
 		h.vals = vals[:k]
+		c.changed(&h, p, first)
 		if k == 0 {
 			delete(c.confirmed, p)
 			if j, ok := c.sortedIndex(p); ok {
 				c.sorted = slices.Delete(c.sorted, j, j+1)
 			}
+		} else {
+			c.confirmed[p] = h
 		}
-		c.changed(h, p, first)
 	}
 }
 
@@ -1141,8 +1139,8 @@ func cloneValue(b []byte) []byte {
 
 func (c *ClientCore) applyState(sc wire.StateChange) {
 	t := Time(sc.Time)
-	h := c.confirmed[sc.Path]
-	if h == nil {
+	h, ok := c.confirmed[sc.Path]
+	if !ok {
 		return
 	}
 	i, found := searchTime(h.vals, t)
@@ -1150,7 +1148,8 @@ func (c *ClientCore) applyState(sc wire.StateChange) {
 		return
 	}
 	h.vals[i].state = State(sc.State)
-	c.changed(h, sc.Path, t)
+	c.changed(&h, sc.Path, t)
+	c.confirmed[sc.Path] = h
 }
 
 // changed records a confirmed change of path (whose history is h) at t:
@@ -1176,7 +1175,7 @@ func (c *ClientCore) changed(h *pathHist, path string, t Time) {
 
 // sortedIndex finds path in c.sorted: its index, or where it would go.
 func (c *ClientCore) sortedIndex(path string) (int, bool) {
-	return slices.BinarySearchFunc(c.sorted, path, func(h *pathHist, p string) int { return strings.Compare(h.path, p) })
+	return slices.BinarySearch(c.sorted, path)
 }
 
 // latestValid returns the latest valid value of vals.
@@ -1241,7 +1240,7 @@ func (c *ClientCore) result(r *wire.CallResult) {
 	// just before the result.
 	auth := map[string][]byte{}
 	for _, o := range r.Outputs {
-		if h := c.confirmed[o.Path]; h != nil {
+		if h, ok := c.confirmed[o.Path]; ok {
 			if i, ok := searchTime(h.vals, Time(o.Time)); ok {
 				auth[o.Path] = h.vals[i].value
 				continue
@@ -1365,7 +1364,7 @@ func (c *ClientCore) rerunResult(id CallID, r *wire.CallResult) {
 	outputs := map[string][]byte{}
 	if r.Status == wire.CallOK {
 		for _, o := range r.Outputs {
-			if h := c.confirmed[o.Path]; h != nil {
+			if h, ok := c.confirmed[o.Path]; ok {
 				if i, ok := searchTime(h.vals, Time(o.Time)); ok {
 					outputs[o.Path] = h.vals[i].value
 					continue
@@ -1562,7 +1561,7 @@ func (c *ClientCore) sweep(now int64) {
 	// so only there may the latest valid value hide older ones.
 	final := min(now, c.heard-4*int64(c.opts.SendInterval)) - int64(c.cfg.MaxChangeAge) - int64(c.cfg.FinalitySkew)
 	cut := final - int64(keep)
-	for _, h := range c.confirmed {
+	for path, h := range c.confirmed {
 		vals := h.vals
 		if len(vals) < 2 || vals[1].t.Nanos >= cut {
 			continue // nothing to trim: the first value is the one kept
@@ -1576,6 +1575,7 @@ func (c *ClientCore) sweep(now int64) {
 		}
 		if k > 0 {
 			h.vals = slices.Delete(vals, 0, k)
+			c.confirmed[path] = h
 		}
 	}
 	// recentQ holds every entry of recent by call time (and entries since
