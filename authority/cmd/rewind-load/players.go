@@ -124,6 +124,7 @@ type player struct {
 	turnAt  time.Time
 	shootAt time.Time
 	calls   map[netcode.CallID]callInfo
+	evbuf   []netcode.Event // the core's events of the frame, drained into this room (AppendEvents)
 	visible map[uint32]struct{}
 	corr    map[netcode.CallID]bool
 
@@ -498,7 +499,8 @@ func (p *player) frame(now time.Time) {
 // events takes the core's events: the view (enter, leave), the session,
 // and the results of calls, timed at now.
 func (p *player) events(now time.Time) {
-	evs := p.core.Events()
+	evs := p.core.AppendEvents(p.evbuf[:0])
+	p.evbuf = evs
 	if len(evs) == 0 {
 		return
 	}
