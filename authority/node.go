@@ -1717,7 +1717,7 @@ func (n *Node) callMsg(now, arrived int64, s *session, c *wire.Call) {
 		return
 	}
 	cfg := n.cfg.Store
-	if (W < now-int64(cfg.MaxChangeAge) || W <= n.store.Horizon()) && !n.failoverCall(s.cr, W, now) {
+	if (W < now-int64(cfg.MaxChangeAge) || W <= n.store.Horizon()) && (f.Options.NoLateFailover || !n.failoverCall(s.cr, W, now)) {
 		text := fmt.Sprintf("write time %d is older than the change window (now %d)", W, now)
 		if W < arrived-int64(cfg.MaxChangeAge) {
 			refuse(latePoints, CauseLate, text)

@@ -40,6 +40,16 @@ type FuncOptions struct {
 	// must be deterministic and cheap; "" (or nil) runs the call where it
 	// arrives.
 	ShardKey func(caller uint32, args []byte) string
+	// NoLateFailover refuses the function's calls older than the change
+	// window even when they come from a client that failed over to
+	// another authority of a cluster and sends its unanswered calls
+	// again (which the authority otherwise runs at their own times, up to
+	// its Limits.FailoverCalls): for input that others already saw
+	// played out, such as movement. Run 1–2 s back, a failed-over
+	// player's moves would take back the hits other players scored on
+	// where they saw it; refused, the player's own prediction is
+	// corrected instead (favour the shooter).
+	NoLateFailover bool
 }
 
 // Function is a registered function.

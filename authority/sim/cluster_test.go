@@ -294,6 +294,44 @@ func TestFailoverCallsAccepted(t *testing.T) {
 	}
 }
 
+// TestNoLateFailoverRefused: the runs of TestFailoverCallsAccepted with
+// the default allowance, on nodes whose functions all set
+// netcode.FuncOptions.NoLateFailover: no call older than the change
+// window runs after the failover (each is refused late, as without the
+// allowance), and every property holds.
+func TestNoLateFailoverRefused(t *testing.T) {
+	n := seedCount(5)
+	var sum sim.Report
+	for i := range n {
+		seed := *first + uint64(i)
+		reg := sim.Registry()
+		for _, name := range reg.Names() {
+			f, _ := reg.Lookup(name)
+			f.Options.NoLateFailover = true
+		}
+		s, err := sim.NewCluster(failoverConfig(seed), 3, func(id uint8) sim.Server {
+			node, err := authority.NewNode(nodeConfig(reg, id, 3))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sim.NodeServer(node)
+		}, sim.Registry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Run(); err != nil {
+			t.Fatalf("seed %d: %v (rerun: go test ./authority/sim -run TestNoLateFailoverRefused -sim.seed=%d -sim.seeds=1)", seed, err, seed)
+		}
+		r := s.Report()
+		sum.FailoverCalls += r.FailoverCalls
+		sum.RejectedLate += r.RejectedLate
+	}
+	t.Logf("%d seeds: %d refused late, %d accepted after failover", n, sum.RejectedLate, sum.FailoverCalls)
+	if sum.FailoverCalls != 0 || sum.RejectedLate == 0 {
+		t.Fatalf("%d calls accepted after failover, %d refused late: want none accepted and some refused (first seed %d)", sum.FailoverCalls, sum.RejectedLate, *first)
+	}
+}
+
 // delayConfig draws a run without faults whose links between authorities
 // take 80 ms each way, as the streams of starved processes on a loaded
 // machine do (a kill run at load 20-25 lost confirmed calls with no node

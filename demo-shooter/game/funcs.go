@@ -12,17 +12,23 @@ import (
 
 // Registry returns a registry holding the game's functions (FuncJoin ...
 // FuncRespawn), each keeping the client's write time. Link the same
-// registry into the client and the authority.
+// registry into the client and the authority. Key changes are movement,
+// which others see played out: after a failover in a cluster, those
+// older than the change window are refused rather than run back in time
+// (netcode.FuncOptions.NoLateFailover), so they cannot take back the hits
+// others scored on the player where they saw it.
 func Registry() *netcode.Registry {
 	r := netcode.NewRegistry()
 	for _, f := range []struct {
 		name string
 		fn   netcode.Func
+		opts netcode.FuncOptions
 	}{
-		{FuncJoin, join}, {FuncSetKeys, setKeys}, {FuncAim, aim},
-		{FuncShoot, shoot}, {FuncGravity, gravity}, {FuncRespawn, respawn},
+		{FuncJoin, join, netcode.FuncOptions{}}, {FuncSetKeys, setKeys, netcode.FuncOptions{NoLateFailover: true}},
+		{FuncAim, aim, netcode.FuncOptions{}}, {FuncShoot, shoot, netcode.FuncOptions{}},
+		{FuncGravity, gravity, netcode.FuncOptions{}}, {FuncRespawn, respawn, netcode.FuncOptions{}},
 	} {
-		if err := r.Register(f.name, f.fn, netcode.FuncOptions{}); err != nil {
+		if err := r.Register(f.name, f.fn, f.opts); err != nil {
 			panic(err) // fixed names: a failure is a bug here
 		}
 	}
